@@ -1,0 +1,111 @@
+//! The model graph stored as JSON in an `.anybit` file's metadata (docs/FORMAT.md).
+//! Plain serde types: the format module validates them, the model module builds layers from them.
+
+use serde::{Deserialize, Serialize};
+
+pub const FORMAT_NAME: &str = "anybit";
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Graph {
+    /// Always "anybit".
+    pub format: String,
+    /// Format version; readers reject versions they do not know.
+    pub version: u32,
+    pub name: String,
+    /// Input tensor shape without the batch dimension, NHWC order: [height, width, channels].
+    pub input_shape: Vec<usize>,
+    /// Optional class names, one per output logit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
+    /// The widths this model supports, each with the activation width used at that weight width.
+    pub widths: Vec<Width>,
+    /// Nodes in topological order. Node `i` reads the outputs named in `inputs`; the graph input
+    /// is named "input". The last node's output is the model output.
+    pub nodes: Vec<Node>,
+    /// Accuracy per width measured by the exporter (for the precision policy and the UI).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub eval: Vec<EvalResult>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Width {
+    /// Weight bits of the any-precision layers.
+    pub w: u8,
+    /// Activation bits at the input of the any-precision layers.
+    pub a: u8,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalResult {
+    pub dataset: String,
+    pub n: usize,
+    /// Weight width -> top-1 accuracy in [0, 1], as pairs `[w, acc]`.
+    pub accuracy: Vec<(u8, f64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// Unique name; also the prefix of this node's tensors ("{name}.w{bits}.scale", ...).
+    pub name: String,
+    pub inputs: Vec<String>,
+    pub op: Op,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// Follows the model width (weights at `w`, input activations at `a`).
+    Model,
+    /// Always 8-bit weights and activations (first and last layers, by convention).
+    Fixed8,
+}
+
+/// Where a quantized layer's 8-bit weight codes lie inside each bit plane, and how they are used.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantWeight {
+    /// Logical weight shape. Conv: [out, kh, kw, in/groups]; dense: [out, in].
+    pub shape: Vec<usize>,
+    /// Index of this tensor's first code within the flat code sequence shared by all layers
+    /// (every bit plane holds the same sequence, one bit per code). Byte-aligned: a multiple of 8.
+    pub code_offset: usize,
+    pub precision: Precision,
+    /// Whether per-width bias tensors "{node}.w{b}.bias" exist.
+    #[serde(default)]
+    pub bias: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Op {
+    /// 2-D convolution, NHWC, quantized input (PACT clip per width) and weights.
+    Conv2d {
+        weight: QuantWeight,
+        stride: [usize; 2],
+        /// [top, left, bottom, right]
+        padding: [usize; 4],
+        dilation: [usize; 2],
+        groups: usize,
+    },
+    /// Fully connected, quantized like Conv2d; flattens its input.
+    Dense { weight: QuantWeight },
+    MaxPool { kernel: [usize; 2], stride: [usize; 2], padding: [usize; 4] },
+    /// Average over the window, counting only in-bounds positions.
+    AvgPool { kernel: [usize; 2], stride: [usize; 2], padding: [usize; 4] },
+    GlobalAvgPool,
+    Relu,
+    Relu6,
+    Clamp { min: f32, max: f32 },
+    /// Per-channel `x * scale + bias` with one pair per width ("{node}.w{b}.scale", ".bias"):
+    /// a folded switchable BatchNorm.
+    Affine,
+    /// Element-wise sum of its inputs (residual connection).
+    Add,
+    Flatten,
+    Softmax,
+}

@@ -1,0 +1,25 @@
+//! anybit: run neural networks at any weight precision from 8 bits down to 1 bit.
+//!
+//! Layers of the crate, bottom up (docs/ARCHITECTURE.md has the one-page tour):
+//! - [`quant`]: the nested weight quantizer and PACT activation codes (shared with the trainer).
+//! - [`kernels`]: integer GEMM on bit-packed codes; scalar reference, SIMD128 and relaxed SIMD.
+//! - [`format`]: the `.anybit` file (safetensors + JSON [`graph`]), bit-plane-major weights.
+//! - [`tensor`], [`layers`]: f32 NHWC tensors and the layers built on the kernels.
+//! - [`model`]: a graph of layers with a switchable width.
+//! - `wasm` (wasm32 only): the JavaScript API.
+
+pub mod error;
+pub mod format;
+pub mod graph;
+pub mod kernels;
+pub mod layers;
+pub mod model;
+pub mod quant;
+pub mod tensor;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
+
+pub use error::{Error, ErrorKind, Result};
+pub use graph::Graph;
+
+
