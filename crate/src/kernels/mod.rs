@@ -1,1 +1,358 @@
-//! (being written)
+//! Integer GEMM on quantized codes, for weights of every width 1..=8 and unsigned activations of
+//! every width 1..=8: `acc[row][col] = Σ_k c[row][k] * a[col][k]`, exact in i32. The layers
+//! dequantize themselves (with [`PackedActs::col_sums`] for the weight offset).
+//!
+//! Structure (tract-linalg style): this file holds the API, validation and dispatch; one module
+//! per packing scheme ([`dot16`], [`bitserial`]) owns its memory layout; one module per
+//! instruction set holds the micro-kernels for every scheme (`generic` plain Rust, `simd128`,
+//! `relaxed`). [`reference`] is the obviously-correct loop the tests compare everything with.
+
+mod bitserial;
+mod dot16;
+mod generic;
+mod reference;
+
+pub use reference::gemm_reference;
+
+use crate::error::{ErrorKind, Result};
+use crate::quant::check_bits;
+
+/// Largest supported depth: 255 * 255 * 32768 = 2_130_739_200 < 2^31, so an i32 accumulator
+/// cannot overflow for any codes.
+pub const MAX_DEPTH: usize = 32768;
+
+/// Instruction set a kernel is compiled for. Which ones exist is fixed at build time (wasm has no
+/// run-time feature detection inside a module; the JS side picks the binary).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Plain Rust; the native path too (LLVM may auto-vectorize it for the host).
+    Scalar,
+    /// wasm SIMD128 intrinsics.
+    Simd128,
+    /// wasm SIMD128 plus relaxed SIMD.
+    Relaxed,
+}
+
+impl Isa {
+    /// Every Isa this build can run, slowest first.
+    pub fn available() -> Vec<Isa> {
+        #[allow(unused_mut)]
+        let mut v = vec![Isa::Scalar];
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        v.push(Isa::Simd128);
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128", target_feature = "relaxed-simd"))]
+        v.push(Isa::Relaxed);
+        v
+    }
+
+    pub fn best() -> Isa {
+        *Isa::available().last().expect("Scalar is always available")
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Simd128 => "simd128",
+            Isa::Relaxed => "relaxed",
+        }
+    }
+
+    fn check(self) -> Result<()> {
+        if !Isa::available().contains(&self) {
+            crate::bail!(ErrorKind::InvalidArgument, "instruction set {} is not in this build", self.name());
+        }
+        Ok(())
+    }
+}
+
+/// How codes are packed, which decides the arithmetic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// Codes widened to i16, `i32x4.dot_i16x8_s`: cost independent of the widths.
+    Dot16,
+    /// Bit planes along depth, AND + popcount per plane pair: cost ∝ wbits * abits.
+    BitSerial,
+}
+
+impl Scheme {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Dot16 => "dot16",
+            Scheme::BitSerial => "bitserial",
+        }
+    }
+
+    pub fn all() -> &'static [Scheme] {
+        &[Scheme::Dot16, Scheme::BitSerial]
+    }
+}
+
+/// The fastest scheme for a width pair, chosen by measurement (see BENCHMARKS.md).
+pub fn best_scheme(wbits: u8, abits: u8) -> Scheme {
+    // Provisional until the benchmark tables are in: bit-serial pays only while the number of
+    // plane pairs is tiny.
+    if (wbits as u32) * (abits as u32) <= 2 {
+        Scheme::BitSerial
+    } else {
+        Scheme::Dot16
+    }
+}
+
+fn check_depth(depth: usize) -> Result<()> {
+    if depth > MAX_DEPTH {
+        crate::bail!(
+            ErrorKind::LimitExceeded,
+            "GEMM depth {depth} exceeds {MAX_DEPTH}: the i32 accumulator could overflow"
+        );
+    }
+    Ok(())
+}
+
+/// Rejects any code that does not fit `bits` bits. One pass of OR, which vectorizes.
+fn check_codes(codes: &[u8], bits: u8, what: &str) -> Result<()> {
+    if bits >= 8 {
+        return Ok(());
+    }
+    let any = codes.iter().fold(0u8, |m, &c| m | c);
+    if any >> bits != 0 {
+        let bad = codes.iter().position(|&c| c >> bits != 0).unwrap_or(0);
+        crate::bail!(
+            ErrorKind::BadValue,
+            "{what} code {} at index {bad} does not fit {bits} bits",
+            codes[bad]
+        );
+    }
+    Ok(())
+}
+
+fn checked_len(a: usize, b: usize, what: &str) -> Result<usize> {
+    match a.checked_mul(b) {
+        Some(n) => Ok(n),
+        None => crate::bail!(ErrorKind::LimitExceeded, "{what} size {a} x {b} overflows"),
+    }
+}
+
+/// Weights packed once at load (or width switch) time.
+#[derive(Clone, Debug)]
+pub struct PackedWeights {
+    scheme: Scheme,
+    rows: usize,
+    depth: usize,
+    wbits: u8,
+    /// Rows rounded up to the scheme's tile height.
+    rows_pad: usize,
+    /// Dot16: `[rows_pad][kp]`.
+    i16s: Vec<i16>,
+    /// BitSerial: `[rows_pad][wbits][kw][2]`.
+    words: Vec<u64>,
+}
+
+impl PackedWeights {
+    /// `codes`: row-major `[rows][depth]`, each `< 2^wbits`.
+    pub fn new(codes: &[u8], rows: usize, depth: usize, wbits: u8, scheme: Scheme) -> Result<Self> {
+        check_bits(wbits)?;
+        check_depth(depth)?;
+        let n = checked_len(rows, depth, "weight")?;
+        if codes.len() != n {
+            crate::bail!(
+                ErrorKind::ShapeMismatch,
+                "weights: {} codes given for {rows} rows x {depth} depth",
+                codes.len()
+            );
+        }
+        check_codes(codes, wbits, "weight")?;
+        let mut w = PackedWeights {
+            scheme,
+            rows,
+            depth,
+            wbits,
+            rows_pad: 0,
+            i16s: Vec::new(),
+            words: Vec::new(),
+        };
+        match scheme {
+            Scheme::Dot16 => {
+                w.rows_pad = rows.div_ceil(dot16::MR) * dot16::MR;
+                w.i16s = vec![0; w.rows_pad * dot16::padded_depth(depth)];
+                dot16::widen(codes, rows, w.rows_pad, depth, &mut w.i16s, None);
+            }
+            Scheme::BitSerial => {
+                w.rows_pad = rows.div_ceil(bitserial::MR) * bitserial::MR;
+                let stride = wbits as usize * bitserial::words(depth) * bitserial::U64_PER_WORD;
+                w.words = vec![0; w.rows_pad * stride];
+                bitserial::pack_planes(codes, rows, w.rows_pad, depth, wbits, &mut w.words);
+            }
+        }
+        Ok(w)
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+    pub fn wbits(&self) -> u8 {
+        self.wbits
+    }
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+}
+
+/// Activations packed per call. A reusable buffer: it grows to the largest layer and never
+/// shrinks, so a model reuses one across layers and calls without allocating.
+#[derive(Clone, Debug, Default)]
+pub struct PackedActs {
+    scheme: Option<Scheme>,
+    cols: usize,
+    depth: usize,
+    abits: u8,
+    cols_pad: usize,
+    col_sums: Vec<i32>,
+    /// Dot16: `[cols_pad][kp]`.
+    i16s: Vec<i16>,
+    /// BitSerial: `[cols_pad][abits][kw][2]`.
+    words: Vec<u64>,
+}
+
+fn grow<T: Clone + Default>(v: &mut Vec<T>, n: usize) {
+    if v.len() < n {
+        v.resize(n, T::default());
+    }
+}
+
+impl PackedActs {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `codes`: `[cols][depth]`, each `< 2^abits`. Packs for `scheme` and computes per-column
+    /// code sums. On error the buffer holds no valid pack.
+    pub fn pack(&mut self, codes: &[u8], cols: usize, depth: usize, abits: u8, scheme: Scheme) -> Result<()> {
+        self.scheme = None;
+        check_bits(abits)?;
+        check_depth(depth)?;
+        let n = checked_len(cols, depth, "activation")?;
+        if codes.len() != n {
+            crate::bail!(
+                ErrorKind::ShapeMismatch,
+                "activations: {} codes given for {cols} columns x {depth} depth",
+                codes.len()
+            );
+        }
+        check_codes(codes, abits, "activation")?;
+        grow(&mut self.col_sums, cols);
+        match scheme {
+            Scheme::Dot16 => {
+                let cols_pad = cols.div_ceil(dot16::NR) * dot16::NR;
+                grow(&mut self.i16s, cols_pad * dot16::padded_depth(depth));
+                dot16::widen(codes, cols, cols_pad, depth, &mut self.i16s, Some(&mut self.col_sums));
+                self.cols_pad = cols_pad;
+            }
+            Scheme::BitSerial => {
+                let cols_pad = cols.div_ceil(bitserial::NR) * bitserial::NR;
+                let stride = abits as usize * bitserial::words(depth) * bitserial::U64_PER_WORD;
+                grow(&mut self.words, cols_pad * stride);
+                bitserial::pack_planes(codes, cols, cols_pad, depth, abits, &mut self.words);
+                for c in 0..cols {
+                    self.col_sums[c] = dot16::sum_codes(&codes[c * depth..(c + 1) * depth]);
+                }
+                self.cols_pad = cols_pad;
+            }
+        }
+        self.scheme = Some(scheme);
+        self.cols = cols;
+        self.depth = depth;
+        self.abits = abits;
+        Ok(())
+    }
+
+    pub fn col_sums(&self) -> &[i32] {
+        &self.col_sums[..self.cols]
+    }
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+    pub fn abits(&self) -> u8 {
+        self.abits
+    }
+}
+
+/// A view of one column range of the problem, handed to a micro-kernel driver. `out` holds
+/// exactly the columns `c0..c1`, `rows` values each.
+pub(crate) struct Job<'a> {
+    pub w: &'a PackedWeights,
+    pub a: &'a PackedActs,
+    pub c0: usize,
+    pub c1: usize,
+    pub out: &'a mut [i32],
+}
+
+type Driver = fn(Job<'_>);
+
+fn driver(isa: Isa, scheme: Scheme) -> Driver {
+    match (isa, scheme) {
+        (Isa::Scalar, Scheme::Dot16) => generic::dot16,
+        (Isa::Scalar, Scheme::BitSerial) => generic::bitserial,
+        #[allow(unreachable_patterns)]
+        _ => unreachable!("Isa::check rejects instruction sets missing from the build"),
+    }
+}
+
+/// `out[col * rows + row] = Σ_k w[row][k] * a[col][k]` (channels fastest, as NHWC wants).
+/// `threads <= 1` runs on this thread; more splits the columns over rayon (feature `threads`;
+/// ignored without it).
+pub fn gemm(isa: Isa, w: &PackedWeights, a: &PackedActs, out: &mut [i32], threads: usize) -> Result<()> {
+    isa.check()?;
+    let Some(scheme) = a.scheme else {
+        crate::bail!(ErrorKind::InvalidArgument, "activations were not packed (or their packing failed)");
+    };
+    if scheme != w.scheme {
+        crate::bail!(
+            ErrorKind::InvalidArgument,
+            "weights packed for {} but activations for {}",
+            w.scheme.name(),
+            scheme.name()
+        );
+    }
+    if a.depth != w.depth {
+        crate::bail!(ErrorKind::ShapeMismatch, "weight depth {} != activation depth {}", w.depth, a.depth);
+    }
+    let n = w.rows * a.cols;
+    if out.len() < n {
+        crate::bail!(ErrorKind::ShapeMismatch, "output holds {} values, GEMM needs {n}", out.len());
+    }
+    let out = &mut out[..n];
+    if n == 0 {
+        return Ok(());
+    }
+    let run = driver(isa, scheme);
+    run_columns(run, w, a, out, threads);
+    Ok(())
+}
+
+#[cfg(feature = "threads")]
+fn run_columns(run: Driver, w: &PackedWeights, a: &PackedActs, out: &mut [i32], threads: usize) {
+    use rayon::prelude::*;
+    let cols = a.cols;
+    if threads <= 1 || cols < 2 {
+        return run(Job { w, a, c0: 0, c1: cols, out });
+    }
+    // Equal column blocks, one per thread, rounded to whole tiles so no block splits a tile.
+    let tile = 4;
+    let per = cols.div_ceil(threads).div_ceil(tile) * tile;
+    out.par_chunks_mut(per * w.rows).enumerate().for_each(|(i, chunk)| {
+        let c0 = i * per;
+        let c1 = (c0 + per).min(cols);
+        run(Job { w, a, c0, c1, out: chunk });
+    });
+}
+
+#[cfg(not(feature = "threads"))]
+fn run_columns(run: Driver, w: &PackedWeights, a: &PackedActs, out: &mut [i32], _threads: usize) {
+    run(Job { w, a, c0: 0, c1: a.cols, out });
+}

@@ -1,0 +1,76 @@
+//! Portable micro-kernels in plain Rust: the `Scalar` Isa in wasm and the native path. Written
+//! as simple slice loops over whole tiles so LLVM can auto-vectorize them for the host.
+
+use super::{bitserial, dot16, Job};
+
+/// Writes one tile's results, clipping rows and columns beyond the problem.
+#[inline]
+fn store_tile<const M: usize, const N: usize>(
+    acc: &[[i32; M]; N],
+    out: &mut [i32],
+    rows: usize,
+    row0: usize,
+    col0_local: usize,
+    ncols: usize,
+) {
+    for (c, col) in acc.iter().enumerate().take(ncols) {
+        let base = (col0_local + c) * rows + row0;
+        let m = M.min(rows - row0);
+        out[base..base + m].copy_from_slice(&col[..m]);
+    }
+}
+
+pub fn dot16(job: Job<'_>) {
+    const MR: usize = dot16::MR;
+    const NR: usize = dot16::NR;
+    let Job { w, a, c0, c1, out } = job;
+    let kp = dot16::padded_depth(w.depth);
+    let rows = w.rows;
+    for col0 in (c0..c1).step_by(NR) {
+        let ncols = NR.min(c1 - col0);
+        let acols: [&[i16]; NR] = core::array::from_fn(|c| &a.i16s[(col0 + c) * kp..(col0 + c + 1) * kp]);
+        for row0 in (0..rows).step_by(MR) {
+            let mut acc = [[0i32; MR]; NR];
+            for r in 0..MR {
+                let wr = &w.i16s[(row0 + r) * kp..(row0 + r + 1) * kp];
+                for c in 0..NR {
+                    acc[c][r] = wr.iter().zip(acols[c]).map(|(&x, &y)| x as i32 * y as i32).sum();
+                }
+            }
+            store_tile(&acc, out, rows, row0, col0 - c0, ncols);
+        }
+    }
+}
+
+pub fn bitserial(job: Job<'_>) {
+    const MR: usize = bitserial::MR;
+    const NR: usize = bitserial::NR;
+    let Job { w, a, c0, c1, out } = job;
+    let kw = bitserial::words(w.depth);
+    let n64 = kw * bitserial::U64_PER_WORD;
+    let (wb, ab) = (w.wbits as usize, a.abits as usize);
+    let rows = w.rows;
+    for col0 in (c0..c1).step_by(NR) {
+        let ncols = NR.min(c1 - col0);
+        for row0 in (0..rows).step_by(MR) {
+            let mut acc = [[0i32; MR]; NR];
+            for r in 0..MR {
+                let wr = &w.words[(row0 + r) * wb * n64..(row0 + r + 1) * wb * n64];
+                for c in 0..NR {
+                    let ac = &a.words[(col0 + c) * ab * n64..(col0 + c + 1) * ab * n64];
+                    let mut total = 0i32;
+                    for i in 0..wb {
+                        let wp = &wr[i * n64..(i + 1) * n64];
+                        for j in 0..ab {
+                            let ap = &ac[j * n64..(j + 1) * n64];
+                            let pc: u32 = wp.iter().zip(ap).map(|(&x, &y)| (x & y).count_ones()).sum();
+                            total += (pc as i32) << (i + j);
+                        }
+                    }
+                    acc[c][r] = total;
+                }
+            }
+            store_tile(&acc, out, rows, row0, col0 - c0, ncols);
+        }
+    }
+}

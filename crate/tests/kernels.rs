@@ -1,0 +1,256 @@
+//! The shared kernel suite: every scheme x every instruction set in this build x 1 and 2 threads,
+//! compared exactly with `gemm_reference`, for every weight/activation width pair, on random
+//! codes and edge cases. Runs natively (`cargo test`) and as wasm in Node and headless Chromium
+//! (`scripts/wasm-test.sh`), where each build variant brings its own `Isa::available()`.
+
+use anybit::kernels::{best_scheme, gemm, gemm_reference, Isa, PackedActs, PackedWeights, Scheme, MAX_DEPTH};
+use anybit::ErrorKind;
+
+/// xorshift64*: tiny, seeded, good enough for test data.
+struct Rng(u64);
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn codes(&mut self, n: usize, bits: u8) -> Vec<u8> {
+        (0..n).map(|_| (self.next() >> 40) as u8 & ((1u16 << bits) - 1) as u8).collect()
+    }
+}
+
+fn thread_counts() -> &'static [usize] {
+    &[1, 2]
+}
+
+/// Runs every implementation on one problem and asserts exact equality with the reference.
+/// Returns how many implementations were checked, so callers can assert the suite is not empty.
+#[allow(clippy::too_many_arguments)]
+fn check_all(w: &[u8], a: &[u8], rows: usize, cols: usize, depth: usize, wb: u8, ab: u8, what: &str) -> usize {
+    let mut want = vec![0i32; rows * cols];
+    gemm_reference(w, a, rows, cols, depth, &mut want);
+    let want_sums: Vec<i32> = (0..cols).map(|c| a[c * depth..(c + 1) * depth].iter().map(|&x| x as i32).sum()).collect();
+    let mut checked = 0;
+    for &scheme in Scheme::all() {
+        let pw = PackedWeights::new(w, rows, depth, wb, scheme).unwrap();
+        assert_eq!((pw.rows(), pw.depth(), pw.wbits(), pw.scheme()), (rows, depth, wb, scheme));
+        let mut pa = PackedActs::new();
+        pa.pack(a, cols, depth, ab, scheme).unwrap();
+        assert_eq!(pa.cols(), cols);
+        assert_eq!(pa.col_sums(), &want_sums[..], "{what}: col sums, {scheme:?}");
+        for isa in Isa::available() {
+            for &threads in thread_counts() {
+                // Poisoned output: a kernel that skips an element cannot pass by accident.
+                let mut got = vec![i32::MIN + 7; rows * cols + 3];
+                gemm(isa, &pw, &pa, &mut got, threads).unwrap();
+                if got[..rows * cols] != want[..] {
+                    let i = (0..rows * cols).find(|&i| got[i] != want[i]).unwrap();
+                    panic!(
+                        "{what}: {scheme:?} {isa:?} threads={threads} w{wb}a{ab} rows={rows} cols={cols} depth={depth}: \
+                         first mismatch at col {} row {}: got {} want {}",
+                        i / rows, i % rows, got[i], want[i]
+                    );
+                }
+                assert!(got[rows * cols..].iter().all(|&x| x == i32::MIN + 7), "{what}: wrote past rows*cols");
+                checked += 1;
+            }
+        }
+    }
+    checked
+}
+
+macro_rules! suite {
+    ($(fn $name:ident() $body:block)*) => {$(
+        #[cfg_attr(not(target_arch = "wasm32"), test)]
+        #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+        fn $name() $body
+    )*};
+}
+
+suite! {
+    fn every_width_pair_random() {
+        let mut rng = Rng::new(1);
+        let mut n = 0;
+        for wb in 1..=8u8 {
+            for ab in 1..=8u8 {
+                // Sizes off every SIMD granule: rows not /4, cols not /4, depth not /8 or /128.
+                let (rows, cols, depth) = (5, 7, 131);
+                let w = rng.codes(rows * depth, wb);
+                let a = rng.codes(cols * depth, ab);
+                n += check_all(&w, &a, rows, cols, depth, wb, ab, "random");
+            }
+        }
+        assert!(n >= 64 * Scheme::all().len() * 2);
+    }
+
+    fn odd_shapes() {
+        let mut rng = Rng::new(2);
+        let pairs = [(1u8, 1u8), (2, 2), (3, 8), (8, 8), (1, 8), (4, 4), (5, 3), (7, 7), (2, 8), (6, 1)];
+        let mut p = 0;
+        for &depth in &[1usize, 3, 7, 9, 127, 129, 576] {
+            for &rows in &[1usize, 3, 5, 64] {
+                for &cols in &[1usize, 2, 7, 33] {
+                    // Rotate through width pairs rather than crossing them, to stay fast.
+                    let (wb, ab) = pairs[p % pairs.len()];
+                    p += 1;
+                    let w = rng.codes(rows * depth, wb);
+                    let a = rng.codes(cols * depth, ab);
+                    check_all(&w, &a, rows, cols, depth, wb, ab, "odd shape");
+                }
+            }
+        }
+    }
+
+    fn all_zero_and_all_max_codes() {
+        let (rows, cols, depth) = (6, 5, 577);
+        for wb in 1..=8u8 {
+            for ab in 1..=8u8 {
+                let wmax = ((1u16 << wb) - 1) as u8;
+                let amax = ((1u16 << ab) - 1) as u8;
+                let zeros_w = vec![0u8; rows * depth];
+                let zeros_a = vec![0u8; cols * depth];
+                let max_w = vec![wmax; rows * depth];
+                let max_a = vec![amax; cols * depth];
+                check_all(&zeros_w, &max_a, rows, cols, depth, wb, ab, "zero weights");
+                check_all(&max_w, &zeros_a, rows, cols, depth, wb, ab, "zero acts");
+                check_all(&max_w, &max_a, rows, cols, depth, wb, ab, "all max");
+            }
+        }
+    }
+
+    fn depth_at_the_limit_does_not_overflow() {
+        let (rows, cols, depth) = (5, 3, MAX_DEPTH);
+        let w = vec![255u8; rows * depth];
+        let a = vec![255u8; cols * depth];
+        check_all(&w, &a, rows, cols, depth, 8, 8, "max depth, max codes");
+        let mut want = vec![0; rows * cols];
+        gemm_reference(&w, &a, rows, cols, depth, &mut want);
+        assert!(want.iter().all(|&x| x == 255 * 255 * MAX_DEPTH as i32));
+        // Random codes near the limit, at a low width pair too (bit-serial plane counts).
+        let mut rng = Rng::new(3);
+        let (rows, cols, depth) = (3, 2, MAX_DEPTH - 5);
+        for (wb, ab) in [(8u8, 8u8), (2, 2), (1, 1)] {
+            let w = rng.codes(rows * depth, wb);
+            let a = rng.codes(cols * depth, ab);
+            check_all(&w, &a, rows, cols, depth, wb, ab, "near max depth");
+        }
+    }
+
+    fn larger_layer_shape() {
+        // One realistic tile count in every direction (several row and column tiles, threads
+        // splitting mid-way), at the widths the layers use most.
+        let mut rng = Rng::new(4);
+        let (rows, cols, depth) = (64, 50, 576);
+        for (wb, ab) in [(8u8, 8u8), (1, 1), (2, 2), (4, 8)] {
+            let w = rng.codes(rows * depth, wb);
+            let a = rng.codes(cols * depth, ab);
+            check_all(&w, &a, rows, cols, depth, wb, ab, "layer shape");
+        }
+    }
+
+    fn reused_acts_buffer_is_repacked_cleanly() {
+        // The buffer only grows: a small pack after a big one must not see stale data in its
+        // padding, for every scheme (bit-serial and dot16 both rely on zero padding).
+        let mut rng = Rng::new(5);
+        for &scheme in Scheme::all() {
+            let mut pa = PackedActs::new();
+            let big = vec![255u8; 33 * 700];
+            pa.pack(&big, 33, 700, 8, scheme).unwrap();
+            let (rows, cols, depth, wb, ab) = (5, 3, 9, 8, 8);
+            let w = rng.codes(rows * depth, wb);
+            let a = rng.codes(cols * depth, ab);
+            pa.pack(&a, cols, depth, ab, scheme).unwrap();
+            let pw = PackedWeights::new(&w, rows, depth, wb, scheme).unwrap();
+            let mut want = vec![0; rows * cols];
+            gemm_reference(&w, &a, rows, cols, depth, &mut want);
+            for isa in Isa::available() {
+                let mut got = vec![0; rows * cols];
+                gemm(isa, &pw, &pa, &mut got, 1).unwrap();
+                assert_eq!(got, want, "{scheme:?} {isa:?}");
+            }
+            assert_eq!(pa.col_sums().len(), cols);
+        }
+    }
+
+    fn bad_inputs_give_typed_errors() {
+        for &scheme in Scheme::all() {
+            // Code too large for its width.
+            let e = PackedWeights::new(&[0, 1, 4, 0], 2, 2, 2, scheme).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BadValue, "{e}");
+            let mut pa = PackedActs::new();
+            let e = pa.pack(&[0, 2], 1, 2, 1, scheme).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BadValue, "{e}");
+            // Width outside 1..=8.
+            assert_eq!(PackedWeights::new(&[0], 1, 1, 0, scheme).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
+            assert_eq!(PackedWeights::new(&[0], 1, 1, 9, scheme).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
+            assert_eq!(pa.pack(&[0], 1, 1, 0, scheme).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
+            // Wrong number of codes.
+            assert_eq!(PackedWeights::new(&[0; 5], 2, 3, 8, scheme).unwrap_err().kind(), ErrorKind::ShapeMismatch);
+            assert_eq!(pa.pack(&[0; 5], 2, 3, 8, scheme).unwrap_err().kind(), ErrorKind::ShapeMismatch);
+            // Size overflow and depth beyond the accumulator's range.
+            assert_eq!(PackedWeights::new(&[], usize::MAX, 2, 8, scheme).unwrap_err().kind(), ErrorKind::LimitExceeded);
+            let deep = vec![0u8; MAX_DEPTH + 1];
+            assert_eq!(PackedWeights::new(&deep, 1, MAX_DEPTH + 1, 8, scheme).unwrap_err().kind(), ErrorKind::LimitExceeded);
+            assert_eq!(pa.pack(&deep, 1, MAX_DEPTH + 1, 8, scheme).unwrap_err().kind(), ErrorKind::LimitExceeded);
+
+            let w = PackedWeights::new(&[1; 6], 2, 3, 8, scheme).unwrap();
+            let isa = Isa::best();
+            // Activations never (successfully) packed.
+            let mut out = [0; 8];
+            assert_eq!(gemm(isa, &w, &pa, &mut out, 1).unwrap_err().kind(), ErrorKind::InvalidArgument);
+            // Depth mismatch.
+            pa.pack(&[1; 8], 2, 4, 8, scheme).unwrap();
+            assert_eq!(gemm(isa, &w, &pa, &mut out, 1).unwrap_err().kind(), ErrorKind::ShapeMismatch);
+            // Output too small.
+            pa.pack(&[1; 6], 2, 3, 8, scheme).unwrap();
+            assert_eq!(gemm(isa, &w, &pa, &mut out[..3], 1).unwrap_err().kind(), ErrorKind::ShapeMismatch);
+            gemm(isa, &w, &pa, &mut out[..4], 1).unwrap();
+            assert_eq!(&out[..4], &[3, 3, 3, 3]);
+            // Scheme mismatch.
+            for &other in Scheme::all().iter().filter(|&&s| s != scheme) {
+                pa.pack(&[1; 6], 2, 3, 8, other).unwrap();
+                assert_eq!(gemm(isa, &w, &pa, &mut out, 1).unwrap_err().kind(), ErrorKind::InvalidArgument);
+            }
+            // An Isa missing from this build.
+            for isa in [Isa::Scalar, Isa::Simd128, Isa::Relaxed] {
+                if !Isa::available().contains(&isa) {
+                    pa.pack(&[1; 6], 2, 3, 8, scheme).unwrap();
+                    assert_eq!(gemm(isa, &w, &pa, &mut out, 1).unwrap_err().kind(), ErrorKind::InvalidArgument);
+                }
+            }
+        }
+    }
+
+    fn empty_problems_are_fine() {
+        for &scheme in Scheme::all() {
+            let w = PackedWeights::new(&[], 3, 0, 4, scheme).unwrap();
+            let mut pa = PackedActs::new();
+            pa.pack(&[], 2, 0, 4, scheme).unwrap();
+            let mut out = [9; 6];
+            gemm(Isa::best(), &w, &pa, &mut out, 2).unwrap();
+            assert_eq!(out, [0; 6]);
+            assert_eq!(pa.col_sums(), &[0, 0]);
+            pa.pack(&[], 0, 5, 4, scheme).unwrap();
+            let w = PackedWeights::new(&[0; 15], 3, 5, 4, scheme).unwrap();
+            gemm(Isa::best(), &w, &pa, &mut [], 2).unwrap();
+        }
+    }
+
+    fn isa_and_scheme_metadata() {
+        let av = Isa::available();
+        assert_eq!(av[0], Isa::Scalar);
+        assert_eq!(Isa::best(), *av.last().unwrap());
+        assert!(Scheme::all().contains(&Scheme::Dot16) && Scheme::all().contains(&Scheme::BitSerial));
+        for wb in 1..=8 {
+            for ab in 1..=8 {
+                assert!(Scheme::all().contains(&best_scheme(wb, ab)));
+            }
+        }
+        let names: Vec<_> = av.iter().map(|i| i.name()).collect();
+        assert!(names.iter().all(|n| !n.is_empty()));
+    }
+}
