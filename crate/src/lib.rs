@@ -22,4 +22,5 @@ pub mod wasm;
 pub use error::{Error, ErrorKind, Result};
 pub use graph::Graph;
 
-
+pub use model::Model;
+pub use tensor::Tensor;

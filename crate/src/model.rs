@@ -1,1 +1,309 @@
-//! (being written)
+//! A model: the graph's nodes as layers, a selected width, and the code to run them.
+//!
+//! The 8-bit codes stay in memory for the life of the model; `set_width` re-derives the
+//! packed weights of every quantized layer from them, so switching needs neither the file nor
+//! calibration data.
+
+use crate::error::{ErrorKind, Result};
+use crate::format::{self, F32Tensor, ModelFile};
+use crate::graph::{Graph, Op, QuantWeight, Width};
+use crate::kernels::Isa;
+use crate::layers::{
+    Add, Affine, Clamp, Context, Conv2d, Dense, Flatten, GlobalAvgPool, Layer, Pool, PoolKind,
+    QuantWeights, Softmax, WidthParams,
+};
+use crate::tensor::{numel, Tensor};
+use std::collections::BTreeMap;
+
+/// Largest intermediate tensor a model may declare, in elements (1 GiB of f32). A file that
+/// needs more is refused at load instead of failing on allocation while running.
+pub const MAX_TENSOR_ELEMENTS: usize = 1 << 28;
+
+struct Node {
+    name: String,
+    /// Indices into the value table: 0 is the model input, i + 1 the output of node i.
+    inputs: Vec<usize>,
+    layer: Box<dyn Layer>,
+    /// The value can be freed after the node at this index has run.
+    output_shape: Vec<usize>,
+    last_use: usize,
+}
+
+pub struct Model {
+    graph: Graph,
+    nodes: Vec<Node>,
+    width_index: usize,
+    ctx: Context,
+}
+
+/// What a build of the runtime can do, for reports ("what actually runs").
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BuildInfo {
+    pub isa: &'static str,
+    pub threads_feature: bool,
+}
+
+impl Model {
+    /// Parses, validates and builds a model, selecting its highest width.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
+        Model::from_file(format::read(bytes)?)
+    }
+
+    pub fn from_file(file: ModelFile) -> Result<Model> {
+        let ModelFile { graph, codes, tensors, .. } = file;
+        if graph.widths.is_empty() {
+            crate::bail!(ErrorKind::BadGraph, "the model declares no widths");
+        }
+        let mut shapes: Vec<Vec<usize>> = vec![graph.input_shape.clone()];
+        check_size(&graph.input_shape, "input")?;
+        let mut index: BTreeMap<&str, usize> = BTreeMap::from([("input", 0)]);
+        let mut nodes = Vec::with_capacity(graph.nodes.len());
+        for (i, node) in graph.nodes.iter().enumerate() {
+            let inputs = node
+                .inputs
+                .iter()
+                .map(|n| match index.get(n.as_str()) {
+                    Some(&v) => Ok(v),
+                    None => crate::bail!(ErrorKind::BadGraph, "{}: unknown input {n:?}", node.name),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let layer = build_layer(&graph, node, &codes, &tensors)?;
+            let in_shapes: Vec<&[usize]> = inputs.iter().map(|&v| shapes[v].as_slice()).collect();
+            let output_shape = layer.output_shape(&in_shapes)?;
+            check_size(&output_shape, &node.name)?;
+            shapes.push(output_shape.clone());
+            if index.insert(node.name.as_str(), i + 1).is_some() {
+                crate::bail!(ErrorKind::BadGraph, "node name {:?} is used twice", node.name);
+            }
+            nodes.push(Node { name: node.name.clone(), inputs, layer, output_shape, last_use: i });
+        }
+        if nodes.is_empty() {
+            crate::bail!(ErrorKind::BadGraph, "the model has no nodes");
+        }
+        // A value lives until the last node that reads it; the final output lives to the end.
+        for i in 0..nodes.len() {
+            for v in nodes[i].inputs.clone() {
+                if v > 0 {
+                    nodes[v - 1].last_use = nodes[v - 1].last_use.max(i);
+                }
+            }
+        }
+        let last = nodes.len() - 1;
+        nodes[last].last_use = usize::MAX;
+        let mut model = Model { graph, nodes, width_index: 0, ctx: Context::default() };
+        let top = model.graph.widths.iter().map(|w| w.w).max().unwrap_or(8);
+        model.set_width(top)?;
+        Ok(model)
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+    pub fn widths(&self) -> &[Width] {
+        &self.graph.widths
+    }
+    /// Current weight width.
+    pub fn width(&self) -> u8 {
+        self.graph.widths[self.width_index].w
+    }
+    pub fn input_shape(&self) -> &[usize] {
+        &self.graph.input_shape
+    }
+    pub fn output_shape(&self) -> &[usize] {
+        &self.nodes[self.nodes.len() - 1].output_shape
+    }
+    pub fn labels(&self) -> Option<&[String]> {
+        self.graph.labels.as_deref()
+    }
+    pub fn build_info() -> BuildInfo {
+        BuildInfo { isa: Isa::best().name(), threads_feature: cfg!(feature = "threads") }
+    }
+    pub fn isa(&self) -> Isa {
+        self.ctx.isa
+    }
+    /// Run the kernels of another instruction set available in this build (for comparisons).
+    pub fn set_isa(&mut self, isa: Isa) -> Result<()> {
+        if !Isa::available().contains(&isa) {
+            crate::bail!(ErrorKind::InvalidArgument, "{} kernels are not in this build", isa.name());
+        }
+        self.ctx.isa = isa;
+        Ok(())
+    }
+    pub fn threads(&self) -> usize {
+        self.ctx.threads
+    }
+    /// Threads the kernels may use (1 = the calling thread only). Has effect only in builds with
+    /// the `threads` feature.
+    pub fn set_threads(&mut self, n: usize) {
+        self.ctx.threads = n.max(1);
+    }
+
+    /// Switch to weight width `w` (one of `widths()`): re-derives the packed weights in memory.
+    pub fn set_width(&mut self, w: u8) -> Result<()> {
+        crate::quant::check_bits(w)?;
+        let Some(index) = self.graph.widths.iter().position(|x| x.w == w) else {
+            let have: Vec<u8> = self.graph.widths.iter().map(|x| x.w).collect();
+            crate::bail!(ErrorKind::UnsupportedWidth, "this model supports widths {have:?}, not {w}");
+        };
+        let width = self.graph.widths[index];
+        for node in &mut self.nodes {
+            node.layer.set_width(index, width)?;
+        }
+        self.width_index = index;
+        Ok(())
+    }
+
+    /// Integer multiply-accumulates of one forward pass.
+    pub fn macs(&self) -> u64 {
+        let mut shapes: Vec<&[usize]> = vec![&self.graph.input_shape];
+        let mut total = 0;
+        for node in &self.nodes {
+            let ins: Vec<&[usize]> = node.inputs.iter().map(|&v| shapes[v]).collect();
+            total += node.layer.macs(&ins);
+            shapes.push(&node.output_shape);
+        }
+        total
+    }
+
+    /// Runs one sample (NHWC, `input_shape()` elements) and returns the last node's output.
+    pub fn run(&mut self, input: &[f32]) -> Result<Vec<f32>> {
+        let expected = numel(&self.graph.input_shape).unwrap_or(0);
+        if input.len() != expected {
+            crate::bail!(
+                ErrorKind::ShapeMismatch,
+                "input has {} values; the model expects {:?} = {expected}",
+                input.len(),
+                self.graph.input_shape
+            );
+        }
+        if let Some(i) = input.iter().position(|v| !v.is_finite()) {
+            crate::bail!(ErrorKind::BadValue, "input value #{i} is {}", input[i]);
+        }
+        let mut values: Vec<Option<Tensor>> = Vec::with_capacity(self.nodes.len() + 1);
+        values.push(Some(Tensor::new(self.graph.input_shape.clone(), input.to_vec())?));
+        for (i, node) in self.nodes.iter().enumerate() {
+            let ins: Vec<&Tensor> = node
+                .inputs
+                .iter()
+                .map(|&v| values[v].as_ref().expect("value freed before its last use"))
+                .collect();
+            let out = node.layer.forward(&ins, &mut self.ctx).map_err(|e| {
+                crate::error::Error::new(e.kind(), format!("{}: {}", node.name, e.message()))
+            })?;
+            values.push(Some(out));
+            for &v in &node.inputs {
+                let freed = if v == 0 { true } else { self.nodes[v - 1].last_use <= i };
+                if freed {
+                    values[v] = None;
+                }
+            }
+        }
+        let out = values.pop().flatten().expect("the last node's output is kept");
+        Ok(out.into_data())
+    }
+}
+
+fn check_size(shape: &[usize], what: &str) -> Result<()> {
+    match numel(shape) {
+        Some(n) if n > 0 && n <= MAX_TENSOR_ELEMENTS => Ok(()),
+        _ => crate::bail!(
+            ErrorKind::LimitExceeded,
+            "{what}: shape {shape:?} is empty or larger than {MAX_TENSOR_ELEMENTS} elements"
+        ),
+    }
+}
+
+fn tensor<'a>(tensors: &'a BTreeMap<String, F32Tensor>, name: &str, len: usize) -> Result<&'a [f32]> {
+    match tensors.get(name) {
+        Some(t) if t.data.len() == len => Ok(&t.data),
+        Some(t) => crate::bail!(ErrorKind::BadShape, "tensor {name} has {} values, expected {len}", t.data.len()),
+        None => crate::bail!(ErrorKind::BadGraph, "tensor {name} is missing"),
+    }
+}
+
+fn quant_weights(
+    graph: &Graph,
+    name: &str,
+    w: &QuantWeight,
+    groups: usize,
+    codes: &[u8],
+    tensors: &BTreeMap<String, F32Tensor>,
+) -> Result<QuantWeights> {
+    let count = numel(&w.shape).filter(|&n| n > 0);
+    let slice = count
+        .and_then(|n| w.code_offset.checked_add(n).map(|end| (n, end)))
+        .and_then(|(n, end)| codes.get(w.code_offset..end).map(|s| (n, s)));
+    let Some((count, slice)) = slice else {
+        crate::bail!(ErrorKind::BadLayout, "{name}: weight codes {:?} at {} lie outside the planes", w.shape, w.code_offset);
+    };
+    let out = w.shape[0];
+    if out % groups != 0 {
+        crate::bail!(ErrorKind::BadShape, "{name}: {out} outputs do not split into {groups} groups");
+    }
+    let depth = count / out;
+    let mut params = Vec::with_capacity(graph.widths.len());
+    for width in &graph.widths {
+        let b = width.w;
+        let wscale = tensor(tensors, &format!("{name}.w{b}.wscale"), 1)?[0];
+        let clip = tensor(tensors, &format!("{name}.w{b}.clip"), 1)?[0];
+        let bias = if w.bias { Some(tensor(tensors, &format!("{name}.w{b}.bias"), out)?.to_vec()) } else { None };
+        params.push(WidthParams { wscale, clip, bias });
+    }
+    QuantWeights::new(name, slice.to_vec(), groups, out / groups, depth, w.precision, params)
+}
+
+fn build_layer(
+    graph: &Graph,
+    node: &crate::graph::Node,
+    codes: &[u8],
+    tensors: &BTreeMap<String, F32Tensor>,
+) -> Result<Box<dyn Layer>> {
+    let name = node.name.clone();
+    Ok(match &node.op {
+        Op::Conv2d { weight, stride, padding, dilation, groups } => {
+            let [_, kh, kw, cin] = weight.shape[..] else {
+                crate::bail!(ErrorKind::BadShape, "{name}: conv weight shape must be [out, kh, kw, in/groups]");
+            };
+            let groups = (*groups).max(1);
+            let q = quant_weights(graph, &name, weight, groups, codes, tensors)?;
+            Box::new(Conv2d::new(q, [kh, kw], *stride, *padding, *dilation, cin)?)
+        }
+        Op::Dense { weight } => {
+            if weight.shape.len() != 2 {
+                crate::bail!(ErrorKind::BadShape, "{name}: dense weight shape must be [out, in]");
+            }
+            Box::new(Dense::new(quant_weights(graph, &name, weight, 1, codes, tensors)?)?)
+        }
+        Op::MaxPool { kernel, stride, padding } | Op::AvgPool { kernel, stride, padding } => {
+            let kind = if matches!(node.op, Op::MaxPool { .. }) { PoolKind::Max } else { PoolKind::Avg };
+            Box::new(Pool { name, kind, kernel: *kernel, stride: *stride, padding: *padding })
+        }
+        Op::GlobalAvgPool => Box::new(GlobalAvgPool { name }),
+        Op::Relu => Box::new(Clamp { name, min: 0.0, max: f32::INFINITY }),
+        Op::Relu6 => Box::new(Clamp { name, min: 0.0, max: 6.0 }),
+        Op::Clamp { min, max } => {
+            if !(min <= max) {
+                crate::bail!(ErrorKind::BadValue, "{name}: clamp min {min} > max {max}");
+            }
+            Box::new(Clamp { name, min: *min, max: *max })
+        }
+        Op::Affine => {
+            let mut params = Vec::with_capacity(graph.widths.len());
+            for width in &graph.widths {
+                let b = width.w;
+                let get = |suffix: &str| -> Result<Vec<f32>> {
+                    let key = format!("{name}.w{b}.{suffix}");
+                    match tensors.get(&key) {
+                        Some(t) => Ok(t.data.clone()),
+                        None => crate::bail!(ErrorKind::BadGraph, "tensor {key} is missing"),
+                    }
+                };
+                params.push((get("scale")?, get("bias")?));
+            }
+            Box::new(Affine::new(&name, params)?)
+        }
+        Op::Add => Box::new(Add { name }),
+        Op::Flatten => Box::new(Flatten { name }),
+        Op::Softmax => Box::new(Softmax { name }),
+    })
+}

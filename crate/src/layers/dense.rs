@@ -1,0 +1,54 @@
+//! Fully connected layer: flattens its input (H, W, C order) and runs the integer GEMM.
+
+use super::{single, Context, Layer, QuantWeights};
+use crate::error::{ErrorKind, Result};
+use crate::graph::Width;
+use crate::tensor::{numel, Tensor};
+
+pub struct Dense {
+    pub weights: QuantWeights,
+}
+
+impl Dense {
+    pub fn new(weights: QuantWeights) -> Result<Self> {
+        if weights.groups() != 1 {
+            crate::bail!(ErrorKind::BadShape, "{}: dense layers have one group", weights.name());
+        }
+        Ok(Dense { weights })
+    }
+}
+
+impl Layer for Dense {
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        let shape = single(inputs, self.weights.name())?;
+        if numel(shape) != Some(self.weights.depth()) {
+            crate::bail!(
+                ErrorKind::ShapeMismatch,
+                "{}: expects {} inputs, got shape {shape:?}",
+                self.weights.name(),
+                self.weights.depth()
+            );
+        }
+        Ok(vec![self.weights.outputs()])
+    }
+
+    fn forward(&self, inputs: &[&Tensor], ctx: &mut Context) -> Result<Tensor> {
+        let x = single(inputs, self.weights.name())?;
+        let out_shape = self.output_shape(&[x.shape()])?;
+        let mut out = Tensor::zeros(out_shape);
+        self.weights.quantize_input(x.data(), ctx)?;
+        let Context { input_codes, col_codes, .. } = ctx;
+        std::mem::swap(input_codes, col_codes);
+        let m = self.weights.outputs();
+        self.weights.gemm_group(0, 1, ctx, out.data_mut(), m)?;
+        Ok(out)
+    }
+
+    fn set_width(&mut self, index: usize, width: Width) -> Result<()> {
+        self.weights.set_width(index, width)
+    }
+
+    fn macs(&self, _inputs: &[&[usize]]) -> u64 {
+        self.weights.outputs() as u64 * self.weights.depth() as u64
+    }
+}

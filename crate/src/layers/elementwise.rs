@@ -1,0 +1,166 @@
+//! Layers that work value by value or channel by channel: activations, the folded BatchNorm
+//! affine, residual add, flatten and softmax.
+
+use super::{single, Context, Layer};
+use crate::error::{ErrorKind, Result};
+use crate::graph::Width;
+use crate::tensor::{numel, Tensor};
+
+/// `clamp(x, min, max)`; ReLU is (0, inf) and ReLU6 is (0, 6).
+pub struct Clamp {
+    pub name: String,
+    pub min: f32,
+    pub max: f32,
+}
+
+impl Layer for Clamp {
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        Ok(single(inputs, &self.name)?.to_vec())
+    }
+    fn forward(&self, inputs: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
+        let mut out = single(inputs, &self.name)?.clone();
+        out.data_mut().iter_mut().for_each(|v| *v = v.max(self.min).min(self.max));
+        Ok(out)
+    }
+}
+
+/// Per-channel `x * scale + bias` on the last dimension, one pair per model width: a folded
+/// switchable BatchNorm.
+pub struct Affine {
+    pub name: String,
+    /// (scale, bias) for each width index.
+    pub params: Vec<(Vec<f32>, Vec<f32>)>,
+    active: usize,
+}
+
+impl Affine {
+    pub fn new(name: &str, params: Vec<(Vec<f32>, Vec<f32>)>) -> Result<Self> {
+        let channels = params.first().map_or(0, |p| p.0.len());
+        let ok = channels > 0
+            && params.iter().all(|(s, b)| s.len() == channels && b.len() == channels)
+            && params.iter().flat_map(|(s, b)| s.iter().chain(b)).all(|v| v.is_finite());
+        if !ok {
+            crate::bail!(ErrorKind::BadValue, "{name}: scale/bias must be finite, equal-length and nonempty");
+        }
+        Ok(Affine { name: name.to_string(), params, active: 0 })
+    }
+    pub fn channels(&self) -> usize {
+        self.params[0].0.len()
+    }
+}
+
+impl Layer for Affine {
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        let shape = single(inputs, &self.name)?;
+        if shape.last() != Some(&self.channels()) {
+            crate::bail!(
+                ErrorKind::ShapeMismatch,
+                "{}: expects {} channels in the last dimension, got {shape:?}",
+                self.name,
+                self.channels()
+            );
+        }
+        Ok(shape.to_vec())
+    }
+    fn forward(&self, inputs: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
+        let x = single(inputs, &self.name)?;
+        self.output_shape(&[x.shape()])?;
+        let (scale, bias) = &self.params[self.active];
+        let mut out = x.clone();
+        for px in out.data_mut().chunks_exact_mut(scale.len()) {
+            for ((v, s), b) in px.iter_mut().zip(scale).zip(bias) {
+                *v = *v * s + b;
+            }
+        }
+        Ok(out)
+    }
+    fn set_width(&mut self, index: usize, _width: Width) -> Result<()> {
+        if index >= self.params.len() {
+            crate::bail!(ErrorKind::UnsupportedWidth, "{}: no parameters for width #{index}", self.name);
+        }
+        self.active = index;
+        Ok(())
+    }
+}
+
+/// Element-wise sum of two or more inputs of the same shape.
+pub struct Add {
+    pub name: String,
+}
+
+impl Layer for Add {
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        match inputs {
+            [first, rest @ ..] if !rest.is_empty() && rest.iter().all(|s| s == first) => Ok(first.to_vec()),
+            _ => crate::bail!(
+                ErrorKind::ShapeMismatch,
+                "{}: needs two or more inputs of one shape, got {inputs:?}",
+                self.name
+            ),
+        }
+    }
+    fn forward(&self, inputs: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
+        let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
+        self.output_shape(&shapes)?;
+        let mut out = inputs[0].clone();
+        for t in &inputs[1..] {
+            out.data_mut().iter_mut().zip(t.data()).for_each(|(a, &b)| *a += b);
+        }
+        Ok(out)
+    }
+}
+
+pub struct Flatten {
+    pub name: String,
+}
+
+impl Layer for Flatten {
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        let shape = single(inputs, &self.name)?;
+        match numel(shape) {
+            Some(n) => Ok(vec![n]),
+            None => crate::bail!(ErrorKind::BadShape, "{}: shape {shape:?} overflows", self.name),
+        }
+    }
+    fn forward(&self, inputs: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
+        let x = single(inputs, &self.name)?;
+        x.clone().reshape(vec![x.len()])
+    }
+}
+
+/// Softmax over the last dimension.
+pub struct Softmax {
+    pub name: String,
+}
+
+impl Layer for Softmax {
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        let shape = single(inputs, &self.name)?;
+        match shape.last() {
+            Some(&n) if n > 0 => Ok(shape.to_vec()),
+            _ => crate::bail!(ErrorKind::ShapeMismatch, "{}: empty last dimension in {shape:?}", self.name),
+        }
+    }
+    fn forward(&self, inputs: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
+        let x = single(inputs, &self.name)?;
+        let n = self.output_shape(&[x.shape()])?.last().copied().unwrap_or(1);
+        let mut out = x.clone();
+        for row in out.data_mut().chunks_exact_mut(n) {
+            softmax_in_place(row);
+        }
+        Ok(out)
+    }
+}
+
+/// Numerically stable softmax (subtracts the maximum first).
+pub fn softmax_in_place(v: &mut [f32]) {
+    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for x in v.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x;
+    }
+    if sum > 0.0 {
+        v.iter_mut().for_each(|x| *x /= sum);
+    }
+}

@@ -1,0 +1,193 @@
+//! The part Conv2d and Dense share: 8-bit codes kept for the life of the model, the packed
+//! weights of the current width derived from them, and integer GEMM + dequantization.
+
+use super::Context;
+use crate::error::{ErrorKind, Result};
+use crate::graph::{Precision, Width};
+use crate::kernels::{self, PackedWeights, Scheme};
+use crate::quant;
+
+/// Per-width parameters of a quantized layer (see docs/FORMAT.md for the tensor names).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WidthParams {
+    /// Weight scale E_b: a b-bit code c stands for E_b * (2c / (2^b - 1) - 1).
+    pub wscale: f32,
+    /// PACT clip of the layer's input: activations are clamped to [0, clip] and quantized.
+    pub clip: f32,
+    /// Optional per-output bias, added after dequantization.
+    pub bias: Option<Vec<f32>>,
+}
+
+/// What the current width resolved to: packed weights for each group and the dequantization.
+struct Active {
+    packed: Vec<PackedWeights>,
+    wbits: u8,
+    abits: u8,
+    scheme: Scheme,
+    clip: f32,
+    /// E * clip / (Lw * La): turns `2*acc - Lw*colsum` into the real dot product.
+    step: f32,
+    lw: i32,
+    bias: Option<Vec<f32>>,
+}
+
+pub struct QuantWeights {
+    name: String,
+    groups: usize,
+    /// Output rows per group.
+    rows: usize,
+    /// Depth (inputs per output) of each group's GEMM.
+    depth: usize,
+    /// 8-bit codes, [groups * rows][depth], row-major.
+    codes8: Vec<u8>,
+    precision: Precision,
+    widths: Vec<WidthParams>,
+    active: Option<Active>,
+}
+
+impl QuantWeights {
+    pub fn new(
+        name: &str,
+        codes8: Vec<u8>,
+        groups: usize,
+        rows: usize,
+        depth: usize,
+        precision: Precision,
+        widths: Vec<WidthParams>,
+    ) -> Result<Self> {
+        let expected = groups.checked_mul(rows).and_then(|r| r.checked_mul(depth));
+        if expected != Some(codes8.len()) || groups == 0 || rows == 0 || depth == 0 {
+            crate::bail!(
+                ErrorKind::BadShape,
+                "{name}: {} weight codes do not form {groups} groups of {rows} x {depth}",
+                codes8.len()
+            );
+        }
+        for (i, p) in widths.iter().enumerate() {
+            let bias_ok = p.bias.as_ref().is_none_or(|b| b.len() == groups * rows);
+            if !(p.clip > 0.0 && p.clip.is_finite() && p.wscale.is_finite() && bias_ok) {
+                crate::bail!(ErrorKind::BadValue, "{name}: invalid parameters for width #{i}");
+            }
+        }
+        Ok(QuantWeights {
+            name: name.to_string(),
+            groups,
+            rows,
+            depth,
+            codes8,
+            precision,
+            widths,
+            active: None,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn groups(&self) -> usize {
+        self.groups
+    }
+    pub fn rows_per_group(&self) -> usize {
+        self.rows
+    }
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+    pub fn outputs(&self) -> usize {
+        self.groups * self.rows
+    }
+
+    /// Bits of weights and input activations this layer runs at for a model width.
+    pub fn bits_at(&self, width: Width) -> (u8, u8) {
+        match self.precision {
+            Precision::Model => (width.w, width.a),
+            Precision::Fixed8 => (8, 8),
+        }
+    }
+
+    /// Derive the b-bit codes from the stored 8-bit ones and pack them for the kernel. No file
+    /// access and no calibration: this is the whole cost of a width switch for this layer.
+    pub fn set_width(&mut self, index: usize, width: Width) -> Result<()> {
+        quant::check_bits(width.w)?;
+        quant::check_bits(width.a)?;
+        let Some(params) = self.widths.get(index) else {
+            crate::bail!(ErrorKind::UnsupportedWidth, "{}: no parameters for width #{index}", self.name);
+        };
+        let (wbits, abits) = self.bits_at(width);
+        let scheme = kernels::best_scheme(wbits, abits);
+        let group_len = self.rows * self.depth;
+        let mut derived = vec![0u8; group_len];
+        let mut packed = Vec::with_capacity(self.groups);
+        for g in 0..self.groups {
+            let src = &self.codes8[g * group_len..(g + 1) * group_len];
+            for (d, &c) in derived.iter_mut().zip(src) {
+                *d = quant::derive_code(c, wbits);
+            }
+            packed.push(PackedWeights::new(&derived, self.rows, self.depth, wbits, scheme)?);
+        }
+        let lw = quant::levels(wbits) as f32;
+        let la = quant::levels(abits) as f32;
+        self.active = Some(Active {
+            packed,
+            wbits,
+            abits,
+            scheme,
+            clip: params.clip,
+            step: params.wscale * params.clip / (lw * la),
+            lw: lw as i32,
+            bias: params.bias.clone(),
+        });
+        Ok(())
+    }
+
+    fn active(&self) -> Result<&Active> {
+        match &self.active {
+            Some(a) => Ok(a),
+            None => crate::bail!(ErrorKind::InvalidArgument, "{}: no width selected", self.name),
+        }
+    }
+
+    /// Quantize an f32 input into `ctx.input_codes` with this layer's clip and activation bits.
+    pub(crate) fn quantize_input(&self, x: &[f32], ctx: &mut Context) -> Result<()> {
+        let a = self.active()?;
+        ctx.input_codes.clear();
+        ctx.input_codes.extend(x.iter().map(|&v| quant::act_code(v, a.clip, a.abits)));
+        Ok(())
+    }
+
+    /// GEMM of group `g` over `cols` activation-code columns in `ctx.col_codes` ([cols][depth]),
+    /// dequantized into `out` at `out[col * out_stride + g * rows + row]`.
+    pub(crate) fn gemm_group(
+        &self,
+        g: usize,
+        cols: usize,
+        ctx: &mut Context,
+        out: &mut [f32],
+        out_stride: usize,
+    ) -> Result<()> {
+        let a = self.active()?;
+        let Context { isa, threads, col_codes, acts, acc, .. } = ctx;
+        acts.pack(&col_codes[..cols * self.depth], cols, self.depth, a.abits, a.scheme)?;
+        acc.clear();
+        acc.resize(cols * self.rows, 0);
+        kernels::gemm(*isa, &a.packed[g], acts, acc, *threads)?;
+        let base = g * self.rows;
+        let sums = acts.col_sums();
+        for col in 0..cols {
+            let correction = a.lw as i64 * sums[col] as i64;
+            let row_acc = &acc[col * self.rows..(col + 1) * self.rows];
+            let dst = &mut out[col * out_stride + base..col * out_stride + base + self.rows];
+            for (r, (d, &v)) in dst.iter_mut().zip(row_acc).enumerate() {
+                let bias = a.bias.as_ref().map_or(0.0, |b| b[base + r]);
+                // i64: 2*acc can exceed i32 for deep layers even though acc itself fits.
+                *d = a.step * (2 * v as i64 - correction) as f32 + bias;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bits in use at the current width, for reports: (weight bits, activation bits).
+    pub fn current_bits(&self) -> Option<(u8, u8)> {
+        self.active.as_ref().map(|a| (a.wbits, a.abits))
+    }
+}
