@@ -1,1 +1,218 @@
-//! (being written)
+//! The `.anybit` model file (docs/FORMAT.md): a safetensors container whose `__metadata__` holds
+//! the JSON [`Graph`] under `"anybit"`, the per-width F32 tensors, and the weights as 8 bit planes,
+//! most significant first and last in the file, so that the first `p` planes of the whole model
+//! are one contiguous prefix of the file (progressive loading).
+//!
+//! Reading validates everything and returns typed errors; no allocation exceeds a small multiple
+//! of the bytes given.
+
+mod graph_check;
+mod header;
+pub mod limits;
+pub mod names;
+mod planes;
+
+use std::collections::BTreeMap;
+
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+
+use crate::bail;
+use crate::error::{Error, ErrorKind, Result};
+use crate::graph::{Graph, QuantWeight};
+use header::{parse_header, Rule};
+
+pub use header::{header_len, METADATA_KEY};
+pub use limits::MAX_HEADER_LEN;
+pub use names::{plane_name, width_tensor, PLANES};
+
+/// How many bytes a progressive loader should fetch first: enough for the header of any model
+/// this runtime ships; [`header_len`] says whether more is needed.
+pub const HEADER_PROBE_LEN: usize = 64 << 10;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct F32Tensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelFile {
+    pub graph: Graph,
+    /// The flat 8-bit codes of all quantized layers (each at its `code_offset`), rebuilt from the
+    /// planes present; bits of missing planes are 0. Length: 8 * plane length, i.e. the end of the
+    /// last layer rounded up to a multiple of 8.
+    pub codes: Vec<u8>,
+    /// How many most significant planes the codes were rebuilt from (8 for a whole file).
+    pub planes_present: u8,
+    /// Every per-width tensor, by name (`"{node}.w{b}.{suffix}"`).
+    pub tensors: BTreeMap<String, F32Tensor>,
+}
+
+impl ModelFile {
+    /// The codes of one quantized layer of this file's graph.
+    pub fn layer_codes(&self, w: &QuantWeight) -> Result<&[u8]> {
+        let n = w.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        n.and_then(|n| self.codes.get(w.code_offset..w.code_offset.checked_add(n)?)).ok_or_else(|| {
+            Error::new(ErrorKind::BadLayout, format!("codes [{}, ..) of shape {:?} are not in this file", w.code_offset, w.shape))
+        })
+    }
+
+    /// The per-width tensor `"{node}.w{width}.{suffix}"`.
+    pub fn tensor(&self, node: &str, width: u8, suffix: &str) -> Result<&F32Tensor> {
+        let name = width_tensor(node, width, suffix);
+        self.tensors
+            .get(&name)
+            .ok_or_else(|| Error::new(ErrorKind::BadGraph, format!("tensor {name:?} is not in the file")))
+    }
+}
+
+/// Reads a whole file (all 8 planes; nothing may follow them).
+pub fn read(bytes: &[u8]) -> Result<ModelFile> {
+    let h = parse_header(bytes)?;
+    if bytes.len() < h.total_len {
+        bail!(ErrorKind::Truncated, "the file is {} bytes, its header describes {}", bytes.len(), h.total_len);
+    }
+    read_parsed(bytes, h, PLANES)
+}
+
+/// Reads a prefix of a file that holds at least `min_planes` (1..=8) most significant planes.
+/// A partial plane after the complete ones is ignored.
+pub fn read_prefix(bytes: &[u8], min_planes: u8) -> Result<ModelFile> {
+    if !(1..=PLANES).contains(&min_planes) {
+        bail!(ErrorKind::InvalidArgument, "min_planes {min_planes} is outside 1..=8");
+    }
+    let h = parse_header(bytes)?;
+    read_parsed(bytes, h, min_planes)
+}
+
+/// End (exclusive byte offset) of the file prefix that holds the header, every F32 tensor and the
+/// first `planes` (0..=8) bit planes. Needs only the header: pass at least [`header_len`] bytes.
+pub fn prefix_len(header_bytes: &[u8], planes: u8) -> Result<usize> {
+    if planes > PLANES {
+        bail!(ErrorKind::InvalidArgument, "planes {planes} is outside 0..=8");
+    }
+    let h = parse_header(header_bytes)?;
+    // planes_start + 8 * plane_len == total_len, which did not overflow.
+    Ok(h.planes_start + planes as usize * h.plane_len)
+}
+
+fn read_parsed(bytes: &[u8], h: header::Header, min_planes: u8) -> Result<ModelFile> {
+    if bytes.len() > h.total_len {
+        bail!(
+            ErrorKind::BadLayout,
+            "{} bytes follow the end of the data the header describes",
+            bytes.len() - h.total_len
+        );
+    }
+    if bytes.len() < h.planes_start {
+        bail!(
+            ErrorKind::Truncated,
+            "the file needs {} bytes before its planes, only {} are present",
+            h.planes_start,
+            bytes.len()
+        );
+    }
+    let available = bytes.len() - h.planes_start;
+    let present = if h.plane_len == 0 { PLANES } else { (available / h.plane_len).min(PLANES as usize) as u8 };
+    if present < min_planes {
+        bail!(
+            ErrorKind::Truncated,
+            "{present} complete bit planes are present, {min_planes} are needed (fetch {} bytes)",
+            h.planes_start + min_planes as usize * h.plane_len
+        );
+    }
+
+    let mut tensors = BTreeMap::new();
+    for e in h.f32s {
+        // start..end lies before planes_start <= bytes.len().
+        let data: Vec<f32> = bytes[e.start..e.end]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        check_values(&e.name, &data, e.rule)?;
+        tensors.insert(e.name, F32Tensor { shape: e.shape, data });
+    }
+
+    let planes: Vec<&[u8]> = (0..present as usize)
+        .map(|k| {
+            let s = h.planes_start + k * h.plane_len;
+            &bytes[s..s + h.plane_len]
+        })
+        .collect();
+    // At least one plane is present whenever plane_len > 0, so the codes (8 bytes per plane
+    // byte) are bounded by 8 * bytes.len().
+    let codes = planes::unpack(&planes, h.plane_len);
+    Ok(ModelFile { graph: h.graph, codes, planes_present: present, tensors })
+}
+
+fn check_values(name: &str, data: &[f32], rule: Rule) -> Result<()> {
+    for (i, &v) in data.iter().enumerate() {
+        let ok = v.is_finite()
+            && match rule {
+                Rule::Finite => true,
+                Rule::NonNegative => v >= 0.0,
+                Rule::Positive => v > 0.0,
+            };
+        if !ok {
+            let need = match rule {
+                Rule::Finite => "finite",
+                Rule::NonNegative => "finite and >= 0",
+                Rule::Positive => "finite and > 0",
+            };
+            bail!(ErrorKind::BadValue, "tensor {name:?}[{i}] = {v}: must be {need}");
+        }
+    }
+    Ok(())
+}
+
+/// Writes a file. `codes` is the flat code sequence (at least up to the end of the last layer,
+/// at most that rounded up to a multiple of 8); `tensors` must be exactly the per-width tensors
+/// the graph requires. The result is read back and validated before it is returned.
+pub fn write(graph: &Graph, codes: &[u8], tensors: &BTreeMap<String, F32Tensor>) -> Result<Vec<u8>> {
+    let cg = graph_check::check_graph(graph)?;
+    let plane_len = cg.code_end.div_ceil(8);
+    if codes.len() < cg.code_end || codes.len() > plane_len * 8 {
+        bail!(
+            ErrorKind::InvalidArgument,
+            "{} codes given; the layers need {} (up to {} with padding)",
+            codes.len(),
+            cg.code_end,
+            plane_len * 8
+        );
+    }
+    drop(cg);
+    let planes = planes::pack(codes, plane_len);
+
+    let mut f32_bytes: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let n = t.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        if n != Some(t.data.len()) {
+            bail!(ErrorKind::BadShape, "tensor {name:?}: shape {:?} does not match {} values", t.shape, t.data.len());
+        }
+        let bytes: Vec<u8> = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        f32_bytes.push((name.clone(), t.shape.clone(), bytes));
+    }
+
+    let st_err = |e: safetensors::SafeTensorError| Error::new(ErrorKind::InvalidArgument, format!("safetensors: {e:?}"));
+    let mut views: Vec<(String, TensorView<'_>)> = Vec::with_capacity(f32_bytes.len() + 8);
+    for (name, shape, bytes) in &f32_bytes {
+        views.push((name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(st_err)?));
+    }
+    for (k, plane) in planes.iter().enumerate() {
+        let name = plane_name(7 - k as u8);
+        if tensors.contains_key(&name) {
+            bail!(ErrorKind::InvalidArgument, "{name:?} is reserved for a bit plane");
+        }
+        views.push((name, TensorView::new(Dtype::U8, vec![plane_len], plane).map_err(st_err)?));
+    }
+
+    let graph_json = serde_json::to_string(graph)
+        .map_err(|e| Error::new(ErrorKind::BadGraph, format!("graph JSON: {e}")))?;
+    let metadata = std::collections::HashMap::from([(METADATA_KEY.to_string(), graph_json)]);
+    // safetensors orders tensors by descending dtype alignment, then by name: F32 before U8, and
+    // plane names sort most significant first. `read` below rejects any other order.
+    let bytes = safetensors::serialize(views, Some(metadata)).map_err(st_err)?;
+    read(&bytes)?;
+    Ok(bytes)
+}

@@ -1,0 +1,270 @@
+//! Validation of the JSON graph on its own: every node's parameters, names, inputs and widths,
+//! and where each quantized layer's codes lie. Cross-node shape inference (does a conv's input
+//! channel count match what reaches it) is the model loader's job.
+
+use std::collections::HashMap;
+
+use super::limits::*;
+use super::names::{valid_node_name, INPUT};
+use crate::bail;
+use crate::error::{ErrorKind, Result};
+use crate::graph::{Graph, Op, QuantWeight, FORMAT_NAME, FORMAT_VERSION};
+
+/// One quantized layer's slice of the flat code sequence.
+#[derive(Clone, Copy, Debug)]
+struct Layer {
+    pub node: usize,
+    pub offset: usize,
+    pub count: usize,
+}
+
+pub(crate) struct CheckedGraph<'g> {
+    /// One past the last code of any layer; the planes hold `ceil(code_end / 8)` bytes.
+    pub code_end: usize,
+    pub node_index: HashMap<&'g str, usize>,
+    /// `has_width[b]`: the model supports weight width b.
+    pub has_width: [bool; 9],
+    /// How many per-width F32 tensors the file must hold.
+    pub tensor_count: usize,
+}
+
+/// Reads only `format` and `version`, ignoring everything else, so that a file from a newer
+/// writer is reported as an unsupported version rather than as an unknown field.
+#[derive(serde::Deserialize)]
+struct Probe {
+    format: String,
+    version: u32,
+}
+
+/// Parses the graph JSON, checking identity and version before the full schema.
+pub(crate) fn parse_graph(json: &str) -> Result<Graph> {
+    let probe: Probe = serde_json::from_str(json).map_err(|e| {
+        crate::error::Error::new(ErrorKind::BadGraph, format!("graph JSON: {e}"))
+    })?;
+    if probe.format != FORMAT_NAME {
+        bail!(ErrorKind::BadMagic, "graph format is {:?}, expected {FORMAT_NAME:?}", probe.format);
+    }
+    if probe.version != FORMAT_VERSION {
+        bail!(
+            ErrorKind::UnsupportedVersion,
+            "format version {} is not supported (this runtime reads version {FORMAT_VERSION})",
+            probe.version
+        );
+    }
+    serde_json::from_str(json)
+        .map_err(|e| crate::error::Error::new(ErrorKind::BadGraph, format!("graph JSON: {e}")))
+}
+
+pub(crate) fn check_graph(g: &Graph) -> Result<CheckedGraph<'_>> {
+    if g.format != FORMAT_NAME {
+        bail!(ErrorKind::BadMagic, "graph format is {:?}, expected {FORMAT_NAME:?}", g.format);
+    }
+    if g.version != FORMAT_VERSION {
+        bail!(ErrorKind::UnsupportedVersion, "format version {} is not supported", g.version);
+    }
+    check_input_shape(&g.input_shape)?;
+
+    let mut has_width = [false; 9];
+    if g.widths.is_empty() {
+        bail!(ErrorKind::BadGraph, "the model lists no supported widths");
+    }
+    for w in &g.widths {
+        if !(1..=8).contains(&w.w) || !(1..=8).contains(&w.a) {
+            bail!(ErrorKind::BadGraph, "width w={} a={} is outside 1..=8", w.w, w.a);
+        }
+        if has_width[w.w as usize] {
+            bail!(ErrorKind::BadGraph, "weight width {} is listed twice", w.w);
+        }
+        has_width[w.w as usize] = true;
+    }
+    let n_widths = g.widths.len();
+
+    for e in &g.eval {
+        for &(w, acc) in &e.accuracy {
+            if !(1..=8).contains(&w) || !(0.0..=1.0).contains(&acc) {
+                bail!(ErrorKind::BadValue, "eval {:?}: accuracy ({w}, {acc}) out of range", e.dataset);
+            }
+        }
+    }
+
+    if g.nodes.is_empty() {
+        bail!(ErrorKind::BadGraph, "the graph has no nodes");
+    }
+    if g.nodes.len() > MAX_NODES {
+        bail!(ErrorKind::LimitExceeded, "{} nodes exceed the limit of {MAX_NODES}", g.nodes.len());
+    }
+
+    let mut node_index: HashMap<&str, usize> = HashMap::with_capacity(g.nodes.len());
+    let mut layers = Vec::new();
+    let mut tensor_count = 0usize;
+    for (i, node) in g.nodes.iter().enumerate() {
+        let name = node.name.as_str();
+        if !valid_node_name(name) {
+            bail!(
+                ErrorKind::BadGraph,
+                "node {i}: name {name:?} must be 1..=128 characters of [A-Za-z0-9_.-/:] and not {INPUT:?}"
+            );
+        }
+        // Inputs are checked before inserting this node, so a node cannot read itself.
+        let arity_ok = match node.op {
+            Op::Add => (2..=MAX_ADD_INPUTS).contains(&node.inputs.len()),
+            _ => node.inputs.len() == 1,
+        };
+        if !arity_ok {
+            bail!(ErrorKind::BadGraph, "node {name}: wrong number of inputs ({})", node.inputs.len());
+        }
+        for input in &node.inputs {
+            if input != INPUT && !node_index.contains_key(input.as_str()) {
+                bail!(
+                    ErrorKind::BadGraph,
+                    "node {name}: input {input:?} is neither \"input\" nor an earlier node"
+                );
+            }
+        }
+        if node_index.insert(name, i).is_some() {
+            bail!(ErrorKind::BadGraph, "node name {name:?} is used twice");
+        }
+        let per_width = check_op(name, &node.op)?;
+        if let Some(w) = quant_weight(&node.op) {
+            let count = weight_count(name, w)?;
+            layers.push(Layer { node: i, offset: w.code_offset, count });
+        }
+        tensor_count += per_width * n_widths;
+    }
+
+    let code_end = check_code_ranges(g, layers)?;
+    Ok(CheckedGraph { code_end, node_index, has_width, tensor_count })
+}
+
+pub(crate) fn quant_weight(op: &Op) -> Option<&QuantWeight> {
+    match op {
+        Op::Conv2d { weight, .. } | Op::Dense { weight } => Some(weight),
+        _ => None,
+    }
+}
+
+fn check_input_shape(shape: &[usize]) -> Result<()> {
+    if shape.len() != 3 || shape.contains(&0) {
+        bail!(ErrorKind::BadShape, "input_shape {shape:?} must be [height, width, channels], nonzero");
+    }
+    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    match n {
+        Some(n) if n <= MAX_INPUT_ELEMS => Ok(()),
+        _ => bail!(ErrorKind::LimitExceeded, "input_shape {shape:?} exceeds {MAX_INPUT_ELEMS} elements"),
+    }
+}
+
+/// Checks one op's own parameters; returns how many F32 tensors it has per width.
+fn check_op(name: &str, op: &Op) -> Result<usize> {
+    match op {
+        Op::Conv2d { weight, stride, padding, dilation, groups } => {
+            let s = &weight.shape;
+            if s.len() != 4 || s.contains(&0) {
+                bail!(ErrorKind::BadShape, "conv {name}: weight shape {s:?} must be [out, kh, kw, in/groups], nonzero");
+            }
+            let (out, kh, kw, in_g) = (s[0], s[1], s[2], s[3]);
+            if kh > MAX_KERNEL || kw > MAX_KERNEL {
+                bail!(ErrorKind::LimitExceeded, "conv {name}: kernel {kh}x{kw} exceeds {MAX_KERNEL}");
+            }
+            check_window(name, [kh, kw], *stride, *padding, *dilation)?;
+            if *groups == 0 || out % groups != 0 {
+                bail!(ErrorKind::BadShape, "conv {name}: groups {groups} must divide out channels {out}");
+            }
+            if in_g.checked_mul(*groups).is_none_or(|c| c > MAX_CHANNELS) || out > MAX_CHANNELS {
+                bail!(ErrorKind::LimitExceeded, "conv {name}: channels exceed {MAX_CHANNELS}");
+            }
+            Ok(2 + weight.bias as usize)
+        }
+        Op::Dense { weight } => {
+            let s = &weight.shape;
+            if s.len() != 2 || s.contains(&0) {
+                bail!(ErrorKind::BadShape, "dense {name}: weight shape {s:?} must be [out, in], nonzero");
+            }
+            Ok(2 + weight.bias as usize)
+        }
+        Op::MaxPool { kernel, stride, padding } | Op::AvgPool { kernel, stride, padding } => {
+            if kernel[0] > MAX_KERNEL || kernel[1] > MAX_KERNEL {
+                bail!(ErrorKind::LimitExceeded, "pool {name}: kernel {kernel:?} exceeds {MAX_KERNEL}");
+            }
+            check_window(name, *kernel, *stride, *padding, [1, 1])?;
+            Ok(0)
+        }
+        Op::Clamp { min, max } => {
+            if !min.is_finite() || !max.is_finite() || min > max {
+                bail!(ErrorKind::BadValue, "clamp {name}: bounds [{min}, {max}] must be finite and ordered");
+            }
+            Ok(0)
+        }
+        Op::Affine => Ok(2),
+        Op::GlobalAvgPool | Op::Relu | Op::Relu6 | Op::Add | Op::Flatten | Op::Softmax => Ok(0),
+    }
+}
+
+/// Sliding-window parameters. Padding on each side must be smaller than the dilated window so
+/// that no window lies wholly in padding (a max pool would otherwise output -inf).
+fn check_window(
+    name: &str,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 4],
+    dilation: [usize; 2],
+) -> Result<()> {
+    for axis in 0..2 {
+        let (k, s, d) = (kernel[axis], stride[axis], dilation[axis]);
+        if k == 0 || s == 0 || d == 0 {
+            bail!(ErrorKind::BadShape, "{name}: kernel, stride and dilation must be >= 1");
+        }
+        if s > MAX_STRIDE || d > MAX_DILATION {
+            bail!(ErrorKind::LimitExceeded, "{name}: stride {s} or dilation {d} exceeds {MAX_STRIDE}");
+        }
+        // k, d <= 64, so this cannot overflow.
+        let extent = d * (k - 1) + 1;
+        let (before, after) = (padding[axis], padding[axis + 2]);
+        if before >= extent || after >= extent {
+            bail!(
+                ErrorKind::BadShape,
+                "{name}: padding {padding:?} must be smaller than the window extent {extent}"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn weight_count(name: &str, w: &QuantWeight) -> Result<usize> {
+    let count = w.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let Some(count) = count else {
+        bail!(ErrorKind::BadShape, "{name}: weight shape {:?} overflows", w.shape);
+    };
+    if w.code_offset % 8 != 0 {
+        bail!(ErrorKind::BadLayout, "{name}: code_offset {} is not a multiple of 8", w.code_offset);
+    }
+    if w.code_offset.checked_add(count).is_none_or(|end| end > MAX_CODES) {
+        bail!(
+            ErrorKind::LimitExceeded,
+            "{name}: codes [{}, +{count}) exceed the limit of {MAX_CODES}",
+            w.code_offset
+        );
+    }
+    Ok(count)
+}
+
+/// Layers' code ranges must not overlap; returns the end of the last one.
+fn check_code_ranges(g: &Graph, mut sorted: Vec<Layer>) -> Result<usize> {
+    sorted.sort_by_key(|l| l.offset);
+    let mut end = 0usize;
+    let mut prev: Option<usize> = None;
+    for l in &sorted {
+        if l.offset < end {
+            let other = prev.map_or("?", |p| g.nodes[p].name.as_str());
+            bail!(
+                ErrorKind::BadLayout,
+                "codes of {} (from {}) overlap those of {other} (to {end})",
+                g.nodes[l.node].name,
+                l.offset
+            );
+        }
+        end = l.offset + l.count; // bounded by MAX_CODES in weight_count
+        prev = Some(l.node);
+    }
+    Ok(end)
+}

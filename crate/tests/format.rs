@@ -1,0 +1,233 @@
+//! The `.anybit` container on valid files: round trip, bit-plane packing against a scalar
+//! reference, tensor order, the prefix property used by progressive loading, and a golden file.
+//! Hostile input lives in format_hostile.rs.
+
+mod format_support;
+
+use std::collections::BTreeMap;
+
+use anybit::format::{self, plane_name, F32Tensor};
+use anybit::graph::{Graph, Node, Op, Width};
+use anybit::quant::{derive_code, planes_needed};
+use anybit::ErrorKind;
+use format_support::*;
+use safetensors::{Dtype, SafeTensors};
+
+#[test]
+fn round_trip_keeps_graph_codes_and_tensors() {
+    let g = graph();
+    for seed in 0..20 {
+        let codes = codes(seed);
+        let tensors = tensors(&g, seed + 100);
+        let bytes = format::write(&g, &codes, &tensors).unwrap();
+        let m = format::read(&bytes).unwrap();
+        assert_eq!(m.graph, g);
+        assert_eq!(m.codes, codes);
+        assert_eq!(m.tensors, tensors);
+        assert_eq!(m.planes_present, 8);
+    }
+}
+
+#[test]
+fn codes_may_be_given_without_padding() {
+    let g = graph();
+    let full = codes(3);
+    let bytes = format::write(&g, &full[..92], &tensors(&g, 4)).unwrap();
+    assert_eq!(format::read(&bytes).unwrap().codes, full);
+}
+
+#[test]
+fn layer_codes_and_tensor_lookup() {
+    let g = graph();
+    let codes = codes(5);
+    let m = format::read(&format::write(&g, &codes, &tensors(&g, 6)).unwrap()).unwrap();
+    let Op::Conv2d { weight, .. } = &g.nodes[4].op else { panic!() };
+    assert_eq!(m.layer_codes(weight).unwrap(), &codes[40..76]);
+    assert_eq!(m.tensor("bn1", 4, "scale").unwrap().shape, vec![4]);
+    assert_eq!(m.tensor("bn1", 3, "scale").unwrap_err().kind(), ErrorKind::BadGraph);
+}
+
+/// Each plane, read with the safetensors crate alone, holds bit k of code i at bit i % 8 of
+/// byte i / 8.
+#[test]
+fn planes_match_scalar_packing() {
+    let g = graph();
+    for seed in 0..10 {
+        let codes = codes(seed);
+        let bytes = format::write(&g, &codes, &tensors(&g, 0)).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        for bit in 0..8u8 {
+            let plane = st.tensor(&plane_name(bit)).unwrap();
+            assert_eq!(plane.dtype(), Dtype::U8);
+            assert_eq!(plane.shape(), &[12]);
+            for (i, &c) in codes.iter().enumerate() {
+                let stored = (plane.data()[i / 8] >> (i % 8)) & 1;
+                assert_eq!(stored, (c >> bit) & 1, "seed {seed} bit {bit} code {i}");
+            }
+        }
+    }
+}
+
+/// F32 tensors first, then planes 7, 6, ..., 0, each starting where the previous ends.
+#[test]
+fn data_section_order_is_f32_then_planes_msb_first() {
+    let bytes = file();
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    let names = meta.offset_keys();
+    let n_f32 = names.len() - 8;
+    for name in &names[..n_f32] {
+        assert_eq!(meta.info(name).unwrap().dtype, Dtype::F32, "{name}");
+    }
+    for (k, name) in names[n_f32..].iter().enumerate() {
+        assert_eq!(*name, plane_name(7 - k as u8));
+    }
+    let mut end = 0;
+    for name in &names {
+        let (s, e) = meta.info(name).unwrap().data_offsets;
+        assert_eq!(s, end, "{name} is not contiguous");
+        end = e;
+    }
+}
+
+#[test]
+fn prefixes_hold_the_top_planes() {
+    let g = graph();
+    let codes = codes(7);
+    let bytes = format::write(&g, &codes, &tensors(&g, 8)).unwrap();
+    let hlen = format::header_len(&bytes[..9]).unwrap();
+    let header = &bytes[..hlen];
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    assert_eq!(hlen, 8 + n);
+    assert_eq!(format::prefix_len(header, 8).unwrap(), bytes.len());
+    // 0 planes: header and F32 tensors end where the first plane starts.
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    let p7 = meta.info(&plane_name(7)).unwrap().data_offsets.0;
+    assert_eq!(format::prefix_len(header, 0).unwrap(), hlen + p7);
+
+    for p in 1..=8u8 {
+        let end = format::prefix_len(header, p).unwrap();
+        assert_eq!(end, hlen + p7 + 12 * p as usize);
+        let m = format::read_prefix(&bytes[..end], p).unwrap();
+        assert_eq!(m.planes_present, p);
+        assert_eq!(m.graph, g);
+        assert_eq!(m.tensors.len(), tensors(&g, 8).len());
+        let mask = !((1u16 << (8 - p)) - 1) as u8;
+        for (i, (&got, &want)) in m.codes.iter().zip(&codes).enumerate() {
+            assert_eq!(got, want & mask, "p {p} code {i}");
+        }
+        // A partial next plane is ignored, and more planes than present is an error.
+        if p < 8 {
+            let m2 = format::read_prefix(&bytes[..end + 5], p).unwrap();
+            assert_eq!(m2.planes_present, p);
+            assert_eq!(m2.codes, m.codes);
+            let e = format::read_prefix(&bytes[..end + 11], p + 1).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Truncated);
+            assert_eq!(format::read(&bytes[..end]).unwrap_err().kind(), ErrorKind::Truncated);
+        }
+    }
+}
+
+/// The point of the order: b-bit codes derived from the first planes_needed(b) planes equal
+/// those derived from the whole file.
+#[test]
+fn prefix_codes_derive_the_same_narrow_codes() {
+    let g = graph();
+    for seed in 0..10 {
+        let codes = codes(seed);
+        let bytes = format::write(&g, &codes, &tensors(&g, 0)).unwrap();
+        for b in 1..=8u8 {
+            let p = planes_needed(b);
+            let end = format::prefix_len(&bytes, p).unwrap();
+            let m = format::read_prefix(&bytes[..end], p).unwrap();
+            for (&got, &want) in m.codes.iter().zip(&codes) {
+                assert_eq!(derive_code(got, b), derive_code(want, b), "seed {seed} b {b} c8 {want}");
+            }
+        }
+    }
+}
+
+#[test]
+fn prefix_len_needs_only_the_header() {
+    let bytes = file();
+    let hlen = format::header_len(&bytes).unwrap();
+    assert_eq!(format::prefix_len(&bytes[..hlen], 3).unwrap(), format::prefix_len(&bytes, 3).unwrap());
+    assert_eq!(format::prefix_len(&bytes[..hlen - 1], 3).unwrap_err().kind(), ErrorKind::Truncated);
+    assert_eq!(format::prefix_len(&bytes, 9).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(format::read_prefix(&bytes, 0).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(format::read_prefix(&bytes, 9).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert!(hlen <= format::HEADER_PROBE_LEN);
+}
+
+/// A model without quantized layers has empty planes; every prefix holding the F32 tensors is
+/// the whole file.
+#[test]
+fn model_without_quantized_layers() {
+    let g = Graph {
+        format: "anybit".into(),
+        version: 1,
+        name: "affine only".into(),
+        input_shape: vec![1, 1, 2],
+        labels: None,
+        widths: vec![Width { w: 3, a: 5 }],
+        nodes: vec![
+            Node { name: "bn".into(), inputs: vec!["input".into()], op: Op::Affine },
+            Node { name: "clamp".into(), inputs: vec!["bn".into()], op: Op::Clamp { min: -1.0, max: 1.0 } },
+        ],
+        eval: vec![],
+    };
+    let mut t = BTreeMap::new();
+    t.insert("bn.w3.scale".to_string(), F32Tensor { shape: vec![2], data: vec![1.0, -2.0] });
+    t.insert("bn.w3.bias".to_string(), F32Tensor { shape: vec![2], data: vec![0.5, 0.0] });
+    let bytes = format::write(&g, &[], &t).unwrap();
+    let m = format::read(&bytes).unwrap();
+    assert_eq!((m.graph, m.codes.len(), m.planes_present, m.tensors), (g, 0, 8, t));
+    assert_eq!(format::prefix_len(&bytes, 1).unwrap(), bytes.len());
+}
+
+#[test]
+fn write_rejects_what_read_would() {
+    let g = graph();
+    let (codes, t) = (codes(1), tensors(&g, 2));
+    let kind = |r: anybit::Result<Vec<u8>>| r.unwrap_err().kind();
+    assert_eq!(kind(format::write(&g, &codes[..91], &t)), ErrorKind::InvalidArgument);
+    assert_eq!(kind(format::write(&g, &[codes.clone(), vec![0]].concat(), &t)), ErrorKind::InvalidArgument);
+
+    let mut missing = t.clone();
+    missing.remove("fc.w2.bias");
+    assert_eq!(kind(format::write(&g, &codes, &missing)), ErrorKind::BadGraph);
+
+    let mut extra = t.clone();
+    extra.insert("relu1.w8.scale".into(), F32Tensor { shape: vec![1], data: vec![1.0] });
+    assert_eq!(kind(format::write(&g, &codes, &extra)), ErrorKind::BadLayout);
+
+    let mut plane = t.clone();
+    plane.insert(plane_name(3), F32Tensor { shape: vec![1], data: vec![1.0] });
+    assert_eq!(kind(format::write(&g, &codes, &plane)), ErrorKind::InvalidArgument);
+
+    let mut nan = t.clone();
+    nan.get_mut("bn1.w1.bias").unwrap().data[2] = f32::NAN;
+    assert_eq!(kind(format::write(&g, &codes, &nan)), ErrorKind::BadValue);
+
+    let mut lying = t.clone();
+    lying.get_mut("bn1.w1.bias").unwrap().shape = vec![usize::MAX, 2];
+    assert_eq!(kind(format::write(&g, &codes, &lying)), ErrorKind::BadShape);
+
+    let mut bad_graph = g.clone();
+    bad_graph.widths.push(Width { w: 4, a: 8 });
+    assert_eq!(kind(format::write(&bad_graph, &codes, &t)), ErrorKind::BadGraph);
+}
+
+/// The committed fixture is what the writer produces: a format change shows up here, and
+/// other tests (model loader, JS) can load the file. Regenerate with ANYBIT_BLESS=1.
+#[test]
+fn golden_fixture_matches_writer() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny.anybit");
+    let bytes = file();
+    if std::env::var_os("ANYBIT_BLESS").is_some() {
+        std::fs::write(path, &bytes).unwrap();
+    }
+    let golden = std::fs::read(path).expect("missing fixture: run with ANYBIT_BLESS=1");
+    assert!(golden == bytes, "tests/fixtures/tiny.anybit differs from the writer's output");
+    let m = format::read(&golden).unwrap();
+    assert_eq!(m.codes, codes(1));
+}
