@@ -5,7 +5,7 @@
 //! calibration data.
 
 use crate::error::{ErrorKind, Result};
-use crate::format::{self, F32Tensor, ModelFile};
+use crate::format::{self, ModelFile};
 use crate::graph::{Graph, Op, QuantWeight, Width};
 use crate::kernels::Isa;
 use crate::layers::{
@@ -50,7 +50,7 @@ impl Model {
     }
 
     pub fn from_file(file: ModelFile) -> Result<Model> {
-        let ModelFile { graph, codes, tensors, .. } = file;
+        let graph = file.graph.clone();
         if graph.widths.is_empty() {
             crate::bail!(ErrorKind::BadGraph, "the model declares no widths");
         }
@@ -67,7 +67,7 @@ impl Model {
                     None => crate::bail!(ErrorKind::BadGraph, "{}: unknown input {n:?}", node.name),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let layer = build_layer(&graph, node, &codes, &tensors)?;
+            let layer = build_layer(&graph, node, &file)?;
             let in_shapes: Vec<&[usize]> = inputs.iter().map(|&v| shapes[v].as_slice()).collect();
             let output_shape = layer.output_shape(&in_shapes)?;
             check_size(&output_shape, &node.name)?;
@@ -213,51 +213,35 @@ fn check_size(shape: &[usize], what: &str) -> Result<()> {
     }
 }
 
-fn tensor<'a>(tensors: &'a BTreeMap<String, F32Tensor>, name: &str, len: usize) -> Result<&'a [f32]> {
-    match tensors.get(name) {
-        Some(t) if t.data.len() == len => Ok(&t.data),
-        Some(t) => crate::bail!(ErrorKind::BadShape, "tensor {name} has {} values, expected {len}", t.data.len()),
-        None => crate::bail!(ErrorKind::BadGraph, "tensor {name} is missing"),
-    }
-}
-
 fn quant_weights(
     graph: &Graph,
     name: &str,
     w: &QuantWeight,
     groups: usize,
-    codes: &[u8],
-    tensors: &BTreeMap<String, F32Tensor>,
+    file: &ModelFile,
 ) -> Result<QuantWeights> {
-    let count = numel(&w.shape).filter(|&n| n > 0);
-    let slice = count
-        .and_then(|n| w.code_offset.checked_add(n).map(|end| (n, end)))
-        .and_then(|(n, end)| codes.get(w.code_offset..end).map(|s| (n, s)));
-    let Some((count, slice)) = slice else {
-        crate::bail!(ErrorKind::BadLayout, "{name}: weight codes {:?} at {} lie outside the planes", w.shape, w.code_offset);
-    };
-    let out = w.shape[0];
-    if out % groups != 0 {
+    let codes = file.layer_codes(w)?;
+    let out = w.shape.first().copied().unwrap_or(0);
+    if out == 0 || groups == 0 || out % groups != 0 {
         crate::bail!(ErrorKind::BadShape, "{name}: {out} outputs do not split into {groups} groups");
     }
-    let depth = count / out;
+    let depth = codes.len() / out;
     let mut params = Vec::with_capacity(graph.widths.len());
     for width in &graph.widths {
         let b = width.w;
-        let wscale = tensor(tensors, &format!("{name}.w{b}.wscale"), 1)?[0];
-        let clip = tensor(tensors, &format!("{name}.w{b}.clip"), 1)?[0];
-        let bias = if w.bias { Some(tensor(tensors, &format!("{name}.w{b}.bias"), out)?.to_vec()) } else { None };
-        params.push(WidthParams { wscale, clip, bias });
+        let scalar = |suffix: &str| -> Result<f32> {
+            match file.tensor(name, b, suffix)?.data[..] {
+                [v] => Ok(v),
+                _ => crate::bail!(ErrorKind::BadShape, "{name}.w{b}.{suffix} must hold one value"),
+            }
+        };
+        let bias = if w.bias { Some(file.tensor(name, b, "bias")?.data.clone()) } else { None };
+        params.push(WidthParams { wscale: scalar("wscale")?, clip: scalar("clip")?, bias });
     }
-    QuantWeights::new(name, slice.to_vec(), groups, out / groups, depth, w.precision, params)
+    QuantWeights::new(name, codes.to_vec(), groups, out / groups, depth, w.precision, params)
 }
 
-fn build_layer(
-    graph: &Graph,
-    node: &crate::graph::Node,
-    codes: &[u8],
-    tensors: &BTreeMap<String, F32Tensor>,
-) -> Result<Box<dyn Layer>> {
+fn build_layer(graph: &Graph, node: &crate::graph::Node, file: &ModelFile) -> Result<Box<dyn Layer>> {
     let name = node.name.clone();
     Ok(match &node.op {
         Op::Conv2d { weight, stride, padding, dilation, groups } => {
@@ -265,14 +249,14 @@ fn build_layer(
                 crate::bail!(ErrorKind::BadShape, "{name}: conv weight shape must be [out, kh, kw, in/groups]");
             };
             let groups = (*groups).max(1);
-            let q = quant_weights(graph, &name, weight, groups, codes, tensors)?;
+            let q = quant_weights(graph, &name, weight, groups, file)?;
             Box::new(Conv2d::new(q, [kh, kw], *stride, *padding, *dilation, cin)?)
         }
         Op::Dense { weight } => {
             if weight.shape.len() != 2 {
                 crate::bail!(ErrorKind::BadShape, "{name}: dense weight shape must be [out, in]");
             }
-            Box::new(Dense::new(quant_weights(graph, &name, weight, 1, codes, tensors)?)?)
+            Box::new(Dense::new(quant_weights(graph, &name, weight, 1, file)?)?)
         }
         Op::MaxPool { kernel, stride, padding } | Op::AvgPool { kernel, stride, padding } => {
             let kind = if matches!(node.op, Op::MaxPool { .. }) { PoolKind::Max } else { PoolKind::Avg };
@@ -291,13 +275,7 @@ fn build_layer(
             let mut params = Vec::with_capacity(graph.widths.len());
             for width in &graph.widths {
                 let b = width.w;
-                let get = |suffix: &str| -> Result<Vec<f32>> {
-                    let key = format!("{name}.w{b}.{suffix}");
-                    match tensors.get(&key) {
-                        Some(t) => Ok(t.data.clone()),
-                        None => crate::bail!(ErrorKind::BadGraph, "tensor {key} is missing"),
-                    }
-                };
+                let get = |suffix: &str| Ok::<_, crate::Error>(file.tensor(&name, b, suffix)?.data.clone());
                 params.push((get("scale")?, get("bias")?));
             }
             Box::new(Affine::new(&name, params)?)
