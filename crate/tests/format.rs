@@ -140,7 +140,11 @@ fn prefix_codes_derive_the_same_narrow_codes() {
             let end = format::prefix_len(&bytes, p).unwrap();
             let m = format::read_prefix(&bytes[..end], p).unwrap();
             for (&got, &want) in m.codes.iter().zip(&codes) {
-                assert_eq!(derive_code(got, b), derive_code(want, b), "seed {seed} b {b} c8 {want}");
+                assert_eq!(
+                    derive_code(got, b),
+                    derive_code(want, b),
+                    "seed {seed} b {b} c8 {want}"
+                );
             }
         }
     }
@@ -150,7 +154,10 @@ fn prefix_codes_derive_the_same_narrow_codes() {
 fn prefix_len_needs_only_the_header() {
     let bytes = file();
     let hlen = format::header_len(&bytes).unwrap();
-    assert_eq!(format::prefix_len(&bytes[..hlen], 3).unwrap(), format::prefix_len(&bytes, 3).unwrap());
+    assert_eq!(
+        format::prefix_len(&bytes[..hlen], 3).unwrap(),
+        format::prefix_len(&bytes, 3).unwrap()
+    );
     assert_eq!(format::prefix_len(&bytes[..hlen - 1], 3).unwrap_err().kind(), ErrorKind::Truncated);
     assert_eq!(format::prefix_len(&bytes, 9).unwrap_err().kind(), ErrorKind::InvalidArgument);
     assert_eq!(format::read_prefix(&bytes, 0).unwrap_err().kind(), ErrorKind::InvalidArgument);
@@ -171,7 +178,11 @@ fn model_without_quantized_layers() {
         widths: vec![Width { w: 3, a: 5 }],
         nodes: vec![
             Node { name: "bn".into(), inputs: vec!["input".into()], op: Op::Affine },
-            Node { name: "clamp".into(), inputs: vec!["bn".into()], op: Op::Clamp { min: -1.0, max: 1.0 } },
+            Node {
+                name: "clamp".into(),
+                inputs: vec!["bn".into()],
+                op: Op::Clamp { min: -1.0, max: 1.0 },
+            },
         ],
         eval: vec![],
     };
@@ -190,7 +201,10 @@ fn write_rejects_what_read_would() {
     let (codes, t) = (codes(1), tensors(&g, 2));
     let kind = |r: anybit::Result<Vec<u8>>| r.unwrap_err().kind();
     assert_eq!(kind(format::write(&g, &codes[..91], &t)), ErrorKind::InvalidArgument);
-    assert_eq!(kind(format::write(&g, &[codes.clone(), vec![0]].concat(), &t)), ErrorKind::InvalidArgument);
+    assert_eq!(
+        kind(format::write(&g, &[codes.clone(), vec![0]].concat(), &t)),
+        ErrorKind::InvalidArgument
+    );
 
     let mut missing = t.clone();
     missing.remove("fc.w2.bias");

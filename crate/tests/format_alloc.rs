@@ -59,7 +59,11 @@ fn assert_bounded(what: &str, bytes: &[u8], expect: ErrorKind) {
     // The JSON parsers keep a few copies of strings and the graph; 64x the file is far below
     // any claimed size here (gigabytes) and above what parsing a small header needs.
     let limit = 64 * bytes.len() + 4096;
-    assert!(largest <= limit, "{what}: a {largest}-byte allocation for a {}-byte file", bytes.len());
+    assert!(
+        largest <= limit,
+        "{what}: a {largest}-byte allocation for a {}-byte file",
+        bytes.len()
+    );
     assert!(total <= 8 * limit, "{what}: {total} bytes allocated for a {}-byte file", bytes.len());
 }
 
@@ -82,13 +86,22 @@ fn huge_claims_in_small_files_fail_without_huge_allocations() {
     let planes = |at: u64| {
         let mut m = Map::new();
         for b in (0..8u8).rev() {
-            m.insert(format::plane_name(b), json!({"dtype": "U8", "shape": [0], "data_offsets": [at, at]}));
+            m.insert(
+                format::plane_name(b),
+                json!({"dtype": "U8", "shape": [0], "data_offsets": [at, at]}),
+            );
         }
         m
     };
     let mut t = planes(8 * n);
-    t.insert("a.w8.scale".into(), json!({"dtype": "F32", "shape": [n], "data_offsets": [0, 4 * n]}));
-    t.insert("a.w8.bias".into(), json!({"dtype": "F32", "shape": [n], "data_offsets": [4 * n, 8 * n]}));
+    t.insert(
+        "a.w8.scale".into(),
+        json!({"dtype": "F32", "shape": [n], "data_offsets": [0, 4 * n]}),
+    );
+    t.insert(
+        "a.w8.bias".into(),
+        json!({"dtype": "F32", "shape": [n], "data_offsets": [4 * n, 8 * n]}),
+    );
     let f = container(Value::Object(t), affine_graph(n), &[0; 16]);
     assert!(f.len() < 1200, "{}", f.len());
     // Rejected by the channel limit before anything is read.
@@ -97,9 +110,19 @@ fn huge_claims_in_small_files_fail_without_huge_allocations() {
     // Within the channel limit but still far beyond the file: truncated.
     let c: u64 = 1 << 16;
     let mut t = planes(8 * c);
-    t.insert("a.w8.scale".into(), json!({"dtype": "F32", "shape": [c], "data_offsets": [0, 4 * c]}));
-    t.insert("a.w8.bias".into(), json!({"dtype": "F32", "shape": [c], "data_offsets": [4 * c, 8 * c]}));
-    assert_bounded("65536-channel affine", &container(Value::Object(t), affine_graph(c), &[0; 16]), ErrorKind::Truncated);
+    t.insert(
+        "a.w8.scale".into(),
+        json!({"dtype": "F32", "shape": [c], "data_offsets": [0, 4 * c]}),
+    );
+    t.insert(
+        "a.w8.bias".into(),
+        json!({"dtype": "F32", "shape": [c], "data_offsets": [4 * c, 8 * c]}),
+    );
+    assert_bounded(
+        "65536-channel affine",
+        &container(Value::Object(t), affine_graph(c), &[0; 16]),
+        ErrorKind::Truncated,
+    );
 
     // A dense layer of 2^30 codes: 2^27-byte planes claimed, none present.
     let codes: u64 = 1 << 30;
@@ -113,7 +136,10 @@ fn huge_claims_in_small_files_fail_without_huge_allocations() {
     let plane = codes / 8;
     for (k, b) in (0..8u8).rev().enumerate() {
         let s = 8 + k as u64 * plane;
-        t.insert(format::plane_name(b), json!({"dtype": "U8", "shape": [plane], "data_offsets": [s, s + plane]}));
+        t.insert(
+            format::plane_name(b),
+            json!({"dtype": "U8", "shape": [plane], "data_offsets": [s, s + plane]}),
+        );
     }
     let f = container(Value::Object(t), dense_graph, &[0, 0, 0, 0, 0, 0, 0x80, 0x3f]);
     assert_bounded("2^30-code dense", &f, ErrorKind::Truncated);

@@ -38,8 +38,12 @@ fn truncation_at_every_offset_is_truncated() {
         let cut = &bytes[..len];
         assert_eq!(format::read(cut).unwrap_err().kind(), Truncated, "read, len {len}");
         match format::read_prefix(cut, 1) {
-            Ok(m) => assert!(len >= first_plane && m.planes_present as usize == (len - first_plane) / 12 + 1),
-            Err(e) => assert!(len < first_plane && e.kind() == Truncated, "read_prefix, len {len}: {e}"),
+            Ok(m) => assert!(
+                len >= first_plane && m.planes_present as usize == (len - first_plane) / 12 + 1
+            ),
+            Err(e) => {
+                assert!(len < first_plane && e.kind() == Truncated, "read_prefix, len {len}: {e}")
+            }
         }
         match format::prefix_len(cut, 4) {
             Ok(_) => assert!(len >= hlen),
@@ -87,6 +91,25 @@ fn raw_join_str(header: &str, data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// serde_json's recursion limit must turn deep nesting into an error, not a stack overflow
+/// (wasm stacks are small).
+#[test]
+fn deeply_nested_json() {
+    let deep = format!("{{\"a\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+    assert_eq!(kind_of(&raw_join_str(&deep, &[])), BadMagic);
+    let mut p = split(&file());
+    p.metadata.insert("anybit".into(), Value::String("[".repeat(100_000)));
+    assert_eq!(header_kind_of(&p.join()), BadGraph);
+    let mut p = split(&file());
+    let mut g = p.graph();
+    g["name"] = json!(0);
+    let s = g
+        .to_string()
+        .replace("\"name\":0", &format!("\"name\":{}1{}", "[".repeat(50_000), "]".repeat(50_000)));
+    p.metadata.insert("anybit".into(), Value::String(s));
+    assert_eq!(header_kind_of(&p.join()), BadGraph);
+}
+
 #[test]
 fn header_length_lies() {
     let bytes = file();
@@ -123,11 +146,20 @@ fn offsets_that_lie() {
     // Overlap: plane 7 also claims the bytes of the tensor before it.
     assert_eq!(header_kind_of(&edit(&|h| h[&p7]["data_offsets"] = json!([s7 - 4, e7]))), BadLayout);
     // Gap.
-    assert_eq!(header_kind_of(&edit(&|h| h[&p7]["data_offsets"] = json!([s7 + 1, e7 + 1]))), BadLayout);
+    assert_eq!(
+        header_kind_of(&edit(&|h| h[&p7]["data_offsets"] = json!([s7 + 1, e7 + 1]))),
+        BadLayout
+    );
     // Size disagrees with shape.
-    assert_eq!(header_kind_of(&edit(&|h| h[&p7]["data_offsets"] = json!([s7, e7 + 100]))), BadLayout);
+    assert_eq!(
+        header_kind_of(&edit(&|h| h[&p7]["data_offsets"] = json!([s7, e7 + 100]))),
+        BadLayout
+    );
     // Offsets past the end of a 64-bit address space.
-    assert_eq!(header_kind_of(&edit(&|h| h[&p7]["data_offsets"] = json!([s7, u64::MAX]))), BadLayout);
+    assert_eq!(
+        header_kind_of(&edit(&|h| h[&p7]["data_offsets"] = json!([s7, u64::MAX]))),
+        BadLayout
+    );
     // Two equal-sized planes swap places: the table is consistent but the order is wrong.
     let p6 = format::plane_name(6);
     let swapped = edit(&|h| {
@@ -204,7 +236,15 @@ fn missing_extra_and_mistyped_tensors() {
     assert_eq!(header_kind_of(&add("extra", "F32", json!([1]), one())), BadLayout);
     assert_eq!(header_kind_of(&add("conv1.w3.clip", "F32", json!([1]), one())), BadLayout);
     assert_eq!(header_kind_of(&add("relu1.w8.scale", "F32", json!([1]), one())), BadLayout);
-    assert_eq!(header_kind_of(&add("block.dw.w8.bias", "F32", json!([4]), [one(), one(), one(), one()].concat())), BadLayout);
+    assert_eq!(
+        header_kind_of(&add(
+            "block.dw.w8.bias",
+            "F32",
+            json!([4]),
+            [one(), one(), one(), one()].concat()
+        )),
+        BadLayout
+    );
     assert_eq!(header_kind_of(&add("nobody.w8.clip", "F32", json!([1]), one())), BadLayout);
     assert_eq!(header_kind_of(&add("conv1.w8.clip.x", "F32", json!([1]), one())), BadLayout);
 
@@ -216,13 +256,28 @@ fn missing_extra_and_mistyped_tensors() {
             x.data = data;
         })
     };
-    assert_eq!(header_kind_of(&retype("conv1.w8.clip", "F64", json!([1]), 1f64.to_le_bytes().to_vec())), BadLayout);
-    assert_eq!(header_kind_of(&retype("conv1.w8.clip", "I32", json!([1]), 1i32.to_le_bytes().to_vec())), BadLayout);
-    assert_eq!(header_kind_of(&retype(&format::plane_name(3), "I8", json!([12]), vec![0; 12])), BadLayout);
-    assert_eq!(header_kind_of(&retype(&format::plane_name(3), "U8", json!([3, 4]), vec![0; 12])), BadLayout);
+    assert_eq!(
+        header_kind_of(&retype("conv1.w8.clip", "F64", json!([1]), 1f64.to_le_bytes().to_vec())),
+        BadLayout
+    );
+    assert_eq!(
+        header_kind_of(&retype("conv1.w8.clip", "I32", json!([1]), 1i32.to_le_bytes().to_vec())),
+        BadLayout
+    );
+    assert_eq!(
+        header_kind_of(&retype(&format::plane_name(3), "I8", json!([12]), vec![0; 12])),
+        BadLayout
+    );
+    assert_eq!(
+        header_kind_of(&retype(&format::plane_name(3), "U8", json!([3, 4]), vec![0; 12])),
+        BadLayout
+    );
     assert_eq!(header_kind_of(&retype("conv1.w8.clip", "F32", json!([1, 1]), one())), BadShape);
     assert_eq!(header_kind_of(&retype("conv1.w8.clip", "F32", json!([]), one())), BadShape);
-    assert_eq!(header_kind_of(&retype("fc.w4.bias", "F32", json!([2]), [one(), one()].concat())), BadShape);
+    assert_eq!(
+        header_kind_of(&retype("fc.w4.bias", "F32", json!([2]), [one(), one()].concat())),
+        BadShape
+    );
     // Affine channel counts must agree across widths.
     let two = [one(), one()].concat();
     assert_eq!(header_kind_of(&retype("bn1.w2.scale", "F32", json!([2]), two.clone())), BadShape);
@@ -273,10 +328,19 @@ fn graph_identity_and_schema() {
     assert_eq!(graph_kind(|g| g["version"] = json!(999)), UnsupportedVersion);
     assert_eq!(graph_kind(|g| g["version"] = json!(0)), UnsupportedVersion);
     // A future version may change the schema: still reported as a version problem.
-    assert_eq!(graph_kind(|g| { g["version"] = json!(2); g["nodes"] = json!("new"); }), UnsupportedVersion);
+    assert_eq!(
+        graph_kind(|g| {
+            g["version"] = json!(2);
+            g["nodes"] = json!("new");
+        }),
+        UnsupportedVersion
+    );
     assert_eq!(graph_kind(|g| g["version"] = json!(-1)), BadGraph);
     assert_eq!(graph_kind(|g| g["version"] = json!("1")), BadGraph);
-    assert_eq!(graph_kind(|g| g.as_object_mut().unwrap().remove("version").map(|_| ()).unwrap()), BadGraph);
+    assert_eq!(
+        graph_kind(|g| g.as_object_mut().unwrap().remove("version").map(|_| ()).unwrap()),
+        BadGraph
+    );
     assert_eq!(graph_kind(|g| g["surprise"] = json!(1)), BadGraph);
     assert_eq!(graph_kind(|g| g["nodes"][0]["op"]["type"] = json!("attention")), BadGraph);
     assert_eq!(graph_kind(|g| g["nodes"] = json!([])), BadGraph);
@@ -308,9 +372,18 @@ fn widths() {
     assert_eq!(graph_kind(|g| g["widths"][1]["a"] = json!(9)), BadGraph);
     assert_eq!(graph_kind(|g| g["widths"][1]["w"] = json!(8)), BadGraph);
     // A width the tensors do not cover.
-    assert_eq!(graph_kind(|g| g["widths"].as_array_mut().unwrap().push(json!({"w": 3, "a": 3}))), BadGraph);
-    assert_eq!(graph_kind(|g| g["eval"] = json!([{"dataset": "x", "n": 1, "accuracy": [[8, 1.5]]}])), BadValue);
-    assert_eq!(graph_kind(|g| g["eval"] = json!([{"dataset": "x", "n": 1, "accuracy": [[9, 0.5]]}])), BadValue);
+    assert_eq!(
+        graph_kind(|g| g["widths"].as_array_mut().unwrap().push(json!({"w": 3, "a": 3}))),
+        BadGraph
+    );
+    assert_eq!(
+        graph_kind(|g| g["eval"] = json!([{"dataset": "x", "n": 1, "accuracy": [[8, 1.5]]}])),
+        BadValue
+    );
+    assert_eq!(
+        graph_kind(|g| g["eval"] = json!([{"dataset": "x", "n": 1, "accuracy": [[9, 0.5]]}])),
+        BadValue
+    );
 }
 
 #[test]
@@ -332,7 +405,8 @@ fn op_parameters() {
     });
     assert!(format::read(&dilated).is_ok());
 
-    let wshape = |i: usize, v: Value| move |g: &mut Value| g["nodes"][i]["op"]["weight"]["shape"] = v;
+    let wshape =
+        |i: usize, v: Value| move |g: &mut Value| g["nodes"][i]["op"]["weight"]["shape"] = v;
     assert_eq!(graph_kind(wshape(0, json!([4, 3, 3]))), BadShape);
     assert_eq!(graph_kind(wshape(0, json!([4, 0, 3, 1]))), BadShape);
     assert_eq!(graph_kind(wshape(0, json!([4, 65, 3, 1]))), LimitExceeded);
@@ -364,7 +438,8 @@ fn op_parameters() {
 
 #[test]
 fn code_ranges() {
-    let offset = |i: usize, v: Value| move |g: &mut Value| g["nodes"][i]["op"]["weight"]["code_offset"] = v;
+    let offset =
+        |i: usize, v: Value| move |g: &mut Value| g["nodes"][i]["op"]["weight"]["code_offset"] = v;
     // dw [32, 68) overlaps conv1 [0, 36).
     assert_eq!(graph_kind(offset(4, json!(32))), BadLayout);
     // Both at 0.

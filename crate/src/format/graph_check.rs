@@ -38,9 +38,8 @@ struct Probe {
 
 /// Parses the graph JSON, checking identity and version before the full schema.
 pub(crate) fn parse_graph(json: &str) -> Result<Graph> {
-    let probe: Probe = serde_json::from_str(json).map_err(|e| {
-        crate::error::Error::new(ErrorKind::BadGraph, format!("graph JSON: {e}"))
-    })?;
+    let probe: Probe = serde_json::from_str(json)
+        .map_err(|e| crate::error::Error::new(ErrorKind::BadGraph, format!("graph JSON: {e}")))?;
     if probe.format != FORMAT_NAME {
         bail!(ErrorKind::BadMagic, "graph format is {:?}, expected {FORMAT_NAME:?}", probe.format);
     }
@@ -82,7 +81,11 @@ pub(crate) fn check_graph(g: &Graph) -> Result<CheckedGraph<'_>> {
     for e in &g.eval {
         for &(w, acc) in &e.accuracy {
             if !(1..=8).contains(&w) || !(0.0..=1.0).contains(&acc) {
-                bail!(ErrorKind::BadValue, "eval {:?}: accuracy ({w}, {acc}) out of range", e.dataset);
+                bail!(
+                    ErrorKind::BadValue,
+                    "eval {:?}: accuracy ({w}, {acc}) out of range",
+                    e.dataset
+                );
             }
         }
     }
@@ -111,7 +114,11 @@ pub(crate) fn check_graph(g: &Graph) -> Result<CheckedGraph<'_>> {
             _ => node.inputs.len() == 1,
         };
         if !arity_ok {
-            bail!(ErrorKind::BadGraph, "node {name}: wrong number of inputs ({})", node.inputs.len());
+            bail!(
+                ErrorKind::BadGraph,
+                "node {name}: wrong number of inputs ({})",
+                node.inputs.len()
+            );
         }
         for input in &node.inputs {
             if input != INPUT && !node_index.contains_key(input.as_str()) {
@@ -145,12 +152,18 @@ pub(crate) fn quant_weight(op: &Op) -> Option<&QuantWeight> {
 
 fn check_input_shape(shape: &[usize]) -> Result<()> {
     if shape.len() != 3 || shape.contains(&0) {
-        bail!(ErrorKind::BadShape, "input_shape {shape:?} must be [height, width, channels], nonzero");
+        bail!(
+            ErrorKind::BadShape,
+            "input_shape {shape:?} must be [height, width, channels], nonzero"
+        );
     }
     let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     match n {
         Some(n) if n <= MAX_INPUT_ELEMS => Ok(()),
-        _ => bail!(ErrorKind::LimitExceeded, "input_shape {shape:?} exceeds {MAX_INPUT_ELEMS} elements"),
+        _ => bail!(
+            ErrorKind::LimitExceeded,
+            "input_shape {shape:?} exceeds {MAX_INPUT_ELEMS} elements"
+        ),
     }
 }
 
@@ -160,15 +173,24 @@ fn check_op(name: &str, op: &Op) -> Result<usize> {
         Op::Conv2d { weight, stride, padding, dilation, groups } => {
             let s = &weight.shape;
             if s.len() != 4 || s.contains(&0) {
-                bail!(ErrorKind::BadShape, "conv {name}: weight shape {s:?} must be [out, kh, kw, in/groups], nonzero");
+                bail!(
+                    ErrorKind::BadShape,
+                    "conv {name}: weight shape {s:?} must be [out, kh, kw, in/groups], nonzero"
+                );
             }
             let (out, kh, kw, in_g) = (s[0], s[1], s[2], s[3]);
             if kh > MAX_KERNEL || kw > MAX_KERNEL {
-                bail!(ErrorKind::LimitExceeded, "conv {name}: kernel {kh}x{kw} exceeds {MAX_KERNEL}");
+                bail!(
+                    ErrorKind::LimitExceeded,
+                    "conv {name}: kernel {kh}x{kw} exceeds {MAX_KERNEL}"
+                );
             }
             check_window(name, [kh, kw], *stride, *padding, *dilation)?;
             if *groups == 0 || out % groups != 0 {
-                bail!(ErrorKind::BadShape, "conv {name}: groups {groups} must divide out channels {out}");
+                bail!(
+                    ErrorKind::BadShape,
+                    "conv {name}: groups {groups} must divide out channels {out}"
+                );
             }
             if in_g.checked_mul(*groups).is_none_or(|c| c > MAX_CHANNELS) || out > MAX_CHANNELS {
                 bail!(ErrorKind::LimitExceeded, "conv {name}: channels exceed {MAX_CHANNELS}");
@@ -178,20 +200,29 @@ fn check_op(name: &str, op: &Op) -> Result<usize> {
         Op::Dense { weight } => {
             let s = &weight.shape;
             if s.len() != 2 || s.contains(&0) {
-                bail!(ErrorKind::BadShape, "dense {name}: weight shape {s:?} must be [out, in], nonzero");
+                bail!(
+                    ErrorKind::BadShape,
+                    "dense {name}: weight shape {s:?} must be [out, in], nonzero"
+                );
             }
             Ok(2 + weight.bias as usize)
         }
         Op::MaxPool { kernel, stride, padding } | Op::AvgPool { kernel, stride, padding } => {
             if kernel[0] > MAX_KERNEL || kernel[1] > MAX_KERNEL {
-                bail!(ErrorKind::LimitExceeded, "pool {name}: kernel {kernel:?} exceeds {MAX_KERNEL}");
+                bail!(
+                    ErrorKind::LimitExceeded,
+                    "pool {name}: kernel {kernel:?} exceeds {MAX_KERNEL}"
+                );
             }
             check_window(name, *kernel, *stride, *padding, [1, 1])?;
             Ok(0)
         }
         Op::Clamp { min, max } => {
             if !min.is_finite() || !max.is_finite() || min > max {
-                bail!(ErrorKind::BadValue, "clamp {name}: bounds [{min}, {max}] must be finite and ordered");
+                bail!(
+                    ErrorKind::BadValue,
+                    "clamp {name}: bounds [{min}, {max}] must be finite and ordered"
+                );
             }
             Ok(0)
         }
@@ -215,7 +246,10 @@ fn check_window(
             bail!(ErrorKind::BadShape, "{name}: kernel, stride and dilation must be >= 1");
         }
         if s > MAX_STRIDE || d > MAX_DILATION {
-            bail!(ErrorKind::LimitExceeded, "{name}: stride {s} or dilation {d} exceeds {MAX_STRIDE}");
+            bail!(
+                ErrorKind::LimitExceeded,
+                "{name}: stride {s} or dilation {d} exceeds {MAX_STRIDE}"
+            );
         }
         // k, d <= 64, so this cannot overflow.
         let extent = d * (k - 1) + 1;

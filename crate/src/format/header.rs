@@ -50,16 +50,26 @@ pub(crate) struct Header {
 /// bytes (9 to also reject non-JSON headers early).
 pub fn header_len(first_bytes: &[u8]) -> Result<usize> {
     let Some(len) = first_bytes.get(..8) else {
-        bail!(ErrorKind::Truncated, "{} bytes is too short for the 8-byte header length", first_bytes.len());
+        bail!(
+            ErrorKind::Truncated,
+            "{} bytes is too short for the 8-byte header length",
+            first_bytes.len()
+        );
     };
     if first_bytes.get(8).is_some_and(|&b| b != b'{') {
-        bail!(ErrorKind::BadMagic, "not an .anybit file: the safetensors header does not start with '{{'");
+        bail!(
+            ErrorKind::BadMagic,
+            "not an .anybit file: the safetensors header does not start with '{{'"
+        );
     }
     let mut le = [0u8; 8];
     le.copy_from_slice(len);
     let n = u64::from_le_bytes(le);
     if n > MAX_HEADER_LEN as u64 {
-        bail!(ErrorKind::LimitExceeded, "header of {n} bytes exceeds the limit of {MAX_HEADER_LEN}");
+        bail!(
+            ErrorKind::LimitExceeded,
+            "header of {n} bytes exceeds the limit of {MAX_HEADER_LEN}"
+        );
     }
     if n < 2 {
         bail!(ErrorKind::BadMagic, "not an .anybit file: header length {n}");
@@ -78,10 +88,15 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header> {
     };
     let meta: Metadata = serde_json::from_slice(json).map_err(|e| match e.classify() {
         Category::Data => Error::new(ErrorKind::BadLayout, format!("safetensors header: {e}")),
-        _ => Error::new(ErrorKind::BadMagic, format!("not an .anybit file: header is not JSON: {e}")),
+        _ => {
+            Error::new(ErrorKind::BadMagic, format!("not an .anybit file: header is not JSON: {e}"))
+        }
     })?;
     let Some(graph_json) = meta.metadata().as_ref().and_then(|m| m.get(METADATA_KEY)) else {
-        bail!(ErrorKind::BadMagic, "not an .anybit file: no {METADATA_KEY:?} entry in __metadata__");
+        bail!(
+            ErrorKind::BadMagic,
+            "not an .anybit file: no {METADATA_KEY:?} entry in __metadata__"
+        );
     };
     let graph = parse_graph(graph_json)?;
     let cg = check_graph(&graph)?;
@@ -104,7 +119,11 @@ fn check_table(
     let names = meta.offset_keys();
     let plane_len = cg.code_end.div_ceil(8);
     if names.len() < PLANES as usize {
-        bail!(ErrorKind::BadLayout, "the file has {} tensors, fewer than the 8 bit planes", names.len());
+        bail!(
+            ErrorKind::BadLayout,
+            "the file has {} tensors, fewer than the 8 bit planes",
+            names.len()
+        );
     }
     let n_f32 = names.len() - PLANES as usize;
     let mut f32s = Vec::with_capacity(n_f32);
@@ -116,9 +135,10 @@ fn check_table(
         };
         // Offsets are relative to the data section and were checked by safetensors to tile
         // it without gaps; their sum with data_start may still overflow on 32-bit targets.
-        let (Some(start), Some(end)) =
-            (data_start.checked_add(info.data_offsets.0), data_start.checked_add(info.data_offsets.1))
-        else {
+        let (Some(start), Some(end)) = (
+            data_start.checked_add(info.data_offsets.0),
+            data_start.checked_add(info.data_offsets.1),
+        ) else {
             bail!(ErrorKind::BadLayout, "tensor {name:?}: offsets overflow");
         };
         if pos >= n_f32 {
@@ -135,7 +155,11 @@ fn check_table(
                 );
             }
             if info.dtype != Dtype::U8 {
-                bail!(ErrorKind::BadLayout, "plane {name:?} has dtype {:?}, expected U8", info.dtype);
+                bail!(
+                    ErrorKind::BadLayout,
+                    "plane {name:?} has dtype {:?}, expected U8",
+                    info.dtype
+                );
             }
             if info.shape != [plane_len] {
                 bail!(
@@ -160,7 +184,11 @@ fn check_table(
             bail!(ErrorKind::BadLayout, "tensor {name:?} has dtype {:?}, expected F32", info.dtype);
         }
         if info.shape != shape {
-            bail!(ErrorKind::BadShape, "tensor {name:?} has shape {:?}, expected {shape:?}", info.shape);
+            bail!(
+                ErrorKind::BadShape,
+                "tensor {name:?} has shape {:?}, expected {shape:?}",
+                info.shape
+            );
         }
         f32s.push(F32Entry { name: name.clone(), start, end, shape, rule });
     }
@@ -209,7 +237,10 @@ fn expected(
         // The channel count is not in the graph: the first tensor of the node fixes it.
         let c = match actual {
             [c] if (1..=MAX_CHANNELS).contains(c) => *c,
-            _ => bail!(ErrorKind::BadShape, "tensor {name:?} has shape {actual:?}, expected [C] with 1 <= C <= {MAX_CHANNELS}"),
+            _ => bail!(
+                ErrorKind::BadShape,
+                "tensor {name:?} has shape {actual:?}, expected [C] with 1 <= C <= {MAX_CHANNELS}"
+            ),
         };
         let c = *channels.entry(node).or_insert(c);
         return Ok((vec![c], Rule::Finite));

@@ -28,7 +28,7 @@ pub use names::{plane_name, width_tensor, PLANES};
 
 /// How many bytes a progressive loader should fetch first: enough for the header of any model
 /// this runtime ships; [`header_len`] says whether more is needed.
-pub const HEADER_PROBE_LEN: usize = 64 << 10;
+pub const HEADER_PROBE_LEN: usize = 256 << 10;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct F32Tensor {
@@ -53,17 +53,25 @@ impl ModelFile {
     /// The codes of one quantized layer of this file's graph.
     pub fn layer_codes(&self, w: &QuantWeight) -> Result<&[u8]> {
         let n = w.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-        n.and_then(|n| self.codes.get(w.code_offset..w.code_offset.checked_add(n)?)).ok_or_else(|| {
-            Error::new(ErrorKind::BadLayout, format!("codes [{}, ..) of shape {:?} are not in this file", w.code_offset, w.shape))
-        })
+        n.and_then(|n| self.codes.get(w.code_offset..w.code_offset.checked_add(n)?)).ok_or_else(
+            || {
+                Error::new(
+                    ErrorKind::BadLayout,
+                    format!(
+                        "codes [{}, ..) of shape {:?} are not in this file",
+                        w.code_offset, w.shape
+                    ),
+                )
+            },
+        )
     }
 
     /// The per-width tensor `"{node}.w{width}.{suffix}"`.
     pub fn tensor(&self, node: &str, width: u8, suffix: &str) -> Result<&F32Tensor> {
         let name = width_tensor(node, width, suffix);
-        self.tensors
-            .get(&name)
-            .ok_or_else(|| Error::new(ErrorKind::BadGraph, format!("tensor {name:?} is not in the file")))
+        self.tensors.get(&name).ok_or_else(|| {
+            Error::new(ErrorKind::BadGraph, format!("tensor {name:?} is not in the file"))
+        })
     }
 }
 
@@ -71,7 +79,12 @@ impl ModelFile {
 pub fn read(bytes: &[u8]) -> Result<ModelFile> {
     let h = parse_header(bytes)?;
     if bytes.len() < h.total_len {
-        bail!(ErrorKind::Truncated, "the file is {} bytes, its header describes {}", bytes.len(), h.total_len);
+        bail!(
+            ErrorKind::Truncated,
+            "the file is {} bytes, its header describes {}",
+            bytes.len(),
+            h.total_len
+        );
     }
     read_parsed(bytes, h, PLANES)
 }
@@ -114,7 +127,9 @@ fn read_parsed(bytes: &[u8], h: header::Header, min_planes: u8) -> Result<ModelF
         );
     }
     let available = bytes.len() - h.planes_start;
-    let present = if h.plane_len == 0 { PLANES } else { (available / h.plane_len).min(PLANES as usize) as u8 };
+    // Empty planes (a model without quantized layers) are all present once the F32 tensors are.
+    let present =
+        available.checked_div(h.plane_len).map_or(PLANES, |n| n.min(PLANES as usize) as u8);
     if present < min_planes {
         bail!(
             ErrorKind::Truncated,
@@ -169,7 +184,11 @@ fn check_values(name: &str, data: &[f32], rule: Rule) -> Result<()> {
 /// Writes a file. `codes` is the flat code sequence (at least up to the end of the last layer,
 /// at most that rounded up to a multiple of 8); `tensors` must be exactly the per-width tensors
 /// the graph requires. The result is read back and validated before it is returned.
-pub fn write(graph: &Graph, codes: &[u8], tensors: &BTreeMap<String, F32Tensor>) -> Result<Vec<u8>> {
+pub fn write(
+    graph: &Graph,
+    codes: &[u8],
+    tensors: &BTreeMap<String, F32Tensor>,
+) -> Result<Vec<u8>> {
     let cg = graph_check::check_graph(graph)?;
     let plane_len = cg.code_end.div_ceil(8);
     if codes.len() < cg.code_end || codes.len() > plane_len * 8 {
@@ -188,16 +207,26 @@ pub fn write(graph: &Graph, codes: &[u8], tensors: &BTreeMap<String, F32Tensor>)
     for (name, t) in tensors {
         let n = t.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         if n != Some(t.data.len()) {
-            bail!(ErrorKind::BadShape, "tensor {name:?}: shape {:?} does not match {} values", t.shape, t.data.len());
+            bail!(
+                ErrorKind::BadShape,
+                "tensor {name:?}: shape {:?} does not match {} values",
+                t.shape,
+                t.data.len()
+            );
         }
         let bytes: Vec<u8> = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
         f32_bytes.push((name.clone(), t.shape.clone(), bytes));
     }
 
-    let st_err = |e: safetensors::SafeTensorError| Error::new(ErrorKind::InvalidArgument, format!("safetensors: {e:?}"));
+    let st_err = |e: safetensors::SafeTensorError| {
+        Error::new(ErrorKind::InvalidArgument, format!("safetensors: {e:?}"))
+    };
     let mut views: Vec<(String, TensorView<'_>)> = Vec::with_capacity(f32_bytes.len() + 8);
     for (name, shape, bytes) in &f32_bytes {
-        views.push((name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(st_err)?));
+        views.push((
+            name.clone(),
+            TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(st_err)?,
+        ));
     }
     for (k, plane) in planes.iter().enumerate() {
         let name = plane_name(7 - k as u8);

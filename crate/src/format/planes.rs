@@ -23,16 +23,14 @@ static SPREAD: [u64; 256] = {
 /// Reassembles codes from the most significant planes: `planes[k]` is the plane of bit `7 - k`.
 /// Bits of missing planes read as 0. Returns `8 * plane_len` codes.
 pub(crate) fn unpack(planes: &[&[u8]], plane_len: usize) -> Vec<u8> {
-    let mut words = vec![0u64; plane_len];
-    for (k, plane) in planes.iter().enumerate() {
-        let bit = 7 - k as u32;
-        for (w, &byte) in words.iter_mut().zip(plane.iter()) {
-            *w |= SPREAD[byte as usize] << bit;
+    debug_assert!(planes.len() <= 8 && planes.iter().all(|p| p.len() == plane_len));
+    let mut codes = vec![0u8; plane_len * 8];
+    for (j, out) in codes.chunks_exact_mut(8).enumerate() {
+        let mut w = 0u64;
+        for (k, plane) in planes.iter().enumerate() {
+            w |= SPREAD[plane[j] as usize] << (7 - k);
         }
-    }
-    let mut codes = Vec::with_capacity(plane_len * 8);
-    for w in words {
-        codes.extend_from_slice(&w.to_le_bytes());
+        out.copy_from_slice(&w.to_le_bytes());
     }
     codes
 }

@@ -53,12 +53,21 @@ pub fn graph() -> Graph {
         name: "tiny".into(),
         input_shape: vec![8, 8, 1],
         labels: Some(vec!["a".into(), "b".into(), "c".into()]),
-        widths: vec![Width { w: 8, a: 8 }, Width { w: 4, a: 4 }, Width { w: 2, a: 8 }, Width { w: 1, a: 1 }],
+        widths: vec![
+            Width { w: 8, a: 8 },
+            Width { w: 4, a: 4 },
+            Width { w: 2, a: 8 },
+            Width { w: 1, a: 1 },
+        ],
         nodes: vec![
             node("conv1", &["input"], conv(&[4, 3, 3, 1], 0, Precision::Fixed8, true, 1)),
             node("bn1", &["conv1"], Op::Affine),
             node("relu1", &["bn1"], Op::Relu),
-            node("pool1", &["relu1"], Op::MaxPool { kernel: [2, 2], stride: [2, 2], padding: [0; 4] }),
+            node(
+                "pool1",
+                &["relu1"],
+                Op::MaxPool { kernel: [2, 2], stride: [2, 2], padding: [0; 4] },
+            ),
             node("block.dw", &["pool1"], conv(&[4, 3, 3, 1], 40, Precision::Model, false, 4)),
             node("add", &["pool1", "block.dw"], Op::Add),
             node("gap", &["add"], Op::GlobalAvgPool),
@@ -96,7 +105,11 @@ pub fn tensors(g: &Graph, seed: u64) -> BTreeMap<String, F32Tensor> {
                     put(name("clip"), vec![1], vec![rng.f32(0.5, 6.0)]);
                     if weight.bias {
                         let out = weight.shape[0];
-                        put(name("bias"), vec![out], (0..out).map(|_| rng.f32(-1.0, 1.0)).collect());
+                        put(
+                            name("bias"),
+                            vec![out],
+                            (0..out).map(|_| rng.f32(-1.0, 1.0)).collect(),
+                        );
                     }
                 }
                 Op::Affine => {
@@ -202,7 +215,10 @@ impl Parts {
     }
 
     pub fn index(&self, name: &str) -> usize {
-        self.entries.iter().position(|e| e.name == name).unwrap_or_else(|| panic!("no tensor {name}"))
+        self.entries
+            .iter()
+            .position(|e| e.name == name)
+            .unwrap_or_else(|| panic!("no tensor {name}"))
     }
 }
 
