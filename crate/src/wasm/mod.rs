@@ -1,0 +1,119 @@
+//! The JavaScript API (wasm-bindgen). One build of the crate per variant (scalar, simd, relaxed,
+//! threads; scripts/build-wasm.sh); the same API in each, so a loader can pick any of them.
+//!
+//! ```js
+//! import init, { Session, buildInfo } from './pkg/dist/simd/anybit.js';
+//! await init();
+//! const s = Session.load(new Uint8Array(await (await fetch('models/mnist.anybit')).arrayBuffer()));
+//! s.setWidth(2);
+//! const { probabilities, top, ms } = s.run(new Float32Array(28 * 28));
+//! ```
+//!
+//! Errors are thrown as JS `Error` objects with `name = "AnybitError"`, a stable `code`
+//! (`ErrorKind::code`) and a `message`.
+
+mod image;
+mod session;
+
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+pub use session::Session;
+
+use crate::error::{Error, ErrorKind};
+
+#[wasm_bindgen]
+extern "C" {
+    // `performance` exists on windows, workers and Node (>= 16) alike.
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
+}
+
+/// Converts a runtime error into the JS exception the API documents.
+pub(crate) fn js_error(e: Error) -> JsValue {
+    let err = js_sys::Error::new(e.message());
+    err.set_name("AnybitError");
+    // Reflect::set on a fresh Error object cannot fail.
+    let _ = js_sys::Reflect::set(&err, &"code".into(), &e.code().into());
+    err.into()
+}
+
+pub(crate) fn invalid(message: impl Into<String>) -> JsValue {
+    js_error(Error::new(ErrorKind::InvalidArgument, message))
+}
+
+/// Serializes plain data (no Maps: objects stay objects, u64 stay numbers).
+pub(crate) fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| invalid(format!("cannot convert a result to JavaScript: {e}")))
+}
+
+/// The variant this binary was compiled as; must match the folder name scripts/build-wasm.sh uses.
+pub const VARIANT: &str = if cfg!(feature = "threads") {
+    "threads"
+} else if cfg!(target_feature = "relaxed-simd") {
+    "relaxed"
+} else if cfg!(target_feature = "simd128") {
+    "simd"
+} else {
+    "scalar"
+};
+
+#[cfg(feature = "threads")]
+static POOL_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Threads in the rayon pool started by [`init_threads`]; 1 before that or without threads.
+pub(crate) fn pool_threads() -> usize {
+    #[cfg(feature = "threads")]
+    {
+        POOL_THREADS.load(std::sync::atomic::Ordering::Relaxed).max(1)
+    }
+    #[cfg(not(feature = "threads"))]
+    {
+        1
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BuildInfoJs {
+    variant: &'static str,
+    simd: bool,
+    relaxed: bool,
+    threads: bool,
+    /// Threads available to a run right now (the pool size once `initThreads` resolved).
+    thread_count: usize,
+    version: &'static str,
+}
+
+/// `{variant, simd, relaxed, threads, threadCount, version}` of this binary.
+#[wasm_bindgen(js_name = buildInfo)]
+pub fn build_info() -> Result<JsValue, JsValue> {
+    to_js(&BuildInfoJs {
+        variant: VARIANT,
+        simd: cfg!(target_feature = "simd128"),
+        relaxed: cfg!(target_feature = "relaxed-simd"),
+        threads: cfg!(feature = "threads"),
+        thread_count: pool_threads(),
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Starts `n` worker threads (threads build only; needs a cross-origin isolated page and must be
+/// called from a worker, where blocking waits are allowed) and records `n` as the pool size for
+/// `buildInfo().threadCount` and for sessions loaded afterwards. If the returned promise rejects,
+/// the pool is unusable and the caller should load another build. wasm-bindgen-rayon's own
+/// `initThreadPool` is exported as well; it starts the same pool without recording its size.
+#[cfg(feature = "threads")]
+#[wasm_bindgen(js_name = initThreads)]
+pub fn init_threads(n: usize) -> Result<js_sys::Promise, JsValue> {
+    if n == 0 || n > 256 {
+        return Err(invalid(format!("thread count {n} is outside 1..=256")));
+    }
+    use std::sync::atomic::Ordering::Relaxed;
+    if POOL_THREADS.compare_exchange(0, n, Relaxed, Relaxed).is_err() {
+        return Err(invalid("the thread pool is already started; it can be started once per instance"));
+    }
+    Ok(wasm_bindgen_rayon::init_thread_pool(n))
+}

@@ -1,0 +1,204 @@
+//! `Session`: one loaded model, its current width, and runs on Float32Array or ImageData.
+
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use super::image::{self, ImageOptions};
+use super::{invalid, js_error, performance_now, pool_threads, to_js};
+use crate::error::{Error, ErrorKind};
+use crate::graph::{EvalResult, Op, Width};
+use crate::model::Model;
+
+/// How many classes `run` lists in `top`.
+const TOP_K: usize = 5;
+
+#[wasm_bindgen]
+pub struct Session {
+    model: Model,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Info<'a> {
+    name: &'a str,
+    input_shape: &'a [usize],
+    labels: Option<&'a [String]>,
+    widths: &'a [Width],
+    width: u8,
+    threads: usize,
+    eval: &'a [EvalResult],
+}
+
+#[derive(Serialize)]
+struct Top<'a> {
+    index: usize,
+    label: Option<&'a str>,
+    probability: f32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RunSummary<'a> {
+    top: Vec<Top<'a>>,
+    predicted: usize,
+    label: Option<&'a str>,
+    width: u8,
+    ms: f64,
+}
+
+/// Integer-valued JS number in `lo..=hi`, or an InvalidArgument error naming `what`.
+fn int_arg(value: f64, lo: u32, hi: u32, what: &str) -> Result<u32, JsValue> {
+    if value.fract() != 0.0 || !(lo as f64..=hi as f64).contains(&value) {
+        return Err(invalid(format!("{what} must be an integer in {lo}..={hi}, got {value}")));
+    }
+    Ok(value as u32)
+}
+
+#[wasm_bindgen]
+impl Session {
+    /// Parses and validates an `.anybit` file. Starts at the model's widest supported width.
+    pub fn load(bytes: &[u8]) -> Result<Session, JsValue> {
+        let mut model = Model::from_bytes(bytes).map_err(js_error)?;
+        model.set_threads(pool_threads());
+        Ok(Session { model })
+    }
+
+    /// Everything a UI needs at once: `{name, inputShape, labels, widths, width, threads, eval}`.
+    pub fn info(&self) -> Result<JsValue, JsValue> {
+        let g = self.model.graph();
+        to_js(&Info {
+            name: &g.name,
+            input_shape: self.model.input_shape(),
+            labels: self.model.labels(),
+            widths: self.model.widths(),
+            width: self.model.width(),
+            threads: self.model.threads(),
+            eval: &g.eval,
+        })
+    }
+
+    /// Supported widths as `[{w, a}]`: weight bits and the activation bits used with them.
+    pub fn widths(&self) -> Result<JsValue, JsValue> {
+        to_js(self.model.widths())
+    }
+
+    /// Current weight width in bits.
+    #[wasm_bindgen(getter)]
+    pub fn width(&self) -> u8 {
+        self.model.width()
+    }
+
+    /// Switches the weight width (1..=8, one the model supports); the next run uses it.
+    #[wasm_bindgen(js_name = setWidth)]
+    pub fn set_width(&mut self, bits: f64) -> Result<(), JsValue> {
+        let bits = int_arg(bits, 1, 8, "width").map_err(|_| {
+            js_error(Error::new(ErrorKind::UnsupportedWidth, format!("width must be an integer in 1..=8, got {bits}")))
+        })?;
+        self.model.set_width(bits as u8).map_err(js_error)
+    }
+
+    /// Input shape without the batch dimension, NHWC: `[height, width, channels]`.
+    #[wasm_bindgen(js_name = inputShape)]
+    pub fn input_shape(&self) -> Result<JsValue, JsValue> {
+        to_js(self.model.input_shape())
+    }
+
+    /// Class names, or `null` when the file has none.
+    pub fn labels(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.model.labels())
+    }
+
+    /// Threads a run may use (at most the pool started with `initThreads`; 1 elsewhere).
+    #[wasm_bindgen(getter)]
+    pub fn threads(&self) -> usize {
+        self.model.threads()
+    }
+
+    #[wasm_bindgen(js_name = setThreads)]
+    pub fn set_threads(&mut self, n: f64) -> Result<(), JsValue> {
+        let n = int_arg(n, 1, pool_threads() as u32, "thread count")?;
+        self.model.set_threads(n as usize);
+        Ok(())
+    }
+
+    /// Runs one sample (NHWC floats, `inputShape` elements). Returns
+    /// `{logits, probabilities, top: [{index, label, probability}], predicted, label, width, ms}`;
+    /// `ms` is the inference time measured with `performance.now()`.
+    pub fn run(&mut self, input: &[f32]) -> Result<JsValue, JsValue> {
+        let start = performance_now();
+        let logits = self.model.run(input).map_err(js_error)?;
+        let ms = performance_now() - start;
+        self.result(logits, ms)
+    }
+
+    /// Runs on a canvas `ImageData` (or any `{width, height, data: RGBA bytes}`), converted to the
+    /// model input as described in wasm/image.rs: bright ink on a dark background, values in
+    /// [0, 1]. `options`: `{invert: bool, fit: "stretch" | "mnist"}`.
+    #[wasm_bindgen(js_name = runImage)]
+    pub fn run_image(&mut self, image: &JsValue, options: JsValue) -> Result<JsValue, JsValue> {
+        let opts: ImageOptions = if options.is_undefined() || options.is_null() {
+            ImageOptions::default()
+        } else {
+            serde_wasm_bindgen::from_value(options).map_err(|e| invalid(format!("bad runImage options: {e}")))?
+        };
+        let get = |key: &str| js_sys::Reflect::get(image, &key.into()).unwrap_or(JsValue::UNDEFINED);
+        let side = |key: &str| -> Result<usize, JsValue> {
+            let v = get(key).as_f64().ok_or_else(|| invalid(format!("image.{key} is not a number")))?;
+            Ok(int_arg(v, 1, image::MAX_SIDE as u32, &format!("image.{key}"))? as usize)
+        };
+        let (w, h) = (side("width")?, side("height")?);
+        let data = get("data");
+        let bytes = if let Some(a) = data.dyn_ref::<js_sys::Uint8ClampedArray>() {
+            a.to_vec()
+        } else if let Some(a) = data.dyn_ref::<js_sys::Uint8Array>() {
+            a.to_vec()
+        } else {
+            return Err(invalid("image.data must be a Uint8ClampedArray or Uint8Array of RGBA bytes"));
+        };
+        let input = image::to_input(&bytes, w, h, self.model.input_shape(), opts).map_err(js_error)?;
+        self.run(&input)
+    }
+
+    fn result(&self, output: Vec<f32>, ms: f64) -> Result<JsValue, JsValue> {
+        // A graph that ends in Softmax already outputs probabilities.
+        let ends_in_softmax = matches!(self.model.graph().nodes.last().map(|n| &n.op), Some(Op::Softmax));
+        let probabilities = if ends_in_softmax { output.clone() } else { softmax(&output) };
+        let labels = self.model.labels();
+        let label = |i: usize| labels.and_then(|l| l.get(i)).map(String::as_str);
+        let mut order: Vec<usize> = (0..probabilities.len()).collect();
+        // total_cmp: a NaN output sorts deterministically instead of panicking.
+        order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]).then(a.cmp(&b)));
+        let top: Vec<Top> = order.iter().take(TOP_K).map(|&i| Top { index: i, label: label(i), probability: probabilities[i] }).collect();
+        let predicted = order.first().copied().unwrap_or(0);
+        let summary = RunSummary { top, predicted, label: label(predicted), width: self.model.width(), ms };
+        let obj = to_js(&summary)?;
+        let set = |k: &str, v: &[f32]| js_sys::Reflect::set(&obj, &k.into(), &js_sys::Float32Array::from(v).into());
+        set("logits", &output).and_then(|_| set("probabilities", &probabilities))?;
+        Ok(obj)
+    }
+}
+
+/// Numerically stable softmax in f64.
+fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let exps: Vec<f64> = logits.iter().map(|&x| (x as f64 - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.iter().map(|&e| (e / sum) as f32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::softmax;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn softmax_is_stable_and_normalised() {
+        let p = softmax(&[1000.0, 1000.0, -1000.0]);
+        assert!((p[0] - 0.5).abs() < 1e-6 && (p[1] - 0.5).abs() < 1e-6 && p[2] == 0.0, "{p:?}");
+        let p = softmax(&[0.0, 1.0, 2.0]);
+        let want = [0.09003057, 0.24472847, 0.66524096];
+        for (a, b) in p.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6);
+        }
+    }
+}

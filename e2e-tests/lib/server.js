@@ -1,0 +1,60 @@
+// A tiny static server for dist/, on 127.0.0.1 with a free port. With `isolated` it sends the
+// COOP/COEP headers that make the page cross-origin isolated (threads); without, it does not, so
+// the single-thread fallback can be checked. `overrides` maps URL paths to bytes served instead
+// of files (broken models). Every request is logged in `requests`.
+import { createServer } from 'node:http';
+import { readFile, stat } from 'node:fs/promises';
+import { extname, join, normalize, sep } from 'node:path';
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+  '.ts': 'text/plain; charset=utf-8',
+};
+
+export async function serve(root, { isolated = true, overrides = {} } = {}) {
+  const requests = [];
+  const server = createServer(async (req, res) => {
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    requests.push(path);
+    const headers = { 'Cache-Control': 'no-store' };
+    if (isolated) {
+      headers['Cross-Origin-Opener-Policy'] = 'same-origin';
+      headers['Cross-Origin-Embedder-Policy'] = 'require-corp';
+      headers['Cross-Origin-Resource-Policy'] = 'same-origin';
+    }
+    try {
+      let body = overrides[path];
+      let type = 'application/octet-stream';
+      if (body === undefined) {
+        let file = normalize(join(root, path));
+        if (file !== root && !file.startsWith(root + sep)) throw Object.assign(new Error('outside root'), { status: 403 });
+        if ((await stat(file)).isDirectory()) file = join(file, 'index.html');
+        body = await readFile(file);
+        type = TYPES[extname(file)] ?? type;
+      }
+      res.writeHead(200, { ...headers, 'Content-Type': type, 'Content-Length': body.length });
+      res.end(body);
+    } catch (e) {
+      const status = e.status ?? (e.code === 'ENOENT' || e.code === 'ENOTDIR' ? 404 : 500);
+      res.writeHead(status, { ...headers, 'Content-Type': 'text/plain' });
+      res.end(`${status}\n`);
+    }
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address();
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    requests,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}

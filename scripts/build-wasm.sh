@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Builds the anybit crate for wasm32 in four variants and runs wasm-bindgen on each:
+#
+#   pkg/dist/<variant>/{anybit.js, anybit_bg.wasm, anybit.d.ts, ...}
+#
+#   scalar   no SIMD: runs on every engine
+#   simd     +simd128
+#   relaxed  +simd128,+relaxed-simd (fails to load where relaxed SIMD is missing, so it is separate)
+#   threads  +simd128 with shared memory and wasm-bindgen-rayon (needs a cross-origin isolated page)
+#
+# Usage: scripts/build-wasm.sh [variant ...]     (default: all four)
+#
+# Uses Debian's rustc-web with -Z build-std (docs: ../shared/docs/toolchain.md, installed by
+# scripts/setup.sh). Each variant has its own cargo target folder, because cargo keys artifacts by
+# features but not by RUSTFLAGS and would otherwise rebuild std on every switch. Incremental: when
+# nothing changed, cargo is a no-op and wasm-bindgen is skipped, so a rerun takes a few seconds.
+#
+# Environment: ANYBIT_WASM_TARGET_DIR (default $CARGO_TARGET_DIR/wasm or target/wasm),
+# WASM_RUSTC (default /usr/bin/rustc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+ALL_VARIANTS=(scalar simd relaxed threads)
+if [ $# -gt 0 ]; then VARIANTS=("$@"); else VARIANTS=("${ALL_VARIANTS[@]}"); fi
+
+TARGET_ROOT=${ANYBIT_WASM_TARGET_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/wasm}
+WASM_RUSTC=${WASM_RUSTC:-/usr/bin/rustc}
+DIST=$ROOT/pkg/dist
+
+die() { echo "build-wasm: $*" >&2; exit 1; }
+
+[ -x "$WASM_RUSTC" ] || die "$WASM_RUSTC not found: run scripts/setup.sh (installs Debian's rustc-web)"
+want_bindgen=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)
+have_bindgen=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}') || true
+[ "$have_bindgen" = "$want_bindgen" ] ||
+  die "wasm-bindgen CLI ${have_bindgen:-missing}, crate wants $want_bindgen: run scripts/setup.sh"
+
+# Link arguments for the threads build (toolchain.md): without --shared-memory/--import-memory and the
+# exported TLS symbols, initThreadPool fails with "DataCloneError: #<Memory> could not be cloned".
+THREAD_LINK_ARGS="-C link-arg=--shared-memory -C link-arg=--max-memory=1073741824 -C link-arg=--import-memory \
+-C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
+-C link-arg=--export=__tls_align -C link-arg=--export=__tls_base"
+
+rustflags_for() {
+  case $1 in
+    scalar) echo "" ;;
+    simd) echo "-C target-feature=+simd128" ;;
+    relaxed) echo "-C target-feature=+simd128,+relaxed-simd" ;;
+    threads) echo "-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 $THREAD_LINK_ARGS" ;;
+    *) die "unknown variant '$1' (known: ${ALL_VARIANTS[*]})" ;;
+  esac
+}
+
+size_line() {
+  local f=$1 raw gz
+  raw=$(stat -c %s "$f")
+  gz=$(gzip -9c "$f" | wc -c)
+  printf '  %-8s %9d bytes  %8d gzip  %s\n' "$2" "$raw" "$gz" "${f#"$ROOT"/}"
+}
+
+start=$(date +%s)
+sizes=()
+for v in "${VARIANTS[@]}"; do
+  flags=$(rustflags_for "$v")
+  features=()
+  [ "$v" = threads ] && features=(--features threads)
+  target_dir=$TARGET_ROOT/$v
+  echo "== build-wasm: $v"
+  # RUSTFLAGS is always set (possibly empty) so that it, not .cargo/config.toml, decides the features.
+  env -u CARGO_ENCODED_RUSTFLAGS RUSTC="$WASM_RUSTC" RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags" \
+    cargo build --quiet -p anybit --lib --release --target wasm32-unknown-unknown \
+    -Z build-std=std,panic_abort --target-dir "$target_dir" "${features[@]}"
+  wasm=$target_dir/wasm32-unknown-unknown/release/anybit.wasm
+  out=$DIST/$v
+  if [ -f "$out/anybit_bg.wasm" ] && [ "$out/anybit_bg.wasm" -nt "$wasm" ] && [ -f "$out/.bindgen-$want_bindgen" ]; then
+    echo "   wasm-bindgen: up to date"
+  else
+    # Generate beside the final folder and swap it in, so a server never sees a half-written build.
+    tmp=$DIST/.$v.tmp
+    rm -rf "$tmp"
+    wasm-bindgen --target web --out-dir "$tmp" --out-name anybit "$wasm"
+    if [ "$v" = threads ]; then
+      # wasm-bindgen-rayon's worker does import('../../..'), which only bundlers resolve. Point it at
+      # the generated module so plain ES modules work too (bundlers resolve the explicit path as well).
+      helpers=$(find "$tmp/snippets" -name workerHelpers.js)
+      [ -n "$helpers" ] || die "threads build has no wasm-bindgen-rayon workerHelpers.js"
+      sed -i "s#import('../../..')#import('../../../anybit.js')#" $helpers
+      grep -q "import('../../../anybit.js')" $helpers || die "could not rewrite the import in $helpers"
+    fi
+    touch "$tmp/.bindgen-$want_bindgen"
+    rm -rf "$out"
+    mv "$tmp" "$out"
+  fi
+  sizes+=("$(size_line "$out/anybit_bg.wasm" "$v")")
+done
+
+echo "== build-wasm: done in $(( $(date +%s) - start )) s; sizes:"
+printf '%s\n' "${sizes[@]}"

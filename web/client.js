@@ -1,0 +1,80 @@
+// Promise API over worker.js for the page's main thread.
+//
+//   const rt = new AnybitClient(new URL('./worker.js', import.meta.url));
+//   const info = await rt.load({ url: 'models/mnist.anybit' }, (p) => console.log(p.loaded, p.total));
+//   await rt.setWidth(2);
+//   const { predicted, probabilities, ms } = await rt.run(new Float32Array(28 * 28));
+//
+// Rejections are Error objects with `code` and `message` (codes listed in worker.js).
+
+export class AnybitClient {
+  #worker;
+  #next = 1;
+  #pending = new Map(); // id -> {resolve, reject, onProgress}
+
+  constructor(workerUrl, { variant = 'auto', threads, base } = {}) {
+    this.#worker = new Worker(workerUrl, { type: 'module' });
+    this.#worker.addEventListener('message', ({ data }) => this.#receive(data));
+    // A worker that fails to start (script 404, syntax error) fails every pending request.
+    this.#worker.addEventListener('error', (ev) => {
+      ev.preventDefault?.();
+      this.#failAll('runtime_unavailable', `the runtime worker failed: ${ev.message || 'could not start'}`);
+    });
+    this.ready = this.#request('init', { variant, threads, ...(base ? { base: String(base) } : {}) });
+  }
+
+  #receive({ id, ok, result, error, progress }) {
+    const p = this.#pending.get(id);
+    if (!p) return;
+    if (progress) return p.onProgress?.(progress);
+    this.#pending.delete(id);
+    if (ok) p.resolve(result);
+    else p.reject(Object.assign(new Error(error.message), { name: 'AnybitError', code: error.code }));
+  }
+
+  #failAll(code, message) {
+    for (const p of this.#pending.values()) p.reject(Object.assign(new Error(message), { name: 'AnybitError', code }));
+    this.#pending.clear();
+  }
+
+  #request(type, args = {}, transfer = [], onProgress) {
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, onProgress });
+      this.#worker.postMessage({ id, type, ...args }, transfer);
+    });
+  }
+
+  /** Loads a model from {url} (relative to the page) or {bytes}; resolves to its info. */
+  async load(source, onProgress) {
+    await this.ready;
+    if (source.url) return this.#request('load', { url: new URL(source.url, globalThis.document?.baseURI ?? globalThis.location.href).href }, [], onProgress);
+    return this.#request('load', { bytes: source.bytes });
+  }
+
+  info() {
+    return this.#request('info');
+  }
+
+  setWidth(width) {
+    return this.#request('setWidth', { width });
+  }
+
+  /** Runs one sample; `input` is copied, so the caller keeps it. */
+  run(input) {
+    return this.#request('run', { input });
+  }
+
+  runImage(image, options) {
+    return this.#request('runImage', { image, options });
+  }
+
+  benchKernels(config) {
+    return this.#request('benchKernels', { config });
+  }
+
+  terminate() {
+    this.#failAll('disposed', 'the runtime was terminated');
+    this.#worker.terminate();
+  }
+}
