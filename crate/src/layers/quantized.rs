@@ -25,7 +25,9 @@ struct Active {
     abits: u8,
     scheme: Scheme,
     clip: f32,
-    /// E * clip / (Lw * La): turns `2*acc - Lw*colsum` into the real dot product.
+    /// E * clip / (2^wb * La): turns `2*acc - Lw*colsum` into the real dot product. A weight
+    /// code c stands for E ((2c + 1) / 2^wb - 1) = E (2c - Lw) / 2^wb and an activation code a for
+    /// a * clip / La, so the dot product is E clip / (2^wb La) * (2 Σ c a - Lw Σ a).
     step: f32,
     lw: i32,
     bias: Option<Vec<f32>>,
@@ -127,13 +129,14 @@ impl QuantWeights {
         }
         let lw = quant::levels(wbits) as f32;
         let la = quant::levels(abits) as f32;
+        let n = (1u32 << wbits) as f32;
         self.active = Some(Active {
             packed,
             wbits,
             abits,
             scheme,
             clip: params.clip,
-            step: params.wscale * params.clip / (lw * la),
+            step: params.wscale * params.clip / (n * la),
             lw: lw as i32,
             bias: params.bias.clone(),
         });
