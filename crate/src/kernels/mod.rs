@@ -11,6 +11,8 @@ mod bitserial;
 mod dot16;
 mod generic;
 mod reference;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128;
 
 pub use reference::gemm_reference;
 
@@ -298,6 +300,10 @@ fn driver(isa: Isa, scheme: Scheme) -> Driver {
     match (isa, scheme) {
         (Isa::Scalar, Scheme::Dot16) => generic::dot16,
         (Isa::Scalar, Scheme::BitSerial) => generic::bitserial,
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        (Isa::Simd128 | Isa::Relaxed, Scheme::Dot16) => simd128::dot16,
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        (Isa::Simd128 | Isa::Relaxed, Scheme::BitSerial) => simd128::bitserial,
         #[allow(unreachable_patterns)]
         _ => unreachable!("Isa::check rejects instruction sets missing from the build"),
     }
