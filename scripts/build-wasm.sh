@@ -11,9 +11,11 @@
 # Usage: scripts/build-wasm.sh [variant ...]     (default: all four)
 #
 # Uses Debian's rustc-web with -Z build-std (docs: ../shared/docs/toolchain.md, installed by
-# scripts/setup.sh). Each variant has its own cargo target folder, because cargo keys artifacts by
-# features but not by RUSTFLAGS and would otherwise rebuild std on every switch. Incremental: when
-# nothing changed, cargo is a no-op and wasm-bindgen is skipped, so a rerun takes a few seconds.
+# scripts/setup.sh). The variants share one cargo target folder: cargo (>= 1.85) puts RUSTFLAGS
+# into each artifact's hash, so the four std/crate builds sit side by side, while the host-side
+# proc macros and build scripts (RUSTFLAGS do not apply to them with --target) are compiled once
+# instead of four times. Each variant's .wasm is then copied to its own folder (--artifact-dir).
+# Incremental: when nothing changed, cargo is a no-op and wasm-bindgen is skipped.
 #
 # Environment: ANYBIT_WASM_TARGET_DIR (default $CARGO_TARGET_DIR/wasm or target/wasm),
 # WASM_RUSTC (default /usr/bin/rustc).
@@ -65,19 +67,21 @@ for v in "${VARIANTS[@]}"; do
   flags=$(rustflags_for "$v")
   features=()
   [ "$v" = threads ] && features=(--features threads)
-  target_dir=$TARGET_ROOT/$v
+  artifacts=$TARGET_ROOT/artifacts/$v
   echo "== build-wasm: $v"
   # RUSTFLAGS is always set (possibly empty) so that it, not .cargo/config.toml, decides the features.
   env -u CARGO_ENCODED_RUSTFLAGS RUSTC="$WASM_RUSTC" RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags" \
     cargo build --quiet -p anybit --lib --release --target wasm32-unknown-unknown \
-    -Z build-std=std,panic_abort --target-dir "$target_dir" "${features[@]}"
-  wasm=$target_dir/wasm32-unknown-unknown/release/anybit.wasm
+    -Z build-std=std,panic_abort -Z unstable-options --target-dir "$TARGET_ROOT" \
+    --artifact-dir "$artifacts" "${features[@]}"
+  wasm=$artifacts/anybit.wasm
   out=$DIST/$v
-  if [ -f "$out/anybit_bg.wasm" ] && [ "$out/anybit_bg.wasm" -nt "$wasm" ] && [ -f "$out/.bindgen-$want_bindgen" ]; then
+  stamp=$artifacts/bindgen-version
+  if [ -f "$out/anybit_bg.wasm" ] && [ "$out/anybit_bg.wasm" -nt "$wasm" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want_bindgen" ]; then
     echo "   wasm-bindgen: up to date"
   else
     # Generate beside the final folder and swap it in, so a server never sees a half-written build.
-    tmp=$DIST/.$v.tmp
+    tmp=$TARGET_ROOT/bindgen/$v
     rm -rf "$tmp"
     wasm-bindgen --target web --out-dir "$tmp" --out-name anybit "$wasm"
     if [ "$v" = threads ]; then
@@ -88,9 +92,10 @@ for v in "${VARIANTS[@]}"; do
       sed -i "s#import('../../..')#import('../../../anybit.js')#" $helpers
       grep -q "import('../../../anybit.js')" $helpers || die "could not rewrite the import in $helpers"
     fi
-    touch "$tmp/.bindgen-$want_bindgen"
+    mkdir -p "$DIST"
     rm -rf "$out"
     mv "$tmp" "$out"
+    echo "$want_bindgen" > "$stamp"
   fi
   sizes+=("$(size_line "$out/anybit_bg.wasm" "$v")")
 done

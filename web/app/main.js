@@ -82,6 +82,12 @@ async function start() {
     view.showError({ code: 'fetch_failed', message: e.message }, 'Could not load the test images');
     return;
   }
+  const s0 = state.samples[0];
+  if (String(state.info.inputShape) !== String([s0.height, s0.width, 1])) {
+    const message = `the model takes inputs of shape [${state.info.inputShape}], the test images are [${s0.height},${s0.width},1]`;
+    view.showError({ code: 'shape_mismatch', message }, 'This model does not fit the test images');
+    return;
+  }
   view.renderSamples(state.samples, pickSample);
   await pickSample(0);
 }
