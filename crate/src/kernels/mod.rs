@@ -7,6 +7,7 @@
 //! instruction set holds the micro-kernels for every scheme (`generic` plain Rust, `simd128`,
 //! `relaxed`). [`reference`] is the obviously-correct loop the tests compare everything with.
 
+pub mod bench;
 mod bitserial;
 mod dot16;
 mod generic;

@@ -1,0 +1,313 @@
+//! The kernel benchmark routine, shared by every host: the native example
+//! (`examples/bench_kernels.rs`) and the wasm builds (the JS export `benchKernels`, driven from
+//! Node and headless Chromium by `bench/`). The host supplies only a millisecond clock.
+//!
+//! Figures are effective GMAC/s = rows * depth * cols / time, where the time of one call
+//! INCLUDES packing the activations (what a layer pays per call); the GEMM alone is reported
+//! beside it. Each figure is the median of `reps` timed repetitions after a warm-up, each
+//! repetition long enough (`rep_ms`) that a coarse browser clock (100 us without cross-origin
+//! isolation) does not dominate.
+
+use serde::{Deserialize, Serialize};
+
+use super::{gemm, Isa, PackedActs, PackedWeights, Scheme};
+use crate::error::{ErrorKind, Result};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Shape {
+    pub name: String,
+    pub rows: usize,
+    pub depth: usize,
+    pub cols: usize,
+}
+
+impl Shape {
+    fn new(name: &str, rows: usize, depth: usize, cols: usize) -> Self {
+        Shape { name: name.to_string(), rows, depth, cols }
+    }
+    fn macs(&self) -> f64 {
+        self.rows as f64 * self.depth as f64 * self.cols as f64
+    }
+}
+
+/// What to measure. Every field has a default, so `{}` is a valid config.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub shapes: Vec<Shape>,
+    /// (wbits, abits) pairs.
+    pub widths: Vec<(u8, u8)>,
+    /// Scheme names (`Scheme::name`); empty = all.
+    pub schemes: Vec<String>,
+    /// Isa names (`Isa::name`); empty = all available in this build.
+    pub isas: Vec<String>,
+    /// Thread counts to measure; counts above 1 need the `threads` feature (else they run on
+    /// one thread and are skipped).
+    pub threads: Vec<usize>,
+    pub reps: usize,
+    pub warmup: usize,
+    /// Minimum length of one timed repetition, in ms (the call is repeated inside it).
+    pub rep_ms: f64,
+    /// Also time the GEMM without activation packing.
+    pub gemm_only: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut widths = Vec::new();
+        for b in 1..=8u8 {
+            widths.push((b, b));
+            if b < 8 {
+                widths.push((b, 8));
+            }
+        }
+        Config {
+            shapes: vec![
+                Shape::new("conv3x3 64->64 @28x28", 64, 576, 784),
+                Shape::new("conv1x1 128->128 @14x14", 128, 128, 196),
+                Shape::new("dense 1024->10", 10, 1024, 1),
+            ],
+            widths,
+            schemes: Vec::new(),
+            isas: Vec::new(),
+            threads: vec![1],
+            reps: 7,
+            warmup: 1,
+            rep_ms: 10.0,
+            gemm_only: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Row {
+    pub shape: String,
+    pub rows: usize,
+    pub depth: usize,
+    pub cols: usize,
+    pub wbits: u8,
+    pub abits: u8,
+    pub scheme: String,
+    pub isa: String,
+    pub threads: usize,
+    /// Median ms per call, activation packing included.
+    pub ms: f64,
+    pub gmacs: f64,
+    /// Median ms per GEMM alone (0 when not measured).
+    pub ms_gemm: f64,
+    pub gmacs_gemm: f64,
+    /// gmacs / gmacs of the baseline (Dot16, w8a8, best SIMD Isa, same shape and threads).
+    pub vs_dot16_w8a8: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    /// Instruction sets compiled into this build.
+    pub available: Vec<String>,
+    pub threads_feature: bool,
+    pub baseline_isa: String,
+    pub rows: Vec<Row>,
+}
+
+fn parse_scheme(s: &str) -> Result<Scheme> {
+    match Scheme::all().iter().find(|x| x.name() == s) {
+        Some(&x) => Ok(x),
+        None => crate::bail!(ErrorKind::InvalidArgument, "unknown scheme '{s}'"),
+    }
+}
+
+fn parse_isa(s: &str) -> Result<Isa> {
+    match [Isa::Scalar, Isa::Simd128, Isa::Relaxed].into_iter().find(|x| x.name() == s) {
+        Some(x) => Ok(x),
+        None => crate::bail!(ErrorKind::InvalidArgument, "unknown instruction set '{s}'"),
+    }
+}
+
+/// Deterministic pseudo-random codes (the values do not change the timing of these kernels,
+/// but zeros would flatter nothing and random data keeps the check below meaningful).
+fn codes(n: usize, bits: u8, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mask = ((1u16 << bits) - 1) as u8;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8 & mask
+        })
+        .collect()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(core::cmp::Ordering::Equal));
+    v[v.len() / 2]
+}
+
+/// Times `f`: warm-up calls, then `reps` repetitions of at least `rep_ms` each; returns the
+/// median ms per call.
+fn time_it(now: &dyn Fn() -> f64, warmup: usize, reps: usize, rep_ms: f64, f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
+    for _ in 0..warmup.max(1) {
+        f()?;
+    }
+    // Calibrate the inner count from one call so each repetition spans rep_ms.
+    let t0 = now();
+    f()?;
+    let one = (now() - t0).max(1e-3);
+    let inner = ((rep_ms / one).ceil() as usize).clamp(1, 100_000);
+    let mut times = Vec::with_capacity(reps.max(1));
+    for _ in 0..reps.max(1) {
+        let t0 = now();
+        for _ in 0..inner {
+            f()?;
+        }
+        times.push((now() - t0) / inner as f64);
+    }
+    Ok(median(&mut times))
+}
+
+/// Runs the benchmark. `now` returns milliseconds from any fixed origin. Every measured
+/// configuration is also checked once against the first scheme's result for that problem, so
+/// a fast but wrong kernel cannot produce a figure.
+pub fn run(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
+    let available = Isa::available();
+    let isas: Vec<Isa> = if cfg.isas.is_empty() {
+        available.clone()
+    } else {
+        let mut v = Vec::new();
+        for s in &cfg.isas {
+            let isa = parse_isa(s)?;
+            // Asked-for but missing instruction sets are skipped, so one config serves all builds.
+            if available.contains(&isa) {
+                v.push(isa);
+            }
+        }
+        v
+    };
+    let schemes: Vec<Scheme> = if cfg.schemes.is_empty() {
+        Scheme::all().to_vec()
+    } else {
+        cfg.schemes.iter().map(|s| parse_scheme(s)).collect::<Result<_>>()?
+    };
+    let threads: Vec<usize> = cfg
+        .threads
+        .iter()
+        .copied()
+        .filter(|&t| t >= 1 && (t == 1 || cfg!(feature = "threads")))
+        .collect();
+    let baseline_isa = if available.contains(&Isa::Simd128) { Isa::Simd128 } else { Isa::Scalar };
+    let mut rows = Vec::new();
+    for (si, shape) in cfg.shapes.iter().enumerate() {
+        if shape.rows == 0 || shape.cols == 0 || shape.depth == 0 {
+            crate::bail!(ErrorKind::InvalidArgument, "bench shape '{}' has a zero dimension", shape.name);
+        }
+        // Measure the baseline first so every row of this shape can be related to it.
+        let mut widths = vec![(8u8, 8u8)];
+        widths.extend(cfg.widths.iter().copied().filter(|&p| p != (8, 8)));
+        let mut base: Vec<(usize, f64)> = Vec::new();
+        for (wb, ab) in widths {
+            let w = codes(shape.rows * shape.depth, wb, 1 + si as u64);
+            let a = codes(shape.cols * shape.depth, ab, 1000 + si as u64);
+            let mut reference: Option<Vec<i32>> = None;
+            let mut out = vec![0i32; shape.rows * shape.cols];
+            let mut pa = PackedActs::new();
+            let mut scheme_list = schemes.clone();
+            let is_base_pair = (wb, ab) == (8, 8);
+            if is_base_pair && !scheme_list.contains(&Scheme::Dot16) {
+                scheme_list.insert(0, Scheme::Dot16);
+            }
+            for &scheme in &scheme_list {
+                let pw = PackedWeights::new(&w, shape.rows, shape.depth, wb, scheme)?;
+                for &isa in &isas {
+                    for &t in &threads {
+                        pa.pack(&a, shape.cols, shape.depth, ab, scheme)?;
+                        gemm(isa, &pw, &pa, &mut out, t)?;
+                        match &reference {
+                            None => reference = Some(out.clone()),
+                            Some(r) if *r != out => crate::bail!(
+                                ErrorKind::InvalidArgument,
+                                "bench self-check failed: {} {} w{wb}a{ab} on {} disagrees with the first kernel",
+                                scheme.name(), isa.name(), shape.name
+                            ),
+                            _ => {}
+                        }
+                        let ms = time_it(now, cfg.warmup, cfg.reps, cfg.rep_ms, &mut || {
+                            pa.pack(&a, shape.cols, shape.depth, ab, scheme)?;
+                            gemm(isa, &pw, &pa, &mut out, t)
+                        })?;
+                        let ms_gemm = if cfg.gemm_only {
+                            time_it(now, cfg.warmup, cfg.reps, cfg.rep_ms, &mut || gemm(isa, &pw, &pa, &mut out, t))?
+                        } else {
+                            0.0
+                        };
+                        let gmacs = shape.macs() / (ms * 1e6);
+                        if is_base_pair && scheme == Scheme::Dot16 && isa == baseline_isa {
+                            base.push((t, gmacs));
+                        }
+                        let b = base.iter().find(|x| x.0 == t).map(|x| x.1).unwrap_or(f64::NAN);
+                        rows.push(Row {
+                            shape: shape.name.clone(),
+                            rows: shape.rows,
+                            depth: shape.depth,
+                            cols: shape.cols,
+                            wbits: wb,
+                            abits: ab,
+                            scheme: scheme.name().to_string(),
+                            isa: isa.name().to_string(),
+                            threads: t,
+                            ms,
+                            gmacs,
+                            ms_gemm,
+                            gmacs_gemm: if ms_gemm > 0.0 { shape.macs() / (ms_gemm * 1e6) } else { 0.0 },
+                            vs_dot16_w8a8: gmacs / b,
+                        });
+                    }
+                }
+            }
+        }
+        // Rows of the baseline pair measured before its own baseline row get their ratio now.
+        for r in rows.iter_mut().filter(|r| r.shape == shape.name && r.vs_dot16_w8a8.is_nan()) {
+            if let Some(b) = base.iter().find(|x| x.0 == r.threads) {
+                r.vs_dot16_w8a8 = r.gmacs / b.1;
+            }
+        }
+    }
+    Ok(Report {
+        available: available.iter().map(|i| i.name().to_string()).collect(),
+        threads_feature: cfg!(feature = "threads"),
+        baseline_isa: baseline_isa.name().to_string(),
+        rows,
+    })
+}
+
+/// JSON in, JSON out: what the wasm export `benchKernels(config)` calls.
+pub fn run_json(config: &str, now: &dyn Fn() -> f64) -> Result<String> {
+    let cfg: Config = if config.trim().is_empty() {
+        Config::default()
+    } else {
+        serde_json::from_str(config).map_err(|e| crate::error::Error::new(ErrorKind::InvalidArgument, format!("bench config: {e}")))?
+    };
+    let report = run(&cfg, now)?;
+    serde_json::to_string(&report).map_err(|e| crate::error::Error::new(ErrorKind::InvalidArgument, format!("bench report: {e}")))
+}
+
+impl Report {
+    /// A markdown table, one line per measurement, the same on every host.
+    pub fn to_markdown(&self) -> String {
+        let mut s = String::new();
+        s.push_str(&format!(
+            "builds Isa: {} | threads feature: {} | baseline: dot16 w8a8 {}\n\n",
+            self.available.join(", "),
+            self.threads_feature,
+            self.baseline_isa
+        ));
+        s.push_str("| shape | w | a | scheme | isa | thr | ms/call | GMAC/s | GEMM-only GMAC/s | vs dot16 w8a8 |\n");
+        s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+        for r in &self.rows {
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {:.3} | {:.1} | {:.1} | {:.2}x |\n",
+                r.shape, r.wbits, r.abits, r.scheme, r.isa, r.threads, r.ms, r.gmacs, r.gmacs_gemm, r.vs_dot16_w8a8
+            ));
+        }
+        s
+    }
+}
