@@ -84,10 +84,12 @@ struct BuildInfoJs {
     threads: bool,
     /// Threads available to a run right now (the pool size once `initThreads` resolved).
     thread_count: usize,
+    /// Kernel instruction set the runtime uses (`kernels::Isa::best`).
+    isa: &'static str,
     version: &'static str,
 }
 
-/// `{variant, simd, relaxed, threads, threadCount, version}` of this binary.
+/// `{variant, simd, relaxed, threads, threadCount, isa, version}` of this binary.
 #[wasm_bindgen(js_name = buildInfo)]
 pub fn build_info() -> Result<JsValue, JsValue> {
     to_js(&BuildInfoJs {
@@ -96,6 +98,7 @@ pub fn build_info() -> Result<JsValue, JsValue> {
         relaxed: cfg!(target_feature = "relaxed-simd"),
         threads: cfg!(feature = "threads"),
         thread_count: pool_threads(),
+        isa: crate::model::Model::build_info().isa,
         version: env!("CARGO_PKG_VERSION"),
     })
 }
@@ -116,4 +119,12 @@ pub fn init_threads(n: usize) -> Result<js_sys::Promise, JsValue> {
         return Err(invalid("the thread pool is already started; it can be started once per instance"));
     }
     Ok(wasm_bindgen_rayon::init_thread_pool(n))
+}
+
+/// Runs the kernel benchmark (`kernels::bench`) with `config_json` (a JSON `Config`; `"{}"` for
+/// the defaults) and returns its report as a JSON string. Timed with `performance.now()`, so the
+/// same builds measure in Node, pages and workers (bench/ drives it).
+#[wasm_bindgen(js_name = benchKernels)]
+pub fn bench_kernels(config_json: &str) -> Result<String, JsValue> {
+    crate::kernels::bench::run_json(config_json, &performance_now).map_err(js_error)
 }
