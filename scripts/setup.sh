@@ -10,6 +10,8 @@ TRUNK_VERSION=0.21.14
 APT_PACKAGES=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium chromium-driver dataset-fashion-mnist)
 
 step() { printf '\n== setup: %s\n' "$*"; }
+# cargo install puts its binaries here; a bare CI environment may not have it on PATH.
+export PATH="$HOME/.cargo/bin:$PATH"
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 
 missing=()
@@ -34,8 +36,11 @@ if ! command -v trunk >/dev/null || [ "$(trunk --version | awk '{print $2}')" !=
   cargo install trunk --version "$TRUNK_VERSION" --locked --force
 fi
 
-if [ ! -d e2e-tests/node_modules/playwright-core ]; then
-  step "npm ci in e2e-tests (playwright-core, drives /usr/bin/chromium)"
+# Reinstall when the lockfile's playwright-core differs from the installed one.
+want_pw=$(node -p 'require("./e2e-tests/package-lock.json").packages["node_modules/playwright-core"].version')
+have_pw=$(node -p 'require("./e2e-tests/node_modules/playwright-core/package.json").version' 2>/dev/null || true)
+if [ "$want_pw" != "$have_pw" ]; then
+  step "npm ci in e2e-tests (playwright-core $want_pw, drives /usr/bin/chromium)"
   (cd e2e-tests && npm ci --no-audit --no-fund)
 fi
 step "ready: rustc-web $(/usr/bin/rustc --version | awk '{print $2}'), wasm-bindgen $WASM_BINDGEN_VERSION, trunk $TRUNK_VERSION, $(/usr/bin/chromium --version 2>/dev/null)"
