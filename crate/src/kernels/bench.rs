@@ -210,14 +210,23 @@ pub fn run(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
             let mut reference: Option<Vec<i32>> = None;
             let mut out = vec![0i32; shape.rows * shape.cols];
             let mut pa = PackedActs::new();
-            let mut scheme_list = schemes.clone();
             let is_base_pair = (wb, ab) == (8, 8);
-            if is_base_pair && !scheme_list.contains(&Scheme::Dot16) {
-                scheme_list.insert(0, Scheme::Dot16);
+            // The baseline (Dot16, w8a8, baseline Isa) is always measured, first, even when the
+            // config leaves it out, so every report carries its own reference.
+            let mut combos: Vec<(Scheme, Isa)> = Vec::new();
+            if is_base_pair {
+                combos.push((Scheme::Dot16, baseline_isa));
             }
-            for &scheme in &scheme_list {
-                let pw = PackedWeights::new(&w, shape.rows, shape.depth, wb, scheme)?;
+            for &scheme in &schemes {
                 for &isa in &isas {
+                    if !combos.contains(&(scheme, isa)) {
+                        combos.push((scheme, isa));
+                    }
+                }
+            }
+            for &(scheme, isa) in &combos {
+                let pw = PackedWeights::new(&w, shape.rows, shape.depth, wb, scheme)?;
+                {
                     for &t in &threads {
                         pa.pack(&a, shape.cols, shape.depth, ab, scheme)?;
                         gemm(isa, &pw, &pa, &mut out, t)?;

@@ -21,10 +21,15 @@ pub fn words(depth: usize) -> usize {
 }
 
 /// Packs row-major u8 codes `[n][depth]` into `dst` `[n_pad][bits][kw]` (as u64 pairs).
+/// Eight codes at a time: bit `j` of each byte is isolated and a multiply gathers the eight bits
+/// into the top byte (the partial products never collide, so there are no carries).
 pub fn pack_planes(src: &[u8], n: usize, n_pad: usize, depth: usize, bits: u8, dst: &mut [u64]) {
+    const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+    const GATHER: u64 = 0x0102_0408_1020_4080;
     let kw = words(depth);
     let bits = bits as usize;
-    let stride = bits * kw * U64_PER_WORD;
+    let n64 = kw * U64_PER_WORD;
+    let stride = bits * n64;
     debug_assert!(dst.len() >= n_pad * stride);
     for i in 0..n_pad {
         let d = &mut dst[i * stride..(i + 1) * stride];
@@ -33,15 +38,13 @@ pub fn pack_planes(src: &[u8], n: usize, n_pad: usize, depth: usize, bits: u8, d
             continue;
         }
         let s = &src[i * depth..(i + 1) * depth];
-        for (q, chunk) in s.chunks(64).enumerate() {
-            // q indexes u64s along depth; word w = q / 2, half h = q % 2.
-            let (w, h) = (q / 2, q % 2);
+        for (b, chunk) in s.chunks(8).enumerate() {
+            let mut x = [0u8; 8];
+            x[..chunk.len()].copy_from_slice(chunk);
+            let x = u64::from_le_bytes(x);
             for j in 0..bits {
-                let mut x = 0u64;
-                for (t, &c) in chunk.iter().enumerate() {
-                    x |= (((c >> j) & 1) as u64) << t;
-                }
-                d[(j * kw + w) * U64_PER_WORD + h] = x;
+                let byte = (((x >> j) & LOW_BITS).wrapping_mul(GATHER) >> 56) as u64;
+                d[j * n64 + b / 8] |= byte << ((b % 8) * 8);
             }
         }
     }

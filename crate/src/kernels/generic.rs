@@ -1,7 +1,7 @@
 //! Portable micro-kernels in plain Rust: the `Scalar` Isa in wasm and the native path. Written
 //! as simple slice loops over whole tiles so LLVM can auto-vectorize them for the host.
 
-use super::{bitserial, dot16, Job};
+use super::{bitserial, dot16, lut, Job};
 
 /// Writes one tile's results, clipping rows and columns beyond the problem.
 #[inline]
@@ -68,6 +68,41 @@ pub fn bitserial(job: Job<'_>) {
                         }
                     }
                     acc[c][r] = total;
+                }
+            }
+            store_tile(&acc, out, rows, row0, col0 - c0, ncols);
+        }
+    }
+}
+
+pub fn lut(job: Job<'_>) {
+    const MR: usize = lut::MR;
+    const L: usize = lut::LANES;
+    let Job { w, a, c0, c1, out } = job;
+    let g_n = lut::groups(w.depth);
+    let (d_n, dbits) = lut::digits(w.wbits);
+    let ab = a.abits as usize;
+    let rows = w.rows;
+    debug_assert!(c0 % L == 0);
+    for col0 in (c0..c1).step_by(L) {
+        let ncols = L.min(c1 - col0);
+        let cb = col0 / L;
+        for row0 in (0..rows).step_by(MR) {
+            let rt = row0 / MR;
+            let mut acc = [[0i32; MR]; L];
+            for d in 0..d_n {
+                let tables = &w.bytes[(rt * d_n + d) * g_n * MR * 16..][..g_n * MR * 16];
+                for j in 0..ab {
+                    let idx = &a.bytes[(cb * ab + j) * g_n * L..][..g_n * L];
+                    let shift = j as u32 + d as u32 * dbits;
+                    for g in 0..g_n {
+                        for (lane, col) in acc.iter_mut().enumerate() {
+                            let nib = idx[g * L + lane] as usize;
+                            for (r, x) in col.iter_mut().enumerate() {
+                                *x += (tables[(g * MR + r) * 16 + nib] as i32) << shift;
+                            }
+                        }
+                    }
                 }
             }
             store_tile(&acc, out, rows, row0, col0 - c0, ncols);

@@ -11,6 +11,7 @@ pub mod bench;
 mod bitserial;
 mod dot16;
 mod generic;
+mod lut;
 mod reference;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
@@ -75,6 +76,8 @@ pub enum Scheme {
     Dot16,
     /// Bit planes along depth, AND + popcount per plane pair: cost ∝ wbits * abits.
     BitSerial,
+    /// Weight tables indexed by activation bit-plane nibbles (`i8x16.swizzle`): cost ∝ abits.
+    Lut,
 }
 
 impl Scheme {
@@ -82,11 +85,12 @@ impl Scheme {
         match self {
             Scheme::Dot16 => "dot16",
             Scheme::BitSerial => "bitserial",
+            Scheme::Lut => "lut",
         }
     }
 
     pub fn all() -> &'static [Scheme] {
-        &[Scheme::Dot16, Scheme::BitSerial]
+        &[Scheme::Dot16, Scheme::BitSerial, Scheme::Lut]
     }
 }
 
@@ -99,6 +103,17 @@ pub fn best_scheme(wbits: u8, abits: u8) -> Scheme {
     } else {
         Scheme::Dot16
     }
+}
+
+/// Packing routines: the SIMD versions where the build has SIMD (same layouts, so the choice of
+/// micro-kernel Isa at `gemm` time is independent of how the data was packed).
+mod pack {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    pub use super::lut::pack_acts as lut_acts;
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    pub use super::simd128::{pack_planes as planes, widen};
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    pub use super::{bitserial::pack_planes as planes, dot16::widen, lut::pack_acts as lut_acts};
 }
 
 fn check_depth(depth: usize) -> Result<()> {
@@ -148,6 +163,8 @@ pub struct PackedWeights {
     i16s: Vec<i16>,
     /// BitSerial: `[rows_pad][wbits][kw][2]`.
     words: Vec<u64>,
+    /// Lut: `[rows_pad / 4][digit][group][4][16]` tables.
+    bytes: Vec<u8>,
 }
 
 impl PackedWeights {
@@ -172,18 +189,25 @@ impl PackedWeights {
             rows_pad: 0,
             i16s: Vec::new(),
             words: Vec::new(),
+            bytes: Vec::new(),
         };
         match scheme {
             Scheme::Dot16 => {
                 w.rows_pad = rows.div_ceil(dot16::MR) * dot16::MR;
                 w.i16s = vec![0; w.rows_pad * dot16::padded_depth(depth)];
-                dot16::widen(codes, rows, w.rows_pad, depth, &mut w.i16s, None);
+                pack::widen(codes, rows, w.rows_pad, depth, &mut w.i16s, None);
             }
             Scheme::BitSerial => {
                 w.rows_pad = rows.div_ceil(bitserial::MR) * bitserial::MR;
                 let stride = wbits as usize * bitserial::words(depth) * bitserial::U64_PER_WORD;
                 w.words = vec![0; w.rows_pad * stride];
-                bitserial::pack_planes(codes, rows, w.rows_pad, depth, wbits, &mut w.words);
+                pack::planes(codes, rows, w.rows_pad, depth, wbits, &mut w.words);
+            }
+            Scheme::Lut => {
+                w.rows_pad = rows.div_ceil(lut::MR) * lut::MR;
+                let n = w.rows_pad * lut::digits(wbits).0 * lut::groups(depth) * 16;
+                w.bytes = vec![0; n];
+                lut::pack_weights(codes, rows, w.rows_pad, depth, wbits, &mut w.bytes);
             }
         }
         Ok(w)
@@ -217,6 +241,8 @@ pub struct PackedActs {
     i16s: Vec<i16>,
     /// BitSerial: `[cols_pad][abits][kw][2]`.
     words: Vec<u64>,
+    /// Lut: `[cols_pad / 16][abits][group][16]` index nibbles.
+    bytes: Vec<u8>,
 }
 
 fn grow<T: Clone + Default>(v: &mut Vec<T>, n: usize) {
@@ -250,14 +276,23 @@ impl PackedActs {
             Scheme::Dot16 => {
                 let cols_pad = cols.div_ceil(dot16::NR) * dot16::NR;
                 grow(&mut self.i16s, cols_pad * dot16::padded_depth(depth));
-                dot16::widen(codes, cols, cols_pad, depth, &mut self.i16s, Some(&mut self.col_sums));
+                pack::widen(codes, cols, cols_pad, depth, &mut self.i16s, Some(&mut self.col_sums));
                 self.cols_pad = cols_pad;
             }
             Scheme::BitSerial => {
                 let cols_pad = cols.div_ceil(bitserial::NR) * bitserial::NR;
                 let stride = abits as usize * bitserial::words(depth) * bitserial::U64_PER_WORD;
                 grow(&mut self.words, cols_pad * stride);
-                bitserial::pack_planes(codes, cols, cols_pad, depth, abits, &mut self.words);
+                pack::planes(codes, cols, cols_pad, depth, abits, &mut self.words);
+                for c in 0..cols {
+                    self.col_sums[c] = dot16::sum_codes(&codes[c * depth..(c + 1) * depth]);
+                }
+                self.cols_pad = cols_pad;
+            }
+            Scheme::Lut => {
+                let cols_pad = cols.div_ceil(lut::LANES) * lut::LANES;
+                grow(&mut self.bytes, cols_pad * abits as usize * lut::groups(depth));
+                pack::lut_acts(codes, cols, cols_pad, depth, abits, &mut self.bytes);
                 for c in 0..cols {
                     self.col_sums[c] = dot16::sum_codes(&codes[c * depth..(c + 1) * depth]);
                 }
@@ -301,10 +336,15 @@ fn driver(isa: Isa, scheme: Scheme) -> Driver {
     match (isa, scheme) {
         (Isa::Scalar, Scheme::Dot16) => generic::dot16,
         (Isa::Scalar, Scheme::BitSerial) => generic::bitserial,
+        (Isa::Scalar, Scheme::Lut) => generic::lut,
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         (Isa::Simd128 | Isa::Relaxed, Scheme::Dot16) => simd128::dot16,
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         (Isa::Simd128 | Isa::Relaxed, Scheme::BitSerial) => simd128::bitserial,
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        (Isa::Simd128, Scheme::Lut) => simd128::lut,
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128", target_feature = "relaxed-simd"))]
+        (Isa::Relaxed, Scheme::Lut) => simd128::lut_relaxed,
         #[allow(unreachable_patterns)]
         _ => unreachable!("Isa::check rejects instruction sets missing from the build"),
     }
@@ -349,8 +389,9 @@ fn run_columns(run: Driver, w: &PackedWeights, a: &PackedActs, out: &mut [i32], 
     if threads <= 1 || cols < 2 {
         return run(Job { w, a, c0: 0, c1: cols, out });
     }
-    // Equal column blocks, one per thread, rounded to whole tiles so no block splits a tile.
-    let tile = 4;
+    // Equal column blocks, one per thread, rounded to whole tiles so no block splits a tile
+    // (the largest column tile of any scheme: Lut's 16 lanes).
+    let tile = lut::LANES;
     let per = cols.div_ceil(threads).div_ceil(tile) * tile;
     out.par_chunks_mut(per * w.rows).enumerate().for_each(|(i, chunk)| {
         let c0 = i * per;

@@ -7,7 +7,7 @@
 
 use core::arch::wasm32::*;
 
-use super::{bitserial, dot16, Job};
+use super::{bitserial, dot16, lut, Job};
 
 /// Sums each of four i32x4 vectors across its lanes: `[Σ a, Σ b, Σ c, Σ d]`.
 #[inline(always)]
@@ -128,4 +128,216 @@ pub fn bitserial(job: Job<'_>) {
             store_tile4(&acc, out, rows, row0, col0 - c0, ncols);
         }
     }
+}
+
+/// SIMD version of [`bitserial::pack_planes`] (same layout): per 16 codes and plane, one shift
+/// moves bit `j` to each byte's sign bit and `i8x16.bitmask` gathers the 16 bits.
+pub fn pack_planes(src: &[u8], n: usize, n_pad: usize, depth: usize, bits: u8, dst: &mut [u64]) {
+    let kw = bitserial::words(depth);
+    let bits = bits as usize;
+    let stride = bits * kw * bitserial::U64_PER_WORD;
+    assert!(dst.len() >= n_pad * stride && src.len() >= n * depth);
+    for i in 0..n_pad {
+        let d = &mut dst[i * stride..(i + 1) * stride];
+        if i >= n {
+            d.fill(0);
+            continue;
+        }
+        let s = &src[i * depth..(i + 1) * depth];
+        // u16 view of the row: plane j, word w, group q (16 depth indices) is u16 index
+        // (j * kw + w) * 8 + q. Little-endian, so bit t of that u16 is depth 16 * (8w + q) + t.
+        let d16 = d.as_mut_ptr() as *mut u16;
+        let groups = kw * 8;
+        for g in 0..groups {
+            let k = g * 16;
+            let v = if k + 16 <= depth {
+                unsafe { v128_load(s.as_ptr().add(k) as *const v128) }
+            } else {
+                let mut t = [0u8; 16];
+                if k < depth {
+                    t[..depth - k].copy_from_slice(&s[k..]);
+                }
+                unsafe { v128_load(t.as_ptr() as *const v128) }
+            };
+            for j in 0..bits {
+                let m = i8x16_bitmask(i8x16_shl(v, (7 - j) as u32));
+                // SAFETY: (j * kw + w) * 8 + q < bits * kw * 8 = stride * 4 u16s.
+                unsafe { *d16.add(j * groups + g) = m };
+            }
+        }
+    }
+}
+
+/// SIMD version of [`dot16::widen`] (same layout and sums).
+pub fn widen(src: &[u8], n: usize, n_pad: usize, depth: usize, dst: &mut [i16], mut sums: Option<&mut [i32]>) {
+    let kp = dot16::padded_depth(depth);
+    assert!(dst.len() >= n_pad * kp && src.len() >= n * depth);
+    for i in 0..n_pad {
+        let d = &mut dst[i * kp..(i + 1) * kp];
+        if i >= n {
+            d.fill(0);
+            continue;
+        }
+        let s = &src[i * depth..(i + 1) * depth];
+        let mut k = 0;
+        // u16 lanes hold at most 255 * 2 per step; 4 partial sums per i32 lane afterwards.
+        let mut sum = i32x4_splat(0);
+        while k + 16 <= depth {
+            let v = unsafe { v128_load(s.as_ptr().add(k) as *const v128) };
+            let lo = u16x8_extend_low_u8x16(v);
+            let hi = u16x8_extend_high_u8x16(v);
+            unsafe {
+                v128_store(d.as_mut_ptr().add(k) as *mut v128, lo);
+                v128_store(d.as_mut_ptr().add(k + 8) as *mut v128, hi);
+            }
+            sum = i32x4_add(sum, i32x4_extadd_pairwise_u16x8(u16x8_extadd_pairwise_u8x16(v)));
+            k += 16;
+        }
+        let mut tail = 0i32;
+        for t in k..depth {
+            d[t] = s[t] as i16;
+            tail += s[t] as i32;
+        }
+        d[depth..].fill(0);
+        if let Some(sums) = sums.as_deref_mut() {
+            sums[i] = i32x4_extract_lane::<0>(sum)
+                + i32x4_extract_lane::<1>(sum)
+                + i32x4_extract_lane::<2>(sum)
+                + i32x4_extract_lane::<3>(sum)
+                + tail;
+        }
+    }
+}
+
+/// The table lookup; relaxed SIMD's swizzle skips the out-of-range fix-up (indices here are
+/// always nibbles, so both give the same bytes).
+#[inline(always)]
+fn swizzle<const RELAXED: bool>(table: v128, idx: v128) -> v128 {
+    #[cfg(target_feature = "relaxed-simd")]
+    if RELAXED {
+        return i8x16_relaxed_swizzle(table, idx);
+    }
+    i8x16_swizzle(table, idx)
+}
+
+/// One 4-row x (16 * NB)-column Lut tile for one (digit, plane) pair, added into `acc32`
+/// (i32 lanes = columns, 4 vectors per 16 columns) scaled by `2^shift`. Byte accumulators
+/// take `steps` lookups, u16 ones 256 flushes, before widening.
+#[inline(always)]
+unsafe fn lut_pass<const NB: usize, const RELAXED: bool>(
+    tables: *const v128,
+    idx: [*const v128; NB],
+    g_n: usize,
+    steps: usize,
+    shift: u32,
+    acc32: &mut [[[v128; 4]; lut::MR]; NB],
+) {
+    let mut g = 0;
+    while g < g_n {
+        let chunk_end = (g + steps * 256).min(g_n);
+        let mut acc16 = [[[u16x8_splat(0); 2]; lut::MR]; NB];
+        while g < chunk_end {
+            let end = (g + steps).min(chunk_end);
+            let mut acc8 = [[u8x16_splat(0); lut::MR]; NB];
+            while g < end {
+                let t: [v128; lut::MR] = core::array::from_fn(|r| v128_load(tables.add(g * lut::MR + r)));
+                for b in 0..NB {
+                    let i = v128_load(idx[b].add(g));
+                    for r in 0..lut::MR {
+                        acc8[b][r] = u8x16_add(acc8[b][r], swizzle::<RELAXED>(t[r], i));
+                    }
+                }
+                g += 1;
+            }
+            for b in 0..NB {
+                for r in 0..lut::MR {
+                    acc16[b][r][0] = u16x8_add(acc16[b][r][0], u16x8_extend_low_u8x16(acc8[b][r]));
+                    acc16[b][r][1] = u16x8_add(acc16[b][r][1], u16x8_extend_high_u8x16(acc8[b][r]));
+                }
+            }
+        }
+        for b in 0..NB {
+            for r in 0..lut::MR {
+                let q = &mut acc32[b][r];
+                let h = acc16[b][r];
+                q[0] = i32x4_add(q[0], i32x4_shl(u32x4_extend_low_u16x8(h[0]), shift));
+                q[1] = i32x4_add(q[1], i32x4_shl(u32x4_extend_high_u16x8(h[0]), shift));
+                q[2] = i32x4_add(q[2], i32x4_shl(u32x4_extend_low_u16x8(h[1]), shift));
+                q[3] = i32x4_add(q[3], i32x4_shl(u32x4_extend_high_u16x8(h[1]), shift));
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn lut_tile<const NB: usize, const RELAXED: bool>(job: &mut Job<'_>, col0: usize, row0: usize) {
+    let (w, a) = (job.w, job.a);
+    let g_n = lut::groups(w.depth);
+    let (d_n, dbits) = lut::digits(w.wbits);
+    let ab = a.abits as usize;
+    let steps = lut::u8_steps(w.wbits);
+    let (rt, cb) = (row0 / lut::MR, col0 / lut::LANES);
+    let mut acc32 = [[[i32x4_splat(0); 4]; lut::MR]; NB];
+    let wbase = w.bytes.as_ptr() as *const v128;
+    let abase = a.bytes.as_ptr() as *const v128;
+    for d in 0..d_n {
+        // SAFETY (pointers): tile (rt, d) of the tables and blocks cb..cb+NB of the indices lie
+        // inside the buffers; the callers assert the buffer sizes and NB <= blocks left.
+        let tables = unsafe { wbase.add((rt * d_n + d) * g_n * lut::MR) };
+        for j in 0..ab {
+            let idx: [*const v128; NB] = core::array::from_fn(|b| unsafe { abase.add(((cb + b) * ab + j) * g_n) });
+            unsafe { lut_pass::<NB, RELAXED>(tables, idx, g_n, steps, j as u32 + d as u32 * dbits, &mut acc32) };
+        }
+    }
+    let rows = w.rows;
+    let m = lut::MR.min(rows - row0);
+    for (b, blk) in acc32.iter().enumerate() {
+        let first = col0 + b * lut::LANES;
+        if first >= job.c1 {
+            break;
+        }
+        let n = lut::LANES.min(job.c1 - first);
+        let mut t = [[0i32; 16]; lut::MR];
+        for r in 0..m {
+            for q in 0..4 {
+                unsafe { v128_store(t[r].as_mut_ptr().add(q * 4) as *mut v128, blk[r][q]) };
+            }
+        }
+        for lane in 0..n {
+            let base = (first + lane - job.c0) * rows + row0;
+            for r in 0..m {
+                job.out[base + r] = t[r][lane];
+            }
+        }
+    }
+}
+
+fn lut_impl<const RELAXED: bool>(mut job: Job<'_>) {
+    let (w, a) = (job.w, job.a);
+    let g_n = lut::groups(w.depth);
+    let (d_n, _) = lut::digits(w.wbits);
+    assert!(w.bytes.len() >= w.rows_pad * d_n * g_n * 16);
+    assert!(a.bytes.len() >= a.cols_pad * a.abits as usize * g_n && job.c1 <= a.cols_pad);
+    assert!(job.c0 % lut::LANES == 0);
+    let mut col0 = job.c0;
+    while col0 < job.c1 {
+        let blocks_left = (job.c1 - col0).div_ceil(lut::LANES);
+        for row0 in (0..w.rows).step_by(lut::MR) {
+            if blocks_left >= 2 {
+                lut_tile::<2, RELAXED>(&mut job, col0, row0);
+            } else {
+                lut_tile::<1, RELAXED>(&mut job, col0, row0);
+            }
+        }
+        col0 += lut::LANES * blocks_left.min(2);
+    }
+}
+
+pub fn lut(job: Job<'_>) {
+    lut_impl::<false>(job)
+}
+
+#[cfg(target_feature = "relaxed-simd")]
+pub fn lut_relaxed(job: Job<'_>) {
+    lut_impl::<true>(job)
 }

@@ -1,0 +1,104 @@
+//! `Lut` packing: table lookups with `i8x16.swizzle`, activations as the index.
+//!
+//! For every weight row and group of 4 consecutive depth indices, a 16-byte table holds the dot
+//! product of the group's 4 weights with every 4-bit pattern: `T[idx] = Σ_t bit_t(idx) * w_t`.
+//! Activations are split into bit planes; plane `j` of 16 columns at group `g` forms one index
+//! vector (one nibble per byte lane). One swizzle then yields 16 columns x 4 depth of
+//! `w * (bit j of a)`, and `Σ c·a = Σ_j 2^j Σ_g T[nibble_j]`. The cost is linear in the
+//! activation bits and independent of the weight bits (while table entries fit a byte), where
+//! bit-serial is linear in their product.
+//!
+//! Table entries must fit u8: `4 * max_weight <= 255` holds up to 6 bits. Wider weights are
+//! split into two 4-bit digits (`w = 16 * hi + lo`), each with its own tables.
+//!
+//! Layout: weights `[rows_pad / MR][digit][group][MR][16]` (a tile's tables for one group are
+//! adjacent), activations `[cols_pad / LANES][plane][group][LANES]`. Depth is zero-padded to a
+//! multiple of 4 and padded entries are zero in the tables, so padding adds nothing.
+
+/// Rows per tile.
+pub const MR: usize = 4;
+/// Columns per index vector (one per byte lane).
+pub const LANES: usize = 16;
+/// Depth indices per group (the 4 bits of a swizzle index).
+pub const GROUP: usize = 4;
+
+pub fn groups(depth: usize) -> usize {
+    depth.div_ceil(GROUP)
+}
+
+/// Weight digits and the bit width of each: one digit up to 6 bits, else two 4-bit digits.
+pub fn digits(wbits: u8) -> (usize, u32) {
+    if wbits <= 6 {
+        (1, wbits as u32)
+    } else {
+        (2, 4)
+    }
+}
+
+/// Table lookups a u8 lane can accumulate without overflow: each adds at most 4 * digit max.
+pub fn u8_steps(wbits: u8) -> usize {
+    let (_, dbits) = digits(wbits);
+    255 / (GROUP * ((1usize << dbits) - 1))
+}
+
+/// Builds the weight tables for codes `[rows][depth]` into `dst` (len rows_pad * D * G * 16).
+pub fn pack_weights(src: &[u8], rows: usize, rows_pad: usize, depth: usize, wbits: u8, dst: &mut [u8]) {
+    let g_n = groups(depth);
+    let (d_n, dbits) = digits(wbits);
+    let mask = ((1u32 << dbits) - 1) as u8;
+    debug_assert!(dst.len() >= rows_pad * d_n * g_n * 16);
+    dst.fill(0);
+    for r in 0..rows {
+        let (rt, rr) = (r / MR, r % MR);
+        let s = &src[r * depth..(r + 1) * depth];
+        for d in 0..d_n {
+            for g in 0..g_n {
+                let mut w = [0u8; GROUP];
+                for t in 0..GROUP {
+                    if let Some(&c) = s.get(g * GROUP + t) {
+                        w[t] = (c >> (d as u32 * dbits)) & mask;
+                    }
+                }
+                let base = (((rt * d_n + d) * g_n + g) * MR + rr) * 16;
+                for idx in 0..16 {
+                    let mut v = 0u32;
+                    for (t, &wt) in w.iter().enumerate() {
+                        if idx >> t & 1 == 1 {
+                            v += wt as u32;
+                        }
+                    }
+                    dst[base + idx] = v as u8;
+                }
+            }
+        }
+    }
+}
+
+/// Index vectors for activation codes `[cols][depth]` into `dst` (len cols_pad * bits * G).
+pub fn pack_acts(src: &[u8], cols: usize, cols_pad: usize, depth: usize, bits: u8, dst: &mut [u8]) {
+    let g_n = groups(depth);
+    let bits = bits as usize;
+    debug_assert!(dst.len() >= cols_pad * bits * g_n);
+    for c in 0..cols_pad {
+        let (cb, lane) = (c / LANES, c % LANES);
+        for j in 0..bits {
+            let base = (cb * bits + j) * g_n * LANES + lane;
+            if c >= cols {
+                for g in 0..g_n {
+                    dst[base + g * LANES] = 0;
+                }
+                continue;
+            }
+            let s = &src[c * depth..(c + 1) * depth];
+            for g in 0..g_n {
+                let mut nib = 0u8;
+                for t in 0..GROUP {
+                    if let Some(&a) = s.get(g * GROUP + t) {
+                        nib |= ((a >> j) & 1) << t;
+                    }
+                }
+                dst[base + g * LANES] = nib;
+            }
+        }
+    }
+}
