@@ -1,0 +1,22 @@
+//! Tools around the anybit runtime: data loading, the quantization-aware trainer (candle, with
+//! fused custom ops), export to `.anybit`, and evaluation through the runtime itself.
+
+pub mod adam;
+pub mod args;
+pub mod data;
+pub mod evaluate;
+pub mod export;
+pub mod net;
+pub mod ops;
+pub mod rng;
+pub mod train;
+
+/// glibc hands every large buffer back to the OS, so each tensor op pays page faults and zeroing
+/// (candle-notes.md, trap 2). Keep freed memory in the process instead.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}

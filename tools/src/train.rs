@@ -1,0 +1,335 @@
+//! The training loop: one width (dedicated model) or several at once with recursive distillation
+//! (methods.md §1: top width on the labels, each lower width on the softmax of the next higher
+//! width's detached output, one optimizer step per batch), checkpoints that resume mid-epoch, and
+//! export with BN calibration of widths that were not trained.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anybit::graph::EvalResult;
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor, D};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::adam::Adam;
+use crate::data::Dataset;
+use crate::export;
+use crate::net::{Mode, Net};
+use crate::rng::Rng;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TrainConfig {
+    pub dataset: String,
+    pub arch: String,
+    /// Trained weight widths, descending (the first is the distillation teacher).
+    pub widths: Vec<u8>,
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f32,
+    pub clip_lr: f32,
+    pub weight_decay: f32,
+    pub clip_init: f32,
+    pub seed: u64,
+    /// Random translation of training images by up to this many pixels.
+    pub shift: usize,
+    /// Recursive distillation for lower widths (else every width learns from the labels).
+    pub distill: bool,
+    /// Use only the first `limit` training images (0: all).
+    pub limit: usize,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Meta {
+    config: TrainConfig,
+    /// Next step to run (global).
+    step: usize,
+    adam_t: u64,
+    wall_s: f64,
+}
+
+pub struct Trainer<'a> {
+    pub cfg: TrainConfig,
+    pub net: Net,
+    pub train: &'a Dataset,
+    opt: Adam,
+    clip_opt: Adam,
+    pub step: usize,
+    pub wall_s: f64,
+}
+
+fn softmax_ce_soft(logits: &Tensor, teacher: &Tensor) -> Result<Tensor> {
+    let p = candle_nn::ops::softmax_last_dim(teacher)?;
+    let lp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    Ok((p * lp)?.sum(D::Minus1)?.mean_all()?.neg()?)
+}
+
+/// Batch `idx` of the training set as [B, H, W, 1], translated by up to `shift` pixels.
+fn make_batch(ds: &Dataset, idx: &[usize], shift: usize, rng: &mut Rng) -> Result<(Tensor, Tensor)> {
+    let (h, w) = (ds.rows, ds.cols);
+    let mut x = vec![0f32; idx.len() * h * w];
+    for (k, &i) in idx.iter().enumerate() {
+        let src = ds.image(i);
+        let dst = &mut x[k * h * w..][..h * w];
+        let (dy, dx) = if shift > 0 {
+            (rng.below(2 * shift + 1) as isize - shift as isize, rng.below(2 * shift + 1) as isize - shift as isize)
+        } else {
+            (0, 0)
+        };
+        for y in 0..h as isize {
+            let sy = y - dy;
+            if sy < 0 || sy >= h as isize {
+                continue;
+            }
+            for xx in 0..w as isize {
+                let sx = xx - dx;
+                if sx >= 0 && sx < w as isize {
+                    dst[(y * w as isize + xx) as usize] = src[(sy * w as isize + sx) as usize];
+                }
+            }
+        }
+    }
+    let labels: Vec<u32> = idx.iter().map(|&i| ds.labels[i] as u32).collect();
+    Ok((
+        Tensor::from_vec(x, (idx.len(), h, w, 1), &Device::Cpu)?,
+        Tensor::from_vec(labels, idx.len(), &Device::Cpu)?,
+    ))
+}
+
+/// Top-1 accuracy at `width` (frozen BN), in batches to bound memory.
+pub fn evaluate(net: &Net, ds: &Dataset, width: u8) -> Result<f64> {
+    let mut correct = 0usize;
+    let bs = 500;
+    let (h, w) = (ds.rows, ds.cols);
+    for start in (0..ds.len()).step_by(bs) {
+        let end = (start + bs).min(ds.len());
+        let x = Tensor::from_slice(&ds.images[start * h * w..end * h * w], (end - start, h, w, 1), &Device::Cpu)?;
+        let pred = net.forward(&x, width, Mode::Eval)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        correct += pred.iter().zip(&ds.labels[start..end]).filter(|(p, l)| **p == **l as u32).count();
+    }
+    Ok(correct as f64 / ds.len().max(1) as f64)
+}
+
+impl<'a> Trainer<'a> {
+    pub fn new(cfg: TrainConfig, train: &'a Dataset) -> Result<Self> {
+        if cfg.widths.is_empty() || cfg.widths.iter().any(|w| !(1..=8).contains(w)) {
+            bail!("trained widths {:?} must be non-empty, each in 1..=8", cfg.widths);
+        }
+        if cfg.batch == 0 || cfg.batch > train.len() {
+            bail!("batch {} must be in 1..={}", cfg.batch, train.len());
+        }
+        let net = Net::new(&cfg.arch, [train.rows, train.cols, 1], cfg.clip_init, cfg.seed)?;
+        let (main, clips) = net.vars();
+        let opt = Adam::new(main, cfg.weight_decay, None);
+        let clip_opt = Adam::new(clips, 0.0, Some(1e-2));
+        Ok(Trainer { cfg, net, train, opt, clip_opt, step: 0, wall_s: 0.0 })
+    }
+
+    pub fn steps_per_epoch(&self) -> usize {
+        self.n_train() / self.cfg.batch
+    }
+    fn n_train(&self) -> usize {
+        if self.cfg.limit > 0 { self.cfg.limit.min(self.train.len()) } else { self.train.len() }
+    }
+    pub fn total_steps(&self) -> usize {
+        self.steps_per_epoch() * self.cfg.epochs
+    }
+
+    /// Cosine decay from the base rate to zero over the whole run, after a short warm-up.
+    fn lr_factor(&self) -> f32 {
+        let total = self.total_steps().max(1) as f32;
+        let warm = (total * 0.02).max(1.0);
+        let s = self.step as f32;
+        if s < warm {
+            (s + 1.0) / warm
+        } else {
+            0.5 * (1.0 + (std::f32::consts::PI * (s - warm) / (total - warm).max(1.0)).cos())
+        }
+    }
+
+    /// One optimizer step on batch `idx`; returns (loss, correct at the top width).
+    pub fn train_step(&mut self, idx: &[usize], rng: &mut Rng) -> Result<(f32, usize)> {
+        let (x, y) = make_batch(self.train, idx, self.cfg.shift, rng)?;
+        let mom = Mode::Train { momentum: 0.1 };
+        let mut widths = self.cfg.widths.clone();
+        widths.sort_unstable_by(|a, b| b.cmp(a));
+        let top = self.net.forward(&x, widths[0], mom)?;
+        let mut loss = candle_nn::loss::cross_entropy(&top, &y)?;
+        let correct = top
+            .argmax(D::Minus1)?
+            .to_vec1::<u32>()?
+            .iter()
+            .zip(y.to_vec1::<u32>()?)
+            .filter(|(p, l)| **p == *l)
+            .count();
+        let mut teacher = top.detach();
+        for &w in &widths[1..] {
+            let out = self.net.forward(&x, w, mom)?;
+            let l = if self.cfg.distill {
+                softmax_ce_soft(&out, &teacher)?
+            } else {
+                candle_nn::loss::cross_entropy(&out, &y)?
+            };
+            loss = (loss + l)?;
+            teacher = out.detach();
+        }
+        let grads = loss.backward()?;
+        let f = self.lr_factor();
+        self.opt.step(&grads, self.cfg.lr * f)?;
+        self.clip_opt.step(&grads, self.cfg.clip_lr * f)?;
+        self.step += 1;
+        Ok((loss.to_scalar::<f32>()?, correct))
+    }
+
+    fn epoch_order(&self, epoch: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.n_train()).collect();
+        Rng::new(self.cfg.seed ^ (0x5EED_0000 + epoch as u64)).shuffle(&mut order);
+        order
+    }
+
+    /// Runs until `total_steps`, checkpointing to `ckpt` every `ckpt_every` steps and at the end.
+    /// `stop_after`: run at most this many steps in this call (for tests and time-boxed sessions).
+    pub fn run(&mut self, ckpt: Option<&Path>, ckpt_every: usize, stop_after: Option<usize>) -> Result<Vec<f32>> {
+        let spe = self.steps_per_epoch();
+        let total = self.total_steps();
+        let pb = ProgressBar::new(total as u64);
+        let tty = std::io::stderr().is_terminal();
+        if !tty {
+            pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        pb.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} ({eta}) {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb.set_position(self.step as u64);
+        let mut losses = Vec::new();
+        let (mut run_loss, mut run_acc) = (0f32, 0f32);
+        let mut since = Instant::now();
+        let mut done_here = 0;
+        while self.step < total && stop_after.is_none_or(|s| done_here < s) {
+            let epoch = self.step / spe;
+            let order = self.epoch_order(epoch);
+            let i = self.step % spe;
+            let idx = &order[i * self.cfg.batch..(i + 1) * self.cfg.batch];
+            let mut rng = Rng::new(self.cfg.seed.wrapping_mul(1_000_003) ^ self.step as u64);
+            let t0 = Instant::now();
+            let (loss, correct) = self.train_step(idx, &mut rng)?;
+            let dt = t0.elapsed().as_secs_f64();
+            self.wall_s += dt;
+            done_here += 1;
+            losses.push(loss);
+            let acc = correct as f32 / self.cfg.batch as f32;
+            let k = if losses.len() == 1 { 1.0 } else { 0.05 };
+            run_loss += k * (loss - run_loss);
+            run_acc += k * (acc - run_acc);
+            let msg = format!("epoch {} loss {run_loss:.4} acc {:.2}% {dt:.2}s/step", epoch + 1, run_acc * 100.0);
+            pb.set_position(self.step as u64);
+            pb.set_message(msg.clone());
+            if !tty && (self.step % 20 == 0 || self.step == total) {
+                eprintln!("step {}/{total} {msg}", self.step);
+            }
+            if let Some(dir) = ckpt {
+                if self.step % ckpt_every == 0 || self.step == total || since.elapsed().as_secs() > 300 {
+                    self.save(dir)?;
+                    since = Instant::now();
+                }
+            }
+        }
+        pb.finish_and_clear();
+        if let Some(dir) = ckpt {
+            self.save(dir)?;
+        }
+        Ok(losses)
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut st: HashMap<String, Tensor> = self.net.state()?;
+        self.opt.state("adam", &mut st)?;
+        self.clip_opt.state("adam_clip", &mut st)?;
+        let tmp = dir.join("state.safetensors.tmp");
+        candle_core::safetensors::save(&st, &tmp)?;
+        std::fs::rename(&tmp, dir.join("state.safetensors"))?;
+        let meta = Meta { config: self.cfg.clone(), step: self.step, adam_t: self.opt.t, wall_s: self.wall_s };
+        let tmp = dir.join("meta.json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(&meta)?)?;
+        std::fs::rename(&tmp, dir.join("meta.json"))?;
+        Ok(())
+    }
+
+    /// Loads a checkpoint written by `save` with the same configuration (epochs may differ).
+    pub fn resume(&mut self, dir: &Path) -> Result<()> {
+        let meta: Meta = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("meta.json")).with_context(|| format!("reading {}/meta.json", dir.display()))?,
+        )?;
+        let mut a = meta.config.clone();
+        a.epochs = self.cfg.epochs;
+        if a != self.cfg {
+            bail!("checkpoint {} was trained with {:?}, not {:?}", dir.display(), meta.config, self.cfg);
+        }
+        let st = candle_core::safetensors::load(dir.join("state.safetensors"), &Device::Cpu)?;
+        self.net.load_state(&st)?;
+        self.opt.load_state("adam", meta.adam_t, &st)?;
+        self.clip_opt.load_state("adam_clip", meta.adam_t, &st)?;
+        self.step = meta.step;
+        self.wall_s = meta.wall_s;
+        Ok(())
+    }
+}
+
+/// Reads the config stored with a checkpoint.
+pub fn checkpoint_config(dir: &Path) -> Result<TrainConfig> {
+    let meta: Meta = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json"))?)?;
+    Ok(meta.config)
+}
+
+/// Fills widths that were not trained (BN and clips from the nearest trained width, preferring the
+/// higher one), then re-estimates their BN statistics on `batches` training batches. Export-time
+/// calibration only: the runtime switches width with no data.
+pub fn fill_untrained(net: &Net, trained: &[u8], all: &[u8], train: &Dataset, batches: usize, batch: usize, seed: u64) -> Result<()> {
+    let mut rng = Rng::new(seed ^ 0xCA11);
+    for &w in all {
+        if trained.contains(&w) {
+            continue;
+        }
+        let src = trained
+            .iter()
+            .copied()
+            .filter(|&t| t > w)
+            .min()
+            .or_else(|| trained.iter().copied().max())
+            .context("no trained width")?;
+        net.copy_width(src, w)?;
+        net.reset_calibration(w);
+        for _ in 0..batches {
+            let idx: Vec<usize> = (0..batch).map(|_| rng.below(train.len())).collect();
+            let (x, _) = make_batch(train, &idx, 0, &mut rng)?;
+            net.forward(&x, w, Mode::Calibrate)?;
+        }
+    }
+    Ok(())
+}
+
+pub struct ExportReport {
+    pub accuracy: Vec<(u8, f64)>,
+    pub bytes: usize,
+}
+
+/// Evaluates every width on `test`, writes the model with that table, returns the table.
+pub fn export_model(net: &Net, dataset: &str, name: &str, widths: &[u8], test: &Dataset, out: &PathBuf) -> Result<ExportReport> {
+    let mut accuracy = Vec::new();
+    for &w in widths {
+        let acc = evaluate(net, test, w)?;
+        eprintln!("  width {w}: test accuracy {:.2}%", acc * 100.0);
+        accuracy.push((w, acc));
+    }
+    let eval = vec![EvalResult { dataset: dataset.into(), n: test.len(), accuracy: accuracy.clone() }];
+    let bytes = export::write(net, name, widths, Some(export::labels(dataset)), eval)?;
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).ok();
+    }
+    std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+    Ok(ExportReport { accuracy, bytes: bytes.len() })
+}

@@ -1,0 +1,16 @@
+//! Shared by the integration tests: the committed real-data fixture (first 100 MNIST test images).
+
+use std::path::PathBuf;
+
+use anybit_tools::data::{self, Dataset};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn fixture() -> Dataset {
+    let dir = root().join("fixtures");
+    let img = std::fs::read(dir.join("mnist-t100-images.idx3")).expect("fixtures/mnist-t100-images.idx3");
+    let lab = std::fs::read(dir.join("mnist-t100-labels.idx1")).expect("fixtures/mnist-t100-labels.idx1");
+    data::from_idx(&img, &lab).expect("fixture parses")
+}
