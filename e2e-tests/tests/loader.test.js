@@ -8,6 +8,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chooseVariant, detect } from '../../web/loader.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+// The real trained model; ANYBIT_MODEL points elsewhere (e.g. a model being trained).
+const MODEL = process.env.ANYBIT_MODEL ?? join(ROOT, 'models', 'mnist.anybit');
 const caps = (over) => ({ simd: true, relaxed: true, sharedMemory: true, worker: true, cores: 4, ...over });
 
 test('auto picks threads only when isolated with shared memory, workers and 2+ cores', () => {
@@ -46,7 +48,7 @@ async function loadBuild(variant) {
 }
 
 test('the simd and scalar builds classify real MNIST digits and agree exactly', async () => {
-  const model = await readFile(join(ROOT, 'models', 'mnist.anybit'));
+  const model = await readFile(MODEL);
   const images = (await readFile(join(ROOT, 'fixtures', 'mnist-t100-images.idx3'))).subarray(16);
   const labels = (await readFile(join(ROOT, 'fixtures', 'mnist-t100-labels.idx1'))).subarray(8);
   const sessions = await Promise.all(['simd', 'scalar'].map(async (v) => (await loadBuild(v)).Session.load(model)));
@@ -74,7 +76,7 @@ test('the simd and scalar builds classify real MNIST digits and agree exactly', 
 
 test('errors are AnybitError exceptions with a code', async () => {
   const { Session } = await loadBuild('simd');
-  const model = await readFile(join(ROOT, 'models', 'mnist.anybit'));
+  const model = await readFile(MODEL);
   const codeOf = (fn) => {
     try {
       fn();

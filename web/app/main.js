@@ -36,7 +36,8 @@ async function classify(sample = state.sample) {
     view.clearError();
     view.renderResult(result, state.info.labels, sample);
     view.renderRuntime(state.info, result.ms);
-    view.setState('ready', `Classified test image ${sample + 1} at ${result.width} bits in ${result.ms.toFixed(2)} ms.`);
+    const bits = `${result.width} bit${result.width === 1 ? '' : 's'}`;
+    view.setState('ready', `Classified test image ${sample + 1} at ${bits} in ${result.ms.toFixed(2)} ms.`);
   } catch (e) {
     view.showError(e, 'Classification failed');
   }
@@ -63,6 +64,7 @@ function pickWidth(width) {
 
 async function start() {
   view.setState('loading', `Loading ${modelUrl}…`);
+  client.ready.then(({ build, reason }) => view.renderBuild(build, reason), () => {});
   const samplesP = loadSamples(entry.samples.images, entry.samples.labels);
   try {
     state.info = await client.load({ url: modelUrl }, ({ loaded, total }) => {
@@ -70,7 +72,7 @@ async function start() {
       view.setState('loading', `Loading ${modelUrl}: ${(loaded / 1024).toFixed(0)} KiB${of}…`);
     });
   } catch (e) {
-    view.showError(e, `Could not load the model ${modelUrl}`);
+    view.showError(e, e.code === 'runtime_unavailable' ? 'Could not start the runtime' : `Could not load the model ${modelUrl}`);
     return;
   }
   view.clearError();

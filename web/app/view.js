@@ -54,17 +54,21 @@ function hintFor(code) {
   }
 }
 
+/** The build panel rows; known as soon as the worker has loaded a build, before any model. */
+export function renderBuild(build, reason) {
+  $('rt-build').textContent = VARIANT_NAMES[build.variant] ?? build.variant;
+  $('rt-build').dataset.variant = build.variant;
+  $('rt-threads').textContent = String(build.threadCount);
+  $('rt-threads').dataset.threads = String(build.threadCount);
+  $('rt-reason').textContent = reason;
+}
+
 export function renderRuntime(info, latencyMs) {
-  const b = info.build;
+  renderBuild(info.build, info.reason);
   $('rt-model').textContent = info.name;
-  $('rt-build').textContent = VARIANT_NAMES[b.variant] ?? b.variant;
-  $('rt-build').dataset.variant = b.variant;
-  $('rt-threads').textContent = String(b.threadCount);
-  $('rt-threads').dataset.threads = String(b.threadCount);
   $('rt-width').textContent = `${info.width}-bit weights`;
   $('rt-width').dataset.width = String(info.width);
   $('rt-latency').textContent = latencyMs == null ? '–' : `${latencyMs.toFixed(2)} ms`;
-  $('rt-reason').textContent = info.reason;
 }
 
 /** Radio buttons for widths 8..1; those the model lacks are shown disabled. */
