@@ -25,16 +25,39 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Native tools are built with the machine's stable cargo; only wasm builds use Debian's rustc-web.
+# The two cargo installs run side by side: each spends long stretches on one core (one big crate,
+# the final link), so together they finish well before one-after-the-other on two cores.
+INSTALL_LOGS=$(mktemp -d "${TMPDIR:-/tmp}/anybit-setup.XXXXXX")
+pids=()
+names=()
+install_bg() { # name, command...
+  local name=$1 log="$INSTALL_LOGS/${1// /_}.log"
+  shift
+  step "$name (in the background; log: $log)"
+  "$@" >"$log" 2>&1 &
+  pids+=($!)
+  names+=("$name")
+}
 if ! command -v wasm-bindgen >/dev/null || [ "$(wasm-bindgen --version | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
-  step "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 2.5 min)"
   # No --locked: the registry here lacks one of its locked dependency versions.
-  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+  install_bg "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION" \
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
 if ! command -v trunk >/dev/null || [ "$(trunk --version | awk '{print $2}')" != "$TRUNK_VERSION" ]; then
-  step "cargo install trunk $TRUNK_VERSION (about 7.5 min)"
   # --locked: without it a newer cssparser breaks lightningcss.
-  cargo install trunk --version "$TRUNK_VERSION" --locked --force
+  install_bg "cargo install trunk $TRUNK_VERSION" cargo install trunk --version "$TRUNK_VERSION" --locked --force
 fi
+install_failed=0
+for i in "${!pids[@]}"; do
+  if wait "${pids[$i]}"; then
+    step "done: ${names[$i]}"
+  else
+    tail -n 40 "$INSTALL_LOGS/${names[$i]// /_}.log" >&2
+    echo "setup: FAILED: ${names[$i]} (log above)" >&2
+    install_failed=1
+  fi
+done
+[ "$install_failed" = 0 ] || exit 1
 
 # Reinstall when the lockfile's playwright-core differs from the installed one.
 want_pw=$(node -p 'require("./e2e-tests/package-lock.json").packages["node_modules/playwright-core"].version')
