@@ -106,7 +106,8 @@ suite! {
     }
 
     fn all_zero_and_all_max_codes() {
-        let (rows, cols, depth) = (6, 5, 577);
+        // Depth 261: past one u8 flush of Lut's 1-bit tables (63 lookups = 252 depth).
+        let (rows, cols, depth) = (6, 5, 261);
         for wb in 1..=8u8 {
             for ab in 1..=8u8 {
                 let wmax = ((1u16 << wb) - 1) as u8;
@@ -123,17 +124,26 @@ suite! {
     }
 
     fn depth_at_the_limit_does_not_overflow() {
-        let (rows, cols, depth) = (5, 3, MAX_DEPTH);
-        let w = vec![255u8; rows * depth];
-        let a = vec![255u8; cols * depth];
-        check_all(&w, &a, rows, cols, depth, 8, 8, "max depth, max codes");
-        let mut want = vec![0; rows * cols];
-        gemm_reference(&w, &a, rows, cols, depth, &mut want);
-        assert!(want.iter().all(|&x| x == 255 * 255 * MAX_DEPTH as i32));
-        // Random codes near the limit, at a low width pair too (bit-serial plane counts).
+        // All-max codes are the worst case for every intermediate accumulator (Lut's u8/u16
+        // lanes, bit-serial's byte counters, the final i32), at every weight width.
+        // Full depth where the i32 result or Lut's u16 lanes (2-bit weights: 21 lookups per u8
+        // flush, 256 flushes per u16) come close to their limits; half depth already overflows
+        // every other width's u16 lanes several times.
+        let (rows, cols) = (3, 2);
+        for (wb, ab, depth) in [(8u8, 8u8, MAX_DEPTH), (2, 2, MAX_DEPTH), (1, 1, 16384), (3, 3, 16384), (4, 4, 16384), (5, 5, 16384), (6, 6, 16384), (6, 1, 16384), (7, 7, 16384), (1, 8, 16384)] {
+            let wmax = ((1u16 << wb) - 1) as u8;
+            let amax = ((1u16 << ab) - 1) as u8;
+            let w = vec![wmax; rows * depth];
+            let a = vec![amax; cols * depth];
+            check_all(&w, &a, rows, cols, depth, wb, ab, "max depth, max codes");
+            let mut want = vec![0; rows * cols];
+            gemm_reference(&w, &a, rows, cols, depth, &mut want);
+            assert!(want.iter().all(|&x| x == wmax as i32 * amax as i32 * depth as i32));
+        }
+        // Random codes near the limit.
         let mut rng = Rng::new(3);
         let (rows, cols, depth) = (3, 2, MAX_DEPTH - 5);
-        for (wb, ab) in [(8u8, 8u8), (2, 2), (1, 1)] {
+        for (wb, ab) in [(8u8, 8u8), (2, 2), (6, 3)] {
             let w = rng.codes(rows * depth, wb);
             let a = rng.codes(cols * depth, ab);
             check_all(&w, &a, rows, cols, depth, wb, ab, "near max depth");
@@ -144,7 +154,7 @@ suite! {
         // One realistic tile count in every direction (several row and column tiles, threads
         // splitting mid-way), at the widths the layers use most.
         let mut rng = Rng::new(4);
-        let (rows, cols, depth) = (64, 50, 576);
+        let (rows, cols, depth) = (64, 40, 576);
         for (wb, ab) in [(8u8, 8u8), (1, 1), (2, 2), (4, 8)] {
             let w = rng.codes(rows * depth, wb);
             let a = rng.codes(cols * depth, ab);

@@ -45,11 +45,18 @@ pub struct Config {
     /// one thread and are skipped).
     pub threads: Vec<usize>,
     pub reps: usize,
+    /// Warm-up calls before timing, and at least `warmup_ms` of them: wasm engines start on a
+    /// baseline compiler and tier up hot functions in the background (V8: Liftoff, then
+    /// TurboFan), so the first calls of a kernel are not representative.
     pub warmup: usize,
+    pub warmup_ms: f64,
     /// Minimum length of one timed repetition, in ms (the call is repeated inside it).
     pub rep_ms: f64,
     /// Also time the GEMM without activation packing.
     pub gemm_only: bool,
+    /// "median" (default) or "min" of the repetitions; "min" is the robust choice on a machine
+    /// shared with other work, where interference only ever adds time.
+    pub stat: String,
 }
 
 impl Default for Config {
@@ -73,8 +80,10 @@ impl Default for Config {
             threads: vec![1],
             reps: 7,
             warmup: 1,
+            warmup_ms: 30.0,
             rep_ms: 10.0,
             gemm_only: true,
+            stat: "median".to_string(),
         }
     }
 }
@@ -145,9 +154,13 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Times `f`: warm-up calls, then `reps` repetitions of at least `rep_ms` each; returns the
 /// median ms per call.
-fn time_it(now: &dyn Fn() -> f64, warmup: usize, reps: usize, rep_ms: f64, f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
-    for _ in 0..warmup.max(1) {
+fn time_it(now: &dyn Fn() -> f64, cfg: &Config, f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
+    let (warmup, reps, rep_ms) = (cfg.warmup, cfg.reps, cfg.rep_ms);
+    let t0 = now();
+    let mut n = 0;
+    while n < warmup.max(1) || now() - t0 < cfg.warmup_ms {
         f()?;
+        n += 1;
     }
     // Calibrate the inner count from one call so each repetition spans rep_ms.
     let t0 = now();
@@ -162,7 +175,11 @@ fn time_it(now: &dyn Fn() -> f64, warmup: usize, reps: usize, rep_ms: f64, f: &m
         }
         times.push((now() - t0) / inner as f64);
     }
-    Ok(median(&mut times))
+    if cfg.stat == "min" {
+        Ok(times.iter().copied().fold(f64::INFINITY, f64::min))
+    } else {
+        Ok(median(&mut times))
+    }
 }
 
 /// Runs the benchmark. `now` returns milliseconds from any fixed origin. Every measured
@@ -239,12 +256,12 @@ pub fn run(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
                             ),
                             _ => {}
                         }
-                        let ms = time_it(now, cfg.warmup, cfg.reps, cfg.rep_ms, &mut || {
+                        let ms = time_it(now, cfg, &mut || {
                             pa.pack(&a, shape.cols, shape.depth, ab, scheme)?;
                             gemm(isa, &pw, &pa, &mut out, t)
                         })?;
                         let ms_gemm = if cfg.gemm_only {
-                            time_it(now, cfg.warmup, cfg.reps, cfg.rep_ms, &mut || gemm(isa, &pw, &pa, &mut out, t))?
+                            time_it(now, cfg, &mut || gemm(isa, &pw, &pa, &mut out, t))?
                         } else {
                             0.0
                         };
@@ -295,6 +312,9 @@ pub fn run_json(config: &str, now: &dyn Fn() -> f64) -> Result<String> {
     } else {
         serde_json::from_str(config).map_err(|e| crate::error::Error::new(ErrorKind::InvalidArgument, format!("bench config: {e}")))?
     };
+    if cfg.stat != "median" && cfg.stat != "min" {
+        crate::bail!(ErrorKind::InvalidArgument, "bench config: stat must be \"median\" or \"min\"");
+    }
     let report = run(&cfg, now)?;
     serde_json::to_string(&report).map_err(|e| crate::error::Error::new(ErrorKind::InvalidArgument, format!("bench report: {e}")))
 }

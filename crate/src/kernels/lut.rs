@@ -74,8 +74,12 @@ pub fn pack_weights(src: &[u8], rows: usize, rows_pad: usize, depth: usize, wbit
     }
 }
 
-/// Index vectors for activation codes `[cols][depth]` into `dst` (len cols_pad * bits * G).
-pub fn pack_acts(src: &[u8], cols: usize, cols_pad: usize, depth: usize, bits: u8, dst: &mut [u8]) {
+/// Index vectors for activation codes `[cols][depth]` into `dst` (len cols_pad * bits * G), and
+/// each column's code sum into `sums`.
+pub fn pack_acts(src: &[u8], cols: usize, cols_pad: usize, depth: usize, bits: u8, dst: &mut [u8], sums: &mut [i32]) {
+    for c in 0..cols {
+        sums[c] = super::dot16::sum_codes(&src[c * depth..(c + 1) * depth]);
+    }
     let g_n = groups(depth);
     let bits = bits as usize;
     debug_assert!(dst.len() >= cols_pad * bits * g_n);

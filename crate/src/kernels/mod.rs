@@ -109,9 +109,8 @@ pub fn best_scheme(wbits: u8, abits: u8) -> Scheme {
 /// micro-kernel Isa at `gemm` time is independent of how the data was packed).
 mod pack {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    pub use super::lut::pack_acts as lut_acts;
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    pub use super::simd128::{pack_planes as planes, widen};
+    pub use super::simd128::{lut_acts, pack_planes as planes, widen};
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     pub use super::{bitserial::pack_planes as planes, dot16::widen, lut::pack_acts as lut_acts};
 }
@@ -292,10 +291,7 @@ impl PackedActs {
             Scheme::Lut => {
                 let cols_pad = cols.div_ceil(lut::LANES) * lut::LANES;
                 grow(&mut self.bytes, cols_pad * abits as usize * lut::groups(depth));
-                pack::lut_acts(codes, cols, cols_pad, depth, abits, &mut self.bytes);
-                for c in 0..cols {
-                    self.col_sums[c] = dot16::sum_codes(&codes[c * depth..(c + 1) * depth]);
-                }
+                pack::lut_acts(codes, cols, cols_pad, depth, abits, &mut self.bytes, &mut self.col_sums);
                 self.cols_pad = cols_pad;
             }
         }

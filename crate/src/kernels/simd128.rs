@@ -341,3 +341,71 @@ pub fn lut(job: Job<'_>) {
 pub fn lut_relaxed(job: Job<'_>) {
     lut_impl::<true>(job)
 }
+
+/// SIMD version of [`lut::pack_acts`] (same layout), also returning column sums. For 16 columns
+/// x 16 depth at a time: one load per column, a 4x4 transpose of u32 lanes so that each vector
+/// holds one group (4 codes) of 4 columns, then per plane a multiply gathers bit `j` of the 4
+/// bytes of each u32 into a nibble (the partial products never collide), and two narrows pack
+/// 16 columns' nibbles into one index vector.
+pub fn lut_acts(src: &[u8], cols: usize, cols_pad: usize, depth: usize, bits: u8, dst: &mut [u8], sums: &mut [i32]) {
+    let g_n = lut::groups(depth);
+    let ab = bits as usize;
+    assert!(dst.len() >= cols_pad * ab * g_n && src.len() >= cols * depth && sums.len() >= cols);
+    let quads = depth.div_ceil(16);
+    for cb in 0..cols_pad / lut::LANES {
+        let mut csum = [i32x4_splat(0); lut::LANES];
+        for q in 0..quads {
+            let k = q * 16;
+            let v: [v128; lut::LANES] = core::array::from_fn(|l| {
+                let c = cb * lut::LANES + l;
+                if c >= cols {
+                    i32x4_splat(0)
+                } else if k + 16 <= depth {
+                    unsafe { v128_load(src.as_ptr().add(c * depth + k) as *const v128) }
+                } else {
+                    let mut t = [0u8; 16];
+                    t[..depth - k].copy_from_slice(&src[c * depth + k..(c + 1) * depth]);
+                    unsafe { v128_load(t.as_ptr() as *const v128) }
+                }
+            });
+            for l in 0..lut::LANES {
+                csum[l] = i32x4_add(csum[l], i32x4_extadd_pairwise_u16x8(u16x8_extadd_pairwise_u8x16(v[l])));
+            }
+            // w[g][cq]: group g (of this quad) of columns 4cq..4cq+4, one u32 lane each.
+            let mut w = [[i32x4_splat(0); 4]; 4];
+            for cq in 0..4 {
+                let (v0, v1, v2, v3) = (v[4 * cq], v[4 * cq + 1], v[4 * cq + 2], v[4 * cq + 3]);
+                let t0 = i32x4_shuffle::<0, 4, 1, 5>(v0, v1);
+                let t1 = i32x4_shuffle::<2, 6, 3, 7>(v0, v1);
+                let t2 = i32x4_shuffle::<0, 4, 1, 5>(v2, v3);
+                let t3 = i32x4_shuffle::<2, 6, 3, 7>(v2, v3);
+                w[0][cq] = i32x4_shuffle::<0, 1, 4, 5>(t0, t2);
+                w[1][cq] = i32x4_shuffle::<2, 3, 6, 7>(t0, t2);
+                w[2][cq] = i32x4_shuffle::<0, 1, 4, 5>(t1, t3);
+                w[3][cq] = i32x4_shuffle::<2, 3, 6, 7>(t1, t3);
+            }
+            let groups_here = (g_n - q * 4).min(4);
+            for j in 0..ab {
+                let base = (cb * ab + j) * g_n * lut::LANES;
+                for (g, wg) in w.iter().enumerate().take(groups_here) {
+                    let nib: [v128; 4] = core::array::from_fn(|cq| {
+                        let b = v128_and(u32x4_shr(wg[cq], j as u32), u32x4_splat(0x0101_0101));
+                        u32x4_shr(i32x4_mul(b, u32x4_splat(0x0102_0408)), 24)
+                    });
+                    let lo = i16x8_narrow_i32x4(nib[0], nib[1]);
+                    let hi = i16x8_narrow_i32x4(nib[2], nib[3]);
+                    let out = u8x16_narrow_i16x8(lo, hi);
+                    // SAFETY: group q*4+g < g_n, so this 16-byte store ends inside the plane.
+                    unsafe { v128_store(dst.as_mut_ptr().add(base + (q * 4 + g) * lut::LANES) as *mut v128, out) };
+                }
+            }
+        }
+        for l in 0..lut::LANES {
+            let c = cb * lut::LANES + l;
+            if c < cols {
+                let s = csum[l];
+                sums[c] = i32x4_extract_lane::<0>(s) + i32x4_extract_lane::<1>(s) + i32x4_extract_lane::<2>(s) + i32x4_extract_lane::<3>(s);
+            }
+        }
+    }
+}

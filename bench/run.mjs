@@ -1,0 +1,166 @@
+// Kernel benchmark runner: loads the wasm builds made by scripts/build-wasm.sh
+// (pkg/dist/{scalar,simd,relaxed,threads}/) and runs their benchKernels() export (the Rust routine
+// anybit::kernels::bench, the same one the native example runs) in Node and in headless Chromium.
+//
+//   node bench/run.mjs [--hosts node,chromium] [--variants scalar,simd,relaxed,threads]
+//                      [--config JSON|@file] [--quick] [--threads N] [--json out.json] [--md out.md]
+//
+// Each variant measures its own instruction set (scalar build: scalar; simd: simd128; relaxed:
+// relaxed; threads: simd128 at 1 and N threads). Every report also carries the Dot16 w8a8 SIMD
+// baseline measured in the same run, which the "vs" ratios use. Node cannot run the threads build
+// (wasm-bindgen-rayon needs Web Workers), so threads run in Chromium only.
+import { spawn } from 'node:child_process';
+import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { serve } from './server.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(HERE, '..');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+function parseArgs(argv) {
+  const o = { hosts: ['node', 'chromium'], variants: ['scalar', 'simd', 'relaxed', 'threads'], config: {}, threads: 0 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--hosts') o.hosts = next().split(',');
+    else if (a === '--variants') o.variants = next().split(',');
+    else if (a === '--config') o.configArg = next();
+    else if (a === '--quick') o.quick = true;
+    else if (a === '--threads') o.threads = Number(next());
+    else if (a === '--json') o.json = next();
+    else if (a === '--md') o.md = next();
+    else throw new Error(`unknown argument ${a}`);
+  }
+  return o;
+}
+
+// Which Isa and thread counts each build measures; the rest of the config is the user's.
+function variantConfig(variant, base, threads) {
+  const isas = { scalar: ['scalar'], simd: ['simd128'], relaxed: ['relaxed'], threads: ['simd128'] }[variant];
+  if (!isas) throw new Error(`unknown variant ${variant}`);
+  return { ...base, isas, threads: variant === 'threads' ? [1, threads] : [1] };
+}
+
+function runNode(variant, config) {
+  const flags = variant === 'relaxed' ? ['--experimental-wasm-relaxed-simd'] : [];
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [...flags, join(HERE, 'node-run.mjs'), variant, JSON.stringify(config)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.on('error', reject);
+    p.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`node ${variant} exited with ${code}`))));
+  });
+}
+
+async function withChromium(fn) {
+  const { chromium } = await import('playwright-core');
+  const server = await serve(ROOT);
+  const profile = await mkdtemp(join(tmpdir(), 'anybit-bench-profile-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    return await fn(context, server.origin);
+  } finally {
+    await context.close();
+    await server.close();
+    await rm(profile, { recursive: true, force: true });
+  }
+}
+
+async function runChromium(context, origin, variant, config, threads) {
+  const page = await context.newPage();
+  try {
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`${origin}/bench/page/index.html`);
+    await page.waitForFunction(() => window.benchReady === true);
+    const t = variant === 'threads' ? threads : 1;
+    const report = await page.evaluate(([v, c, n]) => window.bench(v, c, n), [variant, JSON.stringify(config), t]);
+    if (errors.length) throw new Error(errors.join('\n'));
+    return JSON.parse(report);
+  } finally {
+    await page.close();
+  }
+}
+
+const fmt = (x, d = 1) => (x == null || Number.isNaN(x) ? '-' : x.toFixed(d));
+
+// One table per host and shape: a line per width pair, a column per (build, Isa, scheme, threads).
+// Cells are GMAC/s including activation packing; the last column relates the best cell of the
+// line to the Dot16 w8a8 simd128 one-thread figure of the same host and shape.
+function markdown(results) {
+  let s = '';
+  for (const host of [...new Set(results.map((r) => r.host))]) {
+    const hr = results.filter((r) => r.host === host);
+    for (const shape of [...new Set(hr.map((r) => r.shape))]) {
+      const rows = hr.filter((r) => r.shape === shape);
+      const col = (r) => `${r.variant}: ${r.isa} ${r.scheme}${r.threads > 1 ? ` x${r.threads}` : ''}`;
+      const cols = [...new Set(rows.map(col))];
+      const pairs = [...new Set(rows.map((r) => `${r.wbits},${r.abits}`))];
+      const base = rows.find((r) => r.isa === 'simd128' && r.scheme === 'dot16' && r.wbits === 8 && r.abits === 8 && r.threads === 1 && r.variant !== 'threads')
+        ?? rows.find((r) => r.isa === 'simd128' && r.scheme === 'dot16' && r.wbits === 8 && r.abits === 8 && r.threads === 1);
+      const { rows: m, depth: k, cols: n } = rows[0];
+      s += `\n### ${host}: ${shape} (GEMM ${m} x ${k} x ${n}), GMAC/s incl. activation packing\n\n`;
+      s += `| w | a | ${cols.join(' | ')} | best 1-thread SIMD vs dot16 w8a8 simd128 |\n`;
+      s += `|---|---|${cols.map(() => '---|').join('')}---|\n`;
+      for (const p of pairs) {
+        const [wb, ab] = p.split(',').map(Number);
+        const line = rows.filter((r) => r.wbits === wb && r.abits === ab);
+        const cells = cols.map((c) => {
+          const r = line.find((x) => col(x) === c);
+          return r ? fmt(r.gmacs) : '';
+        });
+        const simd1 = line.filter((r) => r.threads === 1 && r.isa !== 'scalar');
+        const best = simd1.reduce((a, r) => (!a || r.gmacs > a.gmacs ? r : a), null);
+        const ratio = best && base ? `${fmt(best.gmacs / base.gmacs, 2)}x (${best.isa} ${best.scheme})` : '-';
+        s += `| ${wb} | ${ab} | ${cells.join(' | ')} | ${ratio} |\n`;
+      }
+    }
+  }
+  return s;
+}
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2));
+  if (o.configArg) o.config = JSON.parse(o.configArg.startsWith('@') ? await readFile(o.configArg.slice(1), 'utf8') : o.configArg);
+  if (o.quick) o.config = { reps: 3, rep_ms: 3, gemm_only: false, ...o.config };
+  const threads = o.threads || Math.max(2, availableParallelism());
+  const results = [];
+  const missing = o.variants.filter((v) => !existsSync(join(ROOT, 'pkg', 'dist', v, 'anybit_bg.wasm')));
+  if (missing.length) throw new Error(`missing builds ${missing.join(', ')}: run scripts/build-wasm.sh ${missing.join(' ')}`);
+  const add = (host, variant, report) => {
+    for (const r of report.rows) results.push({ host, variant, ...r });
+    console.error(`bench: ${host} ${variant}: ${report.rows.length} figures (Isa in build: ${report.available.join(', ')})`);
+  };
+  if (o.hosts.includes('node')) {
+    for (const v of o.variants.filter((v) => v !== 'threads')) add('node', v, await runNode(v, variantConfig(v, o.config, threads)));
+  }
+  if (o.hosts.includes('chromium')) {
+    await withChromium(async (context, origin) => {
+      const version = context.browser()?.version() ?? '';
+      for (const v of o.variants) add(`chromium${version ? ' ' + version : ''}`, v, await runChromium(context, origin, v, variantConfig(v, o.config, threads), threads));
+    });
+  }
+  const md = markdown(results);
+  process.stdout.write(md);
+  if (o.json) await writeFile(o.json, JSON.stringify({ date: new Date().toISOString(), results }, null, 1));
+  if (o.md) await writeFile(o.md, md);
+}
+
+main().catch((e) => {
+  console.error(`bench: ${e.stack ?? e}`);
+  process.exit(1);
+});
