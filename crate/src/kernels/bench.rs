@@ -52,7 +52,7 @@ pub struct Config {
     pub warmup_ms: f64,
     /// Minimum length of one timed repetition, in ms (the call is repeated inside it).
     pub rep_ms: f64,
-    /// Also time the GEMM without activation packing.
+    /// Also time the GEMM alone and the activation packing alone.
     pub gemm_only: bool,
     /// "median" (default) or "min" of the repetitions; "min" is the robust choice on a machine
     /// shared with other work, where interference only ever adds time.
@@ -105,6 +105,8 @@ pub struct Row {
     /// Median ms per GEMM alone (0 when not measured).
     pub ms_gemm: f64,
     pub gmacs_gemm: f64,
+    /// Median ms of the activation packing alone (0 when not measured).
+    pub ms_pack: f64,
     /// gmacs / gmacs of the baseline (Dot16, w8a8, best SIMD Isa, same shape and threads).
     pub vs_dot16_w8a8: f64,
 }
@@ -260,10 +262,13 @@ pub fn run(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
                             pa.pack(&a, shape.cols, shape.depth, ab, scheme)?;
                             gemm(isa, &pw, &pa, &mut out, t)
                         })?;
-                        let ms_gemm = if cfg.gemm_only {
-                            time_it(now, cfg, &mut || gemm(isa, &pw, &pa, &mut out, t))?
+                        let (ms_gemm, ms_pack) = if cfg.gemm_only {
+                            (
+                                time_it(now, cfg, &mut || gemm(isa, &pw, &pa, &mut out, t))?,
+                                time_it(now, cfg, &mut || pa.pack(&a, shape.cols, shape.depth, ab, scheme))?,
+                            )
                         } else {
-                            0.0
+                            (0.0, 0.0)
                         };
                         let gmacs = shape.macs() / (ms * 1e6);
                         if is_base_pair && scheme == Scheme::Dot16 && isa == baseline_isa {
@@ -284,6 +289,7 @@ pub fn run(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
                             gmacs,
                             ms_gemm,
                             gmacs_gemm: if ms_gemm > 0.0 { shape.macs() / (ms_gemm * 1e6) } else { 0.0 },
+                            ms_pack,
                             vs_dot16_w8a8: gmacs / b,
                         });
                     }

@@ -23,7 +23,9 @@ pub fn words(depth: usize) -> usize {
 /// Packs row-major u8 codes `[n][depth]` into `dst` `[n_pad][bits][kw]` (as u64 pairs).
 /// Eight codes at a time: bit `j` of each byte is isolated and a multiply gathers the eight bits
 /// into the top byte (the partial products never collide, so there are no carries).
-pub fn pack_planes(src: &[u8], n: usize, n_pad: usize, depth: usize, bits: u8, dst: &mut [u64]) {
+/// `sums` (if given) receives each row's code sum; returns the OR of all codes.
+#[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))] // SIMD builds pack with simd128_pack
+pub fn pack_planes(src: &[u8], n: usize, n_pad: usize, depth: usize, bits: u8, dst: &mut [u64], mut sums: Option<&mut [i32]>) -> u8 {
     const LOW_BITS: u64 = 0x0101_0101_0101_0101;
     const GATHER: u64 = 0x0102_0408_1020_4080;
     let kw = words(depth);
@@ -38,6 +40,9 @@ pub fn pack_planes(src: &[u8], n: usize, n_pad: usize, depth: usize, bits: u8, d
             continue;
         }
         let s = &src[i * depth..(i + 1) * depth];
+        if let Some(sums) = sums.as_deref_mut() {
+            sums[i] = super::dot16::sum_codes(s);
+        }
         for (b, chunk) in s.chunks(8).enumerate() {
             let mut x = [0u8; 8];
             x[..chunk.len()].copy_from_slice(chunk);
@@ -48,4 +53,5 @@ pub fn pack_planes(src: &[u8], n: usize, n_pad: usize, depth: usize, bits: u8, d
             }
         }
     }
+    super::dot16::or_codes(&src[..n * depth])
 }

@@ -17,9 +17,10 @@ pub fn padded_depth(depth: usize) -> usize {
     depth.div_ceil(KB) * KB
 }
 
-/// Widens row-major u8 `[n][depth]` into `dst` `[n_pad][kp]`, padding with zeros, and returns
-/// nothing; `sums` (if given) receives each row's code sum.
-pub fn widen(src: &[u8], n: usize, n_pad: usize, depth: usize, dst: &mut [i16], sums: Option<&mut [i32]>) {
+/// Widens row-major u8 `[n][depth]` into `dst` `[n_pad][kp]`, padding with zeros; `sums` (if
+/// given) receives each row's code sum. Returns the OR of all codes (the caller's range check).
+#[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))] // SIMD builds pack with simd128_pack
+pub fn widen(src: &[u8], n: usize, n_pad: usize, depth: usize, dst: &mut [i16], sums: Option<&mut [i32]>) -> u8 {
     let kp = padded_depth(depth);
     debug_assert!(dst.len() >= n_pad * kp);
     let mut sums = sums;
@@ -39,9 +40,17 @@ pub fn widen(src: &[u8], n: usize, n_pad: usize, depth: usize, dst: &mut [i16], 
             d.fill(0);
         }
     }
+    or_codes(&src[..n * depth])
+}
+
+/// OR of all codes: one vectorizable pass.
+#[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))] // SIMD builds pack with simd128_pack
+pub fn or_codes(s: &[u8]) -> u8 {
+    s.iter().fold(0u8, |m, &c| m | c)
 }
 
 /// Sum of u8 codes; u32 lanes cannot overflow for depth <= MAX_DEPTH (255 * 32768 < 2^32).
+#[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))] // SIMD builds pack with simd128_pack
 #[inline]
 pub fn sum_codes(s: &[u8]) -> i32 {
     s.iter().map(|&c| c as u32).sum::<u32>() as i32

@@ -15,6 +15,8 @@ mod lut;
 mod reference;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128_pack;
 
 pub use reference::gemm_reference;
 
@@ -110,7 +112,7 @@ pub fn best_scheme(wbits: u8, abits: u8) -> Scheme {
 mod pack {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    pub use super::simd128::{lut_acts, pack_planes as planes, widen};
+    pub use super::simd128_pack::{lut_acts, planes, widen};
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     pub use super::{bitserial::pack_planes as planes, dot16::widen, lut::pack_acts as lut_acts};
 }
@@ -200,7 +202,7 @@ impl PackedWeights {
                 w.rows_pad = rows.div_ceil(bitserial::MR) * bitserial::MR;
                 let stride = wbits as usize * bitserial::words(depth) * bitserial::U64_PER_WORD;
                 w.words = vec![0; w.rows_pad * stride];
-                pack::planes(codes, rows, w.rows_pad, depth, wbits, &mut w.words);
+                pack::planes(codes, rows, w.rows_pad, depth, wbits, &mut w.words, None);
             }
             Scheme::Lut => {
                 w.rows_pad = rows.div_ceil(lut::MR) * lut::MR;
@@ -269,31 +271,32 @@ impl PackedActs {
                 codes.len()
             );
         }
-        check_codes(codes, abits, "activation")?;
         grow(&mut self.col_sums, cols);
-        match scheme {
+        // The packers check the range on the fly (an OR of every code, folded into their single
+        // pass over the codes); the slow search for the culprit only runs on failure.
+        let any = match scheme {
             Scheme::Dot16 => {
                 let cols_pad = cols.div_ceil(dot16::NR) * dot16::NR;
                 grow(&mut self.i16s, cols_pad * dot16::padded_depth(depth));
-                pack::widen(codes, cols, cols_pad, depth, &mut self.i16s, Some(&mut self.col_sums));
                 self.cols_pad = cols_pad;
+                pack::widen(codes, cols, cols_pad, depth, &mut self.i16s, Some(&mut self.col_sums))
             }
             Scheme::BitSerial => {
                 let cols_pad = cols.div_ceil(bitserial::NR) * bitserial::NR;
                 let stride = abits as usize * bitserial::words(depth) * bitserial::U64_PER_WORD;
                 grow(&mut self.words, cols_pad * stride);
-                pack::planes(codes, cols, cols_pad, depth, abits, &mut self.words);
-                for c in 0..cols {
-                    self.col_sums[c] = dot16::sum_codes(&codes[c * depth..(c + 1) * depth]);
-                }
                 self.cols_pad = cols_pad;
+                pack::planes(codes, cols, cols_pad, depth, abits, &mut self.words, Some(&mut self.col_sums))
             }
             Scheme::Lut => {
                 let cols_pad = cols.div_ceil(lut::LANES) * lut::LANES;
                 grow(&mut self.bytes, cols_pad * abits as usize * lut::groups(depth));
-                pack::lut_acts(codes, cols, cols_pad, depth, abits, &mut self.bytes, &mut self.col_sums);
                 self.cols_pad = cols_pad;
+                pack::lut_acts(codes, cols, cols_pad, depth, abits, &mut self.bytes, &mut self.col_sums)
             }
+        };
+        if abits < 8 && any >> abits != 0 {
+            check_codes(codes, abits, "activation")?;
         }
         self.scheme = Some(scheme);
         self.cols = cols;

@@ -1,0 +1,259 @@
+//! SIMD128 versions of the activation packers (same layouts as the portable ones in `dot16`,
+//! `bitserial` and `lut`). Packing runs on every call, so each packer reads the codes exactly
+//! once and folds the code sums and the range check (an OR of all codes) into that pass.
+//!
+//! Loops over bit planes are unrolled by a const generic `B` so every shift is an immediate:
+//! wasm has no 8-bit shifts in hardware terms, and V8 expands a variable 8-bit shift into a much
+//! longer sequence than a constant one.
+
+use core::arch::wasm32::*;
+
+use super::{bitserial, dot16, lut};
+
+/// Calls `$f::<B>(args)` for `B` = the bit count (1..=8).
+macro_rules! by_bits {
+    ($bits:expr, $f:ident($($arg:expr),*)) => {
+        match $bits {
+            1 => $f::<1>($($arg),*),
+            2 => $f::<2>($($arg),*),
+            3 => $f::<3>($($arg),*),
+            4 => $f::<4>($($arg),*),
+            5 => $f::<5>($($arg),*),
+            6 => $f::<6>($($arg),*),
+            7 => $f::<7>($($arg),*),
+            _ => $f::<8>($($arg),*),
+        }
+    };
+}
+
+/// 16 codes from `s[k..]`, zero past the end of `s`.
+#[inline(always)]
+fn load16(s: &[u8], k: usize) -> v128 {
+    if k + 16 <= s.len() {
+        // SAFETY: in bounds, checked just above.
+        unsafe { v128_load(s.as_ptr().add(k) as *const v128) }
+    } else {
+        let mut t = [0u8; 16];
+        if k < s.len() {
+            t[..s.len() - k].copy_from_slice(&s[k..]);
+        }
+        unsafe { v128_load(t.as_ptr() as *const v128) }
+    }
+}
+
+/// Running sum of u8 codes: u16 lanes take 128 vectors (128 * 2 * 255 < 2^16), then widen.
+struct Sum {
+    s16: v128,
+    s32: v128,
+    n: usize,
+}
+
+impl Sum {
+    #[inline(always)]
+    fn new() -> Self {
+        Sum { s16: u16x8_splat(0), s32: i32x4_splat(0), n: 0 }
+    }
+    #[inline(always)]
+    fn add(&mut self, v: v128) {
+        self.s16 = u16x8_add(self.s16, u16x8_extadd_pairwise_u8x16(v));
+        self.n += 1;
+        if self.n == 128 {
+            self.flush();
+        }
+    }
+    #[inline(always)]
+    fn flush(&mut self) {
+        self.s32 = i32x4_add(self.s32, i32x4_extadd_pairwise_u16x8(self.s16));
+        self.s16 = u16x8_splat(0);
+        self.n = 0;
+    }
+    #[inline(always)]
+    fn total(mut self) -> i32 {
+        self.flush();
+        let s = self.s32;
+        i32x4_extract_lane::<0>(s) + i32x4_extract_lane::<1>(s) + i32x4_extract_lane::<2>(s) + i32x4_extract_lane::<3>(s)
+    }
+}
+
+#[inline(always)]
+fn or_lanes(v: v128) -> u8 {
+    let v = v128_or(v, i64x2_shuffle::<1, 0>(v, v));
+    let x = i64x2_extract_lane::<0>(v) as u64;
+    let x = x | x >> 32;
+    let x = x | x >> 16;
+    (x | x >> 8) as u8
+}
+
+/// [`dot16::widen`] with sums; returns the OR of all codes.
+pub fn widen(src: &[u8], n: usize, n_pad: usize, depth: usize, dst: &mut [i16], mut sums: Option<&mut [i32]>) -> u8 {
+    let kp = dot16::padded_depth(depth);
+    assert!(dst.len() >= n_pad * kp && src.len() >= n * depth);
+    let mut any = u8x16_splat(0);
+    for i in 0..n_pad {
+        let d = &mut dst[i * kp..(i + 1) * kp];
+        if i >= n {
+            d.fill(0);
+            continue;
+        }
+        let s = &src[i * depth..(i + 1) * depth];
+        let mut sum = Sum::new();
+        let mut k = 0;
+        while k + 16 <= kp {
+            let v = load16(s, k);
+            any = v128_or(any, v);
+            sum.add(v);
+            // SAFETY: k + 16 <= kp = d.len().
+            unsafe {
+                v128_store(d.as_mut_ptr().add(k) as *mut v128, u16x8_extend_low_u8x16(v));
+                v128_store(d.as_mut_ptr().add(k + 8) as *mut v128, u16x8_extend_high_u8x16(v));
+            }
+            k += 16;
+        }
+        if k < kp {
+            // kp is a multiple of 8: one half vector left.
+            let v = load16(s, k);
+            any = v128_or(any, v);
+            sum.add(v);
+            unsafe { v128_store(d.as_mut_ptr().add(k) as *mut v128, u16x8_extend_low_u8x16(v)) };
+        }
+        if let Some(sums) = sums.as_deref_mut() {
+            sums[i] = sum.total();
+        }
+    }
+    or_lanes(any)
+}
+
+#[inline(always)]
+fn planes_row<const B: usize>(s: &[u8], groups: usize, d16: *mut u16, any: &mut v128) -> i32 {
+    let mut sum = Sum::new();
+    for g in 0..groups {
+        let v = load16(s, g * 16);
+        *any = v128_or(*any, v);
+        sum.add(v);
+        for j in 0..B {
+            // Bit j to each byte's sign bit; bitmask gathers the 16 sign bits (bit t = lane t).
+            let m = i8x16_bitmask(i8x16_shl(v, (7 - j) as u32));
+            // SAFETY: j * groups + g < B * groups = the row's u16 count (asserted by caller).
+            unsafe { *d16.add(j * groups + g) = m };
+        }
+    }
+    sum.total()
+}
+
+fn planes_b<const B: usize>(src: &[u8], n: usize, n_pad: usize, depth: usize, dst: &mut [u64], mut sums: Option<&mut [i32]>) -> u8 {
+    let kw = bitserial::words(depth);
+    let stride = B * kw * bitserial::U64_PER_WORD;
+    assert!(dst.len() >= n_pad * stride && src.len() >= n * depth);
+    let mut any = u8x16_splat(0);
+    for i in 0..n_pad {
+        let d = &mut dst[i * stride..(i + 1) * stride];
+        if i >= n {
+            d.fill(0);
+            continue;
+        }
+        // u16 view: plane j, 16-code group g (of kw * 8) is u16 index j * kw * 8 + g; little-endian,
+        // so bit t of it is depth 16 g + t, as the portable packer lays it out.
+        let total = planes_row::<B>(&src[i * depth..(i + 1) * depth], kw * 8, d.as_mut_ptr() as *mut u16, &mut any);
+        if let Some(sums) = sums.as_deref_mut() {
+            sums[i] = total;
+        }
+    }
+    or_lanes(any)
+}
+
+/// [`bitserial::pack_planes`] with optional sums; returns the OR of all codes.
+pub fn planes(src: &[u8], n: usize, n_pad: usize, depth: usize, bits: u8, dst: &mut [u64], sums: Option<&mut [i32]>) -> u8 {
+    by_bits!(bits, planes_b(src, n, n_pad, depth, dst, sums))
+}
+
+/// Nibble of bit `j` of the 4 bytes of each u32 lane: isolate the bits, then one multiply moves
+/// byte t's bit to position 24 + t (+ j) with no colliding partial products.
+#[inline(always)]
+fn nibbles<const J: usize>(w: v128) -> v128 {
+    if J <= 4 {
+        // Positions 8t + J; the product's window 24 + J .. 27 + J still fits in 32 bits.
+        let b = v128_and(w, u32x4_splat(0x0101_0101 << J));
+        u32x4_shr(i32x4_mul(b, u32x4_splat(0x0102_0408)), 24 + J as u32)
+    } else {
+        let b = v128_and(u32x4_shr(w, J as u32), u32x4_splat(0x0101_0101));
+        u32x4_shr(i32x4_mul(b, u32x4_splat(0x0102_0408)), 24)
+    }
+}
+
+/// Stores the index vectors of plane `J` for the (up to 4) groups of one 16-depth quad.
+#[inline(always)]
+fn lut_plane<const J: usize>(w: &[[v128; 4]; 4], groups_here: usize, dst: *mut u8) {
+    for (g, wg) in w.iter().enumerate().take(groups_here) {
+        let n0 = nibbles::<J>(wg[0]);
+        let n1 = nibbles::<J>(wg[1]);
+        let n2 = nibbles::<J>(wg[2]);
+        let n3 = nibbles::<J>(wg[3]);
+        let out = u8x16_narrow_i16x8(i16x8_narrow_i32x4(n0, n1), i16x8_narrow_i32x4(n2, n3));
+        // SAFETY: the caller passes the plane's start; group g of this quad exists.
+        unsafe { v128_store(dst.add(g * lut::LANES) as *mut v128, out) };
+    }
+}
+
+fn lut_b<const B: usize>(src: &[u8], cols: usize, cols_pad: usize, depth: usize, dst: &mut [u8], sums: &mut [i32]) -> u8 {
+    let g_n = lut::groups(depth);
+    assert!(dst.len() >= cols_pad * B * g_n && src.len() >= cols * depth && sums.len() >= cols);
+    let quads = depth.div_ceil(16);
+    let full_quads = depth / 16;
+    let mut any = u8x16_splat(0);
+    for cb in 0..cols_pad / lut::LANES {
+        let c0 = cb * lut::LANES;
+        let full_cols = c0 + lut::LANES <= cols;
+        let mut sum: [Sum; lut::LANES] = core::array::from_fn(|_| Sum::new());
+        for q in 0..quads {
+            let k = q * 16;
+            let v: [v128; lut::LANES] = if full_cols && q < full_quads {
+                // SAFETY: all 16 columns exist and k + 16 <= depth.
+                core::array::from_fn(|l| unsafe { v128_load(src.as_ptr().add((c0 + l) * depth + k) as *const v128) })
+            } else {
+                core::array::from_fn(|l| if c0 + l < cols { load16(&src[(c0 + l) * depth..(c0 + l + 1) * depth], k) } else { u8x16_splat(0) })
+            };
+            for l in 0..lut::LANES {
+                any = v128_or(any, v[l]);
+                sum[l].add(v[l]);
+            }
+            // w[g][cq]: group g of this quad for columns 4cq..4cq+4, one u32 lane each
+            // (a 4x4 transpose of u32 lanes per 4 columns).
+            let mut w = [[u8x16_splat(0); 4]; 4];
+            for cq in 0..4 {
+                let (v0, v1, v2, v3) = (v[4 * cq], v[4 * cq + 1], v[4 * cq + 2], v[4 * cq + 3]);
+                let t0 = i32x4_shuffle::<0, 4, 1, 5>(v0, v1);
+                let t1 = i32x4_shuffle::<2, 6, 3, 7>(v0, v1);
+                let t2 = i32x4_shuffle::<0, 4, 1, 5>(v2, v3);
+                let t3 = i32x4_shuffle::<2, 6, 3, 7>(v2, v3);
+                w[0][cq] = i32x4_shuffle::<0, 1, 4, 5>(t0, t2);
+                w[1][cq] = i32x4_shuffle::<2, 3, 6, 7>(t0, t2);
+                w[2][cq] = i32x4_shuffle::<0, 1, 4, 5>(t1, t3);
+                w[3][cq] = i32x4_shuffle::<2, 3, 6, 7>(t1, t3);
+            }
+            let groups_here = (g_n - q * 4).min(4);
+            let base = dst.as_mut_ptr();
+            // SAFETY: plane j of block cb, from group 4q on, lies inside dst (asserted above).
+            let plane = |j: usize| unsafe { base.add(((cb * B + j) * g_n + q * 4) * lut::LANES) };
+            lut_plane::<0>(&w, groups_here, plane(0));
+            if B > 1 { lut_plane::<1>(&w, groups_here, plane(1)); }
+            if B > 2 { lut_plane::<2>(&w, groups_here, plane(2)); }
+            if B > 3 { lut_plane::<3>(&w, groups_here, plane(3)); }
+            if B > 4 { lut_plane::<4>(&w, groups_here, plane(4)); }
+            if B > 5 { lut_plane::<5>(&w, groups_here, plane(5)); }
+            if B > 6 { lut_plane::<6>(&w, groups_here, plane(6)); }
+            if B > 7 { lut_plane::<7>(&w, groups_here, plane(7)); }
+        }
+        for (l, s) in sum.into_iter().enumerate() {
+            let t = s.total();
+            if c0 + l < cols {
+                sums[c0 + l] = t;
+            }
+        }
+    }
+    or_lanes(any)
+}
+
+/// [`lut::pack_acts`] (index vectors and sums); returns the OR of all codes.
+pub fn lut_acts(src: &[u8], cols: usize, cols_pad: usize, depth: usize, bits: u8, dst: &mut [u8], sums: &mut [i32]) -> u8 {
+    by_bits!(bits, lut_b(src, cols, cols_pad, depth, dst, sums))
+}
