@@ -23,18 +23,24 @@ fn store_tile<const M: usize, const N: usize>(
 pub fn dot16(job: Job<'_>) {
     const MR: usize = dot16::MR;
     const NR: usize = dot16::NR;
+    const KB: usize = dot16::KB;
     let Job { w, a, c0, c1, out } = job;
-    let kp = dot16::padded_depth(w.depth);
+    let kcs = dot16::padded_depth(w.depth) / KB;
     let rows = w.rows;
+    debug_assert!(c0 % NR == 0);
     for col0 in (c0..c1).step_by(NR) {
         let ncols = NR.min(c1 - col0);
-        let acols: [&[i16]; NR] = core::array::from_fn(|c| &a.i16s[(col0 + c) * kp..(col0 + c + 1) * kp]);
+        let ap = &a.i16s[(col0 / NR) * kcs * dot16::STEP..][..kcs * dot16::STEP];
         for row0 in (0..rows).step_by(MR) {
+            let wp = &w.i16s[(row0 / MR) * kcs * dot16::STEP..][..kcs * dot16::STEP];
             let mut acc = [[0i32; MR]; NR];
-            for r in 0..MR {
-                let wr = &w.i16s[(row0 + r) * kp..(row0 + r + 1) * kp];
-                for c in 0..NR {
-                    acc[c][r] = wr.iter().zip(acols[c]).map(|(&x, &y)| x as i32 * y as i32).sum();
+            for (ws, as_) in wp.chunks_exact(dot16::STEP).zip(ap.chunks_exact(dot16::STEP)) {
+                for (c, accc) in acc.iter_mut().enumerate() {
+                    let av = &as_[c * KB..][..KB];
+                    for (r, x) in accc.iter_mut().enumerate() {
+                        let wv = &ws[r * KB..][..KB];
+                        *x += wv.iter().zip(av).map(|(&p, &q)| p as i32 * q as i32).sum::<i32>();
+                    }
                 }
             }
             store_tile(&acc, out, rows, row0, col0 - c0, ncols);

@@ -37,41 +37,50 @@ pub(crate) fn store_tile4<const N: usize>(acc: &[[v128; 4]; N], out: &mut [i32],
     }
 }
 
-/// One 4 x N Dot16 tile over the whole (padded) depth. `w` points at row 0 of the tile, rows
-/// `kp` apart; `a` likewise for columns.
+/// One 4 x N Dot16 tile over `kcs` panel steps. `w` points at the row panel, `a` at the first of
+/// the N columns inside a column panel; both advance one 32-i16 step per 8 depth.
 #[inline(always)]
-unsafe fn dot16_tile<const N: usize>(w: *const i16, a: *const i16, kp: usize) -> [[v128; 4]; N] {
+unsafe fn dot16_tile<const N: usize>(mut w: *const i16, mut a: *const i16, kcs: usize) -> [[v128; 4]; N] {
     let mut acc = [[i32x4_splat(0); 4]; N];
-    let mut k = 0;
-    while k < kp {
-        let wv: [v128; 4] = core::array::from_fn(|r| v128_load(w.add(r * kp + k) as *const v128));
+    for _ in 0..kcs {
+        let wv: [v128; 4] = core::array::from_fn(|r| v128_load(w.add(r * dot16::KB) as *const v128));
         for c in 0..N {
-            let av = v128_load(a.add(c * kp + k) as *const v128);
+            let av = v128_load(a.add(c * dot16::KB) as *const v128);
             for r in 0..4 {
                 acc[c][r] = i32x4_add(acc[c][r], i32x4_dot_i16x8(wv[r], av));
             }
         }
-        k += dot16::KB;
+        w = w.add(dot16::STEP);
+        a = a.add(dot16::STEP);
     }
     acc
 }
+
+/// Columns per cache block: their activations (64 x 2 x kp bytes) stay in L2 while every row
+/// panel passes over them, and each row panel (4 x 2 x kp bytes) stays in L1 meanwhile.
+const DOT16_COL_BLOCK: usize = 64;
 
 pub fn dot16(job: Job<'_>) {
     const N: usize = 2;
     let Job { w, a, c0, c1, out } = job;
     let kp = dot16::padded_depth(w.depth);
+    let kcs = kp / dot16::KB;
     let rows = w.rows;
-    debug_assert!(c0 % dot16::NR == 0 && w.rows_pad % 4 == 0);
-    // Bounds: column tiles stop below cols_pad (a multiple of NR, itself a multiple of N) and row
-    // tiles below rows_pad, so every pointer below stays inside the packed buffers.
+    // Bounds: column tiles stop below cols_pad (whole panels) and row tiles below rows_pad, so
+    // every pointer below stays inside the packed buffers.
     assert!(a.i16s.len() >= a.cols_pad * kp && w.i16s.len() >= w.rows_pad * kp && c1 <= a.cols_pad);
-    for col0 in (c0..c1).step_by(N) {
-        let ncols = N.min(c1 - col0);
-        let ap = unsafe { a.i16s.as_ptr().add(col0 * kp) };
-        for row0 in (0..rows).step_by(4) {
+    assert!(c0 % dot16::NR == 0 && w.rows_pad % dot16::MR == 0);
+    for cb0 in (c0..c1).step_by(DOT16_COL_BLOCK) {
+        let cb1 = (cb0 + DOT16_COL_BLOCK).min(c1);
+        for row0 in (0..rows).step_by(dot16::MR) {
             let wp = unsafe { w.i16s.as_ptr().add(row0 * kp) };
-            let acc = unsafe { dot16_tile::<N>(wp, ap, kp) };
-            store_tile4(&acc, out, rows, row0, col0 - c0, ncols);
+            for col0 in (cb0..cb1).step_by(N) {
+                let ncols = N.min(c1 - col0);
+                // Column col0 within its panel: panel start + (col0 % 4) * 8.
+                let ap = unsafe { a.i16s.as_ptr().add((col0 / dot16::NR) * dot16::NR * kp + (col0 % dot16::NR) * dot16::KB) };
+                let acc = unsafe { dot16_tile::<N>(wp, ap, kcs) };
+                store_tile4(&acc, out, rows, row0, col0 - c0, ncols);
+            }
         }
     }
 }

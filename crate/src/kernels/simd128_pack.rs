@@ -84,37 +84,34 @@ fn or_lanes(v: v128) -> u8 {
     (x | x >> 8) as u8
 }
 
-/// [`dot16::widen`] with sums; returns the OR of all codes.
+/// [`dot16::widen`] (panel layout) with sums; returns the OR of all codes.
 pub fn widen(src: &[u8], n: usize, n_pad: usize, depth: usize, dst: &mut [i16], mut sums: Option<&mut [i32]>) -> u8 {
     let kp = dot16::padded_depth(depth);
-    assert!(dst.len() >= n_pad * kp && src.len() >= n * depth);
+    let kcs = kp / dot16::KB;
+    assert!(dst.len() >= n_pad * kp && n_pad % dot16::NR == 0 && src.len() >= n * depth);
     let mut any = u8x16_splat(0);
+    let d = dst.as_mut_ptr();
     for i in 0..n_pad {
-        let d = &mut dst[i * kp..(i + 1) * kp];
+        // SAFETY: panel_index(i, k, kcs) + 8 <= n_pad * kp for every k < kp.
+        let at = |k: usize| unsafe { d.add(dot16::panel_index(i, k, kcs)) as *mut v128 };
         if i >= n {
-            d.fill(0);
+            for kc in 0..kcs {
+                unsafe { v128_store(at(kc * dot16::KB), i16x8_splat(0)) };
+            }
             continue;
         }
         let s = &src[i * depth..(i + 1) * depth];
         let mut sum = Sum::new();
         let mut k = 0;
-        while k + 16 <= kp {
+        while k < kp {
             let v = load16(s, k);
             any = v128_or(any, v);
             sum.add(v);
-            // SAFETY: k + 16 <= kp = d.len().
-            unsafe {
-                v128_store(d.as_mut_ptr().add(k) as *mut v128, u16x8_extend_low_u8x16(v));
-                v128_store(d.as_mut_ptr().add(k + 8) as *mut v128, u16x8_extend_high_u8x16(v));
+            unsafe { v128_store(at(k), u16x8_extend_low_u8x16(v)) };
+            if k + 8 < kp {
+                unsafe { v128_store(at(k + 8), u16x8_extend_high_u8x16(v)) };
             }
             k += 16;
-        }
-        if k < kp {
-            // kp is a multiple of 8: one half vector left.
-            let v = load16(s, k);
-            any = v128_or(any, v);
-            sum.add(v);
-            unsafe { v128_store(d.as_mut_ptr().add(k) as *mut v128, u16x8_extend_low_u8x16(v)) };
         }
         if let Some(sums) = sums.as_deref_mut() {
             sums[i] = sum.total();
@@ -180,17 +177,64 @@ fn nibbles<const J: usize>(w: v128) -> v128 {
     }
 }
 
-/// Stores the index vectors of plane `J` for the (up to 4) groups of one 16-depth quad.
+/// Loads columns `c0 + 4cq .. + 4` at depth `k` (zeros past the codes).
 #[inline(always)]
-fn lut_plane<const J: usize>(w: &[[v128; 4]; 4], groups_here: usize, dst: *mut u8) {
-    for (g, wg) in w.iter().enumerate().take(groups_here) {
-        let n0 = nibbles::<J>(wg[0]);
-        let n1 = nibbles::<J>(wg[1]);
-        let n2 = nibbles::<J>(wg[2]);
-        let n3 = nibbles::<J>(wg[3]);
-        let out = u8x16_narrow_i16x8(i16x8_narrow_i32x4(n0, n1), i16x8_narrow_i32x4(n2, n3));
+fn load4(src: &[u8], cols: usize, depth: usize, c0: usize, k: usize, fast: bool) -> [v128; 4] {
+    if fast {
+        // SAFETY: the caller checked that these columns exist and k + 16 <= depth.
+        core::array::from_fn(|i| unsafe { v128_load(src.as_ptr().add((c0 + i) * depth + k) as *const v128) })
+    } else {
+        core::array::from_fn(|i| if c0 + i < cols { load16(&src[(c0 + i) * depth..(c0 + i + 1) * depth], k) } else { u8x16_splat(0) })
+    }
+}
+
+/// Plane `J` of one 16-column x 16-depth block: index vectors of the (up to 4) groups.
+/// Per 4 columns, nibbles are formed in place (u32 lane = group) and narrowed to bytes
+/// `[col][group]`; a byte shuffle and a u32 transpose then give one vector per group with a
+/// byte per column. Works 4 columns at a time so few vectors are live (V8 has 16 xmm registers
+/// on x64; spilling made the first version 3x slower).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn lut_plane<const J: usize>(
+    src: &[u8],
+    cols: usize,
+    depth: usize,
+    c0: usize,
+    k: usize,
+    fast: bool,
+    groups_here: usize,
+    dst: *mut u8,
+    mut acc: Option<(&mut v128, &mut [Sum; lut::LANES])>,
+) {
+    let mut x = [u8x16_splat(0); 4];
+    for (cq, xq) in x.iter_mut().enumerate() {
+        let v = load4(src, cols, depth, c0 + 4 * cq, k, fast);
+        if let Some((any, sums)) = acc.as_mut() {
+            for i in 0..4 {
+                **any = v128_or(**any, v[i]);
+                sums[4 * cq + i].add(v[i]);
+            }
+        }
+        let n: [v128; 4] = core::array::from_fn(|i| nibbles::<J>(v[i]));
+        // Bytes 4i + g: column i (of this quad), group g.
+        let b = u8x16_narrow_i16x8(i16x8_narrow_i32x4(n[0], n[1]), i16x8_narrow_i32x4(n[2], n[3]));
+        // Bytes 4g + i.
+        *xq = i8x16_shuffle::<0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15>(b, b);
+    }
+    // u32 transpose: y[g] lane cq = x[cq] lane g, i.e. byte 4cq + i = column 4cq + i.
+    let t0 = i32x4_shuffle::<0, 4, 1, 5>(x[0], x[1]);
+    let t1 = i32x4_shuffle::<2, 6, 3, 7>(x[0], x[1]);
+    let t2 = i32x4_shuffle::<0, 4, 1, 5>(x[2], x[3]);
+    let t3 = i32x4_shuffle::<2, 6, 3, 7>(x[2], x[3]);
+    let y = [
+        i32x4_shuffle::<0, 1, 4, 5>(t0, t2),
+        i32x4_shuffle::<2, 3, 6, 7>(t0, t2),
+        i32x4_shuffle::<0, 1, 4, 5>(t1, t3),
+        i32x4_shuffle::<2, 3, 6, 7>(t1, t3),
+    ];
+    for (g, yg) in y.iter().enumerate().take(groups_here) {
         // SAFETY: the caller passes the plane's start; group g of this quad exists.
-        unsafe { v128_store(dst.add(g * lut::LANES) as *mut v128, out) };
+        unsafe { v128_store(dst.add(g * lut::LANES) as *mut v128, *yg) };
     }
 }
 
@@ -200,48 +244,20 @@ fn lut_b<const B: usize>(src: &[u8], cols: usize, cols_pad: usize, depth: usize,
     let quads = depth.div_ceil(16);
     let full_quads = depth / 16;
     let mut any = u8x16_splat(0);
+    let base = dst.as_mut_ptr();
     for cb in 0..cols_pad / lut::LANES {
         let c0 = cb * lut::LANES;
         let full_cols = c0 + lut::LANES <= cols;
         let mut sum: [Sum; lut::LANES] = core::array::from_fn(|_| Sum::new());
         for q in 0..quads {
             let k = q * 16;
-            let v: [v128; lut::LANES] = if full_cols && q < full_quads {
-                // SAFETY: all 16 columns exist and k + 16 <= depth.
-                core::array::from_fn(|l| unsafe { v128_load(src.as_ptr().add((c0 + l) * depth + k) as *const v128) })
-            } else {
-                core::array::from_fn(|l| if c0 + l < cols { load16(&src[(c0 + l) * depth..(c0 + l + 1) * depth], k) } else { u8x16_splat(0) })
-            };
-            for l in 0..lut::LANES {
-                any = v128_or(any, v[l]);
-                sum[l].add(v[l]);
-            }
-            // w[g][cq]: group g of this quad for columns 4cq..4cq+4, one u32 lane each
-            // (a 4x4 transpose of u32 lanes per 4 columns).
-            let mut w = [[u8x16_splat(0); 4]; 4];
-            for cq in 0..4 {
-                let (v0, v1, v2, v3) = (v[4 * cq], v[4 * cq + 1], v[4 * cq + 2], v[4 * cq + 3]);
-                let t0 = i32x4_shuffle::<0, 4, 1, 5>(v0, v1);
-                let t1 = i32x4_shuffle::<2, 6, 3, 7>(v0, v1);
-                let t2 = i32x4_shuffle::<0, 4, 1, 5>(v2, v3);
-                let t3 = i32x4_shuffle::<2, 6, 3, 7>(v2, v3);
-                w[0][cq] = i32x4_shuffle::<0, 1, 4, 5>(t0, t2);
-                w[1][cq] = i32x4_shuffle::<2, 3, 6, 7>(t0, t2);
-                w[2][cq] = i32x4_shuffle::<0, 1, 4, 5>(t1, t3);
-                w[3][cq] = i32x4_shuffle::<2, 3, 6, 7>(t1, t3);
-            }
+            let fast = full_cols && q < full_quads;
             let groups_here = (g_n - q * 4).min(4);
-            let base = dst.as_mut_ptr();
             // SAFETY: plane j of block cb, from group 4q on, lies inside dst (asserted above).
             let plane = |j: usize| unsafe { base.add(((cb * B + j) * g_n + q * 4) * lut::LANES) };
-            lut_plane::<0>(&w, groups_here, plane(0));
-            if B > 1 { lut_plane::<1>(&w, groups_here, plane(1)); }
-            if B > 2 { lut_plane::<2>(&w, groups_here, plane(2)); }
-            if B > 3 { lut_plane::<3>(&w, groups_here, plane(3)); }
-            if B > 4 { lut_plane::<4>(&w, groups_here, plane(4)); }
-            if B > 5 { lut_plane::<5>(&w, groups_here, plane(5)); }
-            if B > 6 { lut_plane::<6>(&w, groups_here, plane(6)); }
-            if B > 7 { lut_plane::<7>(&w, groups_here, plane(7)); }
+            lut_plane::<0>(src, cols, depth, c0, k, fast, groups_here, plane(0), Some((&mut any, &mut sum)));
+            macro_rules! more { ($($j:literal)*) => {$( if B > $j { lut_plane::<$j>(src, cols, depth, c0, k, fast, groups_here, plane($j), None); } )*}; }
+            more!(1 2 3 4 5 6 7);
         }
         for (l, s) in sum.into_iter().enumerate() {
             let t = s.total();
