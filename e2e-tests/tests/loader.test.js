@@ -98,3 +98,29 @@ test('errors are AnybitError exceptions with a code', async () => {
   assert.equal(codeOf(() => s.runImage({ width: 28, height: 28, data: new Uint8ClampedArray(28 * 28 * 4) }, { fit: 'nope' })), 'invalid_argument');
   s.free();
 });
+
+test('runImage on an RGBA image of a test digit agrees with run on its pixels', async () => {
+  const { Session } = await loadBuild('simd');
+  const s = Session.load(await readFile(MODEL));
+  const images = (await readFile(join(ROOT, 'fixtures', 'mnist-t100-images.idx3'))).subarray(16);
+  const labels = (await readFile(join(ROOT, 'fixtures', 'mnist-t100-labels.idx1'))).subarray(8);
+  for (let i = 0; i < 5; i++) {
+    const px = images.subarray(i * 784, (i + 1) * 784);
+    const direct = s.run(Float32Array.from(px, (p) => p / 255));
+    const data = new Uint8ClampedArray(784 * 4);
+    px.forEach((p, j) => data.set([p, p, p, 255], 4 * j));
+    const same = s.runImage({ width: 28, height: 28, data });
+    assert.equal(same.predicted, direct.predicted, `image ${i}, same size`);
+    // Dark ink on white, four times larger, refitted the MNIST way: still the right digit.
+    const big = new Uint8ClampedArray(112 * 112 * 4);
+    for (let y = 0; y < 112; y++) {
+      for (let x = 0; x < 112; x++) {
+        const p = 255 - px[(y >> 2) * 28 + (x >> 2)];
+        big.set([p, p, p, 255], 4 * (y * 112 + x));
+      }
+    }
+    const fitted = s.runImage({ width: 112, height: 112, data: big }, { invert: true, fit: 'mnist' });
+    assert.equal(fitted.predicted, labels[i], `image ${i} inverted, 4x, fit mnist`);
+  }
+  s.free();
+});

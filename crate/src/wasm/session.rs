@@ -135,11 +135,10 @@ impl Session {
     /// model input as described in wasm/image.rs: bright ink on a dark background, values in
     /// [0, 1]. `options`: `{invert: bool, fit: "stretch" | "mnist"}`.
     #[wasm_bindgen(js_name = runImage)]
-    pub fn run_image(&mut self, image: &JsValue, options: JsValue) -> Result<JsValue, JsValue> {
-        let opts: ImageOptions = if options.is_undefined() || options.is_null() {
-            ImageOptions::default()
-        } else {
-            serde_wasm_bindgen::from_value(options).map_err(|e| invalid(format!("bad runImage options: {e}")))?
+    pub fn run_image(&mut self, image: &JsValue, options: Option<js_sys::Object>) -> Result<JsValue, JsValue> {
+        let opts: ImageOptions = match options {
+            None => ImageOptions::default(),
+            Some(o) => serde_wasm_bindgen::from_value(o.into()).map_err(|e| invalid(format!("bad runImage options: {e}")))?,
         };
         let get = |key: &str| js_sys::Reflect::get(image, &key.into()).unwrap_or(JsValue::UNDEFINED);
         let side = |key: &str| -> Result<usize, JsValue> {
