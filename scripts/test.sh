@@ -4,7 +4,8 @@
 #   2. wasm     scripts/wasm-test.sh all (the crate's tests as wasm, in Node and headless Chromium)
 #   3. build    scripts/build-wasm.sh (the four wasm builds) and trunk build --release --offline
 #   4. e2e      e2e-tests/ (the page in headless Chromium, node --test)
-# Every step runs even when an earlier one failed (except those that need its output); the last
+# Usage: scripts/test.sh [STEP ...]   steps: native wasm web (web = wasm-bld, trunk and e2e);
+# none given = all. Every step runs even when an earlier one failed (except those that need its output); the last
 # line is "N passed, N failed" over all tests, where a step that fails without reporting tests
 # counts as one failure. Exit status is non-zero when anything failed.
 set -uo pipefail
@@ -47,6 +48,10 @@ skip() {
   failed_steps+=("$1")
 }
 
+ONLY=" $* "
+want() { [ "$ONLY" = "  " ] || [[ $ONLY == *" $1 "* ]]; }
+not_run() { summary+=("$(printf '%-8s %-18s' "$1" "not run (not asked)")"); }
+
 step setup bash scripts/setup.sh || {
   echo "test: setup failed; nothing else can run" >&2
   printf '%s\n' "${summary[@]}"
@@ -59,18 +64,23 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # Native tests use the machine's stable toolchain; the Debian compiler is only for wasm builds.
 # The release profile's thin LTO and single codegen unit are for shipped binaries; for the test
 # binaries (one LTO link each, candle included) they only cost CI minutes, so they are relaxed here.
-step native env -u RUSTC -u RUSTC_BOOTSTRAP -u RUSTFLAGS \
+want native && step native env -u RUSTC -u RUSTC_BOOTSTRAP -u RUSTFLAGS \
   CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
   cargo test --workspace --release
+want native || not_run native
 
-if [ -f scripts/wasm-test.sh ]; then
+if ! want wasm; then
+  not_run wasm
+elif [ -f scripts/wasm-test.sh ]; then
   step wasm bash scripts/wasm-test.sh all
 else
   echo "test: scripts/wasm-test.sh is missing" >&2
   skip wasm "scripts/wasm-test.sh"
 fi
 
-if step wasm-bld bash scripts/build-wasm.sh; then
+if ! want web; then
+  not_run web
+elif step wasm-bld bash scripts/build-wasm.sh; then
   # The pre_build hook reruns build-wasm.sh, which is a no-op by now.
   if step trunk trunk build --release --offline; then
     step e2e bash -c 'cd e2e-tests && node --test --test-concurrency=1 --test-reporter=spec tests/'
