@@ -1,8 +1,7 @@
 // Runs benchKernels() of one wasm build in this Node process and prints the report JSON on
-// stdout. Spawned by run.mjs, one process per build variant, because relaxed SIMD needs a V8 flag
-// (--experimental-wasm-relaxed-simd on Node 20) that must be given at start-up.
+// stdout. Spawned by run.mjs, one process per build variant (a fresh engine for each).
 //
-//   node [--experimental-wasm-relaxed-simd] node-run.mjs <variant> <config-json>
+//   node node-run.mjs <variant> <config-json>
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

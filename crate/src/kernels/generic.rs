@@ -1,7 +1,7 @@
 //! Portable micro-kernels in plain Rust: the `Scalar` Isa in wasm and the native path. Written
 //! as simple slice loops over whole tiles so LLVM can auto-vectorize them for the host.
 
-use super::{bitserial, dot16, lut, Job};
+use super::{bitserial, dot16, dot8, lut, Job};
 
 /// Writes one tile's results, clipping rows and columns beyond the problem.
 #[inline]
@@ -110,6 +110,38 @@ pub fn lut(job: Job<'_>) {
                         }
                     }
                 }
+            }
+            store_tile(&acc, out, rows, row0, col0 - c0, ncols);
+        }
+    }
+}
+
+pub fn dot8(job: Job<'_>) {
+    const P: usize = dot8::P;
+    const KB: usize = dot8::KB;
+    let Job { w, a, c0, c1, out } = job;
+    let kcs = dot8::padded_depth(w.depth) / KB;
+    let offset = dot8::weight_offset(w.wbits);
+    let rows = w.rows;
+    debug_assert!(c0 % P == 0);
+    for col0 in (c0..c1).step_by(P) {
+        let ncols = P.min(c1 - col0);
+        let ap = &a.bytes[(col0 / P) * kcs * dot8::STEP..][..kcs * dot8::STEP];
+        for row0 in (0..rows).step_by(P) {
+            let wp = &w.bytes[(row0 / P) * kcs * dot8::STEP..][..kcs * dot8::STEP];
+            let mut acc = [[0i32; P]; P];
+            for (ws, as_) in wp.chunks_exact(dot8::STEP).zip(ap.chunks_exact(dot8::STEP)) {
+                for (c, accc) in acc.iter_mut().enumerate() {
+                    let av = &as_[c * KB..][..KB];
+                    for (r, x) in accc.iter_mut().enumerate() {
+                        let wv = &ws[r * KB..][..KB];
+                        *x += wv.iter().zip(av).map(|(&p, &q)| p as i8 as i32 * q as i32).sum::<i32>();
+                    }
+                }
+            }
+            for (c, accc) in acc.iter_mut().enumerate().take(ncols) {
+                let fix = offset * a.col_sums[col0 + c];
+                accc.iter_mut().for_each(|x| *x += fix);
             }
             store_tile(&acc, out, rows, row0, col0 - c0, ncols);
         }

@@ -10,6 +10,7 @@
 pub mod bench;
 mod bitserial;
 mod dot16;
+mod dot8;
 mod generic;
 mod lut;
 mod reference;
@@ -17,6 +18,8 @@ mod reference;
 mod simd128;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128_pack;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128", target_feature = "relaxed-simd"))]
+mod relaxed;
 
 pub use reference::gemm_reference;
 
@@ -80,6 +83,9 @@ pub enum Scheme {
     BitSerial,
     /// Weight tables indexed by activation bit-plane nibbles (`i8x16.swizzle`): cost ∝ abits.
     Lut,
+    /// Codes kept as bytes; relaxed SIMD's i8 dot product when activations fit 7 bits, widened
+    /// at use otherwise.
+    Dot8,
 }
 
 impl Scheme {
@@ -88,11 +94,12 @@ impl Scheme {
             Scheme::Dot16 => "dot16",
             Scheme::BitSerial => "bitserial",
             Scheme::Lut => "lut",
+            Scheme::Dot8 => "dot8",
         }
     }
 
     pub fn all() -> &'static [Scheme] {
-        &[Scheme::Dot16, Scheme::BitSerial, Scheme::Lut]
+        &[Scheme::Dot16, Scheme::BitSerial, Scheme::Lut, Scheme::Dot8]
     }
 }
 
@@ -112,9 +119,9 @@ pub fn best_scheme(wbits: u8, abits: u8) -> Scheme {
 mod pack {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    pub use super::simd128_pack::{lut_acts, planes, widen};
+    pub use super::simd128_pack::{dot8, lut_acts, planes, widen};
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    pub use super::{bitserial::pack_planes as planes, dot16::widen, lut::pack_acts as lut_acts};
+    pub use super::{bitserial::pack_planes as planes, dot16::widen, dot8::pack as dot8, lut::pack_acts as lut_acts};
 }
 
 fn check_depth(depth: usize) -> Result<()> {
@@ -164,7 +171,7 @@ pub struct PackedWeights {
     i16s: Vec<i16>,
     /// BitSerial: `[rows_pad][wbits][kw][2]`.
     words: Vec<u64>,
-    /// Lut: `[rows_pad / 4][digit][group][4][16]` tables.
+    /// Lut: `[rows_pad / 4][digit][group][4][16]` tables. Dot8: i8 panels.
     bytes: Vec<u8>,
 }
 
@@ -210,6 +217,11 @@ impl PackedWeights {
                 w.bytes = vec![0; n];
                 lut::pack_weights(codes, rows, w.rows_pad, depth, wbits, &mut w.bytes);
             }
+            Scheme::Dot8 => {
+                w.rows_pad = rows.div_ceil(dot8::P) * dot8::P;
+                w.bytes = vec![0; w.rows_pad * dot8::padded_depth(depth)];
+                pack::dot8(codes, rows, w.rows_pad, depth, dot8::weight_offset(wbits), &mut w.bytes, None);
+            }
         }
         Ok(w)
     }
@@ -242,7 +254,7 @@ pub struct PackedActs {
     i16s: Vec<i16>,
     /// BitSerial: `[cols_pad][abits][kw][2]`.
     words: Vec<u64>,
-    /// Lut: `[cols_pad / 16][abits][group][16]` index nibbles.
+    /// Lut: `[cols_pad / 16][abits][group][16]` index nibbles. Dot8: u8 panels.
     bytes: Vec<u8>,
 }
 
@@ -294,6 +306,12 @@ impl PackedActs {
                 self.cols_pad = cols_pad;
                 pack::lut_acts(codes, cols, cols_pad, depth, abits, &mut self.bytes, &mut self.col_sums)
             }
+            Scheme::Dot8 => {
+                let cols_pad = cols.div_ceil(dot8::P) * dot8::P;
+                grow(&mut self.bytes, cols_pad * dot8::padded_depth(depth));
+                self.cols_pad = cols_pad;
+                pack::dot8(codes, cols, cols_pad, depth, 0, &mut self.bytes, Some(&mut self.col_sums))
+            }
         };
         if abits < 8 && any >> abits != 0 {
             check_codes(codes, abits, "activation")?;
@@ -336,6 +354,11 @@ fn driver(isa: Isa, scheme: Scheme) -> Driver {
         (Isa::Scalar, Scheme::Dot16) => generic::dot16,
         (Isa::Scalar, Scheme::BitSerial) => generic::bitserial,
         (Isa::Scalar, Scheme::Lut) => generic::lut,
+        (Isa::Scalar, Scheme::Dot8) => generic::dot8,
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        (Isa::Simd128, Scheme::Dot8) => simd128::dot8,
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128", target_feature = "relaxed-simd"))]
+        (Isa::Relaxed, Scheme::Dot8) => relaxed::dot8,
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         (Isa::Simd128 | Isa::Relaxed, Scheme::Dot16) => simd128::dot16,
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]

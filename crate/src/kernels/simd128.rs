@@ -7,7 +7,7 @@
 
 use core::arch::wasm32::*;
 
-use super::{bitserial, dot16, lut, Job};
+use super::{bitserial, dot16, dot8, lut, Job};
 
 /// Sums each of four i32x4 vectors across its lanes: `[Σ a, Σ b, Σ c, Σ d]`.
 #[inline(always)]
@@ -270,4 +270,71 @@ pub fn lut(job: Job<'_>) {
 #[cfg(target_feature = "relaxed-simd")]
 pub fn lut_relaxed(job: Job<'_>) {
     lut_impl::<true>(job)
+}
+
+/// Reduces a 4-row x N tile, adds `offset * Σ a` per column (Dot8's weight shift) and stores it.
+#[inline(always)]
+pub(crate) fn store_tile4_offset<const N: usize>(acc: &[[v128; 4]; N], out: &mut [i32], rows: usize, row0: usize, col0: usize, c0: usize, ncols: usize, offset: i32, col_sums: &[i32]) {
+    let mut acc = *acc;
+    if offset != 0 {
+        for c in 0..N.min(ncols) {
+            // Lane 0 of row r's accumulator goes into row r's sum, so adding there is enough.
+            let fix = offset * col_sums[col0 + c];
+            for r in 0..4 {
+                acc[c][r] = i32x4_add(acc[c][r], i32x4(fix, 0, 0, 0));
+            }
+        }
+    }
+    store_tile4(&acc, out, rows, row0, col0 - c0, ncols);
+}
+
+/// One 4 x N Dot8 tile, bytes widened to i16 at use (plain SIMD128 has no 8-bit dot product).
+#[inline(always)]
+unsafe fn dot8_tile<const N: usize>(mut w: *const u8, mut a: *const u8, kcs: usize) -> [[v128; 4]; N] {
+    let mut acc = [[i32x4_splat(0); 4]; N];
+    for _ in 0..kcs {
+        let wv: [v128; 4] = core::array::from_fn(|r| v128_load(w.add(r * dot8::KB) as *const v128));
+        for c in 0..N {
+            let av = v128_load(a.add(c * dot8::KB) as *const v128);
+            let (alo, ahi) = (u16x8_extend_low_u8x16(av), u16x8_extend_high_u8x16(av));
+            for r in 0..4 {
+                let lo = i32x4_dot_i16x8(i16x8_extend_low_i8x16(wv[r]), alo);
+                let hi = i32x4_dot_i16x8(i16x8_extend_high_i8x16(wv[r]), ahi);
+                acc[c][r] = i32x4_add(acc[c][r], i32x4_add(lo, hi));
+            }
+        }
+        w = w.add(dot8::STEP);
+        a = a.add(dot8::STEP);
+    }
+    acc
+}
+
+/// Walks a Dot8 problem in 4 x 2 tiles, calling `tile` for each (shared with the relaxed kernel).
+#[inline(always)]
+pub(crate) fn dot8_driver(job: Job<'_>, tile: impl Fn(*const u8, *const u8, usize) -> [[v128; 4]; 2]) {
+    const N: usize = 2;
+    let Job { w, a, c0, c1, out } = job;
+    let kp = dot8::padded_depth(w.depth);
+    let kcs = kp / dot8::KB;
+    let rows = w.rows;
+    let offset = dot8::weight_offset(w.wbits);
+    assert!(a.bytes.len() >= a.cols_pad * kp && w.bytes.len() >= w.rows_pad * kp && c1 <= a.cols_pad);
+    assert!(c0 % dot8::P == 0 && w.rows_pad % dot8::P == 0);
+    for cb0 in (c0..c1).step_by(DOT16_COL_BLOCK) {
+        let cb1 = (cb0 + DOT16_COL_BLOCK).min(c1);
+        for row0 in (0..rows).step_by(dot8::P) {
+            let wp = unsafe { w.bytes.as_ptr().add(row0 * kp) };
+            for col0 in (cb0..cb1).step_by(N) {
+                let ncols = N.min(c1 - col0);
+                let ap = unsafe { a.bytes.as_ptr().add((col0 / dot8::P) * dot8::P * kp + (col0 % dot8::P) * dot8::KB) };
+                let acc = tile(wp, ap, kcs);
+                store_tile4_offset(&acc, out, rows, row0, col0, c0, ncols, offset, &a.col_sums);
+            }
+        }
+    }
+}
+
+pub fn dot8(job: Job<'_>) {
+    // SAFETY: the driver hands panel pointers with kcs steps inside the buffers (asserted).
+    dot8_driver(job, |w, a, kcs| unsafe { dot8_tile::<2>(w, a, kcs) })
 }

@@ -8,7 +8,7 @@
 
 use core::arch::wasm32::*;
 
-use super::{bitserial, dot16, lut};
+use super::{bitserial, dot16, dot8, lut};
 
 /// Calls `$f::<B>(args)` for `B` = the bit count (1..=8).
 macro_rules! by_bits {
@@ -272,4 +272,45 @@ fn lut_b<const B: usize>(src: &[u8], cols: usize, cols_pad: usize, depth: usize,
 /// [`lut::pack_acts`] (index vectors and sums); returns the OR of all codes.
 pub fn lut_acts(src: &[u8], cols: usize, cols_pad: usize, depth: usize, bits: u8, dst: &mut [u8], sums: &mut [i32]) -> u8 {
     by_bits!(bits, lut_b(src, cols, cols_pad, depth, dst, sums))
+}
+
+/// [`dot8::pack`] (panel layout, bytes minus `offset`) with optional sums; returns the OR of all
+/// codes.
+pub fn dot8(src: &[u8], n: usize, n_pad: usize, depth: usize, offset: i32, dst: &mut [u8], mut sums: Option<&mut [i32]>) -> u8 {
+    let kp = dot8::padded_depth(depth);
+    let kcs = kp / dot8::KB;
+    assert!(dst.len() >= n_pad * kp && n_pad % dot8::P == 0 && src.len() >= n * depth);
+    let shift = u8x16_splat(offset as u8);
+    let mut any = u8x16_splat(0);
+    let d = dst.as_mut_ptr();
+    for i in 0..n_pad {
+        // SAFETY: panel_index(i, k, kcs) + 16 <= n_pad * kp for every k < kp.
+        let at = |k: usize| unsafe { d.add(dot8::panel_index(i, k, kcs)) as *mut v128 };
+        if i >= n {
+            for kc in 0..kcs {
+                unsafe { v128_store(at(kc * dot8::KB), u8x16_splat(0)) };
+            }
+            continue;
+        }
+        let s = &src[i * depth..(i + 1) * depth];
+        let mut sum = Sum::new();
+        for kc in 0..kcs {
+            let k = kc * dot8::KB;
+            let v = load16(s, k);
+            any = v128_or(any, v);
+            sum.add(v);
+            let mut x = u8x16_sub(v, shift);
+            if k + 16 > depth {
+                // Padding must stay 0, not -offset.
+                let valid = depth - k;
+                let lane = u8x16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+                x = v128_and(x, u8x16_lt(lane, u8x16_splat(valid as u8)));
+            }
+            unsafe { v128_store(at(k), x) };
+        }
+        if let Some(sums) = sums.as_deref_mut() {
+            sums[i] = sum.total();
+        }
+    }
+    or_lanes(any)
 }

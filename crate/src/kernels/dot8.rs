@@ -1,0 +1,62 @@
+//! `Dot8` packing: codes kept as bytes, for relaxed SIMD's `i32x4.relaxed_dot_i8x16_i7x16_add`
+//! (16 products and the accumulation in one instruction; exact here because activations are
+//! then at most 7 bits, so x64's pairwise i16 step cannot saturate: 2 * 128 * 127 < 2^15).
+//! Other instruction sets widen the bytes at use.
+//!
+//! Weights are stored as i8: the code itself up to 7 bits, `code - 128` at 8 bits (the kernel
+//! adds `128 * Σ a` back from the activation column sums). Activations are stored as u8.
+//!
+//! Layout: panels of 4 rows or columns interleaved per 16 depth: element (i, k) is at
+//! `((i / 4) * kcs + k / 16) * 64 + (i % 4) * 16 + k % 16` with `kcs = kp / 16`; depth
+//! zero-padded to `kp` (a multiple of 16), rows and columns to whole panels.
+
+/// Depth granule: one v128 of bytes.
+pub const KB: usize = 16;
+/// Rows (columns) per panel.
+pub const P: usize = 4;
+/// Bytes per panel step.
+pub const STEP: usize = P * KB;
+
+pub fn padded_depth(depth: usize) -> usize {
+    depth.div_ceil(KB) * KB
+}
+
+#[inline(always)]
+pub fn panel_index(i: usize, k: usize, kcs: usize) -> usize {
+    ((i / P) * kcs + k / KB) * STEP + (i % P) * KB + k % KB
+}
+
+/// What the weights were shifted by (the kernel adds `offset * Σ a` back).
+pub fn weight_offset(wbits: u8) -> i32 {
+    if wbits >= 8 {
+        128
+    } else {
+        0
+    }
+}
+
+/// Packs row-major codes `[n][depth]` into the panel layout (`n_pad * kp` bytes), subtracting
+/// `offset` (as i8 bytes); `sums` (if given) receives each row's code sum. Returns the OR of all
+/// codes.
+#[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))] // SIMD builds pack with simd128_pack
+pub fn pack(src: &[u8], n: usize, n_pad: usize, depth: usize, offset: i32, dst: &mut [u8], mut sums: Option<&mut [i32]>) -> u8 {
+    let kp = padded_depth(depth);
+    let kcs = kp / KB;
+    debug_assert!(dst.len() >= n_pad * kp && n_pad % P == 0);
+    for i in 0..n_pad {
+        let s = if i < n { &src[i * depth..(i + 1) * depth] } else { &[][..] };
+        for kc in 0..kcs {
+            let d = &mut dst[panel_index(i, kc * KB, kcs)..][..KB];
+            for (l, x) in d.iter_mut().enumerate() {
+                // Padding stays 0 (not -offset): it must contribute nothing.
+                *x = s.get(kc * KB + l).map_or(0, |&c| (c as i32 - offset) as u8);
+            }
+        }
+        if i < n {
+            if let Some(sums) = sums.as_deref_mut() {
+                sums[i] = super::dot16::sum_codes(s);
+            }
+        }
+    }
+    super::dot16::or_codes(&src[..n * depth])
+}

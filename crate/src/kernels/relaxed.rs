@@ -1,0 +1,34 @@
+//! Relaxed-SIMD micro-kernels (compiled only with `+relaxed-simd`). The relaxed swizzle lives in
+//! `simd128`'s Lut kernel (a const switch); here is the Dot8 kernel on
+//! `i32x4.relaxed_dot_i8x16_i7x16_add`, whose result is only specified for a second operand in
+//! 0..=127, so it runs when activations have at most 7 bits and hands 8-bit ones to the SIMD128
+//! kernel.
+
+use core::arch::wasm32::*;
+
+use super::{dot8, simd128, Job};
+
+#[inline(always)]
+unsafe fn dot8_tile<const N: usize>(mut w: *const u8, mut a: *const u8, kcs: usize) -> [[v128; 4]; N] {
+    let mut acc = [[i32x4_splat(0); 4]; N];
+    for _ in 0..kcs {
+        let wv: [v128; 4] = core::array::from_fn(|r| v128_load(w.add(r * dot8::KB) as *const v128));
+        for c in 0..N {
+            let av = v128_load(a.add(c * dot8::KB) as *const v128);
+            for r in 0..4 {
+                acc[c][r] = i32x4_relaxed_dot_i8x16_i7x16_add(wv[r], av, acc[c][r]);
+            }
+        }
+        w = w.add(dot8::STEP);
+        a = a.add(dot8::STEP);
+    }
+    acc
+}
+
+pub fn dot8(job: Job<'_>) {
+    if job.a.abits > 7 {
+        return simd128::dot8(job);
+    }
+    // SAFETY: as in simd128::dot8.
+    simd128::dot8_driver(job, |w, a, kcs| unsafe { dot8_tile::<2>(w, a, kcs) })
+}
