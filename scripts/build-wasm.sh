@@ -12,10 +12,13 @@
 #
 # Uses Debian's rustc-web with -Z build-std (docs: ../shared/docs/toolchain.md, installed by
 # scripts/setup.sh). The variants share one cargo target folder: cargo (>= 1.85) puts RUSTFLAGS
-# into each artifact's hash, so the four std/crate builds sit side by side, while the host-side
-# proc macros and build scripts (RUSTFLAGS do not apply to them with --target) are compiled once
-# instead of four times. Each variant's .wasm is then copied to its own folder (--artifact-dir).
-# Incremental: when nothing changed, cargo is a no-op and wasm-bindgen is skipped.
+# into each artifact's hash, so the four std and dependency builds sit side by side, while the
+# host-side proc macros and build scripts (RUSTFLAGS do not apply to them with --target) are
+# compiled once instead of four times. Each variant's .wasm is copied to its own folder
+# (--artifact-dir). The one thing the variants do share is the cdylib's unhashed file name, so
+# cargo would relink (recompile) the anybit crate on every switch of variant; a stamp per variant
+# (flags, compiler, and no input newer than the last build) skips cargo when nothing changed, so
+# a rerun (e.g. Trunk's pre_build hook) takes a second.
 #
 # Environment: ANYBIT_WASM_TARGET_DIR (default $CARGO_TARGET_DIR/wasm or target/wasm),
 # WASM_RUSTC (default /usr/bin/rustc).
@@ -61,6 +64,9 @@ size_line() {
   printf '  %-8s %9d bytes  %8d gzip  %s\n' "$2" "$raw" "$gz" "${f#"$ROOT"/}"
 }
 
+# What the wasm builds are made from (the crate has only registry dependencies, pinned by Cargo.lock).
+INPUTS=(crate/src crate/Cargo.toml Cargo.toml Cargo.lock .cargo)
+
 start=$(date +%s)
 sizes=()
 for v in "${VARIANTS[@]}"; do
@@ -68,14 +74,26 @@ for v in "${VARIANTS[@]}"; do
   features=()
   [ "$v" = threads ] && features=(--features threads)
   artifacts=$TARGET_ROOT/artifacts/$v
+  out=$DIST/$v
   echo "== build-wasm: $v"
+  inputs_stamp=$artifacts/inputs.stamp
+  # ROOT too: checkouts sharing a target folder (ANYBIT_WASM_TARGET_DIR) must not share stamps.
+  want_inputs="$ROOT|$flags|${features[*]}|$("$WASM_RUSTC" -V)|wasm-bindgen $want_bindgen"
+  if [ -f "$out/anybit_bg.wasm" ] && [ "$(cat "$inputs_stamp" 2>/dev/null)" = "$want_inputs" ] &&
+    [ -z "$(find "${INPUTS[@]}" -newer "$inputs_stamp" -print -quit 2>/dev/null)" ]; then
+    echo "   up to date"
+    sizes+=("$(size_line "$out/anybit_bg.wasm" "$v")")
+    continue
+  fi
+  mkdir -p "$artifacts"
+  build_start=$artifacts/build-start
+  touch "$build_start"
   # RUSTFLAGS is always set (possibly empty) so that it, not .cargo/config.toml, decides the features.
   env -u CARGO_ENCODED_RUSTFLAGS RUSTC="$WASM_RUSTC" RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags" \
     cargo build --quiet -p anybit --lib --release --target wasm32-unknown-unknown \
     -Z build-std=std,panic_abort -Z unstable-options --target-dir "$TARGET_ROOT" \
     --artifact-dir "$artifacts" "${features[@]}"
   wasm=$artifacts/anybit.wasm
-  out=$DIST/$v
   stamp=$artifacts/bindgen-version
   if [ -f "$out/anybit_bg.wasm" ] && [ "$out/anybit_bg.wasm" -nt "$wasm" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want_bindgen" ]; then
     echo "   wasm-bindgen: up to date"
@@ -97,6 +115,9 @@ for v in "${VARIANTS[@]}"; do
     mv "$tmp" "$out"
     echo "$want_bindgen" > "$stamp"
   fi
+  # Dated when the build started: a file saved during the build still counts as newer.
+  echo "$want_inputs" > "$inputs_stamp"
+  touch -r "$build_start" "$inputs_stamp"
   sizes+=("$(size_line "$out/anybit_bg.wasm" "$v")")
 done
 
