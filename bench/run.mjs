@@ -96,36 +96,47 @@ async function runChromium(context, origin, variant, config, threads) {
 }
 
 const fmt = (x, d = 1) => (x == null || Number.isNaN(x) ? '-' : x.toFixed(d));
+const uniq = (xs) => [...new Set(xs)];
 
-// One table per host and shape: a line per width pair, a column per (build, Isa, scheme, threads).
-// Cells are GMAC/s including activation packing; the last column relates the best cell of the
-// line to the Dot16 w8a8 simd128 one-thread figure of the same host and shape.
+// Per host and shape, a summary: one line per width pair, one column per build (and thread
+// count), each cell the fastest scheme there as "GMAC/s scheme (ratio)", GMAC/s including the
+// activation packing, ratio = that figure over the Dot16 w8a8 simd128 kernel measured in the
+// same run (same build, same thread count). Then, per host and build, the detail: every scheme
+// as "with packing / GEMM alone".
 function markdown(results) {
   let s = '';
-  for (const host of [...new Set(results.map((r) => r.host))]) {
+  const col = (r) => `${r.variant}${r.variant === 'threads' ? ` x${r.threads}` : ''}`;
+  for (const host of uniq(results.map((r) => r.host))) {
     const hr = results.filter((r) => r.host === host);
-    for (const shape of [...new Set(hr.map((r) => r.shape))]) {
+    for (const shape of uniq(hr.map((r) => r.shape))) {
       const rows = hr.filter((r) => r.shape === shape);
-      const col = (r) => `${r.variant}: ${r.isa} ${r.scheme}${r.threads > 1 ? ` x${r.threads}` : ''}`;
-      const cols = [...new Set(rows.map(col))];
-      const pairs = [...new Set(rows.map((r) => `${r.wbits},${r.abits}`))];
-      const base = rows.find((r) => r.isa === 'simd128' && r.scheme === 'dot16' && r.wbits === 8 && r.abits === 8 && r.threads === 1 && r.variant !== 'threads')
-        ?? rows.find((r) => r.isa === 'simd128' && r.scheme === 'dot16' && r.wbits === 8 && r.abits === 8 && r.threads === 1);
+      const cols = uniq(rows.map(col));
       const { rows: m, depth: k, cols: n } = rows[0];
-      s += `\n### ${host}: ${shape} (GEMM ${m} x ${k} x ${n}), GMAC/s incl. activation packing\n\n`;
-      s += `| w | a | ${cols.join(' | ')} | best 1-thread SIMD vs dot16 w8a8 simd128 |\n`;
-      s += `|---|---|${cols.map(() => '---|').join('')}---|\n`;
-      for (const p of pairs) {
+      s += `\n### ${host}: ${shape} (GEMM ${m} x ${k} x ${n})\n\n`;
+      s += 'Fastest scheme per build: GMAC/s incl. activation packing, scheme, (ratio to dot16 w8a8 simd128 in the same run).\n\n';
+      s += `| w | a | ${cols.join(' | ')} |\n|---|---|${cols.map(() => '---|').join('')}\n`;
+      for (const p of uniq(rows.map((r) => `${r.wbits},${r.abits}`))) {
         const [wb, ab] = p.split(',').map(Number);
-        const line = rows.filter((r) => r.wbits === wb && r.abits === ab);
         const cells = cols.map((c) => {
-          const r = line.find((x) => col(x) === c);
-          return r ? fmt(r.gmacs) : '';
+          const line = rows.filter((r) => col(r) === c && r.wbits === wb && r.abits === ab);
+          const best = line.reduce((x, r) => (!x || r.gmacs > x.gmacs ? r : x), null);
+          return best ? `${fmt(best.gmacs)} ${best.scheme}${best.isa === 'relaxed' ? '/relaxed' : ''} (${fmt(best.vs_dot16_w8a8, 2)}x)` : '';
         });
-        const simd1 = line.filter((r) => r.threads === 1 && r.isa !== 'scalar');
-        const best = simd1.reduce((a, r) => (!a || r.gmacs > a.gmacs ? r : a), null);
-        const ratio = best && base ? `${fmt(best.gmacs / base.gmacs, 2)}x (${best.isa} ${best.scheme})` : '-';
-        s += `| ${wb} | ${ab} | ${cells.join(' | ')} | ${ratio} |\n`;
+        s += `| ${wb} | ${ab} | ${cells.join(' | ')} |\n`;
+      }
+    }
+    for (const v of uniq(hr.map(col))) {
+      const vr = hr.filter((r) => col(r) === v);
+      const schemes = uniq(vr.map((r) => `${r.isa} ${r.scheme}`));
+      s += `\n#### ${host}, ${v} build: every scheme, GMAC/s with packing / GEMM alone\n\n`;
+      s += `| shape | w | a | ${schemes.join(' | ')} |\n|---|---|---|${schemes.map(() => '---|').join('')}\n`;
+      for (const key of uniq(vr.map((r) => `${r.shape}|${r.wbits}|${r.abits}`))) {
+        const [shape, wb, ab] = key.split('|');
+        const cells = schemes.map((sc) => {
+          const r = vr.find((x) => `${x.isa} ${x.scheme}` === sc && x.shape === shape && x.wbits === +wb && x.abits === +ab);
+          return r ? `${fmt(r.gmacs)} / ${fmt(r.gmacs_gemm)}` : '';
+        });
+        s += `| ${shape} | ${wb} | ${ab} | ${cells.join(' | ')} |\n`;
       }
     }
   }

@@ -23,8 +23,14 @@ impl Rng {
     }
 }
 
+/// Without the `threads` feature a thread count above 1 runs the same code as 1, so testing it
+/// twice would only cost time.
 fn thread_counts() -> &'static [usize] {
-    &[1, 2]
+    if cfg!(feature = "threads") {
+        &[1, 2]
+    } else {
+        &[1]
+    }
 }
 
 /// Runs every implementation on one problem and asserts exact equality with the reference.
@@ -84,7 +90,7 @@ suite! {
                 n += check_all(&w, &a, rows, cols, depth, wb, ab, "random");
             }
         }
-        assert!(n >= 64 * Scheme::all().len() * 2);
+        assert!(n >= 64 * Scheme::all().len());
     }
 
     fn odd_shapes() {

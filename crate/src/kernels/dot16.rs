@@ -41,8 +41,15 @@ pub fn widen(src: &[u8], n: usize, n_pad: usize, depth: usize, dst: &mut [i16], 
         let s = if i < n { &src[i * depth..(i + 1) * depth] } else { &[][..] };
         for kc in 0..kcs {
             let d = &mut dst[panel_index(i, kc * KB, kcs)..][..KB];
-            for (l, x) in d.iter_mut().enumerate() {
-                *x = s.get(kc * KB + l).map_or(0, |&c| c as i16);
+            let k = kc * KB;
+            if k + KB <= s.len() {
+                for (x, &c) in d.iter_mut().zip(&s[k..k + KB]) {
+                    *x = c as i16;
+                }
+            } else {
+                for (l, x) in d.iter_mut().enumerate() {
+                    *x = s.get(k + l).map_or(0, |&c| c as i16);
+                }
             }
         }
         if i < n {

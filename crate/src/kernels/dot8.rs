@@ -47,9 +47,16 @@ pub fn pack(src: &[u8], n: usize, n_pad: usize, depth: usize, offset: i32, dst: 
         let s = if i < n { &src[i * depth..(i + 1) * depth] } else { &[][..] };
         for kc in 0..kcs {
             let d = &mut dst[panel_index(i, kc * KB, kcs)..][..KB];
-            for (l, x) in d.iter_mut().enumerate() {
-                // Padding stays 0 (not -offset): it must contribute nothing.
-                *x = s.get(kc * KB + l).map_or(0, |&c| (c as i32 - offset) as u8);
+            let k = kc * KB;
+            if k + KB <= s.len() {
+                for (x, &c) in d.iter_mut().zip(&s[k..k + KB]) {
+                    *x = (c as i32 - offset) as u8;
+                }
+            } else {
+                for (l, x) in d.iter_mut().enumerate() {
+                    // Padding stays 0 (not -offset): it must contribute nothing.
+                    *x = s.get(k + l).map_or(0, |&c| (c as i32 - offset) as u8);
+                }
             }
         }
         if i < n {

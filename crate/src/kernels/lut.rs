@@ -36,6 +36,7 @@ pub fn digits(wbits: u8) -> (usize, u32) {
 }
 
 /// Table lookups a u8 lane can accumulate without overflow: each adds at most 4 * digit max.
+#[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(dead_code))] // used by the SIMD kernel
 pub fn u8_steps(wbits: u8) -> usize {
     let (_, dbits) = digits(wbits);
     255 / (GROUP * ((1usize << dbits) - 1))

@@ -103,14 +103,25 @@ impl Scheme {
     }
 }
 
-/// The fastest scheme for a width pair, chosen by measurement (see BENCHMARKS.md).
+/// The fastest scheme for a width pair on this build's best instruction set, chosen by
+/// measurement (BENCHMARKS.md, 3x3 conv 64->64 at 28x28, activation packing included):
+/// - relaxed SIMD: Lut while activations have at most 2 bits (3 with one weight digit), where
+///   its cost (∝ activation bits) beats Dot16's constant cost; Dot16 above.
+/// - SIMD128 (Lut pays less: the plain swizzle needs an index fix-up): Lut for 1-bit
+///   activations, and 2-bit ones with one weight digit; Dot16 above.
+/// - no SIMD (scalar wasm): BitSerial on wasm's native 64-bit popcount up to
+///   wbits * abits = 24 plane pairs (1-bit: ~11x Dot16), Dot16 above.
+/// - native (plain Rust, LLVM vectorizes Dot16 for the host): BitSerial up to 8 plane pairs.
+/// Dot8 (relaxed i8 dot) measured no faster than Dot16 here, so it is not chosen.
 pub fn best_scheme(wbits: u8, abits: u8) -> Scheme {
-    // Provisional until the benchmark tables are in: bit-serial pays only while the number of
-    // plane pairs is tiny.
-    if (wbits as u32) * (abits as u32) <= 2 {
-        Scheme::BitSerial
-    } else {
-        Scheme::Dot16
+    let one_digit = wbits <= 6;
+    let pairs = wbits as u32 * abits as u32;
+    match Isa::best() {
+        Isa::Relaxed if abits <= 2 || (abits == 3 && one_digit) => Scheme::Lut,
+        Isa::Simd128 if abits == 1 || (abits == 2 && one_digit) => Scheme::Lut,
+        Isa::Scalar if cfg!(target_arch = "wasm32") && pairs <= 24 => Scheme::BitSerial,
+        Isa::Scalar if !cfg!(target_arch = "wasm32") && pairs <= 8 => Scheme::BitSerial,
+        _ => Scheme::Dot16,
     }
 }
 
