@@ -45,11 +45,11 @@ fn check_all(w: &[u8], a: &[u8], rows: usize, cols: usize, depth: usize, wb: u8,
         let pw = PackedWeights::new(w, rows, depth, wb, scheme).unwrap();
         assert_eq!((pw.rows(), pw.depth(), pw.wbits(), pw.scheme()), (rows, depth, wb, scheme));
         let mut pa = PackedActs::new();
-        pa.pack(a, cols, depth, ab, scheme).unwrap();
-        assert_eq!(pa.cols(), cols);
-        assert_eq!(pa.col_sums(), &want_sums[..], "{what}: col sums, {scheme:?}");
-        for isa in Isa::available() {
-            for &threads in thread_counts() {
+        for &threads in thread_counts() {
+            pa.pack_threads(a, cols, depth, ab, scheme, threads).unwrap();
+            assert_eq!(pa.cols(), cols);
+            assert_eq!(pa.col_sums(), &want_sums[..], "{what}: col sums, {scheme:?}, {threads} threads");
+            for isa in Isa::available() {
                 // Poisoned output: a kernel that skips an element cannot pass by accident.
                 let mut got = vec![i32::MIN + 7; rows * cols + 3];
                 gemm(isa, &pw, &pa, &mut got, threads).unwrap();

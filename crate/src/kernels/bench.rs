@@ -247,7 +247,7 @@ pub fn run(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
                 let pw = PackedWeights::new(&w, shape.rows, shape.depth, wb, scheme)?;
                 {
                     for &t in &threads {
-                        pa.pack(&a, shape.cols, shape.depth, ab, scheme)?;
+                        pa.pack_threads(&a, shape.cols, shape.depth, ab, scheme, t)?;
                         gemm(isa, &pw, &pa, &mut out, t)?;
                         match &reference {
                             None => reference = Some(out.clone()),
@@ -259,13 +259,13 @@ pub fn run(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
                             _ => {}
                         }
                         let ms = time_it(now, cfg, &mut || {
-                            pa.pack(&a, shape.cols, shape.depth, ab, scheme)?;
+                            pa.pack_threads(&a, shape.cols, shape.depth, ab, scheme, t)?;
                             gemm(isa, &pw, &pa, &mut out, t)
                         })?;
                         let (ms_gemm, ms_pack) = if cfg.gemm_only {
                             (
                                 time_it(now, cfg, &mut || gemm(isa, &pw, &pa, &mut out, t))?,
-                                time_it(now, cfg, &mut || pa.pack(&a, shape.cols, shape.depth, ab, scheme))?,
+                                time_it(now, cfg, &mut || pa.pack_threads(&a, shape.cols, shape.depth, ab, scheme, t))?,
                             )
                         } else {
                             (0.0, 0.0)

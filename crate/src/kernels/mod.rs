@@ -283,6 +283,13 @@ impl PackedActs {
     /// `codes`: `[cols][depth]`, each `< 2^abits`. Packs for `scheme` and computes per-column
     /// code sums. On error the buffer holds no valid pack.
     pub fn pack(&mut self, codes: &[u8], cols: usize, depth: usize, abits: u8, scheme: Scheme) -> Result<()> {
+        self.pack_threads(codes, cols, depth, abits, scheme, 1)
+    }
+
+    /// [`pack`](Self::pack) with the columns split over `threads` rayon tasks (feature
+    /// `threads`; ignored without it). Packing is a fifth of a 1-bit layer's time, so a
+    /// multi-threaded GEMM needs a multi-threaded pack to scale.
+    pub fn pack_threads(&mut self, codes: &[u8], cols: usize, depth: usize, abits: u8, scheme: Scheme, threads: usize) -> Result<()> {
         self.scheme = None;
         check_bits(abits)?;
         check_depth(depth)?;
@@ -295,33 +302,45 @@ impl PackedActs {
             );
         }
         grow(&mut self.col_sums, cols);
+        let ab = abits as usize;
+        // Per scheme: column granule (columns are padded to it and never split below it) and
+        // the packed elements per column. Every layout keeps a column range contiguous.
+        let (granule, per_col) = match scheme {
+            Scheme::Dot16 => (dot16::NR, dot16::padded_depth(depth)),
+            Scheme::BitSerial => (bitserial::NR, ab * bitserial::words(depth) * bitserial::U64_PER_WORD),
+            Scheme::Lut => (lut::LANES, ab * lut::groups(depth)),
+            Scheme::Dot8 => (dot8::P, dot8::padded_depth(depth)),
+        };
+        let cols_pad = cols.div_ceil(granule) * granule;
+        self.cols_pad = cols_pad;
+        let sums = &mut self.col_sums[..cols];
+        let shape = Cols { cols, cols_pad, depth, granule, per_col, threads };
         // The packers check the range on the fly (an OR of every code, folded into their single
         // pass over the codes); the slow search for the culprit only runs on failure.
         let any = match scheme {
             Scheme::Dot16 => {
-                let cols_pad = cols.div_ceil(dot16::NR) * dot16::NR;
-                grow(&mut self.i16s, cols_pad * dot16::padded_depth(depth));
-                self.cols_pad = cols_pad;
-                pack::widen(codes, cols, cols_pad, depth, &mut self.i16s, Some(&mut self.col_sums))
+                grow(&mut self.i16s, cols_pad * per_col);
+                split_pack(&shape, codes, &mut self.i16s, sums, &|src, n, n_pad, dst, sums| {
+                    pack::widen(src, n, n_pad, depth, dst, Some(sums))
+                })
             }
             Scheme::BitSerial => {
-                let cols_pad = cols.div_ceil(bitserial::NR) * bitserial::NR;
-                let stride = abits as usize * bitserial::words(depth) * bitserial::U64_PER_WORD;
-                grow(&mut self.words, cols_pad * stride);
-                self.cols_pad = cols_pad;
-                pack::planes(codes, cols, cols_pad, depth, abits, &mut self.words, Some(&mut self.col_sums))
+                grow(&mut self.words, cols_pad * per_col);
+                split_pack(&shape, codes, &mut self.words, sums, &|src, n, n_pad, dst, sums| {
+                    pack::planes(src, n, n_pad, depth, abits, dst, Some(sums))
+                })
             }
             Scheme::Lut => {
-                let cols_pad = cols.div_ceil(lut::LANES) * lut::LANES;
-                grow(&mut self.bytes, cols_pad * abits as usize * lut::groups(depth));
-                self.cols_pad = cols_pad;
-                pack::lut_acts(codes, cols, cols_pad, depth, abits, &mut self.bytes, &mut self.col_sums)
+                grow(&mut self.bytes, cols_pad * per_col);
+                split_pack(&shape, codes, &mut self.bytes, sums, &|src, n, n_pad, dst, sums| {
+                    pack::lut_acts(src, n, n_pad, depth, abits, dst, sums)
+                })
             }
             Scheme::Dot8 => {
-                let cols_pad = cols.div_ceil(dot8::P) * dot8::P;
-                grow(&mut self.bytes, cols_pad * dot8::padded_depth(depth));
-                self.cols_pad = cols_pad;
-                pack::dot8(codes, cols, cols_pad, depth, 0, &mut self.bytes, Some(&mut self.col_sums))
+                grow(&mut self.bytes, cols_pad * per_col);
+                split_pack(&shape, codes, &mut self.bytes, sums, &|src, n, n_pad, dst, sums| {
+                    pack::dot8(src, n, n_pad, depth, 0, dst, Some(sums))
+                })
             }
         };
         if abits < 8 && any >> abits != 0 {
@@ -346,6 +365,49 @@ impl PackedActs {
     pub fn abits(&self) -> u8 {
         self.abits
     }
+}
+
+/// How a column range of activations is split for packing.
+struct Cols {
+    cols: usize,
+    cols_pad: usize,
+    depth: usize,
+    granule: usize,
+    per_col: usize,
+    threads: usize,
+}
+
+/// A packer for columns `src = [n][depth]`, padded to `n_pad`, into `dst` (`n_pad * per_col`)
+/// and `sums` (`n`); returns the OR of the codes.
+type PackFn<'f, T> = dyn Fn(&[u8], usize, usize, &mut [T], &mut [i32]) -> u8 + Sync + 'f;
+
+/// Runs `f` on disjoint column ranges (whole granules), in parallel with the `threads` feature.
+fn split_pack<T: Send>(c: &Cols, codes: &[u8], dst: &mut [T], sums: &mut [i32], f: &PackFn<'_, T>) -> u8 {
+    let chunk = if cfg!(feature = "threads") && c.threads > 1 {
+        c.cols_pad.div_ceil(c.threads).div_ceil(c.granule) * c.granule
+    } else {
+        c.cols_pad
+    }
+    .max(c.granule);
+    let mut parts = Vec::new();
+    let (mut dst, mut sums) = (&mut dst[..c.cols_pad * c.per_col], sums);
+    let mut c0 = 0;
+    while c0 < c.cols_pad {
+        let c1 = (c0 + chunk).min(c.cols_pad);
+        let (n0, n1) = (c0.min(c.cols), c1.min(c.cols));
+        let (d, rest) = core::mem::take(&mut dst).split_at_mut((c1 - c0) * c.per_col);
+        let (s, srest) = core::mem::take(&mut sums).split_at_mut(n1 - n0);
+        parts.push((&codes[n0 * c.depth..n1 * c.depth], n1 - n0, c1 - c0, d, s));
+        dst = rest;
+        sums = srest;
+        c0 = c1;
+    }
+    #[cfg(feature = "threads")]
+    if parts.len() > 1 {
+        use rayon::prelude::*;
+        return parts.into_par_iter().map(|(src, n, n_pad, d, s)| f(src, n, n_pad, d, s)).reduce(|| 0, |a, b| a | b);
+    }
+    parts.into_iter().fold(0, |acc, (src, n, n_pad, d, s)| acc | f(src, n, n_pad, d, s))
 }
 
 /// A view of one column range of the problem, handed to a micro-kernel driver. `out` holds
