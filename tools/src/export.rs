@@ -22,6 +22,11 @@ pub fn build(
     labels: Option<Vec<String>>,
     eval: Vec<EvalResult>,
 ) -> Result<(Graph, Vec<u8>, BTreeMap<String, F32Tensor>)> {
+    if let Some(c) = &net.wavelet {
+        if let Some(w) = widths.iter().find(|w| c.widths.contains(w)) {
+            anyhow::bail!("width {w} uses the wavelet path, which the runtime cannot run; export the other widths");
+        }
+    }
     let mut nodes = Vec::new();
     let mut codes: Vec<u8> = Vec::new();
     let mut tensors = BTreeMap::new();

@@ -10,6 +10,7 @@ pub mod net;
 pub mod ops;
 pub mod rng;
 pub mod train;
+pub mod wavelet;
 
 /// glibc hands every large buffer back to the OS, so each tensor op pays page faults and zeroing
 /// (candle-notes.md, trap 2). Keep freed memory in the process instead.

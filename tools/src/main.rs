@@ -55,7 +55,29 @@ fn train_config(a: &Args, dataset: &str) -> Result<TrainConfig> {
         shift: a.get("shift", 0usize)?,
         distill: !a.flag("no-distill"),
         limit: a.get("limit", 0usize)?,
+        wavelet_widths: match a.opt::<String>("wavelet-widths")? {
+            Some(s) => parse_bits(&s)?,
+            None => Vec::new(),
+        },
+        wavelet_levels: a.get("wavelet-levels", 1usize)?,
+        wavelet_alloc: match a.opt::<String>("wavelet-alloc")? {
+            Some(s) => parse_alloc(&s)?,
+            None => train::default_alloc(),
+        },
     })
+}
+
+/// "+1,0,-1": bits of LL, HL/LH, HH relative to the width.
+fn parse_alloc(s: &str) -> Result<(i8, i8, i8)> {
+    let v: Vec<i8> = s
+        .split(',')
+        .map(|t| t.trim().trim_start_matches('+').parse::<i8>())
+        .collect::<std::result::Result<_, _>>()
+        .with_context(|| format!("--wavelet-alloc {s}: expected three integers like +1,0,-1"))?;
+    match v[..] {
+        [a, b, c] if [a, b, c].iter().all(|x| (-7..=7).contains(x)) => Ok((a, b, c)),
+        _ => bail!("--wavelet-alloc {s}: expected three integers in -7..=7"),
+    }
 }
 
 fn finish_export(t: &Trainer, a: &Args, test: &data::Dataset) -> Result<()> {

@@ -14,8 +14,26 @@ use candle_core::{DType, Device, Tensor, Var};
 
 use crate::ops::{self, BatchNormTrain, BnStats, Im2col, MaxPool, Pact, WeightQuant};
 use crate::rng::Rng;
+use crate::wavelet::{bands, BandBits, WaveletQuant};
 
 pub const NWIDTHS: usize = 8;
+
+/// Which widths use the wavelet path instead of the nested DoReFa codes, and how.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WaveletCfg {
+    pub widths: Vec<u8>,
+    pub levels: usize,
+    /// Bits of (LL, HL/LH, HH) relative to the width.
+    pub alloc: (i8, i8, i8),
+}
+
+impl WaveletCfg {
+    pub fn op(&self, width: u8) -> Option<WaveletQuant> {
+        self.widths
+            .contains(&width)
+            .then(|| WaveletQuant { levels: self.levels, bits: BandBits::relative(width, self.alloc) })
+    }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum LayerSpec {
@@ -107,6 +125,8 @@ pub struct QLayer {
     /// Learned PACT clip per width (index width-1); unused when `fixed_clip` is set.
     pub clip: Vec<Var>,
     pub bn: Option<Bn>,
+    /// Wavelet path: learnable log-scales per sub-band, per width (empty when unused).
+    pub wav_scales: Vec<Var>,
 }
 
 pub enum Layer {
@@ -120,6 +140,7 @@ pub struct Net {
     pub layers: Vec<Layer>,
     /// Activation bits at each weight width (index width-1).
     pub act_bits: [u8; NWIDTHS],
+    pub wavelet: Option<WaveletCfg>,
     pub device: Device,
 }
 
@@ -140,7 +161,7 @@ impl QLayer {
 }
 
 impl Net {
-    pub fn new(arch: &str, input: [usize; 3], clip_init: f32, seed: u64) -> Result<Net> {
+    pub fn new(arch: &str, input: [usize; 3], clip_init: f32, seed: u64, wavelet: Option<WaveletCfg>) -> Result<Net> {
         let specs = parse_arch(arch)?;
         let dev = Device::Cpu;
         let mut rng = Rng::new(seed);
@@ -170,12 +191,13 @@ impl Net {
                         name: format!("conv{nconv}"),
                         kind: QKind::Conv { k, pad: 1, stride: 1, cin: c },
                         cout: out,
-                        w: wt,
+                        w: wt.clone(),
                         bias: None,
                         fixed8: i == 0,
                         fixed_clip: (i == 0).then_some(1.0),
                         clip: clips(clip_init, &dev)?,
                         bn: Some(bn),
+                        wav_scales: wav_scales(wavelet.as_ref(), &wt, i == 0, &dev)?,
                     }));
                     c = out;
                 }
@@ -195,12 +217,13 @@ impl Net {
                         name: "fc".into(),
                         kind: QKind::Dense { cin },
                         cout: out,
-                        w: wt,
+                        w: wt.clone(),
                         bias: Some(Var::zeros(out, DType::F32, &dev)?),
                         fixed8: i == last,
                         fixed_clip: None,
                         clip: clips(clip_init, &dev)?,
                         bn: None,
+                        wav_scales: wav_scales(wavelet.as_ref(), &wt, i == last, &dev)?,
                     }));
                 }
             }
@@ -209,7 +232,7 @@ impl Net {
         for (i, a) in act_bits.iter_mut().enumerate() {
             *a = i as u8 + 1;
         }
-        Ok(Net { arch: arch.into(), input, layers, act_bits, device: dev })
+        Ok(Net { arch: arch.into(), input, layers, act_bits, wavelet, device: dev })
     }
 
     pub fn classes(&self) -> usize {
@@ -239,7 +262,15 @@ impl Net {
                         None => q.clip[wi].as_tensor().clone(),
                     };
                     let w = if frozen { q.w.as_tensor().detach() } else { q.w.as_tensor().clone() };
-                    let wq = w.apply_op1(WeightQuant { bits: wb })?;
+                    let wav = if q.fixed8 { None } else { self.wavelet.as_ref().and_then(|c| c.op(width)) };
+                    let wq = match wav {
+                        Some(op) => {
+                            let ls = &q.wav_scales[wi];
+                            let ls = if frozen { ls.as_tensor().detach() } else { ls.as_tensor().clone() };
+                            w.apply_op2(&ls, op)?
+                        }
+                        None => w.apply_op1(WeightQuant { bits: wb })?,
+                    };
                     match q.kind {
                         QKind::Conv { k, pad, stride, .. } => {
                             let (_, h, wd, _) = x.dims4()?;
@@ -325,6 +356,9 @@ impl Net {
                     clips.push((format!("{}.w{}.clip", q.name, i + 1), c.clone()));
                 }
             }
+            for (i, v) in q.wav_scales.iter().enumerate() {
+                main.push((format!("{}.w{}.wavelet_log_scale", q.name, i + 1), v.clone()));
+            }
             if let Some(bn) = &q.bn {
                 for i in 0..NWIDTHS {
                     main.push((format!("{}.w{}.gamma", bn.name, i + 1), bn.gamma[i].clone()));
@@ -398,6 +432,25 @@ impl Net {
             }
         }
     }
+}
+
+/// Initial wavelet log-scales of one layer, per width (every width gets a set so checkpoints have
+/// one shape whatever the configuration; only wavelet widths use theirs).
+fn wav_scales(cfg: Option<&WaveletCfg>, w: &Var, fixed: bool, dev: &Device) -> Result<Vec<Var>> {
+    let Some(cfg) = cfg else { return Ok(Vec::new()) };
+    if fixed {
+        return Ok(Vec::new());
+    }
+    let (rows, cols) = w.dims2()?;
+    let wv = ops::data(w.as_tensor())?;
+    (1..=NWIDTHS as u8)
+        .map(|b| {
+            let op = WaveletQuant { levels: cfg.levels, bits: BandBits::relative(b, cfg.alloc) };
+            let ls = op.init_log_scales(&wv, rows, cols);
+            debug_assert_eq!(ls.len(), bands(cfg.levels));
+            Ok(Var::from_tensor(&Tensor::from_vec(ls, bands(cfg.levels), dev)?)?)
+        })
+        .collect()
 }
 
 fn clips(init: f32, dev: &Device) -> Result<Vec<Var>> {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::adam::Adam;
 use crate::data::Dataset;
 use crate::export;
-use crate::net::{Mode, Net};
+use crate::net::{Mode, Net, WaveletCfg};
 use crate::rng::Rng;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -39,6 +39,31 @@ pub struct TrainConfig {
     pub distill: bool,
     /// Use only the first `limit` training images (0: all).
     pub limit: usize,
+    /// Widths trained (and evaluated) through the wavelet path instead of the nested codes.
+    #[serde(default)]
+    pub wavelet_widths: Vec<u8>,
+    #[serde(default = "one")]
+    pub wavelet_levels: usize,
+    /// Sub-band bits relative to the width: LL, HL/LH, HH.
+    #[serde(default = "default_alloc")]
+    pub wavelet_alloc: (i8, i8, i8),
+}
+
+fn one() -> usize {
+    1
+}
+pub fn default_alloc() -> (i8, i8, i8) {
+    (1, 0, -1)
+}
+
+impl TrainConfig {
+    pub fn wavelet(&self) -> Option<WaveletCfg> {
+        (!self.wavelet_widths.is_empty()).then(|| WaveletCfg {
+            widths: self.wavelet_widths.clone(),
+            levels: self.wavelet_levels,
+            alloc: self.wavelet_alloc,
+        })
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -120,7 +145,10 @@ impl<'a> Trainer<'a> {
         if cfg.batch == 0 || cfg.batch > train.len() {
             bail!("batch {} must be in 1..={}", cfg.batch, train.len());
         }
-        let net = Net::new(&cfg.arch, [train.rows, train.cols, 1], cfg.clip_init, cfg.seed)?;
+        if cfg.wavelet_levels == 0 || cfg.wavelet_levels > 4 {
+            bail!("wavelet levels {} must be in 1..=4", cfg.wavelet_levels);
+        }
+        let net = Net::new(&cfg.arch, [train.rows, train.cols, 1], cfg.clip_init, cfg.seed, cfg.wavelet())?;
         let (main, clips) = net.vars();
         let opt = Adam::new(main, cfg.weight_decay, None);
         let clip_opt = Adam::new(clips, 0.0, Some(1e-2));
@@ -322,11 +350,19 @@ pub fn export_model(net: &Net, dataset: &str, name: &str, widths: &[u8], test: &
     let mut accuracy = Vec::new();
     for &w in widths {
         let acc = evaluate(net, test, w)?;
-        eprintln!("  width {w}: test accuracy {:.2}%", acc * 100.0);
+        let path = if net.wavelet.as_ref().is_some_and(|c| c.widths.contains(&w)) { " (wavelet path, trainer only)" } else { "" };
+        eprintln!("  width {w}: test accuracy {:.2}%{path}", acc * 100.0);
         accuracy.push((w, acc));
     }
-    let eval = vec![EvalResult { dataset: dataset.into(), n: test.len(), accuracy: accuracy.clone() }];
-    let bytes = export::write(net, name, widths, Some(export::labels(dataset)), eval)?;
+    // The runtime has no wavelet decoder: the file carries only the nested-code widths.
+    let wav = net.wavelet.as_ref().map(|c| c.widths.clone()).unwrap_or_default();
+    let file_widths: Vec<u8> = widths.iter().copied().filter(|w| !wav.contains(w)).collect();
+    if file_widths.is_empty() {
+        bail!("every exported width uses the wavelet path, which the runtime cannot run");
+    }
+    let file_acc: Vec<(u8, f64)> = accuracy.iter().copied().filter(|(w, _)| !wav.contains(w)).collect();
+    let eval = vec![EvalResult { dataset: dataset.into(), n: test.len(), accuracy: file_acc }];
+    let bytes = export::write(net, name, &file_widths, Some(export::labels(dataset)), eval)?;
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).ok();
     }

@@ -32,6 +32,9 @@ fn runtime_matches_trainer_at_every_width() {
         shift: 0,
         distill: true,
         limit: 0,
+        wavelet_widths: vec![],
+        wavelet_levels: 1,
+        wavelet_alloc: (1, 0, -1),
     };
     // A short run so BN statistics, clips and weights are not at their initial values.
     let mut t = Trainer::new(cfg, &ds).unwrap();
@@ -83,6 +86,9 @@ fn export_rejects_nothing_the_runtime_needs() {
             shift: 0,
             distill: true,
             limit: 0,
+            wavelet_widths: vec![],
+            wavelet_levels: 1,
+            wavelet_alloc: (1, 0, -1),
         },
         &ds,
     )

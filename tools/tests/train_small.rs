@@ -20,6 +20,9 @@ fn cfg(widths: Vec<u8>) -> TrainConfig {
         shift: 0,
         distill: true,
         limit: 0,
+        wavelet_widths: vec![],
+        wavelet_levels: 1,
+        wavelet_alloc: (1, 0, -1),
     }
 }
 
@@ -60,4 +63,20 @@ fn checkpoint_resumes_mid_epoch() {
     let mut other = Trainer::new(cfg(vec![8]), &ds).unwrap();
     assert!(other.resume(&dir).is_err());
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn wavelet_path_trains_and_is_kept_out_of_the_file() {
+    let ds = common::fixture();
+    let mut c = cfg(vec![8, 2, 1]);
+    c.wavelet_widths = vec![2, 1];
+    c.epochs = 6;
+    let mut t = Trainer::new(c, &ds).unwrap();
+    let losses = t.run(None, usize::MAX, None).unwrap();
+    assert!(losses.iter().all(|l| l.is_finite()));
+    assert!(mean(&losses[25..]) < 0.6 * mean(&losses[..5]), "{losses:?}");
+    // The runtime cannot run wavelet widths: exporting one is refused, the others export.
+    assert!(anybit_tools::export::write(&t.net, "w", &[8, 2], None, vec![]).is_err());
+    let bytes = anybit_tools::export::write(&t.net, "w", &[8, 4], None, vec![]).unwrap();
+    assert!(anybit::model::Model::from_bytes(&bytes).is_ok());
 }
