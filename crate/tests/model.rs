@@ -7,18 +7,8 @@ use anybit::layers::{Add, Affine, Context, Conv2d, Dense, Flatten, Layer, Pool, 
 use anybit::{ErrorKind, Model, Tensor};
 use std::collections::BTreeMap;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545F4914F6CDD1D)
-    }
-    fn f32(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * ((self.next() >> 40) as f32 / (1u64 << 24) as f32)
-    }
-}
+mod common;
+use common::Rng;
 
 const WIDTHS: [u8; 4] = [8, 4, 2, 1];
 
