@@ -318,18 +318,44 @@ mod tests {
         let y = w.as_tensor().apply_op2(ls.as_tensor(), op).unwrap();
         let g = (y * &rt).unwrap().sum_all().unwrap().backward().unwrap();
         let gls = crate::ops::data(g.get(ls.as_tensor()).unwrap()).unwrap();
-        // Scale gradient: finite differences of the loss in log-scale (piecewise smooth in s
-        // between level crossings; a small step rarely crosses one).
+        // Scale gradient. Between level crossings the true derivative of a band's output in its
+        // log-scale is sum G v (v = s (k + 1/2), k fixed), which finite differences measure;
+        // the op returns the LSQ straight-through gradient, which subtracts G c for every
+        // unclamped coefficient (it treats round(c/s) as c/s). G = the loss gradient in the
+        // coefficient domain = the Haar analysis of r (orthonormal transform).
         let f = |ls: &[f32]| -> f64 {
             op.apply(&w0, rows, cols, ls).iter().zip(&r).map(|(a, b)| (*a as f64) * *b as f64).sum()
         };
+        let (pr, pc) = (padded(rows, 1), padded(cols, 1));
+        let pad = |v: &[f32]| {
+            let mut x = vec![0f32; pr * pc];
+            for i in 0..rows {
+                x[i * pc..i * pc + cols].copy_from_slice(&v[i * cols..(i + 1) * cols]);
+            }
+            haar_forward(&mut x, pr, pc, 1);
+            x
+        };
+        let (coef, gc) = (pad(&w0), pad(&r));
         for k in 0..ls0.len() {
             let eps = 1e-4;
             let (mut p, mut m) = (ls0.clone(), ls0.clone());
             p[k] += eps;
             m[k] -= eps;
             let fd = (f(&p) - f(&m)) / (2.0 * eps as f64);
-            assert!((fd as f32 - gls[k]).abs() < 2e-2 * (1.0 + fd.abs() as f32), "band {k}: fd {fd} grad {}", gls[k]);
+            let mut ste = 0f64;
+            for y in 0..pr {
+                for x in 0..pc {
+                    let i = y * pc + x;
+                    if band_of(y, x, pr, pc, 1) == k {
+                        let (_, inside) = q_midrise(coef[i], ls0[k].exp(), band_bits(k, op.bits));
+                        if inside {
+                            ste += (gc[i] * coef[i]) as f64;
+                        }
+                    }
+                }
+            }
+            let want = fd - ste;
+            assert!((want as f32 - gls[k]).abs() < 2e-2 * (1.0 + want.abs() as f32), "band {k}: fd {fd} - {ste} vs grad {}", gls[k]);
         }
         // Weight gradient under STE with every coefficient inside its range: the adjoint of
         // (analysis, inverse) is the identity, so dW = r wherever no coefficient is clamped.
