@@ -4,6 +4,7 @@
 //
 //   node bench/run.mjs [--hosts node,chromium] [--variants scalar,simd,relaxed,threads]
 //                      [--config JSON|@file] [--quick] [--busy] [--threads N] [--json out.json] [--md out.md]
+//   node bench/run.mjs --from out.json      (re-renders the tables of a saved run)
 //
 // --quick: fewer, shorter repetitions and no GEMM-only figures. --busy: the fastest of 30 short
 // repetitions instead of the median (for a machine shared with other work).
@@ -40,6 +41,7 @@ function parseArgs(argv) {
     else if (a === '--threads') o.threads = Number(next());
     else if (a === '--json') o.json = next();
     else if (a === '--md') o.md = next();
+    else if (a === '--from') o.from = next();
     else throw new Error(`unknown argument ${a}`);
   }
   return o;
@@ -49,7 +51,11 @@ function parseArgs(argv) {
 function variantConfig(variant, base, threads) {
   const isas = { scalar: ['scalar'], simd: ['simd128'], relaxed: ['relaxed'], threads: ['simd128'] }[variant];
   if (!isas) throw new Error(`unknown variant ${variant}`);
-  return { ...base, isas, threads: variant === 'threads' ? [1, threads] : [1] };
+  const cfg = { ...base, isas, threads: variant === 'threads' ? [1, threads] : [1] };
+  // Without SIMD, Lut and Dot8 are plain-Rust fallbacks 10-100x slower than the other two
+  // schemes (seconds per figure at 8 bits); they are tested, not worth timing by default.
+  if (variant === 'scalar' && !base.schemes) cfg.schemes = ['dot16', 'bitserial'];
+  return cfg;
 }
 
 function runNode(variant, config) {
@@ -118,15 +124,25 @@ function markdown(results) {
       const { rows: m, depth: k, cols: n } = rows[0];
       s += `\n### ${host}: ${shape} (GEMM ${m} x ${k} x ${n})\n\n`;
       s += 'Fastest scheme per build: GMAC/s incl. activation packing, scheme, (ratio to dot16 w8a8 simd128 in the same run).\n\n';
-      s += `| w | a | ${cols.join(' | ')} |\n|---|---|${cols.map(() => '---|').join('')}\n`;
+      const multi = cols.filter((c) => c.startsWith('threads x') && c !== 'threads x1');
+      const speedCols = cols.includes('threads x1') ? multi.map((c) => `${c.slice(8)} / x1`) : [];
+      const head = [...cols, ...speedCols];
+      s += `| w | a | ${head.join(' | ')} |\n|---|---|${head.map(() => '---|').join('')}\n`;
       for (const p of uniq(rows.map((r) => `${r.wbits},${r.abits}`))) {
         const [wb, ab] = p.split(',').map(Number);
+        const bestOf = (c) => rows
+          .filter((r) => col(r) === c && r.wbits === wb && r.abits === ab)
+          .reduce((x, r) => (!x || r.gmacs > x.gmacs ? r : x), null);
         const cells = cols.map((c) => {
-          const line = rows.filter((r) => col(r) === c && r.wbits === wb && r.abits === ab);
-          const best = line.reduce((x, r) => (!x || r.gmacs > x.gmacs ? r : x), null);
+          const best = bestOf(c);
           return best ? `${fmt(best.gmacs)} ${best.scheme}${best.isa === 'relaxed' ? '/relaxed' : ''} (${fmt(best.vs_dot16_w8a8, 2)}x)` : '';
         });
-        s += `| ${wb} | ${ab} | ${cells.join(' | ')} |\n`;
+        // Thread scaling of the best scheme at each count (same build, same run).
+        const speed = speedCols.map((_, i) => {
+          const [one, many] = [bestOf('threads x1'), bestOf(multi[i])];
+          return one && many ? `${fmt(many.gmacs / one.gmacs, 2)}x` : '';
+        });
+        s += `| ${wb} | ${ab} | ${[...cells, ...speed].join(' | ')} |\n`;
       }
     }
     for (const v of uniq(hr.map(col))) {
@@ -149,6 +165,11 @@ function markdown(results) {
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
+  if (o.from) {
+    // Re-render the tables of a saved --json run.
+    process.stdout.write(markdown(JSON.parse(await readFile(o.from, 'utf8')).results));
+    return;
+  }
   if (o.configArg) o.config = JSON.parse(o.configArg.startsWith('@') ? await readFile(o.configArg.slice(1), 'utf8') : o.configArg);
   if (o.quick) o.config = { reps: 3, rep_ms: 3, gemm_only: false, ...o.config };
   // On a machine shared with other work: the fastest of many short repetitions, since

@@ -384,7 +384,8 @@ type PackFn<'f, T> = dyn Fn(&[u8], usize, usize, &mut [T], &mut [i32]) -> u8 + S
 /// Runs `f` on disjoint column ranges (whole granules), in parallel with the `threads` feature.
 fn split_pack<T: Send>(c: &Cols, codes: &[u8], dst: &mut [T], sums: &mut [i32], f: &PackFn<'_, T>) -> u8 {
     let chunk = if cfg!(feature = "threads") && c.threads > 1 {
-        c.cols_pad.div_ceil(c.threads).div_ceil(c.granule) * c.granule
+        // Several blocks per thread, as in `run_columns`, so a late-waking thread is covered.
+        c.cols_pad.div_ceil(c.threads * 4).div_ceil(c.granule) * c.granule
     } else {
         c.cols_pad
     }
@@ -477,6 +478,10 @@ pub fn gemm(isa: Isa, w: &PackedWeights, a: &PackedActs, out: &mut [i32], thread
     Ok(())
 }
 
+/// Blocks per thread when splitting columns (see `run_columns`).
+#[cfg(feature = "threads")]
+const CHUNKS_PER_THREAD: usize = 4;
+
 #[cfg(feature = "threads")]
 fn run_columns(run: Driver, w: &PackedWeights, a: &PackedActs, out: &mut [i32], threads: usize) {
     use rayon::prelude::*;
@@ -484,10 +489,12 @@ fn run_columns(run: Driver, w: &PackedWeights, a: &PackedActs, out: &mut [i32], 
     if threads <= 1 || cols < 2 {
         return run(Job { w, a, c0: 0, c1: cols, out });
     }
-    // Equal column blocks, one per thread, rounded to whole tiles so no block splits a tile
-    // (the largest column tile of any scheme: Lut's 16 lanes).
+    // Column blocks of whole tiles (the largest column tile of any scheme: Lut's 16 lanes),
+    // several per thread: a wasm pool thread takes ~0.2 ms to wake from Atomics.wait, and with
+    // one block per thread the late one's block would finish last; smaller blocks let the
+    // threads that are awake steal its share.
     let tile = lut::LANES;
-    let per = cols.div_ceil(threads).div_ceil(tile) * tile;
+    let per = cols.div_ceil(threads * CHUNKS_PER_THREAD).div_ceil(tile).max(1) * tile;
     out.par_chunks_mut(per * w.rows).enumerate().for_each(|(i, chunk)| {
         let c0 = i * per;
         let c1 = (c0 + per).min(cols);
