@@ -3,7 +3,7 @@
 // anybit::kernels::bench, the same one the native example runs) in Node and in headless Chromium.
 //
 //   node bench/run.mjs [--hosts node,chromium] [--variants scalar,simd,relaxed,threads]
-//                      [--config JSON|@file] [--quick] [--busy] [--threads N] [--json out.json] [--md out.md]
+//                      [--config JSON|@file] [--quick] [--busy] [--threads N] [--tiering] [--json out.json] [--md out.md]
 //   node bench/run.mjs --from out.json      (re-renders the tables of a saved run)
 //
 // --quick: fewer, shorter repetitions and no GEMM-only figures. --busy: the fastest of 30 short
@@ -42,8 +42,10 @@ function parseArgs(argv) {
     else if (a === '--json') o.json = next();
     else if (a === '--md') o.md = next();
     else if (a === '--from') o.from = next();
+    else if (a === '--tiering') o.tiering = true;
     else throw new Error(`unknown argument ${a}`);
   }
+  if (o.tiering) V8_FLAGS = [];
   return o;
 }
 
@@ -60,7 +62,7 @@ function variantConfig(variant, base, threads) {
 
 function runNode(variant, config) {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [join(HERE, 'node-run.mjs'), variant, JSON.stringify(config)], {
+    const p = spawn(process.execPath, [...V8_FLAGS.map((f) => `--${f}`), join(HERE, 'node-run.mjs'), variant, JSON.stringify(config)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
@@ -78,7 +80,7 @@ async function withChromium(fn) {
     executablePath: CHROMIUM,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
+      '--disable-component-update', '--disable-sync', ...(V8_FLAGS.length ? [`--js-flags=${V8_FLAGS.map((f) => `--${f}`).join(' ')}`] : [])],
   });
   try {
     return await fn(context, server.origin);
@@ -104,6 +106,14 @@ async function runChromium(context, origin, variant, config, threads) {
     await page.close();
   }
 }
+
+// V8 runs wasm first in its baseline compiler (Liftoff) and swaps in optimized code once a
+// function has used its budget; a kernel whose loop runs inside few long calls can stay in
+// Liftoff through the warm-up and read 2x slow, at random (seen: 8.8-18 GMAC/s for the same
+// kernel over five Node runs, 16-18 with --no-liftoff). The figures are meant as the
+// optimized, steady state a long-running page reaches, so the engine compiles optimized code
+// up front; --tiering measures with the engine's default tiering instead.
+let V8_FLAGS = ['no-liftoff'];
 
 const fmt = (x, d = 1) => (x == null || Number.isNaN(x) ? '-' : x.toFixed(d));
 const uniq = (xs) => [...new Set(xs)];

@@ -19,8 +19,8 @@
 # for in-range inputs (seen here; Chromium 156 is correct), so the relaxed variant runs in Node
 # only from Node 22 (relaxed SIMD shipped) and is reported as skipped on older Node.
 # The test profile is optimized (opt-level 2) but keeps debug assertions and overflow checks:
-# unoptimized wasm runs the suites ~50x slower, and `--release` cannot be used because the
-# release profile's panic=abort clashes with the test harness under -Z build-std.
+# unoptimized wasm runs the suites ~50x slower, and the tests are meant to run with the checks
+# on (the release profile turns them off).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

@@ -112,7 +112,8 @@ pub struct Row {
     pub gmacs_gemm: f64,
     /// Median ms of the activation packing alone (0 when not measured).
     pub ms_pack: f64,
-    /// gmacs / gmacs of the baseline (Dot16, w8a8, best SIMD Isa, same shape and threads).
+    /// Speed over the baseline's (Dot16, w8a8, best SIMD Isa, same shape and threads), both
+    /// timed in alternating repetitions (1 for the baseline row itself).
     pub vs_dot16_w8a8: f64,
 }
 
@@ -159,34 +160,45 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Times `f`: warm-up calls, then `reps` repetitions of at least `rep_ms` each; returns the
-/// median ms per call.
-fn time_it(now: &dyn Fn() -> f64, cfg: &Config, warmup_ms: f64, f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
-    let (warmup, reps, rep_ms) = (cfg.warmup, cfg.reps, cfg.rep_ms);
-    let t0 = now();
-    let mut n = 0;
-    while n < warmup.max(1) || now() - t0 < warmup_ms {
-        f()?;
-        n += 1;
-    }
-    // Calibrate the inner count from one call so each repetition spans rep_ms.
-    let t0 = now();
-    f()?;
-    let one = (now() - t0).max(1e-3);
-    let inner = ((rep_ms / one).ceil() as usize).clamp(1, 100_000);
-    let mut times = Vec::with_capacity(reps.max(1));
-    for _ in 0..reps.max(1) {
+/// Times each closure: warm-up calls, then `reps` rounds in which every closure runs one
+/// repetition of at least `rep_ms`, in turn; returns the median (or min) ms per call of each.
+/// Interleaving is what makes ratios between the closures trustworthy here: on a shared machine
+/// speed drifts over seconds (the same kernel read 17-32 GMAC/s across one run), and
+/// alternating short repetitions puts both sides of a ratio in the same drift.
+fn time_many(now: &dyn Fn() -> f64, cfg: &Config, warmup_ms: f64, fs: &mut [&mut dyn FnMut() -> Result<()>]) -> Result<Vec<f64>> {
+    let (warmup, reps, rep_ms) = (cfg.warmup, cfg.reps.max(1), cfg.rep_ms);
+    let mut inner = Vec::with_capacity(fs.len());
+    for f in fs.iter_mut() {
         let t0 = now();
-        for _ in 0..inner {
+        let mut n = 0;
+        while n < warmup.max(1) || now() - t0 < warmup_ms {
             f()?;
+            n += 1;
         }
-        times.push((now() - t0) / inner as f64);
+        // Calibrate the inner count from one call so each repetition spans rep_ms.
+        let t0 = now();
+        f()?;
+        let one = (now() - t0).max(1e-3);
+        inner.push(((rep_ms / one).ceil() as usize).clamp(1, 100_000));
     }
-    if cfg.stat == "min" {
-        Ok(times.iter().copied().fold(f64::INFINITY, f64::min))
-    } else {
-        Ok(median(&mut times))
+    let mut times = vec![Vec::with_capacity(reps); fs.len()];
+    for _ in 0..reps {
+        for (i, f) in fs.iter_mut().enumerate() {
+            let t0 = now();
+            for _ in 0..inner[i] {
+                f()?;
+            }
+            times[i].push((now() - t0) / inner[i] as f64);
+        }
     }
+    Ok(times
+        .iter_mut()
+        .map(|t| if cfg.stat == "min" { t.iter().copied().fold(f64::INFINITY, f64::min) } else { median(t) })
+        .collect())
+}
+
+fn time_it(now: &dyn Fn() -> f64, cfg: &Config, warmup_ms: f64, f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
+    Ok(time_many(now, cfg, warmup_ms, &mut [f])?[0])
 }
 
 /// Runs the benchmark. `now` returns milliseconds from any fixed origin. Every measured
@@ -225,10 +237,13 @@ pub fn run(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
         if shape.rows == 0 || shape.cols == 0 || shape.depth == 0 {
             crate::bail!(ErrorKind::InvalidArgument, "bench shape '{}' has a zero dimension", shape.name);
         }
-        // Measure the baseline first so every row of this shape can be related to it.
+        // The baseline's own operands, run alongside every row (see `time_many`).
+        let base_w = PackedWeights::new(&codes(shape.rows * shape.depth, 8, 1 + si as u64), shape.rows, shape.depth, 8, Scheme::Dot16)?;
+        let base_a = codes(shape.cols * shape.depth, 8, 1000 + si as u64);
+        let mut base_pa = PackedActs::new();
+        let mut base_out = vec![0i32; shape.rows * shape.cols];
         let mut widths = vec![(8u8, 8u8)];
         widths.extend(cfg.widths.iter().copied().filter(|&p| p != (8, 8)));
-        let mut base: Vec<(usize, f64)> = Vec::new();
         for (wb, ab) in widths {
             let w = codes(shape.rows * shape.depth, wb, 1 + si as u64);
             let a = codes(shape.cols * shape.depth, ab, 1000 + si as u64);
@@ -251,63 +266,60 @@ pub fn run(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
             }
             for &(scheme, isa) in &combos {
                 let pw = PackedWeights::new(&w, shape.rows, shape.depth, wb, scheme)?;
-                {
-                    for &t in &threads {
-                        pa.pack_threads(&a, shape.cols, shape.depth, ab, scheme, t)?;
-                        gemm(isa, &pw, &pa, &mut out, t)?;
-                        match &reference {
-                            None => reference = Some(out.clone()),
-                            Some(r) if *r != out => crate::bail!(
-                                ErrorKind::InvalidArgument,
-                                "bench self-check failed: {} {} w{wb}a{ab} on {} disagrees with the first kernel",
-                                scheme.name(), isa.name(), shape.name
-                            ),
-                            _ => {}
-                        }
-                        // First use of this kernel in the run: give the engine time to tier up.
-                        let warm = if warmed.insert((scheme, isa, t)) { cfg.first_warmup_ms.max(cfg.warmup_ms) } else { cfg.warmup_ms };
-                        let ms = time_it(now, cfg, warm, &mut || {
-                            pa.pack_threads(&a, shape.cols, shape.depth, ab, scheme, t)?;
-                            gemm(isa, &pw, &pa, &mut out, t)
-                        })?;
-                        let (ms_gemm, ms_pack) = if cfg.gemm_only {
-                            (
-                                time_it(now, cfg, cfg.warmup_ms, &mut || gemm(isa, &pw, &pa, &mut out, t))?,
-                                time_it(now, cfg, cfg.warmup_ms, &mut || pa.pack_threads(&a, shape.cols, shape.depth, ab, scheme, t))?,
-                            )
-                        } else {
-                            (0.0, 0.0)
-                        };
-                        let gmacs = shape.macs() / (ms * 1e6);
-                        if is_base_pair && scheme == Scheme::Dot16 && isa == baseline_isa {
-                            base.push((t, gmacs));
-                        }
-                        let b = base.iter().find(|x| x.0 == t).map(|x| x.1).unwrap_or(f64::NAN);
-                        rows.push(Row {
-                            shape: shape.name.clone(),
-                            rows: shape.rows,
-                            depth: shape.depth,
-                            cols: shape.cols,
-                            wbits: wb,
-                            abits: ab,
-                            scheme: scheme.name().to_string(),
-                            isa: isa.name().to_string(),
-                            threads: t,
-                            ms,
-                            gmacs,
-                            ms_gemm,
-                            gmacs_gemm: if ms_gemm > 0.0 { shape.macs() / (ms_gemm * 1e6) } else { 0.0 },
-                            ms_pack,
-                            vs_dot16_w8a8: gmacs / b,
-                        });
+                for &t in &threads {
+                    pa.pack_threads(&a, shape.cols, shape.depth, ab, scheme, t)?;
+                    gemm(isa, &pw, &pa, &mut out, t)?;
+                    match &reference {
+                        None => reference = Some(out.clone()),
+                        Some(r) if *r != out => crate::bail!(
+                            ErrorKind::InvalidArgument,
+                            "bench self-check failed: {} {} w{wb}a{ab} on {} disagrees with the first kernel",
+                            scheme.name(), isa.name(), shape.name
+                        ),
+                        _ => {}
                     }
+                    // First use of this kernel in the run: give the engine time to tier up.
+                    let warm = if warmed.insert((scheme, isa, t)) { cfg.first_warmup_ms.max(cfg.warmup_ms) } else { cfg.warmup_ms };
+                    let mut run = || {
+                        pa.pack_threads(&a, shape.cols, shape.depth, ab, scheme, t)?;
+                        gemm(isa, &pw, &pa, &mut out, t)
+                    };
+                    let (ms, vs) = if is_base_pair && scheme == Scheme::Dot16 && isa == baseline_isa {
+                        (time_it(now, cfg, warm, &mut run)?, 1.0)
+                    } else {
+                        let mut base = || {
+                            base_pa.pack_threads(&base_a, shape.cols, shape.depth, 8, Scheme::Dot16, t)?;
+                            gemm(baseline_isa, &base_w, &base_pa, &mut base_out, t)
+                        };
+                        let ms = time_many(now, cfg, warm, &mut [&mut base, &mut run])?;
+                        (ms[1], ms[0] / ms[1])
+                    };
+                    let (ms_gemm, ms_pack) = if cfg.gemm_only {
+                        (
+                            time_it(now, cfg, cfg.warmup_ms, &mut || gemm(isa, &pw, &pa, &mut out, t))?,
+                            time_it(now, cfg, cfg.warmup_ms, &mut || pa.pack_threads(&a, shape.cols, shape.depth, ab, scheme, t))?,
+                        )
+                    } else {
+                        (0.0, 0.0)
+                    };
+                    rows.push(Row {
+                        shape: shape.name.clone(),
+                        rows: shape.rows,
+                        depth: shape.depth,
+                        cols: shape.cols,
+                        wbits: wb,
+                        abits: ab,
+                        scheme: scheme.name().to_string(),
+                        isa: isa.name().to_string(),
+                        threads: t,
+                        ms,
+                        gmacs: shape.macs() / (ms * 1e6),
+                        ms_gemm,
+                        gmacs_gemm: if ms_gemm > 0.0 { shape.macs() / (ms_gemm * 1e6) } else { 0.0 },
+                        ms_pack,
+                        vs_dot16_w8a8: vs,
+                    });
                 }
-            }
-        }
-        // Rows of the baseline pair measured before its own baseline row get their ratio now.
-        for r in rows.iter_mut().filter(|r| r.shape == shape.name && r.vs_dot16_w8a8.is_nan()) {
-            if let Some(b) = base.iter().find(|x| x.0 == r.threads) {
-                r.vs_dot16_w8a8 = r.gmacs / b.1;
             }
         }
     }

@@ -41,7 +41,7 @@ pub fn pack_planes(src: &[u8], n: usize, n_pad: usize, depth: usize, bits: u8, d
         }
         let s = &src[i * depth..(i + 1) * depth];
         if let Some(sums) = sums.as_deref_mut() {
-            sums[i] = super::dot16::sum_codes(s);
+            sums[i] = super::panel::sum_codes(s);
         }
         for (b, chunk) in s.chunks(8).enumerate() {
             let mut x = [0u8; 8];
@@ -53,5 +53,5 @@ pub fn pack_planes(src: &[u8], n: usize, n_pad: usize, depth: usize, bits: u8, d
             }
         }
     }
-    super::dot16::or_codes(&src[..n * depth])
+    super::panel::or_codes(&src[..n * depth])
 }

@@ -13,17 +13,18 @@
 /// Depth granule: one v128 of bytes.
 pub const KB: usize = 16;
 /// Rows (columns) per panel.
-pub const P: usize = 4;
+pub const P: usize = super::panel::P;
 /// Bytes per panel step.
 pub const STEP: usize = P * KB;
 
 pub fn padded_depth(depth: usize) -> usize {
-    depth.div_ceil(KB) * KB
+    super::panel::padded_depth::<KB>(depth)
 }
 
+#[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(dead_code))] // used by simd128_pack
 #[inline(always)]
 pub fn panel_index(i: usize, k: usize, kcs: usize) -> usize {
-    ((i / P) * kcs + k / KB) * STEP + (i % P) * KB + k % KB
+    super::panel::index::<KB>(i, k, kcs)
 }
 
 /// What the weights were shifted by (the kernel adds `offset * Σ a` back).
@@ -36,34 +37,9 @@ pub fn weight_offset(wbits: u8) -> i32 {
 }
 
 /// Packs row-major codes `[n][depth]` into the panel layout (`n_pad * kp` bytes), subtracting
-/// `offset` (as i8 bytes); `sums` (if given) receives each row's code sum. Returns the OR of all
-/// codes.
+/// `offset` (as i8 bytes; padding stays 0, not -offset, so it adds nothing); `sums` (if given)
+/// receives each row's code sum. Returns the OR of all codes.
 #[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))] // SIMD builds pack with simd128_pack
-pub fn pack(src: &[u8], n: usize, n_pad: usize, depth: usize, offset: i32, dst: &mut [u8], mut sums: Option<&mut [i32]>) -> u8 {
-    let kp = padded_depth(depth);
-    let kcs = kp / KB;
-    debug_assert!(dst.len() >= n_pad * kp && n_pad % P == 0);
-    for i in 0..n_pad {
-        let s = if i < n { &src[i * depth..(i + 1) * depth] } else { &[][..] };
-        for kc in 0..kcs {
-            let d = &mut dst[panel_index(i, kc * KB, kcs)..][..KB];
-            let k = kc * KB;
-            if k + KB <= s.len() {
-                for (x, &c) in d.iter_mut().zip(&s[k..k + KB]) {
-                    *x = (c as i32 - offset) as u8;
-                }
-            } else {
-                for (l, x) in d.iter_mut().enumerate() {
-                    // Padding stays 0 (not -offset): it must contribute nothing.
-                    *x = s.get(k + l).map_or(0, |&c| (c as i32 - offset) as u8);
-                }
-            }
-        }
-        if i < n {
-            if let Some(sums) = sums.as_deref_mut() {
-                sums[i] = super::dot16::sum_codes(s);
-            }
-        }
-    }
-    super::dot16::or_codes(&src[..n * depth])
+pub fn pack(src: &[u8], n: usize, n_pad: usize, depth: usize, offset: i32, dst: &mut [u8], sums: Option<&mut [i32]>) -> u8 {
+    super::panel::pack::<u8, KB>(src, n, n_pad, depth, dst, sums, |c| (c as i32 - offset) as u8)
 }

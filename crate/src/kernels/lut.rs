@@ -80,7 +80,7 @@ pub fn pack_weights(src: &[u8], rows: usize, rows_pad: usize, depth: usize, wbit
 #[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))] // SIMD builds pack with simd128_pack
 pub fn pack_acts(src: &[u8], cols: usize, cols_pad: usize, depth: usize, bits: u8, dst: &mut [u8], sums: &mut [i32]) -> u8 {
     for c in 0..cols {
-        sums[c] = super::dot16::sum_codes(&src[c * depth..(c + 1) * depth]);
+        sums[c] = super::panel::sum_codes(&src[c * depth..(c + 1) * depth]);
     }
     let g_n = groups(depth);
     let bits = bits as usize;
@@ -107,5 +107,5 @@ pub fn pack_acts(src: &[u8], cols: usize, cols_pad: usize, depth: usize, bits: u
             }
         }
     }
-    super::dot16::or_codes(&src[..cols * depth])
+    super::panel::or_codes(&src[..cols * depth])
 }

@@ -13,6 +13,7 @@ mod dot16;
 mod dot8;
 mod generic;
 mod lut;
+mod panel;
 mod reference;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
