@@ -47,7 +47,8 @@ export class AnybitClient {
 
   /** Loads a model from {url} (relative to the page) or {bytes}; resolves to its info. */
   async load(source, onProgress) {
-    await this.ready;
+    // Not awaiting `ready`: the worker fetches the model while the runtime compiles, and a failed
+    // start rejects this request with the same error.
     if (source.url) return this.#request('load', { url: new URL(source.url, globalThis.document?.baseURI ?? globalThis.location.href).href }, [], onProgress);
     return this.#request('load', { bytes: source.bytes });
   }

@@ -109,10 +109,13 @@ export async function loadRuntime({ base, variant = 'auto', threads } = {}) {
 
 async function instantiate(base, variant, threads, reason) {
   const url = new URL(`${variant}/anybit.js`, base);
+  // The binary is fetched alongside its JS glue, not after it (one round trip less at startup).
+  const binary = fetch(new URL(`${variant}/anybit_bg.wasm`, base));
+  binary.catch(() => {}); // a failure surfaces from init below
   let wasm;
   try {
     wasm = await import(url.href);
-    await wasm.default();
+    await wasm.default({ module_or_path: binary });
   } catch (e) {
     throw codedError('runtime_unavailable', `cannot load the ${variant} build from ${url.href}: ${e.message}`);
   }

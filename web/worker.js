@@ -4,8 +4,9 @@
 // or use client.js, which wraps this protocol in promises.
 //
 // Protocol: the page posts {id, type, ...args}; the worker answers {id, ok: true, result} or
-// {id, ok: false, error: {code, message}}, and {id, progress: {loaded, total}} while a model
-// downloads. Requests run one at a time in arrival order.
+// {id, ok: false, error: {code, message}}, and {id, progress: {loaded, total, planes, planeTotal}}
+// while a model downloads (planes: how many of its bit planes, most significant first, are in).
+// Requests run one at a time in arrival order.
 //   init     {base?, variant?: 'auto'|'scalar'|'simd'|'relaxed'|'threads', threads?}
 //            -> {build, reason}   (load does this implicitly with the defaults)
 //   load     {bytes: ArrayBuffer|Uint8Array} or {url}     -> info (see below)
@@ -21,21 +22,21 @@
 // runtime_unavailable (no build could load), fetch_failed, no_model, invalid_argument, internal.
 
 import { codedError, loadRuntime } from './loader.js';
+import { PlaneCounter } from './planes.js';
 
 const DEFAULT_BASE = new URL('./pkg/', import.meta.url);
 
+let starting = null; // the first init's promise: a failed start fails every later request alike
 let runtime = null; // {wasm, build, reason}
 let session = null;
 let queue = Promise.resolve();
 
 async function init({ base = DEFAULT_BASE, variant = 'auto', threads } = {}) {
-  if (runtime) {
-    if (variant !== 'auto' && variant !== runtime.build.variant) {
-      throw codedError('invalid_argument', `the ${runtime.build.variant} build is already loaded in this worker`);
-    }
-    return runtime;
+  starting ??= loadRuntime({ base: new URL(base, self.location.href), variant, threads });
+  runtime = await starting;
+  if (variant !== 'auto' && variant !== runtime.build.variant) {
+    throw codedError('invalid_argument', `the ${runtime.build.variant} build is already loaded in this worker`);
   }
-  runtime = await loadRuntime({ base: new URL(base, self.location.href), variant, threads });
   return runtime;
 }
 
@@ -55,13 +56,14 @@ async function fetchBytes(url, id) {
   const total = Number(res.headers.get('content-length')) || 0;
   if (!res.body) return new Uint8Array(await res.arrayBuffer());
   const chunks = [];
+  const planes = new PlaneCounter();
   let loaded = 0;
   for (const reader = res.body.getReader(); ; ) {
     const { done, value } = await reader.read();
     if (done) break;
     chunks.push(value);
     loaded += value.length;
-    self.postMessage({ id, progress: { loaded, total } });
+    self.postMessage({ id, progress: { loaded, total, ...planes.add(value, loaded) } });
   }
   const bytes = new Uint8Array(loaded);
   let at = 0;
@@ -78,11 +80,11 @@ const handlers = {
     return { build: rt.wasm.buildInfo(), reason: rt.reason };
   },
   async load(msg) {
-    await init();
     let bytes;
     if (msg.bytes) bytes = msg.bytes instanceof Uint8Array ? msg.bytes : new Uint8Array(msg.bytes);
-    else if (msg.url) bytes = await fetchBytes(msg.url, msg.id);
+    else if (msg.download) bytes = await msg.download;
     else throw codedError('invalid_argument', 'load needs bytes or url');
+    await init();
     const next = runtime.wasm.Session.load(bytes);
     session?.free();
     session = next;
@@ -139,5 +141,11 @@ async function handle(msg) {
 
 self.addEventListener('message', ({ data }) => {
   if (typeof data?.type !== 'string') return;
+  // A model download need not wait for the runtime to compile or for earlier requests: start it
+  // now (the catch marks the rejection handled; load awaits the same promise and reports it).
+  if (data.type === 'load' && data.url && !data.bytes) {
+    data.download = fetchBytes(data.url, data.id);
+    data.download.catch(() => {});
+  }
   queue = queue.then(() => handle(data));
 });

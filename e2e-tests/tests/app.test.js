@@ -1,20 +1,16 @@
-// End-to-end tests of the demo page in headless Chromium, against the built dist/ (trunk build)
-// and the real trained MNIST model with real MNIST test images.
+// End-to-end tests of the demo page in headless Chromium, against the built dist/ (trunk build),
+// the real trained models and real test images: loading, widths, the runtime panel, the charts,
+// the builds with and without cross-origin isolation, broken model files.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFile, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 
+import {
+  chooseWidth, classify, DIST, idxLabels, marks, modelGraph, open, panel, prediction, prepare, shot,
+} from '../lib/app.js';
 import { launch } from '../lib/browser.js';
 import { serve } from '../lib/server.js';
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const DIST = resolve(process.env.ANYBIT_DIST ?? join(ROOT, 'dist'));
-const SHOTS = resolve(process.env.ANYBIT_SCREENSHOTS ?? join(ROOT, 'e2e-tests', 'screenshots'));
-const MODEL = join(DIST, 'models', 'mnist.anybit');
-const LABELS = join(DIST, 'fixtures', 'mnist-t100-labels.idx1');
-const LOAD_TIMEOUT = 90_000;
 
 // The first MNIST test digits (7 2 1 0 4 ...) are unambiguous: a working 8-bit model gets each.
 const EASY = [0, 1, 2, 3, 4];
@@ -23,58 +19,10 @@ let labels;
 let modelBytes;
 
 before(async () => {
-  await stat(join(DIST, 'index.html')).catch(() => {
-    throw new Error(`${DIST}/index.html missing: run "trunk build --release --offline" first`);
-  });
-  modelBytes = await readFile(MODEL);
-  // Labels straight from the IDX file (header: 4 magic bytes + count), not from the page.
-  labels = [...(await readFile(LABELS)).subarray(8)];
-  await mkdir(SHOTS, { recursive: true });
-  console.log(`# screenshots: ${SHOTS}`);
+  await prepare();
+  modelBytes = await readFile(join(DIST, 'models', 'mnist.anybit'));
+  labels = await idxLabels('mnist-t100-labels.idx1');
 });
-
-async function shot(page, name) {
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
-}
-
-/** Opens the page; resolves when the first prediction (or an error) is shown. */
-async function open(page, origin, query = '') {
-  const t0 = Date.now();
-  await page.goto(`${origin}/index.html${query}`);
-  await page.waitForSelector('body[data-state="ready"], body[data-state="error"]', { timeout: LOAD_TIMEOUT });
-  return Date.now() - t0;
-}
-
-async function panel(page) {
-  return page.evaluate(() => ({
-    variant: document.getElementById('rt-build').dataset.variant,
-    threads: Number(document.getElementById('rt-threads').dataset.threads),
-    width: Number(document.getElementById('rt-width').dataset.width),
-    cores: navigator.hardwareConcurrency,
-    isolated: crossOriginIsolated,
-    error: document.getElementById('error').hidden ? null : document.getElementById('error').textContent,
-  }));
-}
-
-async function predictionFor(page, sample, width) {
-  const sel = `#prediction[data-sample="${sample}"]${width ? `[data-width="${width}"]` : ''}`;
-  await page.waitForFunction(
-    (s) => document.body.dataset.state === 'ready' && document.querySelector(s),
-    sel,
-    { timeout: 30_000 },
-  );
-  return Number(await page.locator('#prediction').getAttribute('data-class'));
-}
-
-async function classify(page, sample) {
-  await page.click(`#samples .sample[data-index="${sample}"]`);
-  return predictionFor(page, sample);
-}
-
-async function chooseWidth(page, width, sample) {
-  await page.check(`#widths input[value="${width}"]`);
-  return predictionFor(page, sample, width);
-}
 
 describe('served cross-origin isolated (COOP/COEP)', () => {
   let server;
@@ -90,18 +38,32 @@ describe('served cross-origin isolated (COOP/COEP)', () => {
 
   test('loads the MNIST model in the threads build and classifies real digits at 8 bits', async () => {
     const { page } = browser;
-    const ms = await open(page, server.origin);
-    console.log(`# navigation to first prediction: ${ms} ms`);
+    const wall = await open(page, server.origin);
+    const cold = await marks(page);
+    // A second navigation in the same browser: the figure a returning visitor sees.
+    const wallWarm = await open(page, server.origin);
+    const warm = await marks(page);
+    const fmt = (m) => Object.entries(m).map(([k, v]) => `${k} ${v}`).join(', ');
+    console.log(`# navigation to first prediction (MNIST, threads build): ${cold['first-prediction']} ms cold, ${warm['first-prediction']} ms warm (in-page marks: ${fmt(cold)} | ${fmt(warm)}; page.goto to ready: ${wall} / ${wallWarm} ms)`);
+    assert.ok(cold['first-prediction'] > 0 && warm['first-prediction'] > 0, 'the first prediction was shown');
     const p = await panel(page);
     assert.equal(p.error, null);
     assert.equal(p.isolated, true);
     assert.equal(p.width, 8, 'starts at the widest width');
+    assert.equal(p.model, 'mnist-cnn');
     if (p.cores >= 2) {
       assert.equal(p.variant, 'threads');
-      assert.ok(p.threads > 1, `threads build uses ${p.threads} threads`);
+      assert.match(p.buildText, /SIMD128 \+ threads/);
+      assert.equal(p.threads, Math.min(p.cores, 8), `threads build uses ${p.threads} threads`);
+      assert.equal(p.threadsText, String(p.threads));
     } else {
       assert.equal(p.variant, 'simd', 'one core: single-thread SIMD build');
     }
+    assert.ok(p.latencyMs > 0, `latency shown: ${p.latencyText}`);
+    assert.match(p.latencyText, /ms inference/);
+    const load = await page.locator('#load-text').textContent();
+    const size = modelBytes.length / 1024;
+    assert.ok(load.includes(`${size.toFixed(1)} of ${size.toFixed(1)} KiB`) && load.includes('8 of 8 bit planes'), `progress: ${load}`);
     await shot(page, 'isolated-8bit');
     for (const i of EASY) assert.equal(await classify(page, i), labels[i], `test image ${i}`);
     let correct = 0;
@@ -110,22 +72,78 @@ describe('served cross-origin isolated (COOP/COEP)', () => {
     assert.ok(correct >= 0.95 * labels.length, `${correct}/${labels.length} correct at 8 bits`);
   });
 
-  test('every width 1..8 can be selected and gives a prediction', async () => {
+  test('every width 1..8 can be selected: the panel, the prediction and the latency chart follow', async () => {
     const { page } = browser;
-    const sample = 0;
-    await classify(page, sample);
+    const input = 'sample:0';
+    await classify(page, 0);
     for (let w = 8; w >= 1; w--) {
-      const predicted = await chooseWidth(page, w, sample);
+      const r = await chooseWidth(page, w, input);
       const p = await panel(page);
       assert.equal(p.width, w, 'panel shows the chosen width');
-      assert.ok(Number.isInteger(predicted) && predicted >= 0 && predicted < 10, `prediction at ${w} bits: ${predicted}`);
+      assert.match(p.widthText, new RegExp(`^${w}-bit weights`));
+      assert.ok(Number.isInteger(r.cls) && r.cls >= 0 && r.cls < 10, `prediction at ${w} bits: ${r.cls}`);
+      assert.equal(r.bars, 10, 'ten probability bars');
+      assert.equal(r.top, r.cls, 'the highlighted bar is the predicted class');
+      assert.ok(await page.locator(`#chart-latency rect[data-width="${w}"]`).count() === 1, `latency bar for ${w} bits`);
       await shot(page, `isolated-${w}bit`);
     }
+    // The latency chart now has a measured bar for every width.
+    assert.equal(await page.locator('#chart-latency rect').count(), 8);
     // Switching width re-runs the same image: the easy digits stay right down to 2 bits.
     for (const w of [4, 2]) {
-      await chooseWidth(page, w, sample);
+      await chooseWidth(page, w, input);
       for (const i of EASY.slice(1)) assert.equal(await classify(page, i), labels[i], `test image ${i} at ${w} bits`);
-      await classify(page, sample);
+      await classify(page, 0);
+    }
+  });
+
+  test('switching width says whether the prediction changed', async () => {
+    const { page } = browser;
+    await classify(page, 8);
+    const at8 = await chooseWidth(page, 8, 'sample:8');
+    const at1 = await chooseWidth(page, 1, 'sample:8');
+    const name = (c) => String(c);
+    const expected = at8.cls === at1.cls ? 'Same prediction as at 8 bits.' : `Changed from ${name(at8.cls)} at 8 bits.`;
+    assert.equal(at1.change, expected);
+    await chooseWidth(page, 8, 'sample:8');
+  });
+
+  test('the accuracy chart shows the eval table stored in the model file', async () => {
+    const { page } = browser;
+    const graph = await modelGraph('mnist.anybit');
+    const table = graph.eval[0].accuracy;
+    assert.equal(await page.locator('#chart-accuracy circle').count(), table.length);
+    const title = await page.locator('#chart-accuracy svg title').textContent();
+    for (const [w, a] of table) assert.ok(title.includes(`${w} bits ${(a * 100).toFixed(2)}%`), `${w} bits in "${title}"`);
+  });
+
+  test('keyboard only: the test images and the widths', async () => {
+    const { page } = browser;
+    await classify(page, 0);
+    await page.focus('#samples .sample[data-index="0"]');
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('Enter');
+    assert.equal((await prediction(page, 'sample:1')).cls, labels[1]);
+    await page.focus('#widths input[value="8"]');
+    await page.keyboard.press('ArrowRight'); // next radio in the group: 7 bits
+    const r = await prediction(page, 'sample:1', 7);
+    assert.equal(r.cls, labels[1]);
+    assert.equal((await panel(page)).width, 7);
+    await chooseWidth(page, 8, 'sample:1');
+  });
+
+  test('readable on a 375 px wide phone screen', async () => {
+    const { page } = browser;
+    await page.setViewportSize({ width: 375, height: 812 });
+    try {
+      await open(page, server.origin);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `page is ${overflow} px wider than the screen`);
+      const pad = await page.locator('#pad').boundingBox();
+      assert.ok(pad.x >= 0 && pad.x + pad.width <= 375, 'drawing pad fits');
+      await shot(page, 'phone-375');
+    } finally {
+      await page.setViewportSize({ width: 1100, height: 900 });
     }
   });
 
@@ -159,6 +177,7 @@ describe('served without COOP/COEP', () => {
     assert.equal(p.isolated, false);
     assert.equal(p.variant, 'simd');
     assert.equal(p.threads, 1);
+    assert.equal(p.buildText, 'SIMD128');
     for (const i of EASY) assert.equal(await classify(page, i), labels[i], `test image ${i}`);
     await shot(page, 'not-isolated');
   });
@@ -199,7 +218,7 @@ describe('broken model files', () => {
     ['missing.anybit', ['fetch_failed']],
   ];
   for (const [file, codes] of cases) {
-    test(`${file} shows a clear error on the page`, async () => {
+    test(`${file} shows a clear error on the page, with what to do`, async () => {
       const { page } = browser;
       await open(page, server.origin, `?model=models/${file}`);
       assert.equal(await page.evaluate(() => document.body.dataset.state), 'error');
@@ -209,8 +228,18 @@ describe('broken model files', () => {
       assert.ok(codes.includes(code), `error code ${code}, expected one of ${codes}`);
       const text = await box.textContent();
       assert.match(text, /Could not load the model/);
-      assert.ok(text.length > 60, `message says what went wrong: ${text}`);
+      assert.match(text, /pick the other model|pick the model again/, `says what to do: ${text}`);
+      assert.equal(await page.locator('#prediction').textContent(), '–', 'no prediction from a broken model');
       await shot(page, `error-${file.replace('.anybit', '')}`);
     });
   }
+
+  test('after a failed load, the other model can still be picked', async () => {
+    const { page } = browser;
+    await open(page, server.origin, '?model=models/garbage.anybit');
+    await page.check('#models input[value="mnist"]');
+    const r = await prediction(page, 'sample:0', 8);
+    assert.equal(r.cls, labels[0]);
+    assert.ok(await page.locator('#error').isHidden(), 'the error is gone');
+  });
 });

@@ -1,97 +1,267 @@
-// The demo page: loads a model in the runtime worker, classifies test images at the chosen width.
+// The demo page: loads a model in the runtime worker and classifies a drawing, a test image or an
+// image file at the chosen width; switching width re-runs the same input at once.
 //
 // URL parameters (for trying builds and for the e2e tests):
-//   ?model=<url>     load another .anybit file (test images still from the default model)
+//   ?model=<key>     start with a shipped model: mnist (default) or fashion
+//   ?model=<url>     load another .anybit file, shown with the digit test images
 //   ?build=<variant> force scalar | simd | relaxed | threads instead of auto-detection
 //   ?threads=<n>     thread count for the threads build
 
 import { AnybitClient } from '../client.js';
+import { renderAccuracy, renderLatency } from './charts.js';
+import { Pad } from './draw.js';
 import { loadSamples, toInput } from './idx.js';
+import { decodeImageFile } from './imagefile.js';
 import { DEFAULT_MODEL, MODELS } from './models.js';
 import * as view from './view.js';
 
 const params = new URLSearchParams(location.search);
-const entry = MODELS[DEFAULT_MODEL];
-const modelUrl = params.get('model') ?? entry.url;
+const requested = params.get('model');
 const threads = params.has('threads') ? Number(params.get('threads')) : undefined;
 
-const state = { info: null, samples: [], sample: 0, busy: Promise.resolve() };
-
+// Created first, so the worker compiles the runtime while the rest of the page sets up.
 const client = new AnybitClient(new URL('../worker.js', import.meta.url), {
   variant: params.get('build') ?? 'auto',
   threads,
 });
 
-// Runs are queued so that a fast click sequence shows the last one, never an interleaving.
-function serially(task) {
-  state.busy = state.busy.then(task, task);
-  return state.busy;
+// Latency samples kept per width for the chart's median.
+const KEEP_RUNS = 50;
+
+const state = {
+  key: MODELS[requested] ? requested : DEFAULT_MODEL,
+  gen: 0, // bumped per model load; results of an older load are dropped
+  info: null,
+  labels: null,
+  samples: [],
+  input: null, // {kind: 'sample'|'drawing'|'file', key, index?, image?, options?, what}
+  prev: null, // {key, width, label} of the last shown result
+  runs: new Map(), // width -> [ms]
+  last: null, // {ms, roundTrip}
+  running: false,
+  dirty: false,
+  drawings: 0,
+  files: 0,
+  firstShown: false,
+};
+
+const $ = (id) => document.getElementById(id);
+const pad = new Pad($('pad'), onDraw);
+const bits = (w) => `${w} bit${w === 1 ? '' : 's'}`;
+const labelOf = (i) => state.labels?.[i] ?? String(i);
+
+// One run at a time; an input or width change during a run marks the state dirty and the current
+// input is run again afterwards, so fast drawing or clicking shows the latest input, never a queue.
+async function pump() {
+  if (state.running) {
+    state.dirty = true;
+    return;
+  }
+  state.running = true;
+  view.setState('running');
+  let ok = true;
+  try {
+    do {
+      state.dirty = false;
+      ok = await runCurrent();
+    } while (state.dirty);
+  } finally {
+    state.running = false;
+  }
+  // While another model loads (no info yet), the page stays in its loading state.
+  if (ok && state.info) view.setState('ready');
 }
 
-async function classify(sample = state.sample) {
-  if (!state.info || !state.samples.length) return;
-  view.setState('running');
+async function runCurrent() {
+  const { input, gen } = state;
+  if (!input || !state.info) return true;
+  const t0 = performance.now();
+  let result;
   try {
-    const result = await client.run(toInput(state.samples[sample]));
-    view.clearError();
-    view.renderResult(result, state.info.labels, sample);
-    view.renderRuntime(state.info, result.ms);
-    const bits = `${result.width} bit${result.width === 1 ? '' : 's'}`;
-    view.setState('ready', `Classified test image ${sample + 1} at ${bits} in ${result.ms.toFixed(2)} ms.`);
+    if (input.kind === 'sample') result = await client.run(toInput(state.samples[input.index]));
+    else result = await client.runImage(input.kind === 'drawing' ? pad.image() : input.image, input.options);
   } catch (e) {
+    if (gen !== state.gen) return true;
     view.showError(e, 'Classification failed');
+    return false;
   }
+  // A newer model or input supersedes this result (the newer one runs next).
+  if (gen !== state.gen || input !== state.input) return true;
+  state.last = { ms: result.ms, roundTrip: performance.now() - t0 };
+  const runs = state.runs.get(result.width) ?? [];
+  runs.push(result.ms);
+  state.runs.set(result.width, runs.slice(-KEEP_RUNS));
+  const label = labelOf(result.predicted);
+  view.clearError();
+  view.renderResult(result, state.labels, input.key);
+  if (state.prev?.key !== input.key) view.renderChange(null);
+  else if (state.prev.width !== result.width) view.renderChange(state.prev, { label });
+  state.prev = { key: input.key, width: result.width, label };
+  view.renderRuntime(state.info, state.last);
+  renderCharts(result.width);
+  view.setState('running', `${input.what}: ${label} at ${bits(result.width)}, ${result.ms.toFixed(2)} ms.`);
+  if (!state.firstShown) {
+    state.firstShown = true;
+    // Read by the e2e tests: navigation start to the first prediction on screen.
+    performance.mark('anybit:first-prediction');
+  }
+  return true;
+}
+
+function renderCharts(width) {
+  renderAccuracy($('chart-accuracy'), state.info.eval, width);
+  renderLatency($('chart-latency'), state.runs, width);
+}
+
+function setInput(input) {
+  state.input = input;
+  if (input.kind !== 'sample') view.selectSample(state.samples, -1);
+  pump();
 }
 
 function pickSample(index) {
-  state.sample = index;
-  view.selectSample(state.samples, index);
-  return serially(() => classify(index));
+  view.selectSample(state.samples, index, state.labels);
+  setInput({ kind: 'sample', key: `sample:${index}`, index, what: `Test image ${index + 1}` });
 }
 
-function pickWidth(width) {
-  return serially(async () => {
-    try {
-      state.info = { ...state.info, ...(await client.setWidth(width)) };
-      view.renderRuntime(state.info);
-    } catch (e) {
-      view.showError(e, `Could not switch to ${width} bits`);
-      return;
-    }
-    await classify();
+function onDraw(final) {
+  if (!state.info) return;
+  // The pad's pixels are read when the run starts, so a run always sees the latest strokes.
+  if (final) view.showInput($('pad'), 'Your drawing (what the model sees is cropped, scaled to 20x20 and centred by mass)');
+  setInput({ kind: 'drawing', key: `drawing:${++state.drawings}`, options: { fit: 'mnist' }, what: 'Your drawing' });
+}
+
+function clearPad() {
+  pad.clear();
+  if (state.input?.kind === 'drawing') {
+    state.input = null;
+    state.prev = null;
+    view.clearResult('Pad cleared: draw a digit or pick a test image.');
+    view.showInput(null, 'Nothing to classify');
+  }
+}
+
+async function useFile(file) {
+  if (!file || !state.info) return;
+  const entry = MODELS[state.key];
+  let decoded;
+  try {
+    decoded = await decodeImageFile(file, { square: entry.fit === 'stretch' });
+  } catch (e) {
+    view.showError(e, `Could not use ${file.name || 'that file'}`);
+    return;
+  }
+  const how = decoded.invert ? 'dark on light, inverted for the model' : 'light on dark';
+  view.showInput(decoded.canvas, `${file.name} (${decoded.image.width}x${decoded.image.height}, ${how})`);
+  setInput({
+    kind: 'file',
+    key: `file:${++state.files}`,
+    image: decoded.image,
+    options: { invert: decoded.invert, fit: entry.fit },
+    what: file.name,
   });
 }
 
-async function start() {
-  view.setState('loading', `Loading ${modelUrl}…`);
-  client.ready.then(({ build, reason }) => view.renderBuild(build, reason), () => {});
-  const samplesP = loadSamples(entry.samples.images, entry.samples.labels);
+async function pickWidth(width) {
+  const { gen } = state;
   try {
-    state.info = await client.load({ url: modelUrl }, ({ loaded, total }) => {
-      const of = total ? ` of ${(total / 1024).toFixed(0)} KiB` : '';
-      view.setState('loading', `Loading ${modelUrl}: ${(loaded / 1024).toFixed(0)} KiB${of}…`);
+    const info = await client.setWidth(width);
+    if (gen !== state.gen) return;
+    state.info = { ...state.info, ...info };
+    view.renderRuntime(state.info, state.last);
+  } catch (e) {
+    view.showError(e, `Could not switch to ${bits(width)}`);
+    return;
+  }
+  pump();
+}
+
+async function loadModel(key, url = MODELS[key].url) {
+  const entry = MODELS[key];
+  const gen = ++state.gen;
+  Object.assign(state, { key, info: null, input: null, prev: null, last: null, runs: new Map() });
+  pad.clear();
+  view.clearResult();
+  view.showPad(entry.draw, entry.name);
+  $('widths').disabled = true;
+  view.setState('loading', `Loading ${entry.name} (${url})…`);
+  const samplesP = loadSamples(entry.samples.images, entry.samples.labels);
+  samplesP.catch(() => {}); // reported below, after the model
+  let info;
+  let bytes = 0;
+  try {
+    info = await client.load({ url }, (p) => {
+      if (gen !== state.gen) return;
+      bytes = p.loaded;
+      view.renderProgress(entry.name, p);
     });
   } catch (e) {
-    view.showError(e, e.code === 'runtime_unavailable' ? 'Could not start the runtime' : `Could not load the model ${modelUrl}`);
+    if (gen !== state.gen) return;
+    const what = e.code === 'runtime_unavailable' ? 'Could not start the runtime' : `Could not load the model ${url}`;
+    view.showError(e, what);
     return;
   }
+  if (gen !== state.gen) return;
+  performance.mark('anybit:model-loaded');
   view.clearError();
-  view.renderRuntime(state.info);
-  view.renderWidths(state.info, pickWidth);
+  state.info = info;
+  state.labels = info.labels ?? null;
+  view.renderRuntime(info, null);
+  view.renderPlanes(info, bytes);
+  view.renderWidths(info, pickWidth);
+  renderCharts(info.width);
+  let samples;
   try {
-    state.samples = await samplesP;
+    samples = await samplesP;
   } catch (e) {
-    view.showError({ code: 'fetch_failed', message: e.message }, 'Could not load the test images');
+    if (gen === state.gen) view.showError({ code: 'fetch_failed', message: e.message }, 'Could not load the test images');
     return;
   }
-  const s0 = state.samples[0];
-  if (String(state.info.inputShape) !== String([s0.height, s0.width, 1])) {
-    const message = `the model takes inputs of shape [${state.info.inputShape}], the test images are [${s0.height},${s0.width},1]`;
+  if (gen !== state.gen) return;
+  performance.mark('anybit:samples-loaded');
+  const s0 = samples[0];
+  if (String(info.inputShape) !== String([s0.height, s0.width, 1])) {
+    const message = `the model takes inputs of shape [${info.inputShape}], the test images are [${s0.height},${s0.width},1]`;
     view.showError({ code: 'shape_mismatch', message }, 'This model does not fit the test images');
     return;
   }
-  view.renderSamples(state.samples, pickSample);
-  await pickSample(0);
+  state.samples = samples;
+  pickSample(0);
+  // The strip (100 small canvases) is drawn after the first prediction is on its way.
+  setTimeout(() => {
+    if (gen !== state.gen) return;
+    view.renderSamples(samples, pickSample, state.labels);
+    if (state.input?.kind === 'sample') view.selectSample(samples, state.input.index, state.labels);
+  });
 }
 
-start();
+function wireInputs() {
+  $('clear').addEventListener('click', clearPad);
+  const file = $('file');
+  file.addEventListener('change', () => {
+    useFile(file.files[0]);
+    file.value = ''; // choosing the same file again is a new input
+  });
+  const card = $('input-card');
+  card.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    card.classList.add('dragging');
+  });
+  card.addEventListener('dragleave', () => card.classList.remove('dragging'));
+  card.addEventListener('drop', (e) => {
+    e.preventDefault();
+    card.classList.remove('dragging');
+    useFile(e.dataTransfer?.files?.[0]);
+  });
+}
+
+// Marks on the way to the first prediction (the e2e tests print them).
+client.ready.then(({ build, reason }) => {
+  performance.mark('anybit:runtime-ready');
+  view.renderBuild(build, reason);
+}, () => {});
+// A model given by URL is none of the listed ones, so every radio button can switch to its model.
+const customUrl = requested && !MODELS[requested] ? requested : undefined;
+view.renderModels(MODELS, customUrl ? null : state.key, (key) => loadModel(key));
+wireInputs();
+loadModel(state.key, customUrl);

@@ -1,4 +1,6 @@
 // DOM rendering for the demo page. No state lives here: main.js passes in what to show.
+// Elements carry data-* attributes with the raw values shown (class, width, build...), which the
+// e2e tests read instead of parsing text.
 // Styles are set through the CSSOM (el.style), which the page's CSP allows, never as attributes.
 
 const $ = (id) => document.getElementById(id);
@@ -41,10 +43,12 @@ export function clearError() {
 function hintFor(code) {
   switch (code) {
     case 'fetch_failed':
-      return 'Check that the model file exists next to this page and that the server is running.';
+      return 'Check that the server is still running and that the file exists next to this page (scripts/run.sh builds and serves dist/ with every model; a plain trunk build writes it too). Then reload the page, or pick the other model.';
+    case 'bad_image':
+      return 'Choose a PNG, JPEG, GIF, WebP or BMP image, or draw on the pad, or pick a test image.';
     case 'bad_magic': case 'unsupported_version': case 'truncated': case 'bad_layout':
     case 'bad_graph': case 'bad_shape': case 'bad_value': case 'limit_exceeded':
-      return 'The file is not a valid .anybit model (damaged or incomplete). Download or export it again.';
+      return 'The file is not a valid .anybit model (damaged or incomplete). Export or copy it again, or pick the other model.';
     case 'runtime_unavailable':
       return 'This browser could not start the WebAssembly runtime. Try a current Chrome, Firefox or Safari.';
     case 'unsupported_width':
@@ -63,12 +67,72 @@ export function renderBuild(build, reason) {
   $('rt-reason').textContent = reason;
 }
 
-export function renderRuntime(info, latencyMs) {
+/** `last` is the latest run: {ms: inference in the worker, roundTrip: page to page} or null. */
+export function renderRuntime(info, last) {
   renderBuild(info.build, info.reason);
   $('rt-model').textContent = info.name;
-  $('rt-width').textContent = `${info.width}-bit weights`;
+  const a = info.widths.find((x) => x.w === info.width)?.a;
+  $('rt-width').textContent = `${info.width}-bit weights${a ? `, ${a}-bit activations` : ''}`;
   $('rt-width').dataset.width = String(info.width);
-  $('rt-latency').textContent = latencyMs == null ? '–' : `${latencyMs.toFixed(2)} ms`;
+  // A session may use fewer threads than the pool has (Session.setThreads).
+  if (info.threads !== info.build.threadCount) $('rt-threads').textContent = `${info.threads} of ${info.build.threadCount}`;
+  const lat = $('rt-latency');
+  if (last) {
+    lat.textContent = `${last.ms.toFixed(2)} ms inference, ${last.roundTrip.toFixed(1)} ms with the trip to the worker`;
+    lat.dataset.ms = String(last.ms);
+  } else {
+    lat.textContent = '–';
+    delete lat.dataset.ms;
+  }
+}
+
+/** Download progress of a model: bytes and how many bit planes (most significant first) are in. */
+export function renderProgress(name, { loaded, total, planes, planeTotal }) {
+  const box = $('load');
+  box.hidden = false;
+  const bar = $('load-bar');
+  bar.max = total || loaded || 1;
+  bar.value = loaded;
+  const kib = (n) => (n / 1024).toFixed(1);
+  const bytes = total ? `${kib(loaded)} of ${kib(total)} KiB` : `${kib(loaded)} KiB`;
+  const pl = planeTotal ? `, ${planes} of ${planeTotal} bit planes` : '';
+  $('load-text').textContent = `${name}: ${bytes}${pl}`;
+  box.dataset.planes = String(planes ?? 0);
+}
+
+export function hideProgress() {
+  $('load').hidden = true;
+}
+
+/** The planes row: every width needs as many planes as its bits, so all 8 are in once loaded. */
+export function renderPlanes(info, loadedBytes) {
+  const most = Math.max(...info.widths.map((x) => x.w));
+  $('rt-planes').textContent = `${most} of 8 weight bit planes loaded${loadedBytes ? ` (${(loadedBytes / 1024).toFixed(1)} KiB file)` : ''}`;
+}
+
+/** Radio buttons for the models; `onChange(key)` on a change. */
+export function renderModels(models, current, onChange) {
+  const set = $('models');
+  set.querySelectorAll('label').forEach((l) => l.remove());
+  for (const [key, m] of Object.entries(models)) {
+    const label = document.createElement('label');
+    const input = document.createElement('input');
+    input.type = 'radio';
+    input.name = 'model';
+    input.value = key;
+    input.checked = key === current;
+    input.addEventListener('change', () => onChange(key));
+    label.append(input, ` ${m.name}`);
+    set.append(label);
+  }
+}
+
+/** The drawing pad is offered only for models where drawing makes sense. */
+export function showPad(shown, modelName) {
+  $('draw-area').hidden = !shown;
+  $('model-note').textContent = shown
+    ? 'Draw a digit, pick a test image or drop an image file.'
+    : `Drawing is for the digits model; for ${modelName}, pick a test image or drop a photo (one item, plain background).`;
 }
 
 /** Radio buttons for widths 8..1; those the model lacks are shown disabled. */
@@ -101,46 +165,104 @@ export function drawGrey(canvas, sample) {
   ctx.putImageData(img, 0, 0);
 }
 
-/** The strip of test images; each is an option that runs on click or Enter/Space. */
-export function renderSamples(samples, onPick) {
+/**
+ * The strip of test images, a listbox: one Tab stop (the selected image), arrow keys move between
+ * images, Enter or Space (or a click) classifies one.
+ */
+export function renderSamples(samples, onPick, labels) {
   const box = $('samples');
   box.replaceChildren();
+  const move = (from, by) => {
+    const next = box.children[Math.max(0, Math.min(samples.length - 1, from + by))];
+    for (const c of box.children) c.tabIndex = c === next ? 0 : -1;
+    next.focus();
+  };
   samples.forEach((s, i) => {
     const c = document.createElement('canvas');
     c.className = 'sample';
-    c.tabIndex = 0;
+    c.tabIndex = i === 0 ? 0 : -1;
     c.setAttribute('role', 'option');
-    c.setAttribute('aria-label', `Test image ${i + 1}, labelled ${s.label}`);
+    c.setAttribute('aria-label', `Test image ${i + 1}, labelled ${labels?.[s.label] ?? s.label}`);
     c.dataset.index = String(i);
     c.dataset.label = String(s.label);
     drawGrey(c, s);
     c.addEventListener('click', () => onPick(i));
     c.addEventListener('keydown', (ev) => {
-      if (ev.key === 'Enter' || ev.key === ' ') {
-        ev.preventDefault();
-        onPick(i);
-      }
+      const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1, Home: -i, End: samples.length }[ev.key];
+      if (ev.key === 'Enter' || ev.key === ' ') onPick(i);
+      else if (step !== undefined) move(i, step);
+      else return;
+      ev.preventDefault();
     });
     box.append(c);
   });
 }
 
-export function selectSample(samples, index) {
-  document.querySelectorAll('#samples .sample').forEach((c) => c.setAttribute('aria-selected', String(Number(c.dataset.index) === index)));
+/** Marks test image `index` as the input (or none, for index -1) and shows it in the preview. */
+export function selectSample(samples, index, labels) {
+  document.querySelectorAll('#samples .sample').forEach((c) => {
+    const selected = Number(c.dataset.index) === index;
+    c.setAttribute('aria-selected', String(selected));
+    if (index >= 0) c.tabIndex = selected ? 0 : -1;
+  });
+  if (index < 0) return;
   drawGrey($('preview'), samples[index]);
-  $('sample-caption').textContent = `Test image ${index + 1} (label ${samples[index].label})`;
+  const label = samples[index].label;
+  $('sample-caption').textContent = `Test image ${index + 1}, labelled ${labels?.[label] ?? label}`;
 }
 
-/** Shows a run's outcome; `sample` is the index of the test image it was for (for tests and UI). */
-export function renderResult(result, labels, sample) {
+/** Shows a drawing or a decoded image file as the input (`source` is a canvas). */
+export function showInput(source, caption) {
+  const c = $('preview');
+  c.width = 56;
+  c.height = 56;
+  const ctx = c.getContext('2d');
+  ctx.fillStyle = '#000';
+  ctx.fillRect(0, 0, 56, 56);
+  if (source) ctx.drawImage(source, 0, 0, 56, 56);
+  $('sample-caption').textContent = caption;
+}
+
+/** Empties the prediction (no input). */
+export function clearResult(message) {
+  const out = $('prediction');
+  out.textContent = '–';
+  for (const k of ['class', 'width', 'sample', 'input']) delete out.dataset[k];
+  $('change').textContent = message ?? '';
+  $('probabilities').replaceChildren();
+}
+
+/** Says whether switching width changed the prediction: `prev` is {label, width} or null. */
+export function renderChange(prev, now) {
+  const el = $('change');
+  if (!prev) {
+    el.textContent = '';
+    delete el.dataset.changed;
+    return;
+  }
+  const same = prev.label === now.label;
+  el.textContent = same
+    ? `Same prediction as at ${prev.width} bits.`
+    : `Changed from ${prev.label} at ${prev.width} bits.`;
+  el.dataset.changed = String(!same);
+}
+
+/**
+ * Shows a run's outcome. `input` names what it was for ("sample:3", "drawing:2", "file:1"); for a
+ * test image, data-sample holds its index.
+ */
+export function renderResult(result, labels, input) {
   const name = (i) => labels?.[i] ?? String(i);
   const out = $('prediction');
-  out.dataset.sample = String(sample);
+  out.dataset.input = input;
+  if (input.startsWith('sample:')) out.dataset.sample = input.slice(7);
+  else delete out.dataset.sample;
   out.textContent = `${name(result.predicted)}  (${(result.probabilities[result.predicted] * 100).toFixed(1)}%)`;
   out.dataset.class = String(result.predicted);
   out.dataset.width = String(result.width);
   const list = $('probabilities');
   list.replaceChildren();
+  list.classList.toggle('wide', result.probabilities.some((_, i) => name(i).length > 3));
   result.probabilities.forEach((p, i) => {
     const li = document.createElement('li');
     if (i === result.predicted) li.className = 'top';

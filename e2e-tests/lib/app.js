@@ -1,0 +1,112 @@
+// What the page tests share: where dist/ and the screenshots are, and how to wait for the page.
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const DIST = resolve(process.env.ANYBIT_DIST ?? join(ROOT, 'dist'));
+export const SHOTS = resolve(process.env.ANYBIT_SCREENSHOTS ?? join(ROOT, 'e2e-tests', 'screenshots'));
+export const LOAD_TIMEOUT = 90_000;
+
+/** Checks that dist/ is built and the screenshot folder exists; prints the folder. */
+export async function prepare() {
+  await stat(join(DIST, 'index.html')).catch(() => {
+    throw new Error(`${DIST}/index.html missing: run "trunk build --release --offline" first`);
+  });
+  await mkdir(SHOTS, { recursive: true });
+  console.log(`# screenshots: ${SHOTS}`);
+}
+
+/** Labels of an IDX label file in dist/ (header: 4 magic bytes + count), read here, not from the page. */
+export async function idxLabels(name) {
+  return [...(await readFile(join(DIST, 'fixtures', name))).subarray(8)];
+}
+
+/** Images of an IDX image file in dist/ as arrays of 28x28 bytes. */
+export async function idxImages(name) {
+  const bytes = (await readFile(join(DIST, 'fixtures', name))).subarray(16);
+  return Array.from({ length: bytes.length / 784 }, (_, i) => [...bytes.subarray(i * 784, (i + 1) * 784)]);
+}
+
+/** The graph stored in a model file in dist/ (safetensors header, __metadata__.anybit). */
+export async function modelGraph(name) {
+  const bytes = await readFile(join(DIST, 'models', name));
+  const n = Number(bytes.readBigUInt64LE(0));
+  return JSON.parse(JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')).__metadata__.anybit);
+}
+
+export async function shot(page, name) {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** Opens the page; resolves when the first prediction (or an error) is shown, with the wall time. */
+export async function open(page, origin, query = '') {
+  const t0 = Date.now();
+  await page.goto(`${origin}/index.html${query}`);
+  await page.waitForSelector('body[data-state="ready"], body[data-state="error"]', { timeout: LOAD_TIMEOUT });
+  return Date.now() - t0;
+}
+
+/** The page's own timing marks (ms since navigation start), e.g. {'first-prediction': 412}. */
+export async function marks(page) {
+  return page.evaluate(() => Object.fromEntries(
+    performance.getEntriesByType('mark').filter((m) => m.name.startsWith('anybit:'))
+      .map((m) => [m.name.slice(7), Math.round(m.startTime)]),
+  ));
+}
+
+/** The "What runs" panel, raw values and shown text. */
+export async function panel(page) {
+  return page.evaluate(() => {
+    const $ = (id) => document.getElementById(id);
+    return {
+      variant: $('rt-build').dataset.variant,
+      buildText: $('rt-build').textContent,
+      threads: Number($('rt-threads').dataset.threads),
+      threadsText: $('rt-threads').textContent,
+      width: Number($('rt-width').dataset.width),
+      widthText: $('rt-width').textContent,
+      latencyMs: Number($('rt-latency').dataset.ms),
+      latencyText: $('rt-latency').textContent,
+      model: $('rt-model').textContent,
+      cores: navigator.hardwareConcurrency,
+      isolated: crossOriginIsolated,
+      error: $('error').hidden ? null : $('error').textContent,
+    };
+  });
+}
+
+/** Waits for the prediction for `input` ("sample:3", or a prefix like "drawing:") at `width`. */
+export async function prediction(page, input, width) {
+  const attr = input.endsWith(':') ? `[data-input^="${input}"]` : `[data-input="${input}"]`;
+  const sel = `#prediction${attr}${width ? `[data-width="${width}"]` : ''}`;
+  await page.waitForFunction(
+    (s) => document.body.dataset.state === 'ready' && document.querySelector(s),
+    sel,
+    { timeout: 30_000 },
+  );
+  return page.evaluate(() => {
+    const out = document.getElementById('prediction');
+    const bars = [...document.querySelectorAll('#probabilities li')];
+    return {
+      cls: Number(out.dataset.class),
+      width: Number(out.dataset.width),
+      text: out.textContent,
+      change: document.getElementById('change').textContent,
+      bars: bars.length,
+      top: bars.findIndex((li) => li.classList.contains('top')),
+      topLabel: document.querySelector('#probabilities li.top .label')?.textContent,
+    };
+  });
+}
+
+export async function classify(page, sample) {
+  await page.click(`#samples .sample[data-index="${sample}"]`);
+  return (await prediction(page, `sample:${sample}`)).cls;
+}
+
+/** Picks a width with its radio button; resolves to the prediction for `input` at that width. */
+export async function chooseWidth(page, width, input) {
+  await page.check(`#widths input[value="${width}"]`);
+  return prediction(page, input, width);
+}
