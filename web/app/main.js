@@ -116,12 +116,12 @@ function renderCharts(width) {
 function setInput(input) {
   state.input = input;
   if (input.kind !== 'sample') view.selectSample(state.samples, -1);
-  pump();
+  return pump();
 }
 
 function pickSample(index) {
   view.selectSample(state.samples, index, state.labels);
-  setInput({ kind: 'sample', key: `sample:${index}`, index, what: `Test image ${index + 1}` });
+  return setInput({ kind: 'sample', key: `sample:${index}`, index, what: `Test image ${index + 1}` });
 }
 
 function onDraw(final) {
@@ -226,13 +226,12 @@ async function loadModel(key, url = MODELS[key].url) {
     return;
   }
   state.samples = samples;
-  pickSample(0);
-  // The strip (100 small canvases) is drawn after the first prediction is on its way.
-  setTimeout(() => {
-    if (gen !== state.gen) return;
-    view.renderSamples(samples, pickSample, state.labels);
-    if (state.input?.kind === 'sample') view.selectSample(samples, state.input.index, state.labels);
-  });
+  // The strip (100 small canvases) is drawn once the first prediction is on screen: drawing it
+  // first would hold up the worker's answer on this thread.
+  await pickSample(0);
+  if (gen !== state.gen) return;
+  view.renderSamples(samples, pickSample, state.labels);
+  if (state.input?.kind === 'sample') view.selectSample(samples, state.input.index, state.labels);
 }
 
 function wireInputs() {

@@ -227,6 +227,7 @@ export function showInput(source, caption) {
 export function clearResult(message) {
   const out = $('prediction');
   out.textContent = '–';
+  $('quick').textContent = '–';
   for (const k of ['class', 'width', 'sample', 'input']) delete out.dataset[k];
   $('change').textContent = message ?? '';
   $('probabilities').replaceChildren();
@@ -258,6 +259,7 @@ export function renderResult(result, labels, input) {
   if (input.startsWith('sample:')) out.dataset.sample = input.slice(7);
   else delete out.dataset.sample;
   out.textContent = `${name(result.predicted)}  (${(result.probabilities[result.predicted] * 100).toFixed(1)}%)`;
+  $('quick').textContent = `${name(result.predicted)} at ${result.width} bit${result.width === 1 ? '' : 's'}`;
   out.dataset.class = String(result.predicted);
   out.dataset.width = String(result.width);
   const list = $('probabilities');
