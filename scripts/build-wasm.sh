@@ -30,6 +30,11 @@ ALL_VARIANTS=(scalar simd relaxed threads)
 if [ $# -gt 0 ]; then VARIANTS=("$@"); else VARIANTS=("${ALL_VARIANTS[@]}"); fi
 
 TARGET_ROOT=${ANYBIT_WASM_TARGET_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/wasm}
+# One build at a time: trunk's pre_build hook and a direct call share the per-variant folders
+# (a concurrent run once deleted the other's wasm-bindgen output mid-write).
+mkdir -p "$TARGET_ROOT"
+exec 9>"$TARGET_ROOT/.build-lock"
+flock 9
 WASM_RUSTC=${WASM_RUSTC:-/usr/bin/rustc}
 DIST=$ROOT/pkg/dist
 
