@@ -6,6 +6,7 @@
 //! - [`format`]: the `.anybit` file (safetensors + JSON [`graph`]), bit-plane-major weights.
 //! - [`tensor`], [`layers`]: f32 NHWC tensors and the layers built on the kernels.
 //! - [`model`]: a graph of layers with a switchable width.
+//! - [`policy`]: per-width latency predicted from an on-device calibration; width choice for a budget.
 //! - `wasm` (wasm32 only): the JavaScript API.
 
 pub mod error;
@@ -14,6 +15,7 @@ pub mod graph;
 pub mod kernels;
 pub mod layers;
 pub mod model;
+pub mod policy;
 pub mod quant;
 pub mod tensor;
 #[cfg(target_arch = "wasm32")]

@@ -9,7 +9,7 @@ use crate::format::{self, ModelFile};
 use crate::graph::{Graph, Op, QuantWeight, Width};
 use crate::kernels::Isa;
 use crate::layers::{
-    Add, Affine, Clamp, Context, Conv2d, Dense, Flatten, GlobalAvgPool, Layer, Pool, PoolKind,
+    Add, Affine, Clamp, Context, Conv2d, Dense, Flatten, GemmShape, GlobalAvgPool, Layer, Pool, PoolKind,
     QuantWeights, Softmax, WidthParams,
 };
 use crate::tensor::{numel, Tensor};
@@ -163,6 +163,22 @@ impl Model {
             shapes.push(&node.output_shape);
         }
         total
+    }
+
+    /// The integer GEMMs one forward pass runs at width `w`, in node order.
+    pub fn gemms(&self, w: u8) -> Result<Vec<GemmShape>> {
+        let Some(&width) = self.graph.widths.iter().find(|x| x.w == w) else {
+            let have: Vec<u8> = self.graph.widths.iter().map(|x| x.w).collect();
+            crate::bail!(ErrorKind::UnsupportedWidth, "this model supports widths {have:?}, not {w}");
+        };
+        let mut shapes: Vec<&[usize]> = vec![&self.graph.input_shape];
+        let mut out = Vec::new();
+        for node in &self.nodes {
+            let ins: Vec<&[usize]> = node.inputs.iter().map(|&v| shapes[v]).collect();
+            out.extend(node.layer.gemms(&ins, width));
+            shapes.push(&node.output_shape);
+        }
+        Ok(out)
     }
 
     /// Runs one sample (NHWC, `input_shape()` elements) and returns the last node's output.

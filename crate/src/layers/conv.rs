@@ -120,4 +120,11 @@ impl Layer for Conv2d {
             _ => 0,
         }
     }
+
+    fn gemms(&self, inputs: &[&[usize]], width: Width) -> Vec<super::GemmShape> {
+        match inputs.first().map(|s| self.out_dims(s)) {
+            Some(Ok((_, _, _, ho, wo))) => vec![self.weights.gemm_shape(ho * wo, width)],
+            _ => Vec::new(),
+        }
+    }
 }

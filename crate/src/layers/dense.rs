@@ -51,4 +51,8 @@ impl Layer for Dense {
     fn macs(&self, _inputs: &[&[usize]]) -> u64 {
         self.weights.outputs() as u64 * self.weights.depth() as u64
     }
+
+    fn gemms(&self, _inputs: &[&[usize]], width: Width) -> Vec<super::GemmShape> {
+        vec![self.weights.gemm_shape(1, width)]
+    }
 }

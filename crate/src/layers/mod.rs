@@ -65,6 +65,27 @@ pub trait Layer: Send + Sync {
     fn macs(&self, _inputs: &[&[usize]]) -> u64 {
         0
     }
+    /// The integer GEMMs one forward pass runs at `width` (what the precision policy costs).
+    fn gemms(&self, _inputs: &[&[usize]], _width: Width) -> Vec<GemmShape> {
+        Vec::new()
+    }
+}
+
+/// `count` integer GEMMs of `rows x depth` weight codes against `cols` activation columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct GemmShape {
+    pub rows: usize,
+    pub depth: usize,
+    pub cols: usize,
+    pub wbits: u8,
+    pub abits: u8,
+    pub count: usize,
+}
+
+impl GemmShape {
+    pub fn macs(&self) -> u64 {
+        (self.rows * self.depth * self.cols * self.count) as u64
+    }
 }
 
 /// Checks the number of inputs and returns the only one.

@@ -107,6 +107,12 @@ impl QuantWeights {
         }
     }
 
+    /// The GEMMs this layer runs at `width` over `cols` activation columns per group.
+    pub fn gemm_shape(&self, cols: usize, width: Width) -> super::GemmShape {
+        let (wbits, abits) = self.bits_at(width);
+        super::GemmShape { rows: self.rows_per_group(), depth: self.depth(), cols, wbits, abits, count: self.groups() }
+    }
+
     /// Derive the b-bit codes from the stored 8-bit ones and pack them for the kernel. No file
     /// access and no calibration: this is the whole cost of a width switch for this layer.
     pub fn set_width(&mut self, index: usize, width: Width) -> Result<()> {

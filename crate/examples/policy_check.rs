@@ -1,0 +1,48 @@
+//! Prints the precision policy's predicted latency next to the measured one for every width of a
+//! model: `cargo run --release -p anybit --example policy_check [-- MODEL [THREADS]]`
+//! (default models/mnist.anybit, 1 thread). Issue 5's bar: within 30% at every width.
+
+use std::time::Instant;
+
+use anybit::policy::calibrate;
+use anybit::Model;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let path = args.first().map_or("models/mnist.anybit", |s| s.as_str());
+    let threads: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1);
+    let bytes = std::fs::read(path).unwrap_or_else(|e| fail(&format!("reading {path}: {e}")));
+    let mut model = Model::from_bytes(&bytes).unwrap_or_else(|e| fail(&format!("{path}: {e}")));
+    model.set_threads(threads);
+    let start = Instant::now();
+    let now = move || start.elapsed().as_secs_f64() * 1e3;
+    let cal = calibrate(&mut model, &now, 5.0).unwrap_or_else(|e| fail(&e.to_string()));
+    println!(
+        "{path}: isa {}, {} thread(s); calibration took {:.0} ms; rest of the pass {:.3} ms",
+        cal.isa, cal.threads, cal.took_ms, cal.other_ms
+    );
+    println!("| width | predicted ms | measured ms | predicted / measured |\n|---|---|---|---|");
+    let input = vec![0.5f32; anybit::tensor::numel(model.input_shape()).unwrap_or(0)];
+    let mut worst: f64 = 0.0;
+    for w in model.widths().iter().map(|w| w.w).collect::<Vec<_>>() {
+        model.set_width(w).unwrap_or_else(|e| fail(&e.to_string()));
+        let _ = model.run(&input);
+        // Fastest of the calls made in 100 ms, like the calibration.
+        let t = now();
+        let mut best = f64::INFINITY;
+        while now() - t < 100.0 {
+            let t0 = now();
+            model.run(&input).unwrap_or_else(|e| fail(&e.to_string()));
+            best = best.min(now() - t0);
+        }
+        let p = cal.predict_ms(w).unwrap_or(f64::NAN);
+        worst = worst.max((p / best - 1.0).abs());
+        println!("| {w} | {p:.3} | {best:.3} | {:.2} |", p / best);
+    }
+    println!("largest error: {:.0}%", worst * 100.0);
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("policy_check: {msg}");
+    std::process::exit(1)
+}

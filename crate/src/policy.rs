@@ -1,0 +1,222 @@
+//! Precision policy: predicts each width's latency on this device and picks the width for a
+//! caller's budget.
+//!
+//! Prediction = the model's own integer GEMMs at that width, each timed once on this device with
+//! the kernels the model would use ([`calibrate`]), plus the time the rest of a forward pass
+//! takes (quantizing, im2col, pooling, affine), measured once by running the model at its
+//! current width and subtracting that width's GEMM time. The rest barely depends on the width
+//! (it is f32 work on activations), so one measurement serves all widths.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorKind, Result};
+use crate::kernels::{best_scheme, gemm, PackedActs, PackedWeights};
+use crate::layers::GemmShape;
+use crate::model::Model;
+
+/// What [`calibrate`] measured on this device for one model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    pub isa: String,
+    pub threads: usize,
+    /// Per width: predicted ms of its GEMMs.
+    pub gemm_ms: Vec<(u8, f64)>,
+    /// The rest of a forward pass, ms (the same at every width).
+    pub other_ms: f64,
+    /// The forward pass measured at `measured_width`, ms.
+    pub measured_ms: f64,
+    pub measured_width: u8,
+    /// Wall time the calibration took, ms.
+    pub took_ms: f64,
+}
+
+impl Calibration {
+    /// Predicted latency of one forward pass at width `w`, ms.
+    pub fn predict_ms(&self, w: u8) -> Option<f64> {
+        self.gemm_ms.iter().find(|x| x.0 == w).map(|x| x.1 + self.other_ms)
+    }
+}
+
+/// Times `f` until `min_ms` have passed (and at least twice) and returns the fastest call, ms:
+/// interference only ever adds time.
+fn fastest(now: &dyn Fn() -> f64, min_ms: f64, f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
+    f()?; // warm caches and lazy buffers
+    let start = now();
+    let mut best = f64::INFINITY;
+    let mut n = 0;
+    while n < 2 || (now() - start < min_ms && n < 1000) {
+        let t0 = now();
+        f()?;
+        best = best.min(now() - t0);
+        n += 1;
+    }
+    Ok(best)
+}
+
+/// Times one GEMM shape with the scheme the runtime would pick, activation packing included.
+fn time_gemm(model: &Model, g: &GemmShape, now: &dyn Fn() -> f64, min_ms: f64) -> Result<f64> {
+    let scheme = best_scheme(g.wbits, g.abits);
+    // Mid-range codes: kernel speed does not depend on the values.
+    let wmask = ((1u16 << g.wbits) - 1) as u8;
+    let amask = ((1u16 << g.abits) - 1) as u8;
+    let w: Vec<u8> = (0..g.rows * g.depth).map(|i| (i as u8).wrapping_mul(37) & wmask).collect();
+    let a: Vec<u8> = (0..g.cols * g.depth).map(|i| (i as u8).wrapping_mul(101) & amask).collect();
+    let pw = PackedWeights::new(&w, g.rows, g.depth, g.wbits, scheme)?;
+    let mut pa = PackedActs::new();
+    let mut out = vec![0i32; g.rows * g.cols];
+    let (isa, threads) = (model.isa(), model.threads());
+    let one = fastest(now, min_ms, &mut || {
+        pa.pack_threads(&a, g.cols, g.depth, g.abits, scheme, threads)?;
+        gemm(isa, &pw, &pa, &mut out, threads)
+    })?;
+    Ok(one * g.count as f64)
+}
+
+/// Measures what [`Calibration`] holds, for `model` with its current instruction set and thread
+/// count. `min_ms` is the time spent per distinct GEMM shape (a few ms is enough: the fastest
+/// of several calls is kept); `now` returns milliseconds from any fixed origin. The model's
+/// width is left as it was.
+pub fn calibrate(model: &mut Model, now: &dyn Fn() -> f64, min_ms: f64) -> Result<Calibration> {
+    let start = now();
+    let widths: Vec<u8> = model.widths().iter().map(|w| w.w).collect();
+    let mut cache: BTreeMap<GemmShape, f64> = BTreeMap::new();
+    let mut gemm_ms = Vec::with_capacity(widths.len());
+    for &w in &widths {
+        let mut total = 0.0;
+        for g in model.gemms(w)? {
+            let key = GemmShape { count: 1, ..g };
+            let t = match cache.get(&key) {
+                Some(&t) => t,
+                None => {
+                    let t = time_gemm(model, &key, now, min_ms)?;
+                    cache.insert(key, t);
+                    t
+                }
+            };
+            total += t * g.count as f64;
+        }
+        gemm_ms.push((w, total));
+    }
+    let current = model.width();
+    let input = vec![0.5f32; crate::tensor::numel(model.input_shape()).unwrap_or(0)];
+    let measured_ms = fastest(now, min_ms * 10.0, &mut || model.run(&input).map(|_| ()))?;
+    let at_current = gemm_ms.iter().find(|x| x.0 == current).map_or(0.0, |x| x.1);
+    Ok(Calibration {
+        isa: model.isa().name().to_string(),
+        threads: model.threads(),
+        gemm_ms,
+        other_ms: (measured_ms - at_current).max(0.0),
+        measured_ms,
+        measured_width: current,
+        took_ms: now() - start,
+    })
+}
+
+/// What the caller can afford. Every field is optional; an empty budget asks for the most
+/// accurate width.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct Budget {
+    /// Latency of one forward pass, ms.
+    pub latency_ms: Option<f64>,
+    /// Bytes of the model file the width may need downloaded (its prefix of bit planes).
+    pub max_bytes: Option<u64>,
+}
+
+/// One width as the policy saw it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Choice {
+    pub width: u8,
+    pub predicted_ms: f64,
+    /// Test accuracy from the model's stored eval table, if it has one for this width.
+    pub accuracy: Option<f64>,
+    /// Bytes of the file this width needs (header, tensors and its bit planes), if known.
+    pub bytes: Option<u64>,
+    pub fits: bool,
+}
+
+/// The policy's answer: the width, every alternative, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    pub width: u8,
+    pub threads: usize,
+    pub isa: String,
+    pub options: Vec<Choice>,
+    pub reasons: Vec<String>,
+}
+
+/// Chooses a width: among the widths that fit every part of the budget, the most accurate
+/// (stored accuracy; a wider width where none is stored), the faster on a tie. If none fits,
+/// the fastest width, and the reasons say so. `accuracy` and `bytes` are per width, as known.
+pub fn decide(cal: &Calibration, budget: &Budget, accuracy: &[(u8, f64)], bytes: &[(u8, u64)]) -> Result<Decision> {
+    if let Some(ms) = budget.latency_ms {
+        if !(ms.is_finite() && ms > 0.0) {
+            crate::bail!(ErrorKind::InvalidArgument, "latency budget must be a positive number of ms, got {ms}");
+        }
+    }
+    if cal.gemm_ms.is_empty() {
+        crate::bail!(ErrorKind::InvalidArgument, "the calibration holds no widths");
+    }
+    let mut options: Vec<Choice> = cal
+        .gemm_ms
+        .iter()
+        .map(|&(w, g)| {
+            let predicted_ms = g + cal.other_ms;
+            let acc = accuracy.iter().find(|x| x.0 == w).map(|x| x.1);
+            let b = bytes.iter().find(|x| x.0 == w).map(|x| x.1);
+            let fits = budget.latency_ms.is_none_or(|ms| predicted_ms <= ms)
+                && budget.max_bytes.is_none_or(|m| b.is_none_or(|b| b <= m));
+            Choice { width: w, predicted_ms, accuracy: acc, bytes: b, fits }
+        })
+        .collect();
+    options.sort_by(|a, b| b.width.cmp(&a.width));
+    // Higher is better: stored accuracy first, then width, then speed.
+    let better = |a: &Choice, b: &Choice| -> bool {
+        match (a.accuracy, b.accuracy) {
+            (Some(x), Some(y)) if x != y => x > y,
+            _ if a.width != b.width && (a.accuracy.is_none() || b.accuracy.is_none()) => a.width > b.width,
+            _ => a.predicted_ms < b.predicted_ms,
+        }
+    };
+    let mut reasons = vec![format!(
+        "calibrated on this device: {} kernels, {} thread{}, the model measured {:.2} ms at {} bits",
+        cal.isa,
+        cal.threads,
+        if cal.threads == 1 { "" } else { "s" },
+        cal.measured_ms,
+        cal.measured_width
+    )];
+    let fitting: Vec<&Choice> = options.iter().filter(|o| o.fits).collect();
+    let chosen = if let Some(best) = fitting.iter().copied().reduce(|a, b| if better(b, a) { b } else { a }) {
+        let why_acc = match best.accuracy {
+            Some(a) => format!("{:.2}% stored test accuracy", a * 100.0),
+            None => "no stored accuracy; the widest fitting width".to_string(),
+        };
+        reasons.push(format!("{} bits: the most accurate width within the budget ({why_acc}, predicted {:.2} ms)", best.width, best.predicted_ms));
+        best.width
+    } else {
+        let fastest = options
+            .iter()
+            .min_by(|a, b| a.predicted_ms.partial_cmp(&b.predicted_ms).unwrap_or(std::cmp::Ordering::Equal))
+            .expect("options is not empty");
+        reasons.push(format!("no width fits the budget; {} bits is the fastest (predicted {:.2} ms)", fastest.width, fastest.predicted_ms));
+        fastest.width
+    };
+    if let Some(ms) = budget.latency_ms {
+        let over: Vec<String> = options.iter().filter(|o| o.predicted_ms > ms).map(|o| o.width.to_string()).collect();
+        if !over.is_empty() {
+            reasons.push(format!("widths {} are predicted slower than the {ms} ms budget", over.join(", ")));
+        }
+    }
+    if let Some(m) = budget.max_bytes {
+        let over: Vec<String> = options.iter().filter(|o| o.bytes.is_some_and(|b| b > m)).map(|o| o.width.to_string()).collect();
+        if !over.is_empty() {
+            reasons.push(format!("widths {} need more than the {m}-byte data budget", over.join(", ")));
+        }
+    }
+    Ok(Decision { width: chosen, threads: cal.threads, isa: cal.isa.clone(), options, reasons })
+}

@@ -1,0 +1,122 @@
+//! The precision policy: calibration on a real model (shapes and bookkeeping, not speed: speed is
+//! for benchmarks) and the width choice for budgets, on calibrations with known numbers.
+
+use anybit::policy::{calibrate, decide, Budget, Calibration};
+use anybit::{ErrorKind, Model};
+
+const MNIST: &[u8] = include_bytes!("../../models/mnist.anybit");
+
+fn cal(gemm_ms: &[(u8, f64)], other_ms: f64) -> Calibration {
+    Calibration {
+        isa: "simd128".into(),
+        threads: 1,
+        gemm_ms: gemm_ms.to_vec(),
+        other_ms,
+        measured_ms: gemm_ms[0].1 + other_ms,
+        measured_width: gemm_ms[0].0,
+        took_ms: 1.0,
+    }
+}
+
+/// 8 bits slowest and most accurate, 1 bit fastest and least accurate.
+fn ladder() -> (Calibration, Vec<(u8, f64)>, Vec<(u8, u64)>) {
+    let c = cal(&[(8, 4.0), (4, 3.0), (2, 2.0), (1, 1.0)], 0.5);
+    let acc = vec![(8, 0.992), (4, 0.991), (2, 0.990), (1, 0.988)];
+    let bytes = vec![(8, 800), (4, 400), (2, 200), (1, 100)];
+    (c, acc, bytes)
+}
+
+#[test]
+fn gemms_account_for_every_mac_at_every_width() {
+    let model = Model::from_bytes(MNIST).unwrap();
+    for w in model.widths().iter().map(|w| w.w) {
+        let g = model.gemms(w).unwrap();
+        assert!(!g.is_empty());
+        assert_eq!(g.iter().map(|g| g.macs()).sum::<u64>(), model.macs(), "width {w}");
+        // The any-precision layers run at the width; the first conv and last dense stay 8-bit.
+        assert!(g.iter().any(|g| g.wbits == w && g.abits == w), "width {w}: {g:?}");
+        assert_eq!((g[0].wbits, g.last().unwrap().wbits), (8, 8));
+    }
+    assert_eq!(model.gemms(9).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
+}
+
+#[test]
+fn calibration_covers_every_width_and_leaves_the_width_alone() {
+    let mut model = Model::from_bytes(MNIST).unwrap();
+    model.set_width(4).unwrap();
+    let start = std::time::Instant::now();
+    let now = move || start.elapsed().as_secs_f64() * 1e3;
+    let c = calibrate(&mut model, &now, 2.0).unwrap();
+    assert_eq!(model.width(), 4);
+    assert_eq!(c.measured_width, 4);
+    let widths: Vec<u8> = model.widths().iter().map(|w| w.w).collect();
+    assert_eq!(c.gemm_ms.iter().map(|x| x.0).collect::<Vec<_>>(), widths);
+    for &(w, ms) in &c.gemm_ms {
+        assert!(ms.is_finite() && ms > 0.0, "width {w}: {ms}");
+        assert!(c.predict_ms(w).unwrap() >= ms);
+    }
+    assert!(c.other_ms >= 0.0 && c.measured_ms > 0.0 && c.took_ms >= c.measured_ms);
+    assert!(c.predict_ms(9).is_none());
+}
+
+#[test]
+fn no_budget_takes_the_most_accurate_width() {
+    let (c, acc, bytes) = ladder();
+    let d = decide(&c, &Budget::default(), &acc, &bytes).unwrap();
+    assert_eq!(d.width, 8);
+    assert!(d.options.iter().all(|o| o.fits));
+    assert!(d.reasons.iter().any(|r| r.contains("99.20%")), "{:?}", d.reasons);
+}
+
+#[test]
+fn latency_budget_takes_the_most_accurate_width_that_fits() {
+    let (c, acc, bytes) = ladder();
+    // Predictions: 8 -> 4.5, 4 -> 3.5, 2 -> 2.5, 1 -> 1.5 ms.
+    let d = decide(&c, &Budget { latency_ms: Some(3.0), max_bytes: None }, &acc, &bytes).unwrap();
+    assert_eq!(d.width, 2);
+    let fits: Vec<(u8, bool)> = d.options.iter().map(|o| (o.width, o.fits)).collect();
+    assert_eq!(fits, vec![(8, false), (4, false), (2, true), (1, true)]);
+    assert!(d.reasons.iter().any(|r| r.contains("widths 8, 4 are predicted slower")), "{:?}", d.reasons);
+    // A slower device (every kernel 3x slower) gets a strictly lower width for the same budget.
+    let slow = cal(&[(8, 12.0), (4, 9.0), (2, 6.0), (1, 3.0)], 1.5);
+    let d2 = decide(&slow, &Budget { latency_ms: Some(3.0), max_bytes: None }, &acc, &bytes).unwrap();
+    assert!(d2.width < d.width);
+}
+
+#[test]
+fn when_nothing_fits_the_fastest_width_is_taken_and_said() {
+    let (c, acc, bytes) = ladder();
+    let d = decide(&c, &Budget { latency_ms: Some(0.1), max_bytes: None }, &acc, &bytes).unwrap();
+    assert_eq!(d.width, 1);
+    assert!(d.reasons.iter().any(|r| r.starts_with("no width fits")), "{:?}", d.reasons);
+}
+
+#[test]
+fn data_budget_limits_the_planes_downloaded() {
+    let (c, acc, bytes) = ladder();
+    let d = decide(&c, &Budget { latency_ms: None, max_bytes: Some(250) }, &acc, &bytes).unwrap();
+    assert_eq!(d.width, 2);
+    assert!(d.reasons.iter().any(|r| r.contains("250-byte data budget")));
+}
+
+#[test]
+fn accuracy_outranks_width_and_missing_accuracy_prefers_wider() {
+    let c = cal(&[(8, 4.0), (4, 3.0), (2, 2.0)], 0.0);
+    // Width 4 stored as more accurate than 8 (it happens): it wins with no budget.
+    let d = decide(&c, &Budget::default(), &[(8, 0.990), (4, 0.993), (2, 0.980)], &[]).unwrap();
+    assert_eq!(d.width, 4);
+    // No stored accuracy: the widest width that fits.
+    let d = decide(&c, &Budget { latency_ms: Some(3.5), max_bytes: None }, &[], &[]).unwrap();
+    assert_eq!(d.width, 4);
+}
+
+#[test]
+fn bad_budgets_are_typed_errors() {
+    let (c, acc, bytes) = ladder();
+    for ms in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let e = decide(&c, &Budget { latency_ms: Some(ms), max_bytes: None }, &acc, &bytes).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{ms}");
+    }
+    let empty = Calibration { gemm_ms: vec![], ..c };
+    assert_eq!(decide(&empty, &Budget::default(), &acc, &bytes).unwrap_err().kind(), ErrorKind::InvalidArgument);
+}
