@@ -12,13 +12,19 @@ export class AnybitClient {
   #next = 1;
   #pending = new Map(); // id -> {resolve, reject, onProgress}
 
+  #dead = null; // why the worker failed; later requests fail at once with it
+
   constructor(workerUrl, { variant = 'auto', threads, base } = {}) {
     this.#worker = new Worker(workerUrl, { type: 'module' });
     this.#worker.addEventListener('message', ({ data }) => this.#receive(data));
-    // A worker that fails to start (script 404, syntax error) fails every pending request.
+    // A worker that fails to start (script 404, syntax error) fails every request.
+    const fail = (message) => {
+      this.#dead = `the runtime worker failed: ${message || 'could not start'}`;
+      this.#failAll('runtime_unavailable', this.#dead);
+    };
     this.#worker.addEventListener('error', (ev) => {
       ev.preventDefault?.();
-      this.#failAll('runtime_unavailable', `the runtime worker failed: ${ev.message || 'could not start'}`);
+      fail(ev.message);
     });
     this.ready = this.#request('init', { variant, threads, ...(base ? { base: String(base) } : {}) });
   }
@@ -39,6 +45,7 @@ export class AnybitClient {
 
   #request(type, args = {}, transfer = [], onProgress) {
     const id = this.#next++;
+    if (this.#dead) return Promise.reject(Object.assign(new Error(this.#dead), { name: 'AnybitError', code: 'runtime_unavailable' }));
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, onProgress });
       this.#worker.postMessage({ id, type, ...args }, transfer);

@@ -31,7 +31,7 @@ export async function serve(root, { isolated = true, overrides = {} } = {}) {
     }
     try {
       let body = overrides[path];
-      let type = 'application/octet-stream';
+      let type = TYPES[extname(path)] ?? 'application/octet-stream';
       if (body === undefined) {
         let file = normalize(join(root, path));
         if (file !== root && !file.startsWith(root + sep)) throw Object.assign(new Error('outside root'), { status: 403 });

@@ -243,3 +243,27 @@ describe('broken model files', () => {
     assert.ok(await page.locator('#error').isHidden(), 'the error is gone');
   });
 });
+
+describe('a runtime worker that cannot start', () => {
+  let server;
+  let browser;
+  before(async () => {
+    // Served as JavaScript but throwing at once: the page must say so, not wait forever.
+    server = await serve(DIST, { isolated: true, overrides: { '/worker.js': Buffer.from('throw new Error("broken worker");') } });
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  test('shows that the runtime could not start, with what to do', async () => {
+    const { page } = browser;
+    await open(page, server.origin);
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'error');
+    const box = page.locator('#error');
+    assert.equal(await box.getAttribute('data-code'), 'runtime_unavailable');
+    assert.match(await box.textContent(), /Could not start the runtime.*runtime worker failed/s);
+    await shot(page, 'error-worker');
+  });
+});

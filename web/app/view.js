@@ -50,7 +50,7 @@ function hintFor(code) {
     case 'bad_graph': case 'bad_shape': case 'bad_value': case 'limit_exceeded':
       return 'The file is not a valid .anybit model (damaged or incomplete). Export or copy it again, or pick the other model.';
     case 'runtime_unavailable':
-      return 'This browser could not start the WebAssembly runtime. Try a current Chrome, Firefox or Safari.';
+      return 'This browser could not start the WebAssembly runtime. Try a current Chrome, Firefox or Safari; if you host this page, check that worker.js and the pkg/ folder were deployed with it.';
     case 'unsupported_width':
       return 'Pick one of the widths this model was exported with.';
     default:
