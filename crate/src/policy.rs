@@ -18,6 +18,7 @@ use crate::model::Model;
 
 /// What [`calibrate`] measured on this device for one model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Calibration {
     pub isa: String,
     pub threads: usize,

@@ -44,8 +44,13 @@ fn gemms_account_for_every_mac_at_every_width() {
 fn calibration_covers_every_width_and_leaves_the_width_alone() {
     let mut model = Model::from_bytes(MNIST).unwrap();
     model.set_width(4).unwrap();
-    let start = std::time::Instant::now();
-    let now = move || start.elapsed().as_secs_f64() * 1e3;
+    // A clock that advances 0.01 ms per reading: deterministic, and available on wasm32 too
+    // (std::time::Instant is not).
+    let clock = std::cell::Cell::new(0.0f64);
+    let now = || {
+        clock.set(clock.get() + 0.01);
+        clock.get()
+    };
     let c = calibrate(&mut model, &now, 2.0).unwrap();
     assert_eq!(model.width(), 4);
     assert_eq!(c.measured_width, 4);
@@ -119,4 +124,11 @@ fn bad_budgets_are_typed_errors() {
     }
     let empty = Calibration { gemm_ms: vec![], ..c };
     assert_eq!(decide(&empty, &Budget::default(), &acc, &bytes).unwrap_err().kind(), ErrorKind::InvalidArgument);
+}
+
+#[test]
+fn budget_keys_are_checked() {
+    let b: Budget = serde_json::from_str(r#"{"latencyMs": 3, "maxBytes": 100}"#).unwrap();
+    assert_eq!((b.latency_ms, b.max_bytes), (Some(3.0), Some(100)));
+    assert!(serde_json::from_str::<Budget>(r#"{"latency": 3}"#).is_err());
 }

@@ -8,6 +8,7 @@ use super::{invalid, js_error, performance_now, pool_threads, to_js};
 use crate::error::{Error, ErrorKind};
 use crate::graph::{EvalResult, Op, Width};
 use crate::model::Model;
+use crate::policy::{Budget, Calibration};
 
 /// How many classes `run` lists in `top`.
 const TOP_K: usize = 5;
@@ -15,6 +16,9 @@ const TOP_K: usize = 5;
 #[wasm_bindgen]
 pub struct Session {
     model: Model,
+    /// Per width: bytes of the file prefix it needs (header, tensors, its bit planes).
+    bytes_per_width: Vec<(u8, u64)>,
+    calibration: Option<Calibration>,
 }
 
 #[derive(Serialize)]
@@ -60,7 +64,50 @@ impl Session {
     pub fn load(bytes: &[u8]) -> Result<Session, JsValue> {
         let mut model = Model::from_bytes(bytes).map_err(js_error)?;
         model.set_threads(pool_threads());
-        Ok(Session { model })
+        let mut bytes_per_width = Vec::new();
+        for w in model.widths().iter().map(|w| w.w) {
+            let n = crate::format::prefix_len(bytes, crate::quant::planes_needed(w)).map_err(js_error)?;
+            bytes_per_width.push((w, n as u64));
+        }
+        Ok(Session { model, bytes_per_width, calibration: None })
+    }
+
+    /// Times this model's own kernels at every width on this device (about `minMs` per distinct
+    /// GEMM shape, default 5, plus one measured pass) and keeps the result for `decide`. Returns
+    /// `{isa, threads, gemmMs: [[w, ms]], otherMs, measuredMs, measuredWidth, tookMs}`.
+    pub fn calibrate(&mut self, min_ms: Option<f64>) -> Result<JsValue, JsValue> {
+        let min_ms = min_ms.unwrap_or(5.0);
+        if !(min_ms.is_finite() && (0.0..=1000.0).contains(&min_ms)) {
+            return Err(invalid(format!("minMs must be in 0..=1000, got {min_ms}")));
+        }
+        let cal = crate::policy::calibrate(&mut self.model, &performance_now, min_ms).map_err(js_error)?;
+        let out = to_js(&cal);
+        self.calibration = Some(cal);
+        out
+    }
+
+    /// The precision policy: `budget` is `{latencyMs?, maxBytes?}` (omit for the most accurate
+    /// width). Needs `calibrate()` first (re-run it after `setThreads`). Returns `{width, threads,
+    /// isa, options: [{width, predictedMs, accuracy, bytes, fits}], reasons: [..]}`; it does not
+    /// switch: call `setWidth(decision.width)` to follow it, or override it.
+    pub fn decide(&self, budget: JsValue) -> Result<JsValue, JsValue> {
+        let budget: Budget = if budget.is_undefined() || budget.is_null() {
+            Budget::default()
+        } else {
+            // Through JSON: serde_wasm_bindgen reads only the known keys, and a misspelt key
+            // (`latency` for `latencyMs`) must be an error, not an ignored budget.
+            let text: String = js_sys::JSON::stringify(&budget).map(String::from).map_err(|_| invalid("budget is not a plain object"))?;
+            serde_json::from_str(&text).map_err(|e| invalid(format!("bad budget: {e}")))?
+        };
+        let cal = self.calibration.as_ref().ok_or_else(|| {
+            js_error(Error::new(ErrorKind::InvalidArgument, "call calibrate() before decide()"))
+        })?;
+        if cal.threads != self.model.threads() {
+            return Err(invalid("the thread count changed since calibrate(); calibrate again"));
+        }
+        let accuracy = self.model.graph().eval.first().map(|e| e.accuracy.clone()).unwrap_or_default();
+        let d = crate::policy::decide(cal, &budget, &accuracy, &self.bytes_per_width).map_err(js_error)?;
+        to_js(&d)
     }
 
     /// Everything a UI needs at once: `{name, inputShape, labels, widths, width, threads, eval}`.
