@@ -110,3 +110,11 @@ export async function chooseWidth(page, width, input) {
   await page.check(`#widths input[value="${width}"]`);
   return prediction(page, input, width);
 }
+
+/** Runs `action` (which gives the page a new input) and waits until a result for a new input shows. */
+export async function newPrediction(page, action, input, width) {
+  const before = await page.locator('#prediction').getAttribute('data-input');
+  await action();
+  await page.waitForFunction((b) => document.getElementById('prediction').dataset.input !== b, before, { timeout: 30_000 });
+  return prediction(page, input, width);
+}

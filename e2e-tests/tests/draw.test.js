@@ -3,7 +3,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { chooseWidth, DIST, idxImages, idxLabels, modelGraph, open, prediction, prepare, shot } from '../lib/app.js';
+import {
+  chooseWidth, DIST, idxImages, idxLabels, modelGraph, newPrediction, open, prediction, prepare, shot,
+} from '../lib/app.js';
 import { launch } from '../lib/browser.js';
 import { serve } from '../lib/server.js';
 import { DIGITS, drawStrokes } from '../lib/strokes.js';
@@ -91,8 +93,8 @@ describe('drawing, image files and the Fashion-MNIST model', () => {
     const { page } = browser;
     for (const i of [0, 1, 2, 3, 4]) {
       const buffer = await testImagePng(page, images[i]);
-      await page.setInputFiles('#file', { name: `digit-${i}.png`, mimeType: 'image/png', buffer });
-      const r = await prediction(page, 'file:', 8);
+      const file = { name: `digit-${i}.png`, mimeType: 'image/png', buffer };
+      const r = await newPrediction(page, () => page.setInputFiles('#file', file), 'file:', 8);
       assert.equal(r.cls, labels[i], `file of test image ${i}: ${r.text}`);
     }
     await shot(page, 'file-digit');
@@ -101,16 +103,13 @@ describe('drawing, image files and the Fashion-MNIST model', () => {
   test('a dropped image file is classified too', async () => {
     const { page } = browser;
     const b64 = (await testImagePng(page, images[7], 3)).toString('base64');
-    const before = await page.locator('#prediction').getAttribute('data-input');
     const dt = await page.evaluateHandle((b64) => {
       const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
       const dt = new DataTransfer();
       dt.items.add(new File([bytes], 'dropped.png', { type: 'image/png' }));
       return dt;
     }, b64);
-    await page.dispatchEvent('#input-card', 'drop', { dataTransfer: dt });
-    await page.waitForFunction((b) => document.getElementById('prediction').dataset.input !== b, before);
-    const r = await prediction(page, 'file:', 8);
+    const r = await newPrediction(page, () => page.dispatchEvent('#input-card', 'drop', { dataTransfer: dt }), 'file:', 8);
     assert.equal(r.cls, labels[7], `dropped test image 7: ${r.text}`);
   });
 
@@ -154,6 +153,19 @@ describe('drawing, image files and the Fashion-MNIST model', () => {
     const r1 = await chooseWidth(page, 1, `sample:${fl.length - 1}`);
     assert.ok(r1.cls >= 0 && r1.cls < 10);
     await shot(page, 'fashion-1bit');
+    await chooseWidth(page, 8, `sample:${fl.length - 1}`);
+  });
+
+  test('a Fashion-MNIST test image as a file (dark on white, 4x) is classified as its label', async () => {
+    const { page } = browser;
+    const fi = await idxImages('fmnist-t100-images.idx3');
+    const fl = await idxLabels('fmnist-t100-labels.idx1');
+    for (const i of [0, 1, 2]) {
+      const buffer = await testImagePng(page, fi[i]);
+      const file = { name: `fashion-${i}.png`, mimeType: 'image/png', buffer };
+      const r = await newPrediction(page, () => page.setInputFiles('#file', file), 'file:', 8);
+      assert.equal(r.cls, fl[i], `file of Fashion test image ${i}: ${r.text}`);
+    }
   });
 
   test('no request leaves the origin', async () => {
