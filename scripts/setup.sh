@@ -66,4 +66,10 @@ if [ "$want_pw" != "$have_pw" ]; then
   step "npm ci in e2e-tests (playwright-core $want_pw, drives /usr/bin/chromium)"
   (cd e2e-tests && npm ci --no-audit --no-fund)
 fi
+# The npm package's tests (scripts/pkg-test.sh): playwright-core, Vite 7 and TypeScript.
+want_pkg=$(sha256sum pkg-tests/package-lock.json | cut -d' ' -f1)
+if [ "$want_pkg" != "$(cat pkg-tests/node_modules/.lock-sha256 2>/dev/null)" ]; then
+  step "npm ci in pkg-tests (playwright-core, vite, typescript)"
+  (cd pkg-tests && npm ci --no-audit --no-fund && echo "$want_pkg" > node_modules/.lock-sha256)
+fi
 step "ready: rustc-web $(/usr/bin/rustc --version | awk '{print $2}'), wasm-bindgen $WASM_BINDGEN_VERSION, trunk $TRUNK_VERSION, $(/usr/bin/chromium --version 2>/dev/null)"

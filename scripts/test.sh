@@ -4,7 +4,8 @@
 #   2. wasm     scripts/wasm-test.sh all (the crate's tests as wasm, in Node and headless Chromium)
 #   3. build    scripts/build-wasm.sh (the four wasm builds) and trunk build --release --offline
 #   4. e2e      e2e-tests/ (the page in headless Chromium, node --test)
-# Usage: scripts/test.sh [STEP ...]   steps: native wasm web (web = wasm-bld, trunk and e2e);
+#   5. pkg      scripts/pkg-test.sh (the npm package, packed and installed: Node, plain page, Vite, tsc)
+# Usage: scripts/test.sh [STEP ...]   steps: native wasm web pkg (web = wasm-bld, trunk and e2e);
 # none given = all. Every step runs even when an earlier one failed (except those that need its output); the last
 # line is "N passed, N failed" over all tests, where a step that fails without reporting tests
 # counts as one failure. Exit status is non-zero when anything failed.
@@ -91,6 +92,12 @@ elif step wasm-bld bash scripts/build-wasm.sh; then
 else
   skip trunk "scripts/build-wasm.sh"
   skip e2e "scripts/build-wasm.sh"
+fi
+
+if want pkg; then
+  step pkg bash scripts/pkg-test.sh
+else
+  not_run pkg
 fi
 
 printf '\n==== test: summary (logs in %s)\n' "$LOGS"

@@ -1,0 +1,28 @@
+// What a web developer's page does with the package, used by the plain ES-module page and by the
+// Vite app alike: start a session, load the model from a URL with progress, classify digits as
+// Float32Array and as ImageData, and show that a broken model file is a typed error.
+import { AnybitError, createSession } from 'anybit';
+
+window.anybitCheck = async (digits) => {
+  const progress = [];
+  const session = await createSession();
+  const info = await session.load('mnist.anybit', { onProgress: (p) => progress.push(p) });
+  const predicted = [];
+  for (const px of digits) predicted.push((await session.run(Float32Array.from(px, (p) => p / 255))).predicted);
+  const rgba = new Uint8ClampedArray(784 * 4);
+  digits[0].forEach((p, i) => rgba.set([p, p, p, 255], 4 * i));
+  const fromImage = (await session.run(new ImageData(rgba, 28, 28))).predicted;
+  await session.setWidth(1);
+  const oneBit = (await session.run(Float32Array.from(digits[0], (p) => p / 255))).width;
+  const modelBytes = new Uint8Array(await (await fetch('mnist.anybit')).arrayBuffer());
+  let error = null;
+  try {
+    await session.load(modelBytes.subarray(0, 300));
+  } catch (e) {
+    error = { isAnybitError: e instanceof AnybitError, code: e.code, message: e.message };
+  }
+  const build = await session.buildInfo();
+  await session.dispose();
+  return { build, widths: info.widths.map((w) => w.w), progress, predicted, fromImage, oneBit, error };
+};
+document.body.dataset.ready = 'yes';

@@ -1,0 +1,19 @@
+// A strict TypeScript consumer of the package's public API (compiled with tsc --noEmit only).
+import { AnybitError, createSession, type BuildInfo, type ModelInfo, type Progress, type RunResult } from 'anybit';
+
+const session = await createSession({ build: 'auto', threads: 2 });
+const build: BuildInfo = session.build;
+const info: ModelInfo = await session.load('/models/mnist.anybit', {
+  onProgress: ({ loaded, total }: Progress) => console.log(loaded, total ?? '?'),
+});
+await session.setWidth(info.widths[info.widths.length - 1].w);
+const result: RunResult = await session.run(new Float32Array(info.inputShape.reduce((a, b) => a * b, 1)));
+const best: string | null = result.top[0].label;
+const image = await session.run({ width: 2, height: 2, data: new Uint8ClampedArray(16) }, { invert: true, fit: 'mnist' });
+try {
+  await session.load(new Uint8Array(8));
+} catch (e) {
+  if (e instanceof AnybitError && e.code === 'bad_magic') console.log(e.message);
+}
+console.log(build.variant, build.threadCount, result.probabilities[0], best, image.predicted);
+await session.dispose();

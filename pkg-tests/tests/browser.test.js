@@ -1,0 +1,88 @@
+// (b) plain ES modules, no bundler, and (c) a Vite 7 build: the installed package in headless
+// Chromium on a cross-origin isolated page (COOP/COEP), so the threads build with a pool is used.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { build } from 'vite';
+import { serve } from '../../e2e-tests/lib/server.js';
+import { APP, MODEL, digits } from '../lib/app.js';
+import { launch } from '../lib/chromium.js';
+
+const samples = await digits(5);
+
+async function check(root, path) {
+  const server = await serve(root, { isolated: true });
+  const browser = await launch();
+  try {
+    await browser.page.goto(`${server.origin}${path}`);
+    await browser.page.waitForSelector('body[data-ready=yes]', { state: 'attached', timeout: 30_000 });
+    const out = await browser.page.evaluate((px) => window.anybitCheck(px), samples.map((s) => [...s.pixels]));
+    return { out, errors: browser.errors, requests: server.requests };
+  } finally {
+    await browser.close();
+    await server.close();
+  }
+}
+
+async function assertWorks({ out, errors, requests }, wasmPath) {
+  const size = (await readFile(MODEL)).length;
+  assert.equal(out.build.variant, 'threads', out.build.reason);
+  assert.ok(out.build.threadCount > 1, `threadCount ${out.build.threadCount}`);
+  assert.deepEqual(out.widths, [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.deepEqual(out.progress.at(-1), { loaded: size, total: size });
+  assert.deepEqual(out.predicted, samples.map((s) => s.label));
+  assert.equal(out.fromImage, samples[0].label);
+  assert.equal(out.oneBit, 1);
+  assert.deepEqual(out.error && [out.error.isAnybitError, out.error.code], [true, 'truncated']);
+  assert.deepEqual(errors, []);
+  // One binary fetched: the chosen build's (the pool's workers get the compiled module by message).
+  const wasm = [...new Set(requests.filter((r) => r.endsWith('.wasm')))];
+  assert.equal(wasm.length, 1, wasm.join(', '));
+  assert.match(wasm[0], wasmPath);
+}
+
+test('plain <script type=module> page with an import map: threads build classifies digits', async () => {
+  await assertWorks(await check(APP, '/plain/index.html'), /^\/node_modules\/anybit\/wasm\/threads\/anybit_bg\.wasm$/);
+});
+
+test('Vite 7 app: vite build, then the built page classifies digits with threads', async () => {
+  const root = join(APP, 'vite');
+  await build({ root, configFile: join(root, 'vite.config.js') });
+  // Vite renames the binaries (content hashes); the build's name is in buildInfo, checked above.
+  await assertWorks(await check(join(root, 'dist'), '/index.html'), /^\/assets\/anybit_bg-[\w-]+\.wasm$/);
+});
+
+test("the README's example runs as written on a plain page (from the installed package's README)", async () => {
+  const readme = await readFile(join(APP, 'node_modules', 'anybit', 'README.md'), 'utf8');
+  const example = readme.match(/^## Example\n\n```js\n([\s\S]*?)^```$/m)?.[1];
+  assert.ok(example, 'the README has an example');
+  const dir = join(APP, 'readme');
+  await mkdir(join(APP, 'models'), { recursive: true });
+  await copyFile(MODEL, join(APP, 'models', 'mnist.anybit'));
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'example.js'), example);
+  await writeFile(join(dir, 'index.html'), '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">' +
+    '<script type="importmap">{ "imports": { "anybit": "/node_modules/anybit/index.js" } }</script>' +
+    '<script type="module" src="example.js"></script>');
+  const server = await serve(APP, { isolated: true });
+  const browser = await launch();
+  try {
+    await browser.page.goto(`${server.origin}/readme/index.html`);
+    const deadline = Date.now() + 30_000;
+    while (!browser.logs.some((l) => l.startsWith('widths')) && !browser.errors.length && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const size = (await readFile(MODEL)).length;
+    assert.deepEqual(browser.errors, []);
+    const [variant, threads] = browser.logs[0].split(' ');
+    assert.equal(variant, 'threads', browser.logs[0]);
+    assert.ok(Number(threads) > 1, browser.logs[0]);
+    assert.ok(browser.logs.includes(`${size} of ${size} bytes`), browser.logs.join('\n'));
+    assert.match(browser.logs.at(-1), /^widths 1,2,3,4,5,6,7,8; class \d, p = (1|0\.\d+)$/);
+  } finally {
+    await browser.close();
+    await server.close();
+  }
+});

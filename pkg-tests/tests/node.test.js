@@ -1,0 +1,83 @@
+// (a) Node 20: the installed tarball, imported by its package name, runs the SIMD build in-process.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import { APP, MODEL, digits } from '../lib/app.js';
+
+// entry.mjs (written by pkg-test.sh) is `export * from 'anybit'`: the bare name resolves through the
+// installed package's "exports" from inside the temporary project.
+const { createSession, AnybitError } = await import(pathToFileURL(join(APP, 'entry.mjs')).href);
+
+const input = (px) => Float32Array.from(px, (p) => p / 255);
+
+test('Node picks the single-threaded SIMD build and says why', async () => {
+  const session = await createSession();
+  const build = await session.buildInfo();
+  assert.equal(build.variant, 'simd');
+  assert.equal(build.threadCount, 1);
+  assert.match(build.reason, /one thread/);
+  assert.deepEqual(session.build, build);
+  await session.dispose();
+});
+
+test('classifies the first 20 real MNIST test digits at 8 and 1 bits', async () => {
+  const session = await createSession();
+  const bytes = await readFile(MODEL);
+  const progress = [];
+  const info = await session.load(bytes, { onProgress: (p) => progress.push(p) });
+  assert.deepEqual(progress.at(-1), { loaded: bytes.length, total: bytes.length });
+  assert.deepEqual(info.inputShape, [28, 28, 1]);
+  assert.deepEqual((await session.widths()).map((w) => w.w), [1, 2, 3, 4, 5, 6, 7, 8]);
+  const samples = await digits(20);
+  // Measured with models/mnist.anybit: 19/20 at both widths (image 18, a 3, is missed at 8 and 1 bits).
+  for (const [width, least] of [[8, 19], [1, 19]]) {
+    assert.equal((await session.setWidth(width)).width, width);
+    let correct = 0;
+    for (const { pixels, label } of samples) {
+      const r = await session.run(input(pixels));
+      assert.equal(r.width, width);
+      assert.equal(r.top[0].index, r.predicted);
+      correct += r.predicted === label ? 1 : 0;
+    }
+    assert.ok(correct >= least, `${correct}/20 correct at ${width} bits`);
+  }
+  await session.dispose();
+});
+
+test('loads a model from a file: URL with progress', async () => {
+  const session = await createSession();
+  const progress = [];
+  const info = await session.load(pathToFileURL(MODEL), { onProgress: (p) => progress.push(p) });
+  assert.equal(info.width, 8);
+  const size = (await readFile(MODEL)).length;
+  assert.deepEqual(progress.at(-1), { loaded: size, total: size });
+  const [{ pixels, label }] = await digits(1);
+  assert.equal((await session.run(input(pixels))).predicted, label);
+  await session.dispose();
+});
+
+test('errors are AnybitError with a code', async () => {
+  const session = await createSession();
+  const codeOf = async (promise) => {
+    const e = await promise.then(() => assert.fail('did not reject'), (err) => err);
+    assert.ok(e instanceof AnybitError, `${e} is an AnybitError`);
+    assert.ok(e.message.length > 0);
+    return e.code;
+  };
+  const bytes = await readFile(MODEL);
+  assert.equal(await codeOf(session.run(new Float32Array(784))), 'no_model');
+  assert.equal(await codeOf(session.load(bytes.subarray(0, bytes.length - 1000))), 'truncated');
+  assert.equal(await codeOf(session.load(bytes.subarray(0, 300))), 'truncated');
+  assert.equal(await codeOf(session.load(pathToFileURL(MODEL + '.missing'))), 'fetch_failed');
+  await session.load(bytes);
+  assert.equal(await codeOf(session.run(new Float32Array(783))), 'shape_mismatch');
+  assert.equal(await codeOf(session.run([1, 2, 3])), 'invalid_argument');
+  assert.equal(await codeOf(session.setWidth(9)), 'unsupported_width');
+  assert.equal(await codeOf(createSession({ build: 'threads' })), 'runtime_unavailable');
+  assert.equal(await codeOf(createSession({ build: 'avx512' })), 'invalid_argument');
+  await session.dispose();
+  assert.equal(await codeOf(session.info()), 'disposed');
+});

@@ -1,0 +1,153 @@
+// Types of the public API (hand-written: the wasm-bindgen ones type every result as `any`).
+// The same API in browsers (index.js, a Web Worker per session) and Node (node.js, in-process).
+
+/** The wasm builds in the package. `relaxed` is only loaded on request. */
+export type BuildName = 'scalar' | 'simd' | 'relaxed' | 'threads';
+
+/** Stable error codes: the runtime's (model parsing and running) and the package's own. */
+export type ErrorCode =
+  | 'bad_magic'
+  | 'unsupported_version'
+  | 'truncated'
+  | 'bad_layout'
+  | 'bad_graph'
+  | 'bad_shape'
+  | 'bad_value'
+  | 'shape_mismatch'
+  | 'unsupported_width'
+  | 'invalid_argument'
+  | 'limit_exceeded'
+  /** Model bytes do not match the digest in the file's header. */
+  | 'corrupt'
+  /** No build could start here (missing feature, worker failed to load). */
+  | 'runtime_unavailable'
+  /** A model URL could not be fetched or read. */
+  | 'fetch_failed'
+  /** A request that needs a model came before load(). */
+  | 'no_model'
+  /** The session was disposed. */
+  | 'disposed'
+  /** The wasm instance trapped; create a new session. */
+  | 'crashed'
+  | 'internal';
+
+export declare class AnybitError extends Error {
+  constructor(code: ErrorCode, message: string);
+  readonly name: 'AnybitError';
+  readonly code: ErrorCode;
+}
+
+export interface SessionOptions {
+  /** Which build to load; 'auto' (default): threads when cross-origin isolated, else SIMD, else scalar. */
+  build?: 'auto' | BuildName;
+  /** Pool size of the threads build (browsers only; default min(hardwareConcurrency, 8)). */
+  threads?: number;
+  /** A Worker already running 'anybit/worker' (browsers; by default the session starts its own). */
+  worker?: WorkerLike;
+}
+
+/** The parts of a DOM Worker the package uses (so the types need no DOM lib in Node). */
+export interface WorkerLike {
+  postMessage(message: unknown): void;
+  addEventListener(type: 'message' | 'error', listener: (event: any) => void): void;
+  terminate(): void;
+}
+
+export interface BuildInfo {
+  variant: BuildName;
+  simd: boolean;
+  relaxed: boolean;
+  /** Compiled with threads (the threads build). */
+  threads: boolean;
+  /** Threads a run may use now (the pool size; 1 without threads). */
+  threadCount: number;
+  /** Kernel instruction set in use, e.g. 'simd128' or 'scalar'. */
+  isa: string;
+  version: string;
+  /** Why this build was chosen. */
+  reason: string;
+}
+
+/** A supported width: weight bits `w` and the activation bits `a` used with them. */
+export interface Width {
+  w: number;
+  a: number;
+}
+
+export interface ModelInfo {
+  name: string;
+  /** Input shape without the batch dimension, NHWC: [height, width, channels]. */
+  inputShape: number[];
+  labels: string[] | null;
+  widths: Width[];
+  /** Current weight width in bits. */
+  width: number;
+  threads: number;
+  /** Accuracy figures stored in the model file (may be empty). */
+  eval: unknown[];
+}
+
+export interface Progress {
+  /** Bytes received so far. */
+  loaded: number;
+  /** Bytes in all, or null when the server does not say. */
+  total: number | null;
+}
+
+export interface LoadOptions {
+  onProgress?: (progress: Progress) => void;
+}
+
+/** A canvas ImageData or any RGBA image of that shape. */
+export interface ImageLike {
+  width: number;
+  height: number;
+  data: Uint8ClampedArray | Uint8Array;
+}
+
+export interface ImageOptions {
+  /** Dark ink on a light background (the model expects bright ink on dark). */
+  invert?: boolean;
+  /** 'stretch' (default): resample to the input size; 'mnist': crop, fit 20x20, centre by mass. */
+  fit?: 'stretch' | 'mnist';
+}
+
+export interface TopClass {
+  index: number;
+  label: string | null;
+  probability: number;
+}
+
+export interface RunResult {
+  logits: Float32Array;
+  probabilities: Float32Array;
+  /** The five most probable classes, most probable first. */
+  top: TopClass[];
+  predicted: number;
+  label: string | null;
+  /** Weight width the run used. */
+  width: number;
+  /** Inference time in milliseconds. */
+  ms: number;
+}
+
+export declare class Session {
+  private constructor();
+  /** The build in use, as reported when the session started. */
+  readonly build: BuildInfo;
+  buildInfo(): Promise<BuildInfo>;
+  /** Loads a model from a URL (relative URLs resolve against the page) or from its bytes. */
+  load(source: string | URL | ArrayBuffer | Uint8Array, options?: LoadOptions): Promise<ModelInfo>;
+  info(): Promise<ModelInfo>;
+  widths(): Promise<Width[]>;
+  /** Switches the weight width (one of widths()); the next run uses it. */
+  setWidth(width: number): Promise<ModelInfo>;
+  /** Runs one sample: NHWC floats (inputShape elements) or an RGBA image. */
+  run(input: Float32Array): Promise<RunResult>;
+  run(input: ImageLike, options?: ImageOptions): Promise<RunResult>;
+  /** Frees the model and stops the worker; later calls reject with code 'disposed'. */
+  dispose(): Promise<void>;
+}
+
+/** Starts a runtime (a Web Worker in browsers, in-process in Node) and resolves when it is ready. */
+export declare function createSession(options?: SessionOptions): Promise<Session>;

@@ -1,0 +1,257 @@
+// The runtime in-process: picks a build, instantiates it, and answers the requests a Session makes
+// (`handle(type, args, onProgress)`). worker.js runs it inside a Web Worker; node.js runs it directly.
+
+import { AnybitError, toAnybitError } from './errors.js';
+
+export const BUILDS = ['scalar', 'simd', 'relaxed', 'threads'];
+
+// Literal import paths, so that bundlers (Vite, Rollup, webpack) see every build and its wasm file.
+const IMPORTS = {
+  scalar: () => import('./wasm/scalar/anybit.js'),
+  simd: () => import('./wasm/simd/anybit.js'),
+  relaxed: () => import('./wasm/relaxed/anybit.js'),
+  threads: () => import('./wasm/threads/anybit.js'),
+};
+
+// Most threads started by default: past this the small layers of the shipped models stop gaining.
+const DEFAULT_MAX_THREADS = 8;
+
+// Smallest modules using one SIMD128 op (i8x16.popcnt) and one relaxed-SIMD op
+// (i8x16.relaxed_swizzle); WebAssembly.validate says whether this engine has the feature.
+const SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11,
+]);
+const RELAXED_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15, 65, 2, 253,
+  15, 253, 128, 2, 11,
+]);
+
+function validates(bytes) {
+  try {
+    return WebAssembly.validate(bytes);
+  } catch {
+    return false;
+  }
+}
+
+function sharedMemoryWorks() {
+  if (typeof SharedArrayBuffer !== 'function' || globalThis.crossOriginIsolated !== true) return false;
+  try {
+    return new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }).buffer instanceof SharedArrayBuffer;
+  } catch {
+    return false;
+  }
+}
+
+/** What this engine offers. `threadsAllowed` is false in Node (the threads build needs Web Workers). */
+export function detect({ threadsAllowed = true } = {}) {
+  const node = typeof process === 'object' && typeof process.versions?.node === 'string';
+  return {
+    simd: validates(SIMD_PROBE),
+    // Node < 22 (V8 < 12) has pre-standard relaxed SIMD whose i8 dot gives wrong sums.
+    relaxed: validates(RELAXED_PROBE) && !(node && Number(process.versions.node.split('.')[0]) < 22),
+    sharedMemory: threadsAllowed && sharedMemoryWorks(),
+    worker: threadsAllowed && typeof Worker === 'function',
+    cores: Math.max(1, globalThis.navigator?.hardwareConcurrency ?? 1),
+  };
+}
+
+/**
+ * The build to load and why. 'auto' takes threads when cross-origin isolated with shared memory,
+ * workers and two or more cores, else SIMD, else scalar. Relaxed SIMD is only loaded on request.
+ */
+export function chooseBuild(caps, requested = 'auto') {
+  if (requested === 'auto') {
+    if (!caps.simd) return { variant: 'scalar', reason: 'no WebAssembly SIMD in this engine: portable scalar build' };
+    if (!caps.sharedMemory) {
+      return { variant: 'simd', reason: 'no shared memory (not a cross-origin isolated page, or Node): SIMD build on one thread' };
+    }
+    if (!caps.worker || caps.cores < 2) {
+      return { variant: 'simd', reason: `${caps.cores} core(s) or no nested workers: SIMD build on one thread` };
+    }
+    return { variant: 'threads', reason: 'cross-origin isolated with shared memory: SIMD build with threads' };
+  }
+  if (!BUILDS.includes(requested)) {
+    throw new AnybitError('invalid_argument', `unknown build "${requested}"; use auto or one of ${BUILDS.join(', ')}`);
+  }
+  const missing = {
+    scalar: null,
+    simd: caps.simd ? null : 'this engine has no WebAssembly SIMD',
+    relaxed: caps.relaxed ? null : 'this engine has no (standard) relaxed SIMD',
+    threads: !caps.simd ? 'this engine has no WebAssembly SIMD'
+      : !caps.sharedMemory ? 'no shared memory: needs a cross-origin isolated page (COOP/COEP headers) in a browser'
+      : !caps.worker ? 'Web Workers are unavailable' : null,
+  }[requested];
+  if (missing) throw new AnybitError('runtime_unavailable', `the ${requested} build cannot run here: ${missing}`);
+  return { variant: requested, reason: `${requested} build requested` };
+}
+
+async function instantiate(variant, binaryFor, threads) {
+  let wasm;
+  try {
+    wasm = await IMPORTS[variant]();
+    // No binary given: the generated glue fetches anybit_bg.wasm beside itself (new URL(..., import.meta.url)).
+    const binary = binaryFor ? await binaryFor(variant) : undefined;
+    await wasm.default(binary === undefined ? undefined : { module_or_path: binary });
+  } catch (e) {
+    throw new AnybitError('runtime_unavailable', `cannot load the ${variant} build: ${e?.message ?? e}`);
+  }
+  if (variant === 'threads') {
+    if (!Number.isInteger(threads) || threads < 1) {
+      throw new AnybitError('invalid_argument', `threads must be a positive integer, got ${threads}`);
+    }
+    await wasm.initThreads(threads);
+  }
+  return wasm;
+}
+
+async function fetchBytes(url, onProgress) {
+  let res;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new AnybitError('fetch_failed', `could not fetch ${url}: ${e.message}`);
+  }
+  if (!res.ok) throw new AnybitError('fetch_failed', `could not fetch ${url}: HTTP ${res.status} ${res.statusText}`);
+  // A compressed response's Content-Length counts compressed bytes, not the ones received here.
+  const length = Number(res.headers.get('content-length'));
+  let total = length > 0 && !res.headers.get('content-encoding') ? length : null;
+  const chunks = [];
+  let loaded = 0;
+  if (res.body) {
+    for (const reader = res.body.getReader(); ; ) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      loaded += value.length;
+      if (total !== null && loaded > total) total = null;
+      onProgress?.({ loaded, total });
+    }
+  } else {
+    chunks.push(new Uint8Array(await res.arrayBuffer()));
+    loaded = chunks[0].length;
+    onProgress?.({ loaded, total: loaded });
+  }
+  const bytes = new Uint8Array(loaded);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.length;
+  }
+  return bytes;
+}
+
+function asBytes(bytes) {
+  if (bytes instanceof Uint8Array) return bytes;
+  if (bytes instanceof ArrayBuffer || (typeof SharedArrayBuffer === 'function' && bytes instanceof SharedArrayBuffer)) {
+    return new Uint8Array(bytes);
+  }
+  if (ArrayBuffer.isView(bytes)) return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  throw new AnybitError('invalid_argument', 'a model must be a URL, an ArrayBuffer or a Uint8Array');
+}
+
+/**
+ * One runtime instance with at most one model. Options of `handle('init', ...)`: build ('auto' or a
+ * name), threads (pool size of the threads build). `env`: {binaryFor(variant) -> bytes (Node),
+ * readUrl(url, onProgress) -> bytes for URLs fetch cannot read (Node file: URLs), threadsAllowed}.
+ */
+export function createRuntime(env = {}) {
+  let starting = null;
+  let wasm = null;
+  let build = null;
+  let session = null;
+
+  async function init({ build: requested = 'auto', threads } = {}) {
+    if (starting) return starting;
+    starting = (async () => {
+      const caps = detect({ threadsAllowed: env.threadsAllowed ?? true });
+      const chosen = chooseBuild(caps, requested);
+      let reason = chosen.reason;
+      const n = threads ?? Math.min(caps.cores, DEFAULT_MAX_THREADS);
+      try {
+        wasm = await instantiate(chosen.variant, env.binaryFor, n);
+      } catch (e) {
+        if (chosen.variant !== 'threads' || requested !== 'auto') throw e;
+        reason = `threads build failed (${e.message}): SIMD build on one thread`;
+        wasm = await instantiate('simd', env.binaryFor, 1);
+      }
+      build = reason;
+      return buildInfo();
+    })();
+    return starting;
+  }
+
+  function buildInfo() {
+    if (!wasm) throw new AnybitError('internal', 'the runtime is not started');
+    return { ...wasm.buildInfo(), reason: build };
+  }
+
+  function current() {
+    if (!session) throw new AnybitError('no_model', 'no model is loaded: call load first');
+    return session;
+  }
+
+  function info() {
+    return current().info();
+  }
+
+  const handlers = {
+    init,
+    buildInfo,
+    async load({ bytes, url }, onProgress) {
+      let data;
+      if (url !== undefined) {
+        const read = env.readUrl?.(url, onProgress);
+        data = (await read) ?? (await fetchBytes(url, onProgress));
+      } else {
+        data = asBytes(bytes);
+        onProgress?.({ loaded: data.length, total: data.length });
+      }
+      const next = wasm.Session.load(data);
+      session?.free();
+      session = next;
+      return info();
+    },
+    info,
+    widths: () => current().widths(),
+    setWidth({ width }) {
+      if (typeof width !== 'number') {
+        throw new AnybitError('unsupported_width', `width must be a number of bits, got ${JSON.stringify(width)}`);
+      }
+      current().setWidth(width);
+      return info();
+    },
+    run({ input, options }) {
+      const s = current();
+      if (input instanceof Float32Array) {
+        if (options !== undefined) throw new AnybitError('invalid_argument', 'options apply to images only');
+        return s.run(input);
+      }
+      if (input && typeof input === 'object' && 'data' in input && 'width' in input && 'height' in input) {
+        return s.runImage(input, options);
+      }
+      throw new AnybitError('invalid_argument', 'run needs a Float32Array or an ImageData ({width, height, data})');
+    },
+    dispose() {
+      session?.free();
+      session = null;
+      return null;
+    },
+  };
+
+  return {
+    async handle(type, args = {}, onProgress) {
+      try {
+        const handler = Object.hasOwn(handlers, type) ? handlers[type] : null;
+        if (!handler) throw new AnybitError('invalid_argument', `unknown request "${type}"`);
+        // A failed start fails every later request alike (with the start's error).
+        if (type !== 'init') await (starting ?? init());
+        return await handler(args, onProgress);
+      } catch (e) {
+        const err = toAnybitError(e);
+        if (err.code === 'crashed') session = null;
+        throw err;
+      }
+    },
+  };
+}

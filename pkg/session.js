@@ -1,0 +1,76 @@
+// The Session handed to users, the same in browsers (requests go to a worker) and Node (requests run
+// in-process). `call(type, args, onProgress)` is the transport; it rejects with AnybitError.
+
+import { AnybitError } from './errors.js';
+
+export class Session {
+  #call;
+  #close;
+  #build;
+  #disposed = false;
+
+  /** @internal use createSession() */
+  constructor(call, close, build) {
+    this.#call = call;
+    this.#close = close;
+    this.#build = build;
+  }
+
+  /** The build in use as reported when the session started (see buildInfo()). */
+  get build() {
+    return this.#build;
+  }
+
+  #request(type, args, onProgress) {
+    if (this.#disposed) return Promise.reject(new AnybitError('disposed', `${type}: the session is disposed`));
+    return this.#call(type, args, onProgress);
+  }
+
+  buildInfo() {
+    return this.#request('buildInfo');
+  }
+
+  /** Loads a model from a URL (string or URL) or from bytes, replacing the loaded one. */
+  async load(source, { onProgress } = {}) {
+    if (onProgress !== undefined && typeof onProgress !== 'function') {
+      throw new AnybitError('invalid_argument', 'onProgress must be a function');
+    }
+    if (typeof source === 'string' || source instanceof URL) {
+      return this.#request('load', { url: resolveUrl(source) }, onProgress);
+    }
+    return this.#request('load', { bytes: source }, onProgress);
+  }
+
+  info() {
+    return this.#request('info');
+  }
+
+  widths() {
+    return this.#request('widths');
+  }
+
+  setWidth(width) {
+    return this.#request('setWidth', { width });
+  }
+
+  run(input, options) {
+    return this.#request('run', options === undefined ? { input } : { input, options });
+  }
+
+  /** Frees the model and stops the worker; later calls reject with code `disposed`. */
+  async dispose() {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    await this.#close();
+  }
+}
+
+// Relative URLs mean what they mean to the page (a worker would resolve them against its own script).
+function resolveUrl(source) {
+  const base = globalThis.document?.baseURI ?? globalThis.location?.href;
+  try {
+    return (base ? new URL(source, base) : new URL(source)).href;
+  } catch {
+    throw new AnybitError('invalid_argument', `not a URL: ${source} (in Node, pass the file's bytes or a file: URL)`);
+  }
+}
