@@ -3,9 +3,9 @@
 // Float32Array and as ImageData, and show that a broken model file is a typed error.
 import { AnybitError, createSession } from 'anybit';
 
-window.anybitCheck = async (digits) => {
+window.anybitCheck = async (digits, options) => {
   const progress = [];
-  const session = await createSession();
+  const session = await createSession(options);
   const info = await session.load('mnist.anybit', { onProgress: (p) => progress.push(p) });
   const predicted = [];
   for (const px of digits) predicted.push((await session.run(Float32Array.from(px, (p) => p / 255))).predicted);

@@ -12,13 +12,16 @@ import { launch } from '../lib/chromium.js';
 
 const samples = await digits(5);
 
-async function check(root, path) {
-  const server = await serve(root, { isolated: true });
+async function check(root, path, isolated = true, ownWorker = false) {
+  const server = await serve(root, { isolated });
   const browser = await launch();
   try {
     await browser.page.goto(`${server.origin}${path}`);
     await browser.page.waitForSelector('body[data-ready=yes]', { state: 'attached', timeout: 30_000 });
-    const out = await browser.page.evaluate((px) => window.anybitCheck(px), samples.map((s) => [...s.pixels]));
+    const out = await browser.page.evaluate(
+      ([px, own]) => window.anybitCheck(px, own ? { worker: new Worker('/node_modules/anybit/worker.js', { type: 'module' }) } : {}),
+      [samples.map((s) => [...s.pixels]), ownWorker],
+    );
     return { out, errors: browser.errors, requests: server.requests };
   } finally {
     await browser.close();
@@ -26,10 +29,11 @@ async function check(root, path) {
   }
 }
 
-async function assertWorks({ out, errors, requests }, wasmPath) {
+async function assertWorks({ out, errors, requests }, wasmPath, variant = 'threads') {
   const size = (await readFile(MODEL)).length;
-  assert.equal(out.build.variant, 'threads', out.build.reason);
-  assert.ok(out.build.threadCount > 1, `threadCount ${out.build.threadCount}`);
+  assert.equal(out.build.variant, variant, out.build.reason);
+  if (variant === 'threads') assert.ok(out.build.threadCount > 1, `threadCount ${out.build.threadCount}`);
+  else assert.equal(out.build.threadCount, 1);
   assert.deepEqual(out.widths, [1, 2, 3, 4, 5, 6, 7, 8]);
   assert.deepEqual(out.progress.at(-1), { loaded: size, total: size });
   assert.deepEqual(out.predicted, samples.map((s) => s.label));
@@ -45,6 +49,16 @@ async function assertWorks({ out, errors, requests }, wasmPath) {
 
 test('plain <script type=module> page with an import map: threads build classifies digits', async () => {
   await assertWorks(await check(APP, '/plain/index.html'), /^\/node_modules\/anybit\/wasm\/threads\/anybit_bg\.wasm$/);
+});
+
+test('the same page without COOP/COEP headers falls back to the SIMD build on one thread', async () => {
+  const result = await check(APP, '/plain/index.html', false);
+  assert.match(result.out.build.reason, /cross-origin isolated/);
+  await assertWorks(result, /^\/node_modules\/anybit\/wasm\/simd\/anybit_bg\.wasm$/, 'simd');
+});
+
+test("a worker the page starts itself from the package's worker.js (createSession({worker}))", async () => {
+  await assertWorks(await check(APP, '/plain/index.html', true, true), /^\/node_modules\/anybit\/wasm\/threads\/anybit_bg\.wasm$/);
 });
 
 test('Vite 7 app: vite build, then the built page classifies digits with threads', async () => {
