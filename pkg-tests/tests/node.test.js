@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -80,4 +81,38 @@ test('errors are AnybitError with a code', async () => {
   assert.equal(await codeOf(createSession({ build: 'avx512' })), 'invalid_argument');
   await session.dispose();
   assert.equal(await codeOf(session.info()), 'disposed');
+});
+
+test('loads a model over HTTP with byte progress; a 404 is fetch_failed', async () => {
+  const bytes = await readFile(MODEL);
+  // Sent in 16 KiB pieces with a Content-Length, as a static server streams a file.
+  const server = createServer((req, res) => {
+    if (req.url !== '/mnist.anybit') return res.writeHead(404).end();
+    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': bytes.length });
+    (async () => {
+      for (let at = 0; at < bytes.length; at += 16384) {
+        res.write(bytes.subarray(at, at + 16384));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      res.end();
+    })();
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const session = await createSession();
+  try {
+    const progress = [];
+    const info = await session.load(`${origin}/mnist.anybit`, { onProgress: (p) => progress.push(p) });
+    assert.equal(info.width, 8);
+    assert.ok(progress.length > 1, `${progress.length} progress events`);
+    assert.ok(progress.every((p, i) => p.total === bytes.length && (i === 0 || p.loaded > progress[i - 1].loaded)));
+    assert.equal(progress.at(-1).loaded, bytes.length);
+    const e = await session.load(`${origin}/nothing.anybit`).then(() => assert.fail('did not reject'), (err) => err);
+    assert.ok(e instanceof AnybitError);
+    assert.equal(e.code, 'fetch_failed');
+    assert.match(e.message, /404/);
+  } finally {
+    await session.dispose();
+    server.close();
+  }
 });
