@@ -5,15 +5,15 @@ import assert from 'node:assert/strict';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { build } from 'vite';
+import { build, createServer } from 'vite';
 import { serve } from '../../e2e-tests/lib/server.js';
 import { APP, MODEL, digits } from '../lib/app.js';
 import { launch } from '../lib/chromium.js';
 
 const samples = await digits(5);
 
-async function check(root, path, isolated = true, ownWorker = false) {
-  const server = await serve(root, { isolated });
+async function check(root, path, isolated = true, ownWorker = false, server = null) {
+  server ??= await serve(root, { isolated });
   const browser = await launch();
   try {
     await browser.page.goto(`${server.origin}${path}`);
@@ -66,6 +66,22 @@ test('Vite 7 app: vite build, then the built page classifies digits with threads
   await build({ root, configFile: join(root, 'vite.config.js') });
   // Vite renames the binaries (content hashes); the build's name is in buildInfo, checked above.
   await assertWorks(await check(join(root, 'dist'), '/index.html'), /^\/assets\/anybit_bg-[\w-]+\.wasm$/);
+});
+
+test('Vite 7 dev server (the app\'s vite.config.js): the page classifies digits with threads', async () => {
+  const root = join(APP, 'vite');
+  const requests = [];
+  // A plugin's configureServer middleware runs before Vite's own, so it sees every request.
+  const log = { name: 'log-requests', configureServer: (s) => void s.middlewares.use((req, _res, next) => {
+    requests.push(new URL(req.url, 'http://x').pathname);
+    next();
+  }) };
+  const vite = await createServer({
+    root, configFile: join(root, 'vite.config.js'), plugins: [log], server: { host: '127.0.0.1', port: 0 },
+  });
+  await vite.listen();
+  const server = { origin: vite.resolvedUrls.local[0].replace(/\/$/, ''), requests, close: () => vite.close() };
+  await assertWorks(await check(root, '/index.html', true, false, server), /^\/@fs\/.*\/node_modules\/anybit\/wasm\/threads\/anybit_bg\.wasm$/);
 });
 
 test("the README's example runs as written on a plain page (from the installed package's README)", async () => {
