@@ -12,15 +12,17 @@ import { launch } from '../lib/chromium.js';
 
 const samples = await digits(5);
 
-async function check(root, path, isolated = true, ownWorker = false, server = null) {
+// Opens the page and runs apps/check.js's anybitCheck. `options`: createSession's (JSON-able);
+// `ownWorker`: the page starts the package's worker.js itself and passes it as `worker`.
+async function check(root, path, { isolated = true, ownWorker = false, options = {}, server = null } = {}) {
   server ??= await serve(root, { isolated });
   const browser = await launch();
   try {
     await browser.page.goto(`${server.origin}${path}`);
     await browser.page.waitForSelector('body[data-ready=yes]', { state: 'attached', timeout: 30_000 });
     const out = await browser.page.evaluate(
-      ([px, own]) => window.anybitCheck(px, own ? { worker: new Worker('/node_modules/anybit/worker.js', { type: 'module' }) } : {}),
-      [samples.map((s) => [...s.pixels]), ownWorker],
+      ([px, own, opts]) => window.anybitCheck(px, own ? { ...opts, worker: new Worker('/node_modules/anybit/worker.js', { type: 'module' }) } : opts),
+      [samples.map((s) => [...s.pixels]), ownWorker, options],
     );
     return { out, errors: browser.errors, requests: server.requests };
   } finally {
@@ -52,13 +54,22 @@ test('plain <script type=module> page with an import map: threads build classifi
 });
 
 test('the same page without COOP/COEP headers falls back to the SIMD build on one thread', async () => {
-  const result = await check(APP, '/plain/index.html', false);
+  const result = await check(APP, '/plain/index.html', { isolated: false });
   assert.match(result.out.build.reason, /cross-origin isolated/);
   await assertWorks(result, /^\/node_modules\/anybit\/wasm\/simd\/anybit_bg\.wasm$/, 'simd');
 });
 
 test("a worker the page starts itself from the package's worker.js (createSession({worker}))", async () => {
-  await assertWorks(await check(APP, '/plain/index.html', true, true), /^\/node_modules\/anybit\/wasm\/threads\/anybit_bg\.wasm$/);
+  await assertWorks(await check(APP, '/plain/index.html', { ownWorker: true }), /^\/node_modules\/anybit\/wasm\/threads\/anybit_bg\.wasm$/);
+});
+
+test('a requested build is used: relaxed SIMD (never chosen by auto) and threads with a pool of 3 (the default here is min(cores, 8))', async () => {
+  await assertWorks(await check(APP, '/plain/index.html', { options: { build: 'relaxed' } }),
+    /^\/node_modules\/anybit\/wasm\/relaxed\/anybit_bg\.wasm$/, 'relaxed');
+  const three = await check(APP, '/plain/index.html', { options: { build: 'threads', threads: 3 } });
+  assert.equal(three.out.build.threadCount, 3);
+  assert.deepEqual(three.out.predicted, samples.map((s) => s.label));
+  assert.equal(three.out.build.reason, 'threads build requested');
 });
 
 test('Vite 7 app: vite build, then the built page classifies digits with threads', async () => {
@@ -81,7 +92,7 @@ test('Vite 7 dev server (the app\'s vite.config.js): the page classifies digits 
   });
   await vite.listen();
   const server = { origin: vite.resolvedUrls.local[0].replace(/\/$/, ''), requests, close: () => vite.close() };
-  await assertWorks(await check(root, '/index.html', true, false, server), /^\/@fs\/.*\/node_modules\/anybit\/wasm\/threads\/anybit_bg\.wasm$/);
+  await assertWorks(await check(root, '/index.html', { server }), /^\/@fs\/.*\/node_modules\/anybit\/wasm\/threads\/anybit_bg\.wasm$/);
 });
 
 test("the README's example runs as written on a plain page (from the installed package's README)", async () => {

@@ -10,10 +10,11 @@ await session.setWidth(info.widths[info.widths.length - 1].w);
 const result: RunResult = await session.run(new Float32Array(info.inputShape.reduce((a, b) => a * b, 1)));
 const best: string | null = result.top[0].label;
 const image = await session.run({ width: 2, height: 2, data: new Uint8ClampedArray(16) }, { invert: true, fit: 'mnist' });
+const canvas: RunResult = await session.run(new ImageData(28, 28));
 try {
   await session.load(new Uint8Array(8));
 } catch (e) {
   if (e instanceof AnybitError && e.code === 'bad_magic') console.log(e.message);
 }
-console.log(build.variant, build.threadCount, result.probabilities[0], best, image.predicted);
+console.log(build.variant, build.threadCount, result.probabilities[0], best, image.predicted, canvas.label);
 await session.dispose();
