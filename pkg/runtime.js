@@ -96,12 +96,7 @@ async function instantiate(variant, binaryFor, threads) {
   } catch (e) {
     throw new AnybitError('runtime_unavailable', `cannot load the ${variant} build: ${e?.message ?? e}`);
   }
-  if (variant === 'threads') {
-    if (!Number.isInteger(threads) || threads < 1) {
-      throw new AnybitError('invalid_argument', `threads must be a positive integer, got ${threads}`);
-    }
-    await wasm.initThreads(threads);
-  }
+  if (variant === 'threads') await wasm.initThreads(threads);
   return wasm;
 }
 
@@ -158,15 +153,19 @@ function asBytes(bytes) {
 export function createRuntime(env = {}) {
   let starting = null;
   let wasm = null;
-  let build = null;
+  let reason = null; // why this build: reported with buildInfo()
   let session = null;
 
   async function init({ build: requested = 'auto', threads } = {}) {
     if (starting) return starting;
     starting = (async () => {
+      // Checked before choosing: a bad count must not read as "threads failed, fall back to SIMD".
+      if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 256)) {
+        throw new AnybitError('invalid_argument', `threads must be an integer in 1..=256, got ${threads}`);
+      }
       const caps = detect({ threadsAllowed: env.threadsAllowed ?? true });
       const chosen = chooseBuild(caps, requested);
-      let reason = chosen.reason;
+      reason = chosen.reason;
       const n = threads ?? Math.min(caps.cores, DEFAULT_MAX_THREADS);
       try {
         wasm = await instantiate(chosen.variant, env.binaryFor, n);
@@ -175,7 +174,6 @@ export function createRuntime(env = {}) {
         reason = `threads build failed (${e.message}): SIMD build on one thread`;
         wasm = await instantiate('simd', env.binaryFor, 1);
       }
-      build = reason;
       return buildInfo();
     })();
     return starting;
@@ -183,7 +181,7 @@ export function createRuntime(env = {}) {
 
   function buildInfo() {
     if (!wasm) throw new AnybitError('internal', 'the runtime is not started');
-    return { ...wasm.buildInfo(), reason: build };
+    return { ...wasm.buildInfo(), reason };
   }
 
   function current() {

@@ -23,6 +23,9 @@ window.anybitCheck = async (digits, options) => {
   }
   const build = await session.buildInfo();
   await session.dispose();
-  return { build, widths: info.widths.map((w) => w.w), progress, predicted, fromImage, oneBit, error };
+  const afterDispose = await session.info().then(() => null, (e) => e.code);
+  const badThreads = await createSession({ threads: 0 }).then(() => null, (e) => e instanceof AnybitError && e.code);
+  const widths = info.widths.map((w) => w.w);
+  return { build, widths, progress, predicted, fromImage, oneBit, error, afterDispose, badThreads };
 };
 document.body.dataset.ready = 'yes';

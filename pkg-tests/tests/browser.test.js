@@ -42,6 +42,8 @@ async function assertWorks({ out, errors, requests }, wasmPath, variant = 'threa
   assert.equal(out.fromImage, samples[0].label);
   assert.equal(out.oneBit, 1);
   assert.deepEqual(out.error && [out.error.isAnybitError, out.error.code], [true, 'truncated']);
+  assert.equal(out.afterDispose, 'disposed');
+  assert.equal(out.badThreads, 'invalid_argument');
   assert.deepEqual(errors, []);
   // One binary fetched: the chosen build's (the pool's workers get the compiled module by message).
   const wasm = [...new Set(requests.filter((r) => r.endsWith('.wasm')))];

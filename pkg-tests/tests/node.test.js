@@ -79,6 +79,7 @@ test('errors are AnybitError with a code', async () => {
   assert.equal(await codeOf(session.setWidth(9)), 'unsupported_width');
   assert.equal(await codeOf(createSession({ build: 'threads' })), 'runtime_unavailable');
   assert.equal(await codeOf(createSession({ build: 'avx512' })), 'invalid_argument');
+  assert.equal(await codeOf(createSession({ threads: 2 })), 'invalid_argument');
   await session.dispose();
   assert.equal(await codeOf(session.info()), 'disposed');
 });
