@@ -29,6 +29,8 @@ pub enum ErrorKind {
     InvalidArgument,
     /// A resource limit would be exceeded (e.g. an allocation larger than the input justifies).
     LimitExceeded,
+    /// Bytes do not match the SHA-256 digest the file's header records for them.
+    Corrupt,
 }
 
 impl ErrorKind {
@@ -45,6 +47,7 @@ impl ErrorKind {
             ErrorKind::UnsupportedWidth => "unsupported_width",
             ErrorKind::InvalidArgument => "invalid_argument",
             ErrorKind::LimitExceeded => "limit_exceeded",
+            ErrorKind::Corrupt => "corrupt",
         }
     }
 }

@@ -27,6 +27,20 @@ pub struct Graph {
     /// Accuracy per width measured by the exporter (for the precision policy and the UI).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub eval: Vec<EvalResult>,
+    /// SHA-256 digests of the data, filled in by the writer (the caller's value is replaced).
+    /// Optional: files without it load unverified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<Digests>,
+}
+
+/// SHA-256 digests (64 hex digits) of the data section: `tensors` covers every byte from the
+/// end of the header to the first bit plane, `planes` each plane, most significant first. A
+/// progressive loader checks each piece before using it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Digests {
+    pub tensors: String,
+    pub planes: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,7 +21,8 @@ fn round_trip_keeps_graph_codes_and_tensors() {
         let tensors = tensors(&g, seed + 100);
         let bytes = format::write(&g, &codes, &tensors).unwrap();
         let m = format::read(&bytes).unwrap();
-        assert_eq!(m.graph, g);
+        assert!(m.graph.sha256.is_some());
+        assert_eq!(unsigned(m.graph), g);
         assert_eq!(m.codes, codes);
         assert_eq!(m.tensors, tensors);
         assert_eq!(m.planes_present, 8);
@@ -109,7 +110,7 @@ fn prefixes_hold_the_top_planes() {
         assert_eq!(end, hlen + p7 + 12 * p as usize);
         let m = format::read_prefix(&bytes[..end], p).unwrap();
         assert_eq!(m.planes_present, p);
-        assert_eq!(m.graph, g);
+        assert_eq!(unsigned(m.graph), g);
         assert_eq!(m.tensors.len(), tensors(&g, 8).len());
         let mask = !((1u16 << (8 - p)) - 1) as u8;
         for (i, (&got, &want)) in m.codes.iter().zip(&codes).enumerate() {
@@ -185,13 +186,14 @@ fn model_without_quantized_layers() {
             },
         ],
         eval: vec![],
+        sha256: None,
     };
     let mut t = BTreeMap::new();
     t.insert("bn.w3.scale".to_string(), F32Tensor { shape: vec![2], data: vec![1.0, -2.0] });
     t.insert("bn.w3.bias".to_string(), F32Tensor { shape: vec![2], data: vec![0.5, 0.0] });
     let bytes = format::write(&g, &[], &t).unwrap();
     let m = format::read(&bytes).unwrap();
-    assert_eq!((m.graph, m.codes.len(), m.planes_present, m.tensors), (g, 0, 8, t));
+    assert_eq!((unsigned(m.graph), m.codes.len(), m.planes_present, m.tensors), (g, 0, 8, t));
     assert_eq!(format::prefix_len(&bytes, 1).unwrap(), bytes.len());
 }
 
@@ -236,7 +238,7 @@ fn write_rejects_what_read_would() {
 #[test]
 fn golden_fixture_matches_writer() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny.anybit");
-    let bytes = file();
+    let bytes = signed_file();
     if std::env::var_os("ANYBIT_BLESS").is_some() {
         std::fs::write(path, &bytes).unwrap();
     }
@@ -244,4 +246,76 @@ fn golden_fixture_matches_writer() {
     assert!(golden == bytes, "tests/fixtures/tiny.anybit differs from the writer's output");
     let m = format::read(&golden).unwrap();
     assert_eq!(m.codes, codes(1));
+}
+
+/// The graph as the caller wrote it: the writer adds the digests.
+fn unsigned(mut g: Graph) -> Graph {
+    g.sha256 = None;
+    g
+}
+
+/// Replaces the header JSON (keeping the 8-byte length prefix consistent; safetensors pads the
+/// header with spaces to a multiple of 8).
+fn with_header(bytes: &[u8], edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    edit(&mut v);
+    let mut json = serde_json::to_vec(&v).unwrap();
+    while json.len() % 8 != 0 {
+        json.push(b' ');
+    }
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
+}
+
+/// Edits the graph JSON held in the header's metadata.
+fn with_graph(bytes: &[u8], edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+    with_header(bytes, |h| {
+        let s = h["__metadata__"][format::METADATA_KEY].as_str().unwrap().to_string();
+        let mut g: serde_json::Value = serde_json::from_str(&s).unwrap();
+        edit(&mut g);
+        h["__metadata__"][format::METADATA_KEY] = serde_json::Value::String(g.to_string());
+    })
+}
+
+#[test]
+fn digests_catch_corrupt_tensors_and_planes() {
+    let g = graph();
+    let bytes = format::write(&g, &codes(3), &tensors(&g, 3)).unwrap();
+    let header = format::header_len(&bytes).unwrap();
+    let p1 = format::prefix_len(&bytes, 1).unwrap();
+    let p2 = format::prefix_len(&bytes, 2).unwrap();
+    // A flipped low mantissa bit keeps a tensor value finite: only the digest can tell.
+    let mut t = bytes.clone();
+    t[header] ^= 1;
+    let e = format::read(&t).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(e.message().contains("per-width tensors"), "{e}");
+    // A flipped bit in plane 6 (the second): refused whole and as a 2-plane prefix, while the
+    // 1-plane prefix (which does not include it) still loads.
+    let mut c = bytes.clone();
+    c[p1] ^= 0x10;
+    assert_eq!(format::read(&c).unwrap_err().kind(), ErrorKind::Corrupt);
+    let e = format::read_prefix(&c[..p2], 2).unwrap_err();
+    assert!(e.kind() == ErrorKind::Corrupt && e.message().contains("bit plane 6"), "{e}");
+    assert_eq!(format::read_prefix(&c[..p1], 1).unwrap().planes_present, 1);
+}
+
+#[test]
+fn files_without_digests_load_and_malformed_digests_are_refused() {
+    let g = graph();
+    let bytes = format::write(&g, &codes(4), &tensors(&g, 4)).unwrap();
+    let plain = with_graph(&bytes, |g| {
+        g.as_object_mut().unwrap().remove("sha256");
+    });
+    let m = format::read(&plain).unwrap();
+    assert_eq!((m.graph.sha256, m.codes), (None, codes(4)));
+    let short = with_graph(&bytes, |g| g["sha256"]["planes"].as_array_mut().unwrap().truncate(7));
+    assert_eq!(format::read(&short).unwrap_err().kind(), ErrorKind::BadGraph);
+    let not_hex = with_graph(&bytes, |g| g["sha256"]["tensors"] = serde_json::Value::String("z".repeat(64)));
+    assert_eq!(format::read(&not_hex).unwrap_err().kind(), ErrorKind::BadGraph);
+    let wrong = with_graph(&bytes, |g| g["sha256"]["tensors"] = serde_json::Value::String("0".repeat(64)));
+    assert_eq!(format::read(&wrong).unwrap_err().kind(), ErrorKind::Corrupt);
 }

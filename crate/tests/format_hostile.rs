@@ -487,6 +487,19 @@ fn random_byte_flips_never_panic() {
     // Most flips land in the header, where almost any change is an error; flips in codes and
     // values pass. Both outcomes occurring shows the loop reached both regions.
     assert!(accepted > 0 && accepted < 3000, "accepted {accepted}");
+
+    // With digests, no flip in the data section gets through.
+    let signed = signed_file();
+    let data_start = format::header_len(&signed).unwrap();
+    let mut in_data = 0;
+    for _ in 0..1000 {
+        let mut b = signed.clone();
+        let i = data_start + rng.below(b.len() - data_start);
+        b[i] ^= 1 << rng.below(8);
+        in_data += 1;
+        assert_eq!(format::read(&b).unwrap_err().kind(), Corrupt, "flip at {i}");
+    }
+    assert_eq!(in_data, 1000);
 }
 
 /// Random bytes written over whole regions of the header, and random truncation of the result.

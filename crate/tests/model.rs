@@ -38,6 +38,7 @@ fn graph() -> Graph {
             node("fc", &["flat"], Op::Dense { weight: qw(vec![3, 36], 184, Precision::Fixed8, true) }),
         ],
         eval: vec![],
+        sha256: None,
     }
 }
 

@@ -113,6 +113,7 @@ pub fn build(
         widths: widths.iter().map(|&w| Width { w, a: net.act_bits[w as usize - 1] }).collect(),
         nodes,
         eval,
+        sha256: None,
     };
     Ok((graph, codes, tensors))
 }

@@ -44,6 +44,8 @@ pub(crate) struct Header {
     pub planes_start: usize,
     pub plane_len: usize,
     pub f32s: Vec<F32Entry>,
+    /// End of the header (start of the data section).
+    pub data_start: usize,
 }
 
 /// Bytes before the data section: the 8-byte length plus the JSON header. Needs the first 8
@@ -99,13 +101,19 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header> {
         );
     };
     let graph = parse_graph(graph_json)?;
+    if let Some(d) = &graph.sha256 {
+        let hex = |h: &String| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+        if d.planes.len() != PLANES as usize || !hex(&d.tensors) || !d.planes.iter().all(hex) {
+            bail!(ErrorKind::BadGraph, "the graph's sha256 entry must hold 1 + 8 SHA-256 digests of 64 hex digits");
+        }
+    }
     let cg = check_graph(&graph)?;
     let (f32s, planes_start, plane_len) = check_table(&graph, &cg, &meta, data_start)?;
     let Some(total_len) = data_start.checked_add(meta.data_len()) else {
         bail!(ErrorKind::BadLayout, "data section length overflows");
     };
     drop(cg);
-    Ok(Header { graph, total_len, planes_start, plane_len, f32s })
+    Ok(Header { graph, total_len, planes_start, plane_len, f32s, data_start })
 }
 
 /// Checks the tensor table against the graph: exactly the required F32 tensors with their shapes,

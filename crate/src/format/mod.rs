@@ -19,7 +19,7 @@ use safetensors::Dtype;
 
 use crate::bail;
 use crate::error::{Error, ErrorKind, Result};
-use crate::graph::{Graph, QuantWeight};
+use crate::graph::{Digests, Graph, QuantWeight};
 use header::{parse_header, Rule};
 
 pub use header::{header_len, METADATA_KEY};
@@ -138,6 +138,14 @@ fn read_parsed(bytes: &[u8], h: header::Header, min_planes: u8) -> Result<ModelF
         );
     }
 
+    if let Some(d) = &h.graph.sha256 {
+        verify(&bytes[h.data_start..h.planes_start], &d.tensors, "the per-width tensors")?;
+        for k in 0..present as usize {
+            let s = h.planes_start + k * h.plane_len;
+            verify(&bytes[s..s + h.plane_len], &d.planes[k], &format!("bit plane {}", 7 - k))?;
+        }
+    }
+
     let mut tensors = BTreeMap::new();
     for e in h.f32s {
         // start..end lies before planes_start <= bytes.len().
@@ -159,6 +167,20 @@ fn read_parsed(bytes: &[u8], h: header::Header, min_planes: u8) -> Result<ModelF
     // byte) are bounded by 8 * bytes.len().
     let codes = planes::unpack(&planes, h.plane_len);
     Ok(ModelFile { graph: h.graph, codes, planes_present: present, tensors })
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A progressive loader's bytes arrive in pieces from a server; one that does not match the
+/// header's digest is refused before any of it is used.
+fn verify(bytes: &[u8], want: &str, what: &str) -> Result<()> {
+    if !sha256_hex(bytes).eq_ignore_ascii_case(want) {
+        bail!(ErrorKind::Corrupt, "{what} ({} bytes) do not match the SHA-256 digest in the header: the download is corrupt; fetch the file again", bytes.len());
+    }
+    Ok(())
 }
 
 fn check_values(name: &str, data: &[f32], rule: Rule) -> Result<()> {
@@ -236,12 +258,23 @@ pub fn write(
         views.push((name, TensorView::new(Dtype::U8, vec![plane_len], plane).map_err(st_err)?));
     }
 
-    let graph_json = serde_json::to_string(graph)
-        .map_err(|e| Error::new(ErrorKind::BadGraph, format!("graph JSON: {e}")))?;
-    let metadata = std::collections::HashMap::from([(METADATA_KEY.to_string(), graph_json)]);
     // safetensors orders tensors by descending dtype alignment, then by name: F32 before U8, and
-    // plane names sort most significant first. `read` below rejects any other order.
-    let bytes = safetensors::serialize(views, Some(metadata)).map_err(st_err)?;
+    // plane names sort most significant first. `read` below rejects any other order. Serialized
+    // once without digests to find the data layout, then again with them (same data section;
+    // one metadata entry, so the header's bytes do not depend on hash-map order).
+    let to_meta = |g: &Graph| -> Result<std::collections::HashMap<String, String>> {
+        let json = serde_json::to_string(g).map_err(|e| Error::new(ErrorKind::BadGraph, format!("graph JSON: {e}")))?;
+        Ok(std::collections::HashMap::from([(METADATA_KEY.to_string(), json)]))
+    };
+    let mut graph = graph.clone();
+    graph.sha256 = None;
+    let draft = safetensors::serialize(views.clone(), Some(to_meta(&graph)?)).map_err(st_err)?;
+    let h = parse_header(&draft)?;
+    graph.sha256 = Some(Digests {
+        tensors: sha256_hex(&draft[h.data_start..h.planes_start]),
+        planes: planes.iter().map(|p| sha256_hex(p)).collect(),
+    });
+    let bytes = safetensors::serialize(views, Some(to_meta(&graph)?)).map_err(st_err)?;
     read(&bytes)?;
     Ok(bytes)
 }
