@@ -50,6 +50,16 @@ impl Model {
     }
 
     pub fn from_file(file: ModelFile) -> Result<Model> {
+        // A prefix holds every layer's top planes only, and the fixed 8-bit layers need all 8:
+        // a model built from it would run those layers on truncated codes, silently. Until the
+        // format keeps fixed-8 codes apart from the planes, a model needs the whole file.
+        if file.planes_present < crate::format::PLANES {
+            crate::bail!(
+                ErrorKind::Truncated,
+                "only {} of 8 bit planes are present; a model needs the whole file (progressive loading is not supported yet)",
+                file.planes_present
+            );
+        }
         let graph = file.graph.clone();
         if graph.widths.is_empty() {
             crate::bail!(ErrorKind::BadGraph, "the model declares no widths");

@@ -155,6 +155,18 @@ fn bad_inputs_and_widths_are_typed_errors() {
 }
 
 #[test]
+fn a_prefix_of_the_file_is_refused_not_run_on_truncated_codes() {
+    let b = bytes(&fixture(3));
+    for planes in 1..8u8 {
+        let end = format::prefix_len(&b, planes).unwrap();
+        let file = format::read_prefix(&b[..end], planes).unwrap();
+        let e = Model::from_file(file).err().expect("a prefix must not build a model");
+        assert_eq!(e.kind(), ErrorKind::Truncated, "{planes} planes: {e}");
+    }
+    assert!(Model::from_file(format::read(&b).unwrap()).is_ok());
+}
+
+#[test]
 fn graphs_whose_shapes_do_not_chain_are_rejected_at_load() {
     // conv2 declared for 3 input channels while conv1 produces 4.
     let mut f = fixture(4);
