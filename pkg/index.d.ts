@@ -131,6 +131,43 @@ export interface RunResult {
   ms: number;
 }
 
+export interface Calibration {
+  isa: string;
+  threads: number;
+  /** Per width: [width, predicted ms of its integer GEMMs]. */
+  gemmMs: [number, number][];
+  /** The rest of a forward pass (the same at every width), ms. */
+  otherMs: number;
+  measuredMs: number;
+  measuredWidth: number;
+  tookMs: number;
+}
+
+export interface Budget {
+  /** Latency of one forward pass, ms. */
+  latencyMs?: number;
+  /** Bytes of the model file the width may need. */
+  maxBytes?: number;
+}
+
+export interface WidthOption {
+  width: number;
+  predictedMs: number;
+  /** Stored test accuracy in [0, 1], when the model has one for this width. */
+  accuracy: number | null;
+  /** Bytes of the file this width needs. */
+  bytes: number | null;
+  fits: boolean;
+}
+
+export interface Decision {
+  width: number;
+  threads: number;
+  isa: string;
+  options: WidthOption[];
+  reasons: string[];
+}
+
 export declare class Session {
   private constructor();
   /** The build in use, as reported when the session started. */
@@ -142,6 +179,10 @@ export declare class Session {
   widths(): Promise<Width[]>;
   /** Switches the weight width (one of widths()); the next run uses it. */
   setWidth(width: number): Promise<ModelInfo>;
+  /** Times the model's own kernels at every width on this device, for decide(). */
+  calibrate(minMs?: number): Promise<Calibration>;
+  /** Chooses a width for a budget (does not switch; call setWidth to follow it). */
+  decide(budget?: Budget): Promise<Decision>;
   /** Runs one sample: NHWC floats (inputShape elements) or an RGBA image. */
   run(input: Float32Array): Promise<RunResult>;
   run(input: ImageLike, options?: ImageOptions): Promise<RunResult>;

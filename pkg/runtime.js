@@ -219,6 +219,12 @@ export function createRuntime(env = {}) {
       current().setWidth(width);
       return info();
     },
+    calibrate({ minMs }) {
+      return current().calibrate(minMs);
+    },
+    decide({ budget }) {
+      return current().decide(budget);
+    },
     run({ input, options }) {
       const s = current();
       if (input instanceof Float32Array) {

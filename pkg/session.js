@@ -53,6 +53,23 @@ export class Session {
     return this.#request('setWidth', { width });
   }
 
+  /**
+   * Times this model's kernels at every width on this device (about `minMs` per distinct GEMM,
+   * default 5, plus one measured pass) for `decide`. Run it again after the thread count changes.
+   */
+  calibrate(minMs) {
+    return this.#request('calibrate', { minMs });
+  }
+
+  /**
+   * The precision policy: the most accurate width whose predicted latency and download fit the
+   * budget `{latencyMs?, maxBytes?}`, with every option and the reasons. It does not switch:
+   * call setWidth(decision.width) to follow it, or choose another width.
+   */
+  decide(budget) {
+    return this.#request('decide', { budget });
+  }
+
   run(input, options) {
     return this.#request('run', options === undefined ? { input } : { input, options });
   }

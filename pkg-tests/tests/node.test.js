@@ -117,3 +117,40 @@ test('loads a model over HTTP with byte progress; a 404 is fetch_failed', async 
     server.close();
   }
 });
+
+test('the precision policy: calibrate, then decide for budgets; the decision can be followed', async () => {
+  const session = await createSession();
+  try {
+    const bytes = await readFile(MODEL);
+    await session.load(bytes);
+    const early = await session.decide().then(() => assert.fail('decide before calibrate resolved'), (e) => e);
+    assert.equal(early.code, 'invalid_argument');
+    const cal = await session.calibrate(2);
+    assert.deepEqual(cal.gemmMs.map(([w]) => w), [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.ok(cal.gemmMs.every(([, ms]) => ms > 0) && cal.otherMs >= 0 && cal.measuredWidth === 8);
+    // No budget: the most accurate width by the model's stored eval table.
+    const best = await session.decide();
+    const acc = best.options.map((o) => o.accuracy);
+    assert.equal(best.options.find((o) => o.width === best.width).accuracy, Math.max(...acc));
+    assert.ok(best.options.every((o) => o.fits && o.bytes > 0 && o.bytes <= bytes.length));
+    assert.equal(best.options.find((o) => o.width === 8).bytes, bytes.length);
+    assert.match(best.reasons[0], /simd128 kernels, 1 thread/);
+    // A data budget below the 8-bit file: only widths whose plane prefix fits are eligible.
+    const small = await session.decide({ maxBytes: Math.floor(bytes.length * 0.5) });
+    assert.ok(small.width < 8 && small.options.find((o) => o.width === small.width).bytes <= bytes.length * 0.5);
+    // An impossible latency: the fastest width, and it says so.
+    const none = await session.decide({ latencyMs: 1e-6 });
+    const fastest = none.options.reduce((a, o) => (o.predictedMs < a.predictedMs ? o : a));
+    assert.equal(none.width, fastest.width);
+    assert.match(none.reasons.join(' '), /no width fits/);
+    // Budgets are checked, misspelt keys included.
+    for (const bad of [{ latencyMs: -1 }, { latency: 3 }]) {
+      assert.equal((await session.decide(bad).then(() => null, (e) => e))?.code, 'invalid_argument', JSON.stringify(bad));
+    }
+    // Following the decision switches the width; the model then runs at it.
+    assert.equal((await session.setWidth(small.width)).width, small.width);
+    assert.equal((await session.run(new Float32Array(784))).width, small.width);
+  } finally {
+    await session.dispose();
+  }
+});
