@@ -1,0 +1,47 @@
+// Policy check: predicted vs measured latency per width, in Node (simd build) and headless Chromium
+// (simd, and threads with 2 threads), for a 28x28x1 model (default models/mnist.anybit).
+//   node bench/policy.mjs [MODEL]
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serve } from './server.mjs';
+import { check } from './page/policy-check.mjs';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const model = process.argv[2] ?? 'models/mnist.anybit';
+
+function table(name, r) {
+  let worst = 0;
+  let s = `\n${name}: ${r.isa}, ${r.threads} thread(s), calibration ${r.calibrationMs.toFixed(0)} ms\n\n`;
+  s += '| width | predicted ms | measured ms | predicted / measured |\n|---|---|---|---|\n';
+  for (const row of r.rows) {
+    const q = row.predictedMs / row.measuredMs;
+    worst = Math.max(worst, Math.abs(q - 1));
+    s += `| ${row.width} | ${row.predictedMs.toFixed(3)} | ${row.measuredMs.toFixed(3)} | ${q.toFixed(2)} |\n`;
+  }
+  return s + `\nlargest error: ${(worst * 100).toFixed(0)}%\n`;
+}
+
+const dist = join(ROOT, 'pkg', 'dist', 'simd');
+const mod = await import(join(dist, 'anybit.js'));
+await mod.default({ module_or_path: await readFile(join(dist, 'anybit_bg.wasm')) });
+process.stdout.write(table(`node ${process.version} simd`, check(mod, await readFile(join(ROOT, model)), 784)));
+
+const { chromium } = await import('playwright-core');
+const server = await serve(ROOT);
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu'] });
+try {
+  const page = await browser.newPage();
+  await page.goto(`${server.origin}/bench/page/index.html`);
+  for (const [variant, threads] of [['simd', 1], ['threads', 2]]) {
+    const r = await page.evaluate(([variant, model, threads]) => new Promise((resolve, reject) => {
+      const w = new Worker(new URL('./policy-worker.mjs', location.href), { type: 'module' });
+      w.onmessage = (e) => { w.terminate(); e.data.ok ? resolve(e.data.report) : reject(new Error(e.data.error)); };
+      w.postMessage({ variant, model, threads });
+    }), [variant, model, threads]);
+    process.stdout.write(table(`chromium ${browser.version()} ${variant}`, r));
+  }
+} finally {
+  await browser.close();
+  await server.close();
+}
