@@ -49,6 +49,8 @@ function hintFor(code) {
     case 'bad_magic': case 'unsupported_version': case 'truncated': case 'bad_layout':
     case 'bad_graph': case 'bad_shape': case 'bad_value': case 'limit_exceeded':
       return 'The file is not a valid .anybit model (damaged or incomplete). Export or copy it again, or pick the other model.';
+    case 'corrupt':
+      return 'The downloaded bytes do not match the checksums the model file records: the download or the copy on the server is damaged. Reload the page; if it persists, copy the model file to the server again.';
     case 'runtime_unavailable':
       return 'This browser could not start the WebAssembly runtime. Try a current Chrome, Firefox or Safari; if you host this page, check that worker.js and the pkg/ folder were deployed with it.';
     case 'unsupported_width':
