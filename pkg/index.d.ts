@@ -131,6 +131,24 @@ export interface RunResult {
   ms: number;
 }
 
+export interface Probe {
+  simd: boolean;
+  relaxedSimd: boolean;
+  crossOriginIsolated: boolean;
+  sharedMemory: boolean;
+  workers: boolean;
+  /** navigator.hardwareConcurrency as reported, or null. */
+  reportedCores: number | null;
+  /** The core count the runtime believes (at least 1, at most 64). */
+  cores: number;
+  /** navigator.deviceMemory (GiB, rounded by the browser), or null where not exposed. */
+  deviceMemoryGiB: number | null;
+  /** navigator.connection, or null where not exposed. */
+  connection: { effectiveType: string | null; saveData: boolean } | null;
+  tookMs: number;
+  build: BuildInfo;
+}
+
 export interface Calibration {
   isa: string;
   threads: number;
@@ -179,6 +197,8 @@ export declare class Session {
   widths(): Promise<Width[]>;
   /** Switches the weight width (one of widths()); the next run uses it. */
   setWidth(width: number): Promise<ModelInfo>;
+  /** What this device offers and the build in use (no model needed). */
+  probe(): Promise<Probe>;
   /** Times the model's own kernels at every width on this device, for decide(). */
   calibrate(minMs?: number): Promise<Calibration>;
   /** Chooses a width for a budget (does not switch; call setWidth to follow it). */

@@ -56,6 +56,35 @@ export function detect({ threadsAllowed = true } = {}) {
   };
 }
 
+// Past this a reported core count is not believed (some browsers report the host's, or a
+// fingerprinting-resistant constant); the runtime never starts more threads than this anyway.
+const MAX_BELIEVED_CORES = 64;
+
+/**
+ * The device, as far as this engine says: instruction sets and threads (from detect()), the
+ * reported core count (capped), memory and connection hints where the browser exposes them
+ * (null elsewhere). Cheap: two WebAssembly.validate calls and property reads.
+ */
+export function probe({ threadsAllowed = true } = {}) {
+  const t0 = globalThis.performance?.now() ?? 0;
+  const caps = detect({ threadsAllowed });
+  const nav = globalThis.navigator ?? {};
+  const reported = Number(nav.hardwareConcurrency);
+  const conn = nav.connection;
+  return {
+    simd: caps.simd,
+    relaxedSimd: caps.relaxed,
+    crossOriginIsolated: globalThis.crossOriginIsolated === true,
+    sharedMemory: caps.sharedMemory,
+    workers: caps.worker,
+    reportedCores: Number.isFinite(reported) && reported > 0 ? reported : null,
+    cores: Math.min(caps.cores, MAX_BELIEVED_CORES),
+    deviceMemoryGiB: typeof nav.deviceMemory === 'number' ? nav.deviceMemory : null,
+    connection: conn ? { effectiveType: conn.effectiveType ?? null, saveData: conn.saveData === true } : null,
+    tookMs: (globalThis.performance?.now() ?? 0) - t0,
+  };
+}
+
 /**
  * The build to load and why. 'auto' takes threads when cross-origin isolated with shared memory,
  * workers and two or more cores, else SIMD, else scalar. Relaxed SIMD is only loaded on request.
@@ -211,6 +240,7 @@ export function createRuntime(env = {}) {
       return info();
     },
     info,
+    probe: () => ({ ...probe({ threadsAllowed: env.threadsAllowed ?? true }), build: buildInfo() }),
     widths: () => current().widths(),
     setWidth({ width }) {
       if (typeof width !== 'number') {

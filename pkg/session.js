@@ -54,6 +54,15 @@ export class Session {
   }
 
   /**
+   * What this device offers (SIMD, relaxed SIMD, threads, cores, memory and connection hints) and
+   * the build in use; no model needed. With calibrate() it is what decide() and a caller's own
+   * policy go on.
+   */
+  probe() {
+    return this.#request('probe');
+  }
+
+  /**
    * Times this model's kernels at every width on this device (about `minMs` per distinct GEMM,
    * default 5, plus one measured pass) for `decide`. Run it again after the thread count changes.
    */

@@ -22,10 +22,11 @@ window.anybitCheck = async (digits, options) => {
     error = { isAnybitError: e instanceof AnybitError, code: e.code, message: e.message };
   }
   const build = await session.buildInfo();
+  const probe = await session.probe();
   await session.dispose();
   const afterDispose = await session.info().then(() => null, (e) => e.code);
   const badThreads = await createSession({ threads: 0 }).then(() => null, (e) => e instanceof AnybitError && e.code);
   const widths = info.widths.map((w) => w.w);
-  return { build, widths, progress, predicted, fromImage, oneBit, error, afterDispose, badThreads };
+  return { build, probe, widths, progress, predicted, fromImage, oneBit, error, afterDispose, badThreads };
 };
 document.body.dataset.ready = 'yes';

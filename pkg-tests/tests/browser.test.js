@@ -37,6 +37,11 @@ async function assertWorks({ out, errors, requests }, wasmPath, variant = 'threa
   if (variant === 'threads') assert.ok(out.build.threadCount > 1, `threadCount ${out.build.threadCount}`);
   else assert.equal(out.build.threadCount, 1);
   assert.deepEqual(out.widths, [1, 2, 3, 4, 5, 6, 7, 8]);
+  // The probe agrees with the build that was chosen: threads only where the page is isolated.
+  assert.equal(out.probe.build.variant, variant);
+  assert.equal(out.probe.simd, true);
+  if (variant === 'threads') assert.ok(out.probe.crossOriginIsolated && out.probe.sharedMemory && out.probe.cores >= 2);
+  assert.ok(out.probe.reportedCores >= 1 && out.probe.cores >= 1);
   assert.deepEqual(out.progress.at(-1), { loaded: size, total: size });
   assert.deepEqual(out.predicted, samples.map((s) => s.label));
   assert.equal(out.fromImage, samples[0].label);

@@ -121,6 +121,13 @@ test('loads a model over HTTP with byte progress; a 404 is fetch_failed', async 
 test('the precision policy: calibrate, then decide for budgets; the decision can be followed', async () => {
   const session = await createSession();
   try {
+    // The probe needs no model; in Node: SIMD, no shared memory for wasm threads, the build in use.
+    const p = await session.probe();
+    assert.equal(p.simd, true);
+    assert.equal(p.sharedMemory, false);
+    assert.equal(p.build.variant, 'simd');
+    assert.ok(p.cores >= 1 && p.cores <= 64 && p.tookMs >= 0);
+    assert.equal(p.relaxedSimd, Number(process.versions.node.split('.')[0]) >= 22);
     const bytes = await readFile(MODEL);
     await session.load(bytes);
     const early = await session.decide().then(() => assert.fail('decide before calibrate resolved'), (e) => e);
