@@ -77,6 +77,16 @@ export class AnybitClient {
     return this.#request('runImage', { image, options });
   }
 
+  /** Times the loaded model's kernels at every width on this device (for decide). */
+  calibrate(minMs) {
+    return this.#request('calibrate', { minMs });
+  }
+
+  /** The precision policy's choice for `budget` ({latencyMs?, maxBytes?}); does not switch. */
+  decide(budget) {
+    return this.#request('decide', { budget });
+  }
+
   benchKernels(config) {
     return this.#request('benchKernels', { config });
   }

@@ -14,6 +14,8 @@
 //   setWidth {width}                                     -> info
 //   run      {input: Float32Array}                       -> result
 //   runImage {image: ImageData|{width,height,data}, options?: {invert, fit}} -> result
+//   calibrate {minMs?}                                   -> calibration (Session.calibrate)
+//   decide   {budget?: {latencyMs?, maxBytes?}}          -> decision (Session.decide; no switch)
 //   benchKernels {config: object|string}                 -> the benchmark report
 //   dispose                                              -> null (frees the model)
 // info = {name, inputShape, labels, widths: [{w, a}], width, threads, eval, build, reason}
@@ -104,6 +106,14 @@ const handlers = {
   runImage({ image, options }) {
     info();
     return session.runImage(image, options);
+  },
+  calibrate({ minMs }) {
+    info();
+    return session.calibrate(minMs);
+  },
+  decide({ budget }) {
+    info();
+    return session.decide(budget);
   },
   async benchKernels({ config }) {
     await init();

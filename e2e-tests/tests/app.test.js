@@ -108,6 +108,41 @@ describe('served cross-origin isolated (COOP/COEP)', () => {
     await chooseWidth(page, 8, 'sample:8');
   });
 
+  test('Auto: the policy decides on this device, says why, and the prediction is the chosen width\'s', async () => {
+    const { page } = browser;
+    await classify(page, 0);
+    await page.fill('#budget', '1000');
+    await page.check('#widths input[value="auto"]');
+    await page.waitForSelector('#auto-decision[data-width]', { timeout: 30_000 });
+    const chosen = Number(await page.locator('#auto-decision').getAttribute('data-width'));
+    const auto = await prediction(page, 'sample:0', chosen);
+    const p = await panel(page);
+    assert.equal(p.width, chosen, 'the panel shows the width Auto chose');
+    const text = await page.locator('#auto-decision').textContent();
+    // The reasons name the build, the thread count and the chosen width.
+    assert.match(text, new RegExp(`Auto chose ${chosen}-bit weights \\(simd128, ${p.threads} threads?\\)`));
+    assert.match(text, /calibrated on this device: simd128 kernels/);
+    assert.match(text, new RegExp(`${chosen} bits: the most accurate width within the budget`));
+    // A generous budget: the most accurate width by the model's stored eval table.
+    const table = (await modelGraph('mnist.anybit')).eval[0].accuracy;
+    const best = Math.max(...table.map(([, a]) => a));
+    assert.equal(table.find(([w]) => w === chosen)[1], best);
+    assert.equal(await page.locator('#auto-decision tbody tr').count(), 8);
+    await shot(page, 'auto-generous');
+    // The prediction shown is the one the chosen width produces when picked by hand.
+    const manual = await chooseWidth(page, chosen, 'sample:0');
+    assert.equal(manual.cls, auto.cls);
+    assert.ok(await page.locator('#auto-decision').isHidden(), 'a manual width hides the decision');
+    // An impossible budget: the fastest predicted width, and the reasons say no width fits.
+    await page.fill('#budget', '0.0001');
+    await page.check('#widths input[value="auto"]');
+    await page.waitForFunction(() => /no width fits/.test(document.getElementById('auto-decision').textContent), null, { timeout: 30_000 });
+    const fastest = Number(await page.locator('#auto-decision').getAttribute('data-width'));
+    assert.equal((await prediction(page, 'sample:0', fastest)).width, fastest);
+    await shot(page, 'auto-tight');
+    await chooseWidth(page, 8, 'sample:0');
+  });
+
   test('the accuracy chart shows the eval table stored in the model file', async () => {
     const { page } = browser;
     const graph = await modelGraph('mnist.anybit');

@@ -162,7 +162,36 @@ async function useFile(file) {
   });
 }
 
-async function pickWidth(width) {
+// Auto: calibrate once per loaded model (the worker times the model's kernels at every width),
+// then ask the policy for the budget in the box, switch to its width and re-run the input.
+async function pickAuto() {
+  const { gen } = state;
+  state.auto = true;
+  const budget = Number($('budget').value);
+  try {
+    state.calibration ??= await client.calibrate(5);
+    if (gen !== state.gen) return;
+    const decision = await client.decide(budget > 0 ? { latencyMs: budget } : {});
+    if (gen !== state.gen || !state.auto) return;
+    view.renderDecision(decision, (w) => median(state.runs.get(w)));
+    await pickWidth(decision.width, { keepAuto: true });
+  } catch (e) {
+    view.showError(e, 'The precision policy could not decide');
+  }
+}
+
+function median(xs) {
+  if (!xs?.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
+}
+
+async function pickWidth(width, { keepAuto = false } = {}) {
+  if (width === 'auto') return pickAuto();
+  if (!keepAuto) {
+    state.auto = false;
+    view.hideDecision();
+  }
   const { gen } = state;
   try {
     const info = await client.setWidth(width);
@@ -179,7 +208,7 @@ async function pickWidth(width) {
 async function loadModel(key, url = MODELS[key].url) {
   const entry = MODELS[key];
   const gen = ++state.gen;
-  Object.assign(state, { key, info: null, input: null, prev: null, last: null, runs: new Map() });
+  Object.assign(state, { key, info: null, input: null, prev: null, last: null, runs: new Map(), auto: false, calibration: null });
   pad.clear();
   view.clearResult();
   view.showPad(entry.draw, entry.name);
@@ -236,6 +265,10 @@ async function loadModel(key, url = MODELS[key].url) {
 
 function wireInputs() {
   $('clear').addEventListener('click', clearPad);
+  // A new budget re-decides at once while Auto is on (the weights stay in memory).
+  $('budget').addEventListener('change', () => {
+    if (state.auto) pickAuto();
+  });
   const file = $('file');
   file.addEventListener('change', () => {
     useFile(file.files[0]);

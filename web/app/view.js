@@ -155,7 +155,63 @@ export function renderWidths(info, onChange) {
     label.title = supported.has(w) ? `${w}-bit weights` : `this model has no ${w}-bit variant`;
     set.append(label);
   }
+  const label = document.createElement('label');
+  const input = document.createElement('input');
+  input.type = 'radio';
+  input.name = 'width';
+  input.value = 'auto';
+  input.addEventListener('change', () => onChange('auto'));
+  label.append(input, ' Auto');
+  label.title = 'the precision policy picks the width for the latency budget, from this device\'s measured speed';
+  set.append(label);
   set.disabled = false;
+  hideDecision();
+}
+
+/**
+ * The policy's decision: the reasons (which name the build, threads and chosen width), then one
+ * row per width with its predicted latency, the median measured here so far, and stored accuracy.
+ */
+export function renderDecision(d, measured) {
+  const box = $('auto-decision');
+  box.hidden = false;
+  box.replaceChildren();
+  box.dataset.width = String(d.width);
+  const head = document.createElement('p');
+  head.className = 'decision';
+  head.textContent = `Auto chose ${d.width}-bit weights (${d.isa}, ${d.threads} thread${d.threads === 1 ? '' : 's'}).`;
+  const reasons = document.createElement('ul');
+  reasons.className = 'reasons';
+  for (const r of d.reasons) {
+    const li = document.createElement('li');
+    li.textContent = r;
+    reasons.append(li);
+  }
+  const table = document.createElement('table');
+  table.className = 'options';
+  table.innerHTML = '<caption>Each width on this device</caption><thead><tr><th scope="col">bits</th><th scope="col">predicted ms</th><th scope="col">measured ms</th><th scope="col">test accuracy</th></tr></thead>';
+  const body = document.createElement('tbody');
+  for (const o of d.options) {
+    const tr = document.createElement('tr');
+    if (o.width === d.width) tr.className = 'chosen';
+    const m = measured(o.width);
+    for (const text of [String(o.width), o.predictedMs.toFixed(2), m == null ? '–' : m.toFixed(2),
+      o.accuracy == null ? '–' : `${(o.accuracy * 100).toFixed(2)}%`]) {
+      const td = document.createElement('td');
+      td.textContent = text;
+      tr.append(td);
+    }
+    body.append(tr);
+  }
+  table.append(body);
+  box.append(head, reasons, table);
+}
+
+export function hideDecision() {
+  const box = $('auto-decision');
+  box.hidden = true;
+  box.replaceChildren();
+  delete box.dataset.width;
 }
 
 export function drawGrey(canvas, sample) {
