@@ -1,5 +1,5 @@
 // Policy check: predicted vs measured latency per width, in Node (simd build) and headless Chromium
-// (simd, and threads with 2 threads), for a 28x28x1 model (default models/mnist.anybit).
+// (simd, and threads with 2 threads), for any model (default models/mnist.anybit).
 //   node bench/policy.mjs [MODEL]
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -25,7 +25,7 @@ function table(name, r) {
 const dist = join(ROOT, 'pkg', 'dist', 'simd');
 const mod = await import(join(dist, 'anybit.js'));
 await mod.default({ module_or_path: await readFile(join(dist, 'anybit_bg.wasm')) });
-process.stdout.write(table(`node ${process.version} simd`, check(mod, await readFile(join(ROOT, model)), 784)));
+process.stdout.write(table(`node ${process.version} simd`, check(mod, await readFile(join(ROOT, model)))));
 
 const { chromium } = await import('playwright-core');
 const server = await serve(ROOT);

@@ -2,11 +2,11 @@
 // Session.calibrate() predicts, then each width is run for 100 ms and its fastest pass is kept
 // (the calibration keeps fastest passes too). Shared by bench/policy.mjs (Node) and
 // policy-worker.mjs (Chromium).
-export function check(mod, bytes, inputLen) {
+export function check(mod, bytes) {
   const s = mod.Session.load(bytes);
   try {
     const cal = s.calibrate(5);
-    const x = new Float32Array(inputLen).fill(0.5);
+    const x = new Float32Array(s.inputShape().reduce((a, d) => a * d, 1)).fill(0.5);
     const rows = [];
     for (const [w, gemm] of cal.gemmMs) {
       s.setWidth(w);

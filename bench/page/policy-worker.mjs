@@ -7,7 +7,7 @@ self.onmessage = async ({ data: { variant, model, threads } }) => {
     await mod.default();
     if (threads > 1) await mod.initThreads(threads);
     const bytes = new Uint8Array(await (await fetch(`../../${model}`)).arrayBuffer());
-    self.postMessage({ ok: true, report: check(mod, bytes, 784) });
+    self.postMessage({ ok: true, report: check(mod, bytes) });
   } catch (e) {
     self.postMessage({ ok: false, error: `${e.code ?? ''} ${e.message ?? e}`.trim() });
   }

@@ -16,8 +16,9 @@ const TOP_K: usize = 5;
 #[wasm_bindgen]
 pub struct Session {
     model: Model,
-    /// Per width: bytes of the file prefix it needs (header, tensors, its bit planes).
-    bytes_per_width: Vec<(u8, u64)>,
+    /// Where the bit planes start in the file and how long each is: a width's prefix is
+    /// `start + planes * plane` bytes (header, tensors and its planes).
+    planes_at: (u64, u64),
     calibration: Option<Calibration>,
 }
 
@@ -64,12 +65,9 @@ impl Session {
     pub fn load(bytes: &[u8]) -> Result<Session, JsValue> {
         let mut model = Model::from_bytes(bytes).map_err(js_error)?;
         model.set_threads(pool_threads());
-        let mut bytes_per_width = Vec::new();
-        for w in model.widths().iter().map(|w| w.w) {
-            let n = crate::format::prefix_len(bytes, crate::quant::planes_needed(w)).map_err(js_error)?;
-            bytes_per_width.push((w, n as u64));
-        }
-        Ok(Session { model, bytes_per_width, calibration: None })
+        let start = crate::format::prefix_len(bytes, 0).map_err(js_error)?;
+        let plane = crate::format::prefix_len(bytes, 1).map_err(js_error)? - start;
+        Ok(Session { model, planes_at: (start as u64, plane as u64), calibration: None })
     }
 
     /// Times this model's own kernels at every width on this device (about `minMs` per distinct
@@ -106,7 +104,10 @@ impl Session {
             return Err(invalid("the thread count changed since calibrate(); calibrate again"));
         }
         let accuracy = self.model.graph().eval.first().map(|e| e.accuracy.clone()).unwrap_or_default();
-        let d = crate::policy::decide(cal, &budget, &accuracy, &self.bytes_per_width).map_err(js_error)?;
+        let (start, plane) = self.planes_at;
+        let bytes: Vec<(u8, u64)> =
+            self.model.widths().iter().map(|w| (w.w, start + crate::quant::planes_needed(w.w) as u64 * plane)).collect();
+        let d = crate::policy::decide(cal, &budget, &accuracy, &bytes).map_err(js_error)?;
         to_js(&d)
     }
 
