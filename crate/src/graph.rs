@@ -4,7 +4,16 @@
 use serde::{Deserialize, Serialize};
 
 pub const FORMAT_NAME: &str = "anybit";
-pub const FORMAT_VERSION: u32 = 1;
+/// The version writers write. Version 2 keeps the fixed 8-bit layers' codes in their own tensor
+/// before the planes, so that a prefix of the file can run the any-precision widths.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version readers accept (version 1: every layer's codes in the planes).
+pub const MIN_FORMAT_VERSION: u32 = 1;
+
+/// Whether a layer's codes live in the `fixed8` tensor of a file of this version (else in the planes).
+pub fn in_fixed_store(version: u32, precision: Precision) -> bool {
+    version >= 2 && precision == Precision::Fixed8
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,8 +94,9 @@ pub enum Precision {
 pub struct QuantWeight {
     /// Logical weight shape. Conv: [out, kh, kw, in/groups]; dense: [out, in].
     pub shape: Vec<usize>,
-    /// Index of this tensor's first code within the flat code sequence shared by all layers
-    /// (every bit plane holds the same sequence, one bit per code). Byte-aligned: a multiple of 8.
+    /// Index of this tensor's first code within its store: the flat code sequence of the bit
+    /// planes (every plane holds the same sequence, one bit per code), or for `fixed8` layers from
+    /// version 2 on the `fixed8` tensor of whole codes. A multiple of 8.
     pub code_offset: usize,
     pub precision: Precision,
     /// Whether per-width bias tensors "{node}.w{b}.bias" exist.

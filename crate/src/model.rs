@@ -33,6 +33,8 @@ pub struct Model {
     graph: Graph,
     nodes: Vec<Node>,
     width_index: usize,
+    /// Bit planes the codes were built from (8 for a whole file): widths up to this one run.
+    planes: u8,
     ctx: Context,
 }
 
@@ -49,17 +51,13 @@ impl Model {
         Model::from_file(format::read(bytes)?)
     }
 
+    /// Builds a model from a prefix of a file holding at least `min_planes` bit planes
+    /// (`format::prefix_len`); it runs the widths those planes serve, at its highest one.
+    pub fn from_prefix(bytes: &[u8], min_planes: u8) -> Result<Model> {
+        Model::from_file(format::read_prefix(bytes, min_planes)?)
+    }
+
     pub fn from_file(file: ModelFile) -> Result<Model> {
-        // A prefix holds every layer's top planes only, and the fixed 8-bit layers need all 8:
-        // a model built from it would run those layers on truncated codes, silently. Until the
-        // format keeps fixed-8 codes apart from the planes, a model needs the whole file.
-        if file.planes_present < crate::format::PLANES {
-            crate::bail!(
-                ErrorKind::Truncated,
-                "only {} of 8 bit planes are present; a model needs the whole file (progressive loading is not supported yet)",
-                file.planes_present
-            );
-        }
         let graph = file.graph.clone();
         if graph.widths.is_empty() {
             crate::bail!(ErrorKind::BadGraph, "the model declares no widths");
@@ -100,8 +98,15 @@ impl Model {
         }
         let last = nodes.len() - 1;
         nodes[last].last_use = usize::MAX;
-        let mut model = Model { graph, nodes, width_index: 0, ctx: Context::default() };
-        let top = model.graph.widths.iter().map(|w| w.w).max().unwrap_or(8);
+        let planes = file.planes_present;
+        let mut model = Model { graph, nodes, width_index: 0, planes, ctx: Context::default() };
+        let Some(top) = model.loaded_widths().into_iter().max() else {
+            crate::bail!(
+                ErrorKind::Truncated,
+                "{planes} bit planes are loaded; the narrowest width of this model needs {}",
+                model.graph.widths.iter().map(|w| w.w).min().unwrap_or(8)
+            );
+        };
         model.set_width(top)?;
         Ok(model)
     }
@@ -111,6 +116,14 @@ impl Model {
     }
     pub fn widths(&self) -> &[Width] {
         &self.graph.widths
+    }
+    /// Bit planes loaded: 8 for a whole file, fewer for a prefix (progressive loading).
+    pub fn planes_loaded(&self) -> u8 {
+        self.planes
+    }
+    /// The widths the loaded planes serve (all of `widths()` for a whole file).
+    pub fn loaded_widths(&self) -> Vec<u8> {
+        self.graph.widths.iter().map(|w| w.w).filter(|&w| crate::quant::planes_needed(w) <= self.planes).collect()
     }
     /// Current weight width.
     pub fn width(&self) -> u8 {
@@ -155,6 +168,14 @@ impl Model {
             let have: Vec<u8> = self.graph.widths.iter().map(|x| x.w).collect();
             crate::bail!(ErrorKind::UnsupportedWidth, "this model supports widths {have:?}, not {w}");
         };
+        if crate::quant::planes_needed(w) > self.planes {
+            crate::bail!(
+                ErrorKind::Truncated,
+                "width {w} needs {} bit planes; {} are loaded (load more of the file to switch up)",
+                crate::quant::planes_needed(w),
+                self.planes
+            );
+        }
         let width = self.graph.widths[index];
         for node in &mut self.nodes {
             node.layer.set_width(index, width)?;
@@ -246,6 +267,13 @@ fn quant_weights(
     groups: usize,
     file: &ModelFile,
 ) -> Result<QuantWeights> {
+    if !file.fixed_codes_whole(w) {
+        crate::bail!(
+            ErrorKind::Truncated,
+            "{name}: a version-1 file keeps fixed 8-bit codes in all 8 bit planes and {} are present; load the whole file",
+            file.planes_present
+        );
+    }
     let codes = file.layer_codes(w)?;
     let out = w.shape.first().copied().unwrap_or(0);
     if out == 0 || groups == 0 || out % groups != 0 {

@@ -22,8 +22,9 @@ fn round_trip_keeps_graph_codes_and_tensors() {
         let bytes = format::write(&g, &codes, &tensors).unwrap();
         let m = format::read(&bytes).unwrap();
         assert!(m.graph.sha256.is_some());
-        assert_eq!(unsigned(m.graph), g);
-        assert_eq!(m.codes, codes);
+        assert_eq!(file_layers(&m), given_layers(&codes));
+        assert_eq!(unsigned(m.graph), stored_graph());
+        assert_eq!((m.codes, m.fixed8), (plane_codes(&codes), fixed_codes(&codes)));
         assert_eq!(m.tensors, tensors);
         assert_eq!(m.planes_present, 8);
     }
@@ -34,7 +35,7 @@ fn codes_may_be_given_without_padding() {
     let g = graph();
     let full = codes(3);
     let bytes = format::write(&g, &full[..92], &tensors(&g, 4)).unwrap();
-    assert_eq!(format::read(&bytes).unwrap().codes, full);
+    assert_eq!(file_layers(&format::read(&bytes).unwrap()), given_layers(&full));
 }
 
 #[test]
@@ -42,14 +43,16 @@ fn layer_codes_and_tensor_lookup() {
     let g = graph();
     let codes = codes(5);
     let m = format::read(&format::write(&g, &codes, &tensors(&g, 6)).unwrap()).unwrap();
-    let Op::Conv2d { weight, .. } = &g.nodes[4].op else { panic!() };
+    let Op::Conv2d { weight, .. } = &m.graph.nodes[4].op else { panic!() };
     assert_eq!(m.layer_codes(weight).unwrap(), &codes[40..76]);
+    let Op::Dense { weight } = &m.graph.nodes[7].op else { panic!() };
+    assert_eq!(m.layer_codes(weight).unwrap(), &codes[80..92]);
     assert_eq!(m.tensor("bn1", 4, "scale").unwrap().shape, vec![4]);
     assert_eq!(m.tensor("bn1", 3, "scale").unwrap_err().kind(), ErrorKind::BadGraph);
 }
 
 /// Each plane, read with the safetensors crate alone, holds bit k of code i at bit i % 8 of
-/// byte i / 8.
+/// byte i / 8; the fixed8 tensor holds the fixed 8-bit layers' codes whole.
 #[test]
 fn planes_match_scalar_packing() {
     let g = graph();
@@ -57,10 +60,13 @@ fn planes_match_scalar_packing() {
         let codes = codes(seed);
         let bytes = format::write(&g, &codes, &tensors(&g, 0)).unwrap();
         let st = SafeTensors::deserialize(&bytes).unwrap();
+        let fixed = st.tensor(format::FIXED8).unwrap();
+        assert_eq!((fixed.dtype(), fixed.data()), (Dtype::U8, &fixed_codes(&codes)[..]));
+        let codes = plane_codes(&codes);
         for bit in 0..8u8 {
             let plane = st.tensor(&plane_name(bit)).unwrap();
             assert_eq!(plane.dtype(), Dtype::U8);
-            assert_eq!(plane.shape(), &[12]);
+            assert_eq!(plane.shape(), &[5]);
             for (i, &c) in codes.iter().enumerate() {
                 let stored = (plane.data()[i / 8] >> (i % 8)) & 1;
                 assert_eq!(stored, (c >> bit) & 1, "seed {seed} bit {bit} code {i}");
@@ -69,17 +75,19 @@ fn planes_match_scalar_packing() {
     }
 }
 
-/// F32 tensors first, then planes 7, 6, ..., 0, each starting where the previous ends.
+/// F32 tensors first, then the fixed8 codes, then planes 7, 6, ..., 0, each starting where the
+/// previous ends.
 #[test]
 fn data_section_order_is_f32_then_planes_msb_first() {
     let bytes = file();
     let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
     let names = meta.offset_keys();
-    let n_f32 = names.len() - 8;
+    let n_f32 = names.len() - 9;
     for name in &names[..n_f32] {
         assert_eq!(meta.info(name).unwrap().dtype, Dtype::F32, "{name}");
     }
-    for (k, name) in names[n_f32..].iter().enumerate() {
+    assert_eq!(names[n_f32], format::FIXED8);
+    for (k, name) in names[n_f32 + 1..].iter().enumerate() {
         assert_eq!(*name, plane_name(7 - k as u8));
     }
     let mut end = 0;
@@ -100,28 +108,30 @@ fn prefixes_hold_the_top_planes() {
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     assert_eq!(hlen, 8 + n);
     assert_eq!(format::prefix_len(header, 8).unwrap(), bytes.len());
-    // 0 planes: header and F32 tensors end where the first plane starts.
+    // 0 planes: header, F32 tensors and fixed8 codes end where the first plane starts.
     let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
     let p7 = meta.info(&plane_name(7)).unwrap().data_offsets.0;
     assert_eq!(format::prefix_len(header, 0).unwrap(), hlen + p7);
 
     for p in 1..=8u8 {
         let end = format::prefix_len(header, p).unwrap();
-        assert_eq!(end, hlen + p7 + 12 * p as usize);
+        assert_eq!(end, hlen + p7 + 5 * p as usize);
         let m = format::read_prefix(&bytes[..end], p).unwrap();
         assert_eq!(m.planes_present, p);
-        assert_eq!(unsigned(m.graph), g);
+        assert_eq!(unsigned(m.graph.clone()), stored_graph());
         assert_eq!(m.tensors.len(), tensors(&g, 8).len());
+        // Fixed 8-bit layers are whole in every prefix; the others have their top p bits.
+        assert_eq!(m.fixed8, fixed_codes(&codes));
         let mask = !((1u16 << (8 - p)) - 1) as u8;
-        for (i, (&got, &want)) in m.codes.iter().zip(&codes).enumerate() {
+        for (i, (&got, &want)) in m.codes.iter().zip(&plane_codes(&codes)).enumerate() {
             assert_eq!(got, want & mask, "p {p} code {i}");
         }
         // A partial next plane is ignored, and more planes than present is an error.
         if p < 8 {
-            let m2 = format::read_prefix(&bytes[..end + 5], p).unwrap();
+            let m2 = format::read_prefix(&bytes[..end + 3], p).unwrap();
             assert_eq!(m2.planes_present, p);
             assert_eq!(m2.codes, m.codes);
-            let e = format::read_prefix(&bytes[..end + 11], p + 1).unwrap_err();
+            let e = format::read_prefix(&bytes[..end + 4], p + 1).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Truncated);
             assert_eq!(format::read(&bytes[..end]).unwrap_err().kind(), ErrorKind::Truncated);
         }
@@ -140,7 +150,7 @@ fn prefix_codes_derive_the_same_narrow_codes() {
             let p = planes_needed(b);
             let end = format::prefix_len(&bytes, p).unwrap();
             let m = format::read_prefix(&bytes[..end], p).unwrap();
-            for (&got, &want) in m.codes.iter().zip(&codes) {
+            for (&got, &want) in m.codes.iter().zip(&plane_codes(&codes)) {
                 assert_eq!(
                     derive_code(got, b),
                     derive_code(want, b),
@@ -193,7 +203,8 @@ fn model_without_quantized_layers() {
     t.insert("bn.w3.bias".to_string(), F32Tensor { shape: vec![2], data: vec![0.5, 0.0] });
     let bytes = format::write(&g, &[], &t).unwrap();
     let m = format::read(&bytes).unwrap();
-    assert_eq!((unsigned(m.graph), m.codes.len(), m.planes_present, m.tensors), (g, 0, 8, t));
+    let stored = Graph { version: anybit::graph::FORMAT_VERSION, ..g };
+    assert_eq!((unsigned(m.graph), m.codes.len(), m.planes_present, m.tensors), (stored, 0, 8, t));
     assert_eq!(format::prefix_len(&bytes, 1).unwrap(), bytes.len());
 }
 
@@ -245,7 +256,24 @@ fn golden_fixture_matches_writer() {
     let golden = std::fs::read(path).expect("missing fixture: run with ANYBIT_BLESS=1");
     assert!(golden == bytes, "tests/fixtures/tiny.anybit differs from the writer's output");
     let m = format::read(&golden).unwrap();
-    assert_eq!(m.codes, codes(1));
+    assert_eq!(file_layers(&m), given_layers(&codes(1)));
+}
+
+/// Version-1 files (every code in the planes, as the first shipped models) still read whole; a
+/// prefix of one cannot serve its fixed 8-bit layers, and the model loader says so.
+#[test]
+fn version_1_files_still_read() {
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-v1.anybit")).unwrap();
+    let m = format::read(&bytes).unwrap();
+    assert_eq!((m.graph.version, m.fixed8.len()), (1, 0));
+    assert_eq!(file_layers(&m), given_layers(&codes(1)));
+    assert_eq!(anybit::Model::from_bytes(&bytes).unwrap().loaded_widths(), vec![8, 4, 2, 1]);
+    let end = format::prefix_len(&bytes, 2).unwrap();
+    let e = anybit::Model::from_prefix(&bytes[..end], 2).err().unwrap();
+    assert!(e.kind() == ErrorKind::Truncated && e.message().contains("version-1"), "{e}");
+    // Upgraded, it is the writer's version-2 file of the same model.
+    assert_eq!(format::upgrade(&bytes).unwrap(), signed_file());
+    assert_eq!(format::upgrade(&signed_file()).unwrap(), signed_file());
 }
 
 /// The graph as the caller wrote it: the writer adds the digests.
@@ -311,7 +339,7 @@ fn files_without_digests_load_and_malformed_digests_are_refused() {
         g.as_object_mut().unwrap().remove("sha256");
     });
     let m = format::read(&plain).unwrap();
-    assert_eq!((m.graph.sha256, m.codes), (None, codes(4)));
+    assert_eq!((m.graph.sha256.clone(), file_layers(&m)), (None, given_layers(&codes(4))));
     let short = with_graph(&bytes, |g| g["sha256"]["planes"].as_array_mut().unwrap().truncate(7));
     assert_eq!(format::read(&short).unwrap_err().kind(), ErrorKind::BadGraph);
     let not_hex = with_graph(&bytes, |g| g["sha256"]["tensors"] = serde_json::Value::String("z".repeat(64)));

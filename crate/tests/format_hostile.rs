@@ -39,7 +39,7 @@ fn truncation_at_every_offset_is_truncated() {
         assert_eq!(format::read(cut).unwrap_err().kind(), Truncated, "read, len {len}");
         match format::read_prefix(cut, 1) {
             Ok(m) => assert!(
-                len >= first_plane && m.planes_present as usize == (len - first_plane) / 12 + 1
+                len >= first_plane && m.planes_present as usize == (len - first_plane) / 5 + 1
             ),
             Err(e) => {
                 assert!(len < first_plane && e.kind() == Truncated, "read_prefix, len {len}: {e}")
@@ -212,7 +212,7 @@ fn tensor_order_must_put_planes_last_msb_first() {
     // F32 tensors in any order among themselves are fine.
     let reordered = with_entries(|e| {
         let n = e.len();
-        e[..n - 8].reverse();
+        e[..n - 9].reverse();
     });
     let m = format::read(&reordered).unwrap();
     assert_eq!(m.tensors, format::read(&file()).unwrap().tensors);
@@ -330,7 +330,7 @@ fn graph_identity_and_schema() {
     // A future version may change the schema: still reported as a version problem.
     assert_eq!(
         graph_kind(|g| {
-            g["version"] = json!(2);
+            g["version"] = json!(3);
             g["nodes"] = json!("new");
         }),
         UnsupportedVersion
@@ -440,27 +440,24 @@ fn op_parameters() {
 fn code_ranges() {
     let offset =
         |i: usize, v: Value| move |g: &mut Value| g["nodes"][i]["op"]["weight"]["code_offset"] = v;
-    // dw [32, 68) overlaps conv1 [0, 36).
-    assert_eq!(graph_kind(offset(4, json!(32))), BadLayout);
-    // Both at 0.
+    // Stored layout: conv1 [0, 36) and fc [40, 52) in the fixed8 tensor, dw [0, 36) in the planes.
+    // fc [32, 44) overlaps conv1.
+    assert_eq!(graph_kind(offset(7, json!(32))), BadLayout);
+    // Both fixed layers at 0.
     assert_eq!(graph_kind(offset(7, json!(0))), BadLayout);
     assert_eq!(graph_kind(offset(4, json!(41))), BadLayout);
-    // fc [88, 100) needs 13-byte planes; the planes hold 12.
-    assert_eq!(graph_kind(offset(7, json!(88))), BadLayout);
-    // fc moved earlier leaves the planes longer than the layers need.
-    assert_eq!(
-        graph_kind(|g| {
-            g["nodes"][4]["op"]["weight"]["shape"] = json!([4, 3, 2, 1]);
-            g["nodes"][7]["op"]["weight"]["code_offset"] = json!(72);
-        }),
-        BadLayout
-    );
+    // fc [48, 60) needs a 60-code fixed8 tensor; it holds 52.
+    assert_eq!(graph_kind(offset(7, json!(48))), BadLayout);
+    // dw [8, 44) needs 6-byte planes; they hold 5.
+    assert_eq!(graph_kind(offset(4, json!(8))), BadLayout);
+    // dw shrunk leaves the planes longer than the layers need.
+    assert_eq!(graph_kind(|g| g["nodes"][4]["op"]["weight"]["shape"] = json!([4, 3, 2, 1])), BadLayout);
     assert_eq!(graph_kind(offset(7, json!(usize::MAX - 7))), LimitExceeded);
     assert_eq!(graph_kind(offset(7, json!(1u64 << 40))), LimitExceeded);
     // A permutation of layers in code order is fine as long as ranges are disjoint.
     let swapped = with_graph(|g| {
-        g["nodes"][0]["op"]["weight"]["code_offset"] = json!(40);
-        g["nodes"][4]["op"]["weight"]["code_offset"] = json!(0);
+        g["nodes"][0]["op"]["weight"]["code_offset"] = json!(16);
+        g["nodes"][7]["op"]["weight"]["code_offset"] = json!(0);
     });
     assert!(format::read(&swapped).is_ok());
 }
@@ -479,7 +476,7 @@ fn random_byte_flips_never_panic() {
         }
         if let Ok(m) = format::read(&b) {
             accepted += 1;
-            assert_eq!(m.codes.len(), 96);
+            assert_eq!(m.codes.len(), 40);
         }
         let _ = format::read_prefix(&b, 1 + rng.below(8) as u8);
         let _ = format::prefix_len(&b, rng.below(9) as u8);

@@ -154,16 +154,38 @@ fn bad_inputs_and_widths_are_typed_errors() {
     assert_eq!(model.width(), 8, "a failed switch keeps the old width");
 }
 
+/// Progressive loading: a prefix with p planes runs exactly the widths up to p, each with the
+/// outputs of the whole file (the fixed 8-bit layers are whole in every prefix), and refuses to
+/// switch above p.
 #[test]
-fn a_prefix_of_the_file_is_refused_not_run_on_truncated_codes() {
-    let b = bytes(&fixture(3));
-    for planes in 1..8u8 {
+fn a_prefix_runs_its_widths_exactly_and_refuses_wider_ones() {
+    let f = fixture(3);
+    let b = bytes(&f);
+    let mut whole = Model::from_bytes(&b).unwrap();
+    let x = input(7);
+    let widths: Vec<u8> = f.graph.widths.iter().map(|w| w.w).collect();
+    let narrowest = *widths.iter().min().unwrap();
+    for planes in 1..=8u8 {
         let end = format::prefix_len(&b, planes).unwrap();
-        let file = format::read_prefix(&b[..end], planes).unwrap();
-        let e = Model::from_file(file).err().expect("a prefix must not build a model");
-        assert_eq!(e.kind(), ErrorKind::Truncated, "{planes} planes: {e}");
+        let built = Model::from_prefix(&b[..end], planes);
+        if planes < narrowest {
+            assert_eq!(built.err().unwrap().kind(), ErrorKind::Truncated, "{planes} planes");
+            continue;
+        }
+        let mut m = built.unwrap();
+        let loaded: Vec<u8> = widths.iter().copied().filter(|&w| w <= planes).collect();
+        assert_eq!((m.planes_loaded(), m.loaded_widths()), (planes, loaded.clone()));
+        assert_eq!(m.width(), *loaded.iter().max().unwrap());
+        for &w in &loaded {
+            m.set_width(w).unwrap();
+            whole.set_width(w).unwrap();
+            assert_eq!(m.run(&x).unwrap(), whole.run(&x).unwrap(), "{planes} planes, width {w}");
+        }
+        for &w in widths.iter().filter(|&&w| w > planes) {
+            let e = m.set_width(w).unwrap_err();
+            assert!(e.kind() == ErrorKind::Truncated && e.message().contains("planes"), "{e}");
+        }
     }
-    assert!(Model::from_file(format::read(&b).unwrap()).is_ok());
 }
 
 #[test]

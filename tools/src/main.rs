@@ -4,6 +4,7 @@
 //!   anybit export  --ckpt DIR --out FILE [--data-dir DIR]
 //!   anybit eval    --model FILE --dataset mnist --data-dir DIR --bits 1,2,3,4,5,6,7,8
 //!   anybit fixture --data-dir DIR --out-dir fixtures --n 100
+//!   anybit upgrade --model FILE [--out FILE]   (rewrite in the current format version)
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -14,7 +15,7 @@ use anybit_tools::train::{self, TrainConfig, Trainer};
 use anybit_tools::{evaluate, tune_allocator};
 use anyhow::{bail, Context, Result};
 
-const USAGE: &str = "usage: anybit <train|export|eval|fixture> [--options]; see tools/README.md";
+const USAGE: &str = "usage: anybit <train|export|eval|fixture|upgrade> [--options]; see tools/README.md";
 
 fn main() {
     tune_allocator();
@@ -24,6 +25,7 @@ fn main() {
         Some("export") => cmd_export(&argv[1..]),
         Some("eval") => cmd_eval(&argv[1..]),
         Some("fixture") => cmd_fixture(&argv[1..]),
+        Some("upgrade") => cmd_upgrade(&argv[1..]),
         _ => Err(anyhow::anyhow!(USAGE)),
     };
     if let Err(e) = res {
@@ -220,5 +222,18 @@ fn cmd_fixture(argv: &[String]) -> Result<()> {
     std::fs::write(out.join(format!("{prefix}-images.idx3")), oi)?;
     std::fs::write(out.join(format!("{prefix}-labels.idx1")), ol)?;
     println!("wrote {n} samples to {}/{prefix}-{{images.idx3,labels.idx1}}", out.display());
+    Ok(())
+}
+
+fn cmd_upgrade(argv: &[String]) -> Result<()> {
+    let a = Args::parse(argv, &[])?;
+    let model: PathBuf = a.req("model")?;
+    let out: PathBuf = a.get("out", model.clone())?;
+    a.finish()?;
+    let old = std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;
+    let new = anybit::format::upgrade(&old).map_err(|e| anyhow::anyhow!("{}: {e}", model.display()))?;
+    std::fs::write(&out, &new).with_context(|| format!("writing {}", out.display()))?;
+    let version = |b: &[u8]| anybit::format::read(b).map(|f| f.graph.version).unwrap_or(0);
+    println!("{} (version {}, {} bytes) -> {} (version {}, {} bytes)", model.display(), version(&old), old.len(), out.display(), version(&new), new.len());
     Ok(())
 }

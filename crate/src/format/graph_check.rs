@@ -8,7 +8,7 @@ use super::limits::*;
 use super::names::{valid_node_name, INPUT};
 use crate::bail;
 use crate::error::{ErrorKind, Result};
-use crate::graph::{Graph, Op, QuantWeight, FORMAT_NAME, FORMAT_VERSION};
+use crate::graph::{in_fixed_store, Graph, Op, QuantWeight, FORMAT_NAME, FORMAT_VERSION, MIN_FORMAT_VERSION};
 
 /// One quantized layer's slice of the flat code sequence.
 #[derive(Clone, Copy, Debug)]
@@ -19,8 +19,10 @@ struct Layer {
 }
 
 pub(crate) struct CheckedGraph<'g> {
-    /// One past the last code of any layer; the planes hold `ceil(code_end / 8)` bytes.
+    /// One past the last code of any layer in the planes; they hold `ceil(code_end / 8)` bytes.
     pub code_end: usize,
+    /// One past the last code of any layer in the `fixed8` tensor (0 before version 2).
+    pub fixed_end: usize,
     pub node_index: HashMap<&'g str, usize>,
     /// `has_width[b]`: the model supports weight width b.
     pub has_width: [bool; 9],
@@ -43,10 +45,10 @@ pub(crate) fn parse_graph(json: &str) -> Result<Graph> {
     if probe.format != FORMAT_NAME {
         bail!(ErrorKind::BadMagic, "graph format is {:?}, expected {FORMAT_NAME:?}", probe.format);
     }
-    if probe.version != FORMAT_VERSION {
+    if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&probe.version) {
         bail!(
             ErrorKind::UnsupportedVersion,
-            "format version {} is not supported (this runtime reads version {FORMAT_VERSION})",
+            "format version {} is not supported (this runtime reads versions {MIN_FORMAT_VERSION} to {FORMAT_VERSION})",
             probe.version
         );
     }
@@ -58,7 +60,7 @@ pub(crate) fn check_graph(g: &Graph) -> Result<CheckedGraph<'_>> {
     if g.format != FORMAT_NAME {
         bail!(ErrorKind::BadMagic, "graph format is {:?}, expected {FORMAT_NAME:?}", g.format);
     }
-    if g.version != FORMAT_VERSION {
+    if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&g.version) {
         bail!(ErrorKind::UnsupportedVersion, "format version {} is not supported", g.version);
     }
     check_input_shape(&g.input_shape)?;
@@ -98,7 +100,7 @@ pub(crate) fn check_graph(g: &Graph) -> Result<CheckedGraph<'_>> {
     }
 
     let mut node_index: HashMap<&str, usize> = HashMap::with_capacity(g.nodes.len());
-    let mut layers = Vec::new();
+    let (mut layers, mut fixed) = (Vec::new(), Vec::new());
     let mut tensor_count = 0usize;
     for (i, node) in g.nodes.iter().enumerate() {
         let name = node.name.as_str();
@@ -134,13 +136,15 @@ pub(crate) fn check_graph(g: &Graph) -> Result<CheckedGraph<'_>> {
         let per_width = check_op(name, &node.op)?;
         if let Some(w) = quant_weight(&node.op) {
             let count = weight_count(name, w)?;
-            layers.push(Layer { node: i, offset: w.code_offset, count });
+            let store = if in_fixed_store(g.version, w.precision) { &mut fixed } else { &mut layers };
+            store.push(Layer { node: i, offset: w.code_offset, count });
         }
         tensor_count += per_width * n_widths;
     }
 
     let code_end = check_code_ranges(g, layers)?;
-    Ok(CheckedGraph { code_end, node_index, has_width, tensor_count })
+    let fixed_end = check_code_ranges(g, fixed)?;
+    Ok(CheckedGraph { code_end, fixed_end, node_index, has_width, tensor_count })
 }
 
 pub(crate) fn quant_weight(op: &Op) -> Option<&QuantWeight> {

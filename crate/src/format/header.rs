@@ -11,7 +11,7 @@ use serde_json::error::Category;
 
 use super::graph_check::{check_graph, parse_graph, quant_weight, CheckedGraph};
 use super::limits::{MAX_CHANNELS, MAX_HEADER_LEN};
-use super::names::{plane_name, width_tensor, BIAS, CLIP, PLANES, SCALE, WSCALE};
+use super::names::{plane_name, width_tensor, BIAS, CLIP, FIXED8, PLANES, SCALE, WSCALE};
 use crate::bail;
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{Graph, Op};
@@ -40,9 +40,13 @@ pub(crate) struct Header {
     pub graph: Graph,
     /// Length of the whole file the header describes.
     pub total_len: usize,
-    /// Absolute offset of the first (most significant) plane; F32 tensors lie before it.
+    /// Absolute offset of the first (most significant) plane; F32 tensors and the fixed8 codes
+    /// lie before it.
     pub planes_start: usize,
     pub plane_len: usize,
+    /// Absolute range of the fixed8 codes (empty before version 2).
+    pub fixed_start: usize,
+    pub fixed_len: usize,
     pub f32s: Vec<F32Entry>,
     /// End of the header (start of the data section).
     pub data_start: usize,
@@ -108,35 +112,50 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header> {
         }
     }
     let cg = check_graph(&graph)?;
-    let (f32s, planes_start, plane_len) = check_table(&graph, &cg, &meta, data_start)?;
+    let (f32s, u8s) = check_table(&graph, &cg, &meta, data_start)?;
+    let U8Layout { fixed_start, fixed_len, planes_start, plane_len } = u8s;
     let Some(total_len) = data_start.checked_add(meta.data_len()) else {
         bail!(ErrorKind::BadLayout, "data section length overflows");
     };
     drop(cg);
-    Ok(Header { graph, total_len, planes_start, plane_len, f32s, data_start })
+    Ok(Header { graph, total_len, planes_start, plane_len, fixed_start, fixed_len, f32s, data_start })
+}
+
+/// Where the U8 data lies: the `fixed8` codes (version 2) and then the planes.
+pub(crate) struct U8Layout {
+    pub fixed_start: usize,
+    pub fixed_len: usize,
+    pub planes_start: usize,
+    pub plane_len: usize,
 }
 
 /// Checks the tensor table against the graph: exactly the required F32 tensors with their shapes,
-/// then the planes, most significant first, each `ceil(code_end / 8)` bytes.
+/// then (version 2) the `fixed8` codes, then the planes, most significant first, each
+/// `ceil(code_end / 8)` bytes.
 fn check_table(
     graph: &Graph,
     cg: &CheckedGraph<'_>,
     meta: &Metadata,
     data_start: usize,
-) -> Result<(Vec<F32Entry>, usize, usize)> {
+) -> Result<(Vec<F32Entry>, U8Layout)> {
     let names = meta.offset_keys();
     let plane_len = cg.code_end.div_ceil(8);
-    if names.len() < PLANES as usize {
+    let has_fixed = graph.version >= 2;
+    let n_u8 = PLANES as usize + has_fixed as usize;
+    if names.len() < n_u8 {
         bail!(
             ErrorKind::BadLayout,
-            "the file has {} tensors, fewer than the 8 bit planes",
+            "the file has {} tensors, fewer than the {n_u8} U8 tensors (codes and bit planes) it needs",
             names.len()
         );
     }
-    let n_f32 = names.len() - PLANES as usize;
+    let n_f32 = names.len() - n_u8;
+    let is_u8_name = |name: &str| (has_fixed && name == FIXED8) || (0..PLANES).any(|b| name == plane_name(b));
     let mut f32s = Vec::with_capacity(n_f32);
     let mut channels: HashMap<usize, usize> = HashMap::new();
-    let mut planes_start = data_start;
+    // (start, end) of the fixed8 tensor and of each plane by bit.
+    let mut fixed: Option<(usize, usize)> = None;
+    let mut planes: [Option<usize>; PLANES as usize] = [None; PLANES as usize];
     for (pos, name) in names.iter().enumerate() {
         let Some(info) = meta.info(name) else {
             bail!(ErrorKind::BadLayout, "tensor {name:?} vanished from the table");
@@ -150,41 +169,35 @@ fn check_table(
             bail!(ErrorKind::BadLayout, "tensor {name:?}: offsets overflow");
         };
         if pos >= n_f32 {
-            let mut bit = (PLANES as usize - 1 - (pos - n_f32)) as u8;
-            if plane_len == 0 {
-                // Empty planes share one offset, so their table order is arbitrary.
-                bit = (0..PLANES).find(|&b| *name == plane_name(b)).unwrap_or(bit);
-            }
-            if *name != plane_name(bit) {
+            if !is_u8_name(name) {
                 bail!(
                     ErrorKind::BadLayout,
-                    "tensor {name:?} is at position {pos}, where plane {} is required (planes come last, bit 7 first)",
-                    plane_name(bit)
+                    "tensor {name:?} is at position {pos}, where the {} come (after all F32 tensors)",
+                    if has_fixed { "fixed8 codes and the bit planes" } else { "bit planes" }
                 );
             }
             if info.dtype != Dtype::U8 {
-                bail!(
-                    ErrorKind::BadLayout,
-                    "plane {name:?} has dtype {:?}, expected U8",
-                    info.dtype
-                );
+                bail!(ErrorKind::BadLayout, "{name:?} has dtype {:?}, expected U8", info.dtype);
             }
-            if info.shape != [plane_len] {
+            let want = if name == FIXED8 { cg.fixed_end } else { plane_len };
+            if info.shape != [want] {
                 bail!(
                     ErrorKind::BadLayout,
-                    "plane {name:?} has shape {:?}; the layers' codes need [{plane_len}]",
+                    "{name:?} has shape {:?}; the layers' codes need [{want}]",
                     info.shape
                 );
             }
-            if bit == PLANES - 1 {
-                planes_start = start;
+            if name == FIXED8 {
+                fixed = Some((start, end));
+            } else if let Some(bit) = (0..PLANES).find(|&b| *name == plane_name(b)) {
+                planes[bit as usize] = Some(start);
             }
             continue;
         }
-        if (0..PLANES).any(|b| *name == plane_name(b)) {
+        if is_u8_name(name) || name == FIXED8 {
             bail!(
                 ErrorKind::BadLayout,
-                "plane {name:?} is at position {pos}: planes must come after all F32 tensors, bit 7 first"
+                "{name:?} is at position {pos}: codes and planes must come after all F32 tensors, bit 7 first"
             );
         }
         let (shape, rule) = expected(graph, cg, name, &info.shape, &mut channels)?;
@@ -200,6 +213,23 @@ fn check_table(
         }
         f32s.push(F32Entry { name: name.clone(), start, end, shape, rule });
     }
+    // The U8 names were distinct (a table has unique keys) and n_u8 of them were found, so every
+    // plane (and the fixed8 tensor in version 2) is present.
+    let planes_start = planes[PLANES as usize - 1].unwrap_or(data_start);
+    for bit in 0..PLANES {
+        let want = planes_start + (PLANES - 1 - bit) as usize * plane_len;
+        if plane_len > 0 && planes[bit as usize] != Some(want) {
+            bail!(
+                ErrorKind::BadLayout,
+                "plane {} is out of place: planes come last, most significant first",
+                plane_name(bit)
+            );
+        }
+    }
+    let (fixed_start, fixed_end) = fixed.unwrap_or((planes_start, planes_start));
+    if fixed_end != planes_start && fixed_start != fixed_end {
+        bail!(ErrorKind::BadLayout, "the {FIXED8:?} tensor must come right before the planes");
+    }
     // Every F32 tensor was matched to a distinct (node, width, suffix) the graph requires, so equal
     // counts mean none is missing.
     if n_f32 != cg.tensor_count {
@@ -210,7 +240,8 @@ fn check_table(
             cg.tensor_count
         );
     }
-    Ok((f32s, planes_start, plane_len))
+    let fixed_start = if fixed_start == fixed_end { planes_start } else { fixed_start };
+    Ok((f32s, U8Layout { fixed_start, fixed_len: fixed_end - fixed_start, planes_start, plane_len }))
 }
 
 /// The shape and value rule a per-width tensor must have, from its name.

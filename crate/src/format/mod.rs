@@ -19,12 +19,12 @@ use safetensors::Dtype;
 
 use crate::bail;
 use crate::error::{Error, ErrorKind, Result};
-use crate::graph::{Digests, Graph, QuantWeight};
+use crate::graph::{in_fixed_store, Digests, Graph, Precision, QuantWeight, FORMAT_VERSION};
 use header::{parse_header, Rule};
 
 pub use header::{header_len, METADATA_KEY};
 pub use limits::MAX_HEADER_LEN;
-pub use names::{plane_name, width_tensor, PLANES};
+pub use names::{plane_name, width_tensor, FIXED8, PLANES};
 
 /// How many bytes a progressive loader should fetch first: enough for the header of any model
 /// this runtime ships; [`header_len`] says whether more is needed.
@@ -43,6 +43,9 @@ pub struct ModelFile {
     /// planes present; bits of missing planes are 0. Length: 8 * plane length, i.e. the end of the
     /// last layer rounded up to a multiple of 8.
     pub codes: Vec<u8>,
+    /// The whole 8-bit codes of the `fixed8` layers (version 2 on; empty in version 1, where
+    /// they are in the planes).
+    pub fixed8: Vec<u8>,
     /// How many most significant planes the codes were rebuilt from (8 for a whole file).
     pub planes_present: u8,
     /// Every per-width tensor, by name (`"{node}.w{b}.{suffix}"`).
@@ -52,8 +55,9 @@ pub struct ModelFile {
 impl ModelFile {
     /// The codes of one quantized layer of this file's graph.
     pub fn layer_codes(&self, w: &QuantWeight) -> Result<&[u8]> {
+        let store = if in_fixed_store(self.graph.version, w.precision) { &self.fixed8 } else { &self.codes };
         let n = w.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-        n.and_then(|n| self.codes.get(w.code_offset..w.code_offset.checked_add(n)?)).ok_or_else(
+        n.and_then(|n| store.get(w.code_offset..w.code_offset.checked_add(n)?)).ok_or_else(
             || {
                 Error::new(
                     ErrorKind::BadLayout,
@@ -64,6 +68,15 @@ impl ModelFile {
                 )
             },
         )
+    }
+
+    /// Whether a fixed 8-bit layer's codes are whole in this (possibly partial) file: always from
+    /// version 2 on; in version 1 they are in the planes, so only when all 8 are present.
+    /// (`model` layers are exact at every width up to `planes_present`.)
+    pub fn fixed_codes_whole(&self, w: &QuantWeight) -> bool {
+        w.precision != Precision::Fixed8
+            || in_fixed_store(self.graph.version, w.precision)
+            || self.planes_present == PLANES
     }
 
     /// The per-width tensor `"{node}.w{width}.{suffix}"`.
@@ -99,8 +112,8 @@ pub fn read_prefix(bytes: &[u8], min_planes: u8) -> Result<ModelFile> {
     read_parsed(bytes, h, min_planes)
 }
 
-/// End (exclusive byte offset) of the file prefix that holds the header, every F32 tensor and the
-/// first `planes` (0..=8) bit planes. Needs only the header: pass at least [`header_len`] bytes.
+/// End (exclusive byte offset) of the file prefix that holds the header, every F32 tensor, the
+/// fixed8 codes and the first `planes` (0..=8) bit planes. Needs only the header: pass at least [`header_len`] bytes.
 pub fn prefix_len(header_bytes: &[u8], planes: u8) -> Result<usize> {
     if planes > PLANES {
         bail!(ErrorKind::InvalidArgument, "planes {planes} is outside 0..=8");
@@ -139,7 +152,7 @@ fn read_parsed(bytes: &[u8], h: header::Header, min_planes: u8) -> Result<ModelF
     }
 
     if let Some(d) = &h.graph.sha256 {
-        verify(&bytes[h.data_start..h.planes_start], &d.tensors, "the per-width tensors")?;
+        verify(&bytes[h.data_start..h.planes_start], &d.tensors, "the per-width tensors and fixed 8-bit codes")?;
         for k in 0..present as usize {
             let s = h.planes_start + k * h.plane_len;
             verify(&bytes[s..s + h.plane_len], &d.planes[k], &format!("bit plane {}", 7 - k))?;
@@ -166,7 +179,8 @@ fn read_parsed(bytes: &[u8], h: header::Header, min_planes: u8) -> Result<ModelF
     // At least one plane is present whenever plane_len > 0, so the codes (8 bytes per plane
     // byte) are bounded by 8 * bytes.len().
     let codes = planes::unpack(&planes, h.plane_len);
-    Ok(ModelFile { graph: h.graph, codes, planes_present: present, tensors })
+    let fixed8 = bytes[h.fixed_start..h.fixed_start + h.fixed_len].to_vec();
+    Ok(ModelFile { graph: h.graph, codes, fixed8, planes_present: present, tensors })
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -203,27 +217,22 @@ fn check_values(name: &str, data: &[f32], rule: Rule) -> Result<()> {
     Ok(())
 }
 
-/// Writes a file. `codes` is the flat code sequence (at least up to the end of the last layer,
-/// at most that rounded up to a multiple of 8); `tensors` must be exactly the per-width tensors
-/// the graph requires. The result is read back and validated before it is returned.
+/// Writes a file of the current version. `codes` holds every quantized layer's 8-bit codes at
+/// its `code_offset` in one flat sequence (at least up to the end of the last layer, at most that
+/// rounded up to a multiple of 8); the writer lays them out into the fixed8 tensor and the planes
+/// and rewrites the offsets. `tensors` must be exactly the per-width tensors the graph requires.
+/// The result is read back and validated before it is returned.
 pub fn write(
     graph: &Graph,
     codes: &[u8],
     tensors: &BTreeMap<String, F32Tensor>,
 ) -> Result<Vec<u8>> {
+    let (graph, plane_codes, fixed_codes) = lay_out(graph, codes)?;
+    let graph = &graph;
     let cg = graph_check::check_graph(graph)?;
     let plane_len = cg.code_end.div_ceil(8);
-    if codes.len() < cg.code_end || codes.len() > plane_len * 8 {
-        bail!(
-            ErrorKind::InvalidArgument,
-            "{} codes given; the layers need {} (up to {} with padding)",
-            codes.len(),
-            cg.code_end,
-            plane_len * 8
-        );
-    }
     drop(cg);
-    let planes = planes::pack(codes, plane_len);
+    let planes = planes::pack(&plane_codes, plane_len);
 
     let mut f32_bytes: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
@@ -250,6 +259,10 @@ pub fn write(
             TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(st_err)?,
         ));
     }
+    if tensors.contains_key(FIXED8) {
+        bail!(ErrorKind::InvalidArgument, "{FIXED8:?} is reserved for the fixed 8-bit codes");
+    }
+    views.push((FIXED8.to_string(), TensorView::new(Dtype::U8, vec![fixed_codes.len()], &fixed_codes).map_err(st_err)?));
     for (k, plane) in planes.iter().enumerate() {
         let name = plane_name(7 - k as u8);
         if tensors.contains_key(&name) {
@@ -258,8 +271,8 @@ pub fn write(
         views.push((name, TensorView::new(Dtype::U8, vec![plane_len], plane).map_err(st_err)?));
     }
 
-    // safetensors orders tensors by descending dtype alignment, then by name: F32 before U8, and
-    // plane names sort most significant first. `read` below rejects any other order. Serialized
+    // safetensors orders tensors by descending dtype alignment, then by name: F32 before U8, the
+    // fixed8 codes before the planes, and plane names sort most significant first. `read` below rejects any other order. Serialized
     // once without digests to find the data layout, then again with them (same data section;
     // one metadata entry, so the header's bytes do not depend on hash-map order).
     let to_meta = |g: &Graph| -> Result<std::collections::HashMap<String, String>> {
@@ -277,4 +290,57 @@ pub fn write(
     let bytes = safetensors::serialize(views, Some(to_meta(&graph)?)).map_err(st_err)?;
     read(&bytes)?;
     Ok(bytes)
+}
+
+/// The caller's graph and flat code sequence, laid out for the current version: `model` layers
+/// packed into the plane sequence, `fixed8` layers into the fixed8 tensor, each at a multiple of 8.
+fn lay_out(graph: &Graph, codes: &[u8]) -> Result<(Graph, Vec<u8>, Vec<u8>)> {
+    // The caller's layout is the version-1 one: every layer in one sequence.
+    let mut logical = graph.clone();
+    logical.version = 1;
+    let end = graph_check::check_graph(&logical)?.code_end;
+    if codes.len() < end || codes.len() > end.div_ceil(8) * 8 {
+        bail!(
+            ErrorKind::InvalidArgument,
+            "{} codes given; the layers need {end} (up to {} with padding)",
+            codes.len(),
+            end.div_ceil(8) * 8
+        );
+    }
+    let mut out = graph.clone();
+    out.version = FORMAT_VERSION;
+    let (mut plane_codes, mut fixed_codes) = (Vec::new(), Vec::new());
+    for node in &mut out.nodes {
+        let w = match &mut node.op {
+            crate::graph::Op::Conv2d { weight, .. } | crate::graph::Op::Dense { weight } => weight,
+            _ => continue,
+        };
+        // check_graph bounded every layer's count and range by `end`.
+        let n: usize = w.shape.iter().product();
+        let src = &codes[w.code_offset..w.code_offset + n];
+        let store = if in_fixed_store(FORMAT_VERSION, w.precision) { &mut fixed_codes } else { &mut plane_codes };
+        store.resize(store.len().div_ceil(8) * 8, 0);
+        w.code_offset = store.len();
+        store.extend_from_slice(src);
+    }
+    Ok((out, plane_codes, fixed_codes))
+}
+
+/// Rewrites a whole file (of any version this runtime reads) in the current version: same graph,
+/// codes and tensors, laid out anew (used to upgrade version-1 files for progressive loading).
+pub fn upgrade(bytes: &[u8]) -> Result<Vec<u8>> {
+    let file = read(bytes)?;
+    let mut graph = file.graph.clone();
+    let mut codes = Vec::new();
+    for node in &mut graph.nodes {
+        let w = match &mut node.op {
+            crate::graph::Op::Conv2d { weight, .. } | crate::graph::Op::Dense { weight } => weight,
+            _ => continue,
+        };
+        let layer = file.layer_codes(w)?;
+        codes.resize(codes.len().div_ceil(8) * 8, 0);
+        w.code_offset = codes.len();
+        codes.extend_from_slice(layer);
+    }
+    write(&graph, &codes, &file.tensors)
 }

@@ -13,6 +13,10 @@ pub fn plane_name(bit: u8) -> String {
     format!("planes.{}_bit{}", 7 - bit, bit)
 }
 
+/// Name of the U8 tensor holding the whole 8-bit codes of the `fixed8` layers (version 2 on). It
+/// sorts before the plane names, so it lies before the planes, inside every prefix.
+pub const FIXED8: &str = "fixed8.codes";
+
 /// Per-width tensor suffixes.
 pub const WSCALE: &str = "wscale";
 pub const CLIP: &str = "clip";

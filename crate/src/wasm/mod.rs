@@ -121,6 +121,21 @@ pub fn init_threads(n: usize) -> Result<js_sys::Promise, JsValue> {
     Ok(wasm_bindgen_rayon::init_thread_pool(n))
 }
 
+/// Bytes before a model file's data section (the 8-byte length and the JSON header), from at
+/// least its first 9 bytes: how much a progressive loader must fetch to learn the layout.
+#[wasm_bindgen(js_name = headerLen)]
+pub fn header_len(first_bytes: &[u8]) -> Result<f64, JsValue> {
+    crate::format::header_len(first_bytes).map(|n| n as f64).map_err(js_error)
+}
+
+/// End of the file prefix that holds the header, the tensors and the first `planes` (0..=8) bit
+/// planes: what to fetch (HTTP Range `bytes=0-(end-1)`) to run widths up to `planes` bits.
+/// Needs at least `headerLen` bytes.
+#[wasm_bindgen(js_name = prefixLen)]
+pub fn prefix_len(header_bytes: &[u8], planes: u8) -> Result<f64, JsValue> {
+    crate::format::prefix_len(header_bytes, planes).map(|n| n as f64).map_err(js_error)
+}
+
 /// Runs the kernel benchmark (`kernels::bench`) with `config_json` (a JSON `Config`; `"{}"` for
 /// the defaults) and returns its report as a JSON string. Timed with `performance.now()`, so the
 /// same builds measure in Node, pages and workers (bench/ drives it).

@@ -20,6 +20,9 @@ pub struct Session {
     /// `start + planes * plane` bytes (header, tensors and its planes).
     planes_at: (u64, u64),
     calibration: Option<Calibration>,
+    /// The prefix a progressively loaded model was built from, kept so that `extend` can add
+    /// planes; empty for a whole file.
+    prefix: Vec<u8>,
 }
 
 #[derive(Serialize)]
@@ -29,6 +32,9 @@ struct Info<'a> {
     input_shape: &'a [usize],
     labels: Option<&'a [String]>,
     widths: &'a [Width],
+    /// Widths the loaded bit planes serve (all of `widths` for a whole file).
+    loaded_widths: Vec<u8>,
+    planes_loaded: u8,
     width: u8,
     threads: usize,
     eval: &'a [EvalResult],
@@ -63,11 +69,61 @@ fn int_arg(value: f64, lo: u32, hi: u32, what: &str) -> Result<u32, JsValue> {
 impl Session {
     /// Parses and validates an `.anybit` file. Starts at the model's widest supported width.
     pub fn load(bytes: &[u8]) -> Result<Session, JsValue> {
-        let mut model = Model::from_bytes(bytes).map_err(js_error)?;
+        let model = Model::from_bytes(bytes).map_err(js_error)?;
+        Session::new(model, bytes, Vec::new())
+    }
+
+    /// Builds a session from a prefix of a file (progressive loading) holding at least
+    /// `minPlanes` bit planes (`prefixLen(header, minPlanes)` bytes): it runs the widths up to
+    /// that many bits, exactly as the whole file would, and every piece present is checked
+    /// against the file's SHA-256 digests first. `extend` adds planes later.
+    #[wasm_bindgen(js_name = loadPrefix)]
+    pub fn load_prefix(bytes: &[u8], min_planes: f64) -> Result<Session, JsValue> {
+        let planes = int_arg(min_planes, 1, 8, "minPlanes")? as u8;
+        let model = Model::from_prefix(bytes, planes).map_err(js_error)?;
+        let keep = if model.planes_loaded() < crate::format::PLANES { bytes.to_vec() } else { Vec::new() };
+        Session::new(model, bytes, keep)
+    }
+
+    /// Appends the next bytes of the file (they must start where the loaded prefix ends) and
+    /// rebuilds the model with the planes they complete, keeping the width, threads and
+    /// calibration. A corrupt or short piece is refused (`corrupt`, `truncated`) and the session
+    /// stays as it was. Returns the new `planesLoaded`.
+    pub fn extend(&mut self, more: &[u8], min_planes: f64) -> Result<u8, JsValue> {
+        let planes = int_arg(min_planes, 1, 8, "minPlanes")? as u8;
+        if self.prefix.is_empty() {
+            return Err(invalid("this session holds the whole file; there is nothing to extend"));
+        }
+        let mut bytes = Vec::with_capacity(self.prefix.len() + more.len());
+        bytes.extend_from_slice(&self.prefix);
+        bytes.extend_from_slice(more);
+        let mut model = Model::from_prefix(&bytes, planes).map_err(js_error)?;
+        model.set_threads(self.model.threads());
+        model.set_width(self.model.width()).map_err(js_error)?;
+        self.model = model;
+        self.prefix = if self.model.planes_loaded() < crate::format::PLANES { bytes } else { Vec::new() };
+        Ok(self.model.planes_loaded())
+    }
+
+    /// Bit planes loaded: 8 for a whole file.
+    #[wasm_bindgen(getter, js_name = planesLoaded)]
+    pub fn planes_loaded(&self) -> u8 {
+        self.model.planes_loaded()
+    }
+
+    /// Bytes of the file prefix that serves `width` (the header, the tensors and its planes).
+    #[wasm_bindgen(js_name = bytesFor)]
+    pub fn bytes_for(&self, width: f64) -> Result<f64, JsValue> {
+        let w = int_arg(width, 1, 8, "width")? as u8;
+        let (start, plane) = self.planes_at;
+        Ok((start + crate::quant::planes_needed(w) as u64 * plane) as f64)
+    }
+
+    fn new(mut model: Model, bytes: &[u8], prefix: Vec<u8>) -> Result<Session, JsValue> {
         model.set_threads(pool_threads());
         let start = crate::format::prefix_len(bytes, 0).map_err(js_error)?;
         let plane = crate::format::prefix_len(bytes, 1).map_err(js_error)? - start;
-        Ok(Session { model, planes_at: (start as u64, plane as u64), calibration: None })
+        Ok(Session { model, planes_at: (start as u64, plane as u64), calibration: None, prefix })
     }
 
     /// Times this model's own kernels at every width on this device (about `minMs` per distinct
@@ -119,6 +175,8 @@ impl Session {
             input_shape: self.model.input_shape(),
             labels: self.model.labels(),
             widths: self.model.widths(),
+            loaded_widths: self.model.loaded_widths(),
+            planes_loaded: self.model.planes_loaded(),
             width: self.model.width(),
             threads: self.model.threads(),
             eval: &g.eval,

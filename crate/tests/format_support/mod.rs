@@ -124,6 +124,47 @@ pub fn tensors(g: &Graph, seed: u64) -> BTreeMap<String, F32Tensor> {
     t
 }
 
+/// The graph as a file stores it: version 2, `model` layers packed in the planes (block.dw at 0),
+/// fixed 8-bit ones in the fixed8 tensor (conv1 at 0, fc at 40).
+pub fn stored_graph() -> Graph {
+    let mut g = graph();
+    g.version = anybit::graph::FORMAT_VERSION;
+    for (node, off) in [(0, 0), (4, 0), (7, 40)] {
+        match &mut g.nodes[node].op {
+            Op::Conv2d { weight, .. } | Op::Dense { weight } => weight.code_offset = off,
+            _ => unreachable!(),
+        }
+    }
+    g
+}
+
+/// The planes' code sequence of `stored_graph()` for `codes(seed)`: block.dw padded to 40.
+pub fn plane_codes(codes: &[u8]) -> Vec<u8> {
+    [&codes[40..76], &[0u8; 4][..]].concat()
+}
+
+/// The fixed8 tensor of `stored_graph()`: conv1, padding to 40, fc.
+pub fn fixed_codes(codes: &[u8]) -> Vec<u8> {
+    [&codes[0..36], &[0u8; 4][..], &codes[80..92]].concat()
+}
+
+/// Every quantized layer's codes, in node order, as a file holds them.
+pub fn file_layers(m: &format::ModelFile) -> Vec<Vec<u8>> {
+    m.graph
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            Op::Conv2d { weight, .. } | Op::Dense { weight } => Some(m.layer_codes(weight).unwrap().to_vec()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The same from `graph()`'s flat sequence.
+pub fn given_layers(codes: &[u8]) -> Vec<Vec<u8>> {
+    vec![codes[0..36].to_vec(), codes[40..76].to_vec(), codes[80..92].to_vec()]
+}
+
 /// A valid fixture file, as the writer makes it (with SHA-256 digests of its data).
 pub fn signed_file() -> Vec<u8> {
     let g = graph();
