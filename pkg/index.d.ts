@@ -82,9 +82,16 @@ export interface ModelInfo {
   widths: Width[];
   /** Current weight width in bits. */
   width: number;
+  /** Widths the loaded bit planes serve: all of `widths` unless loaded progressively. */
+  loadedWidths: number[];
+  /** Bit planes loaded (8 for a whole file). */
+  planesLoaded: number;
   threads: number;
   /** Accuracy figures stored in the model file (may be empty). */
   eval: unknown[];
+  /** For a progressive load (load(url, {width})): bytes received so far and whether every request was
+   * answered with a Range (false: the server sent the whole file). null otherwise. */
+  transfer: { bytes: number; ranged: boolean } | null;
 }
 
 export interface Progress {
@@ -96,6 +103,14 @@ export interface Progress {
 
 export interface LoadOptions {
   onProgress?: (progress: Progress) => void;
+  /**
+   * Progressive loading (URLs only): fetch just the header, the tensors and the bit planes this
+   * width needs, by HTTP Range requests, and start at it (or the widest narrower width the model
+   * has). setWidth() to a wider width fetches the missing planes. Every piece is checked against
+   * the file's SHA-256 digests before use (error code 'corrupt'). A server that ignores Range
+   * sends the whole file, which is then used whole.
+   */
+  width?: number;
 }
 
 /** A canvas ImageData or any RGBA image of that shape. */
@@ -195,7 +210,8 @@ export declare class Session {
   load(source: string | URL | ArrayBuffer | Uint8Array, options?: LoadOptions): Promise<ModelInfo>;
   info(): Promise<ModelInfo>;
   widths(): Promise<Width[]>;
-  /** Switches the weight width (one of widths()); the next run uses it. */
+  /** Switches the weight width (one of widths()); the next run uses it. After a progressive
+   * load, a width wider than the loaded planes serve first fetches the missing planes. */
   setWidth(width: number): Promise<ModelInfo>;
   /** What this device offers and the build in use (no model needed). */
   probe(): Promise<Probe>;

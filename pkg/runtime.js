@@ -129,19 +129,38 @@ async function instantiate(variant, binaryFor, threads) {
   return wasm;
 }
 
-async function fetchBytes(url, onProgress) {
+// First request of a progressive load: enough for the header of any model the runtime ships
+// (headerLen says whether more is needed), small next to the planes of a real model.
+const HEADER_PROBE = 16 << 10;
+
+/**
+ * GETs `url`, or with `range` = [start, end) only those bytes (HTTP Range). Returns {bytes, start,
+ * partial}: `partial` is false when the server ignored the Range and sent the whole file (status
+ * 200), and `start` is where the bytes begin in the file. Progress is reported in bytes of this response, `base` added.
+ */
+async function fetchBytes(url, onProgress, range = null, base = 0) {
   let res;
   try {
-    res = await fetch(url);
+    res = await fetch(url, range ? { headers: { Range: `bytes=${range[0]}-${range[1] - 1}` } } : undefined);
   } catch (e) {
     throw new AnybitError('fetch_failed', `could not fetch ${url}: ${e.message}`);
   }
   if (!res.ok) throw new AnybitError('fetch_failed', `could not fetch ${url}: HTTP ${res.status} ${res.statusText}`);
+  let start = 0;
+  const partial = range !== null && res.status === 206;
+  if (partial) {
+    const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
+    if (!m || Number(m[1]) !== range[0]) {
+      throw new AnybitError('fetch_failed', `${url}: the server answered bytes ${res.headers.get('content-range')} to a request for ${range[0]}-${range[1] - 1}`);
+    }
+    start = range[0];
+  }
   // A compressed response's Content-Length counts compressed bytes, not the ones received here.
   const length = Number(res.headers.get('content-length'));
   let total = length > 0 && !res.headers.get('content-encoding') ? length : null;
   const chunks = [];
   let loaded = 0;
+  const report = () => onProgress?.({ loaded: base + loaded, total: total === null ? null : base + total });
   if (res.body) {
     for (const reader = res.body.getReader(); ; ) {
       const { done, value } = await reader.read();
@@ -149,20 +168,56 @@ async function fetchBytes(url, onProgress) {
       chunks.push(value);
       loaded += value.length;
       if (total !== null && loaded > total) total = null;
-      onProgress?.({ loaded, total });
+      report();
     }
   } else {
     chunks.push(new Uint8Array(await res.arrayBuffer()));
     loaded = chunks[0].length;
-    onProgress?.({ loaded, total: loaded });
+    total = loaded;
+    report();
   }
-  const bytes = new Uint8Array(loaded);
+  return { bytes: concat(chunks), start, partial };
+}
+
+function concat(chunks) {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let at = 0;
   for (const c of chunks) {
-    bytes.set(c, at);
+    out.set(c, at);
     at += c.length;
   }
-  return bytes;
+  return out;
+}
+
+/**
+ * Fetches the bytes [have.length, end) of `url` and returns `have` extended to at least `end`
+ * (more when the server ignored the Range and sent the whole file).
+ */
+async function fetchMore(url, have, end, onProgress) {
+  if (end <= have.length) return { bytes: have, ranged: true, received: 0 };
+  const { bytes, partial } = await fetchBytes(url, onProgress, [have.length, end], have.length);
+  const whole = partial ? concat([have, bytes]) : bytes;
+  if (whole.length < end) {
+    throw new AnybitError('truncated', `${url} ended after ${whole.length} bytes; ${end} are needed`);
+  }
+  return { bytes: whole, ranged: partial, received: bytes.length };
+}
+
+/**
+ * Progressive load: only the header, the tensors and the first `planes` bit planes, by HTTP Range
+ * requests on the one file (a server that ignores Range sends it whole, which is used as is).
+ * Returns {bytes, ranged}.
+ */
+async function fetchPrefix(wasm, url, planes, onProgress) {
+  const first = await fetchBytes(url, onProgress, [0, HEADER_PROBE]);
+  if (!first.partial) return { bytes: first.bytes, ranged: false };
+  let bytes = first.bytes;
+  const hlen = wasm.headerLen(bytes);
+  if (hlen > bytes.length) ({ bytes } = await fetchMore(url, bytes, hlen, onProgress));
+  const end = wasm.prefixLen(bytes, planes);
+  let ranged = true;
+  if (end > bytes.length) ({ bytes, ranged } = await fetchMore(url, bytes, end, onProgress));
+  return { bytes, ranged };
 }
 
 function asBytes(bytes) {
@@ -184,6 +239,8 @@ export function createRuntime(env = {}) {
   let wasm = null;
   let reason = null; // why this build: reported with buildInfo()
   let session = null;
+  // A progressively loaded model: where more planes come from and the bytes held so far.
+  let source = null;
 
   async function init({ build: requested = 'auto', threads } = {}) {
     if (starting) return starting;
@@ -219,34 +276,69 @@ export function createRuntime(env = {}) {
   }
 
   function info() {
-    return current().info();
+    const i = current().info();
+    return source ? { ...i, transfer: { ...source.transfer } } : { ...i, transfer: null };
   }
 
   const handlers = {
     init,
     buildInfo,
-    async load({ bytes, url }, onProgress) {
+    async load({ bytes, url, width }, onProgress) {
       let data;
-      if (url !== undefined) {
-        const read = env.readUrl?.(url, onProgress);
-        data = (await read) ?? (await fetchBytes(url, onProgress));
-      } else {
-        data = asBytes(bytes);
-        onProgress?.({ loaded: data.length, total: data.length });
+      let next;
+      let from = null;
+      if (width !== undefined) {
+        if (!(Number.isInteger(width) && width >= 1 && width <= 8)) {
+          throw new AnybitError('unsupported_width', `width must be an integer in 1..=8, got ${JSON.stringify(width)}`);
+        }
+        if (url === undefined) throw new AnybitError('invalid_argument', 'width (progressive loading) needs a URL');
       }
-      const next = wasm.Session.load(data);
+      // A URL only the environment can read (Node file: URLs) is read whole.
+      const local = url !== undefined ? await env.readUrl?.(url, onProgress) : undefined;
+      if (local === undefined && url !== undefined && width !== undefined) {
+        const got = await fetchPrefix(wasm, url, width, onProgress);
+        next = wasm.Session.loadPrefix(got.bytes, width);
+        from = { url, bytes: got.bytes, transfer: { ranged: got.ranged, bytes: got.bytes.length } };
+      } else {
+        if (url !== undefined) {
+          data = local ?? (await fetchBytes(url, onProgress)).bytes;
+        } else {
+          data = asBytes(bytes);
+          onProgress?.({ loaded: data.length, total: data.length });
+        }
+        next = wasm.Session.load(data);
+      }
+      if (width !== undefined) {
+        // The widest width the fetched planes serve, up to the one asked for.
+        const fits = next.info().loadedWidths.filter((w) => w <= width);
+        if (!fits.length) {
+          next.free();
+          throw new AnybitError('unsupported_width', `this model has no width of ${width} bits or fewer`);
+        }
+        next.setWidth(Math.max(...fits));
+      }
       session?.free();
       session = next;
+      source = from;
       return info();
     },
     info,
     probe: () => ({ ...probe({ threadsAllowed: env.threadsAllowed ?? true }), build: buildInfo() }),
     widths: () => current().widths(),
-    setWidth({ width }) {
+    async setWidth({ width }) {
       if (typeof width !== 'number') {
         throw new AnybitError('unsupported_width', `width must be a number of bits, got ${JSON.stringify(width)}`);
       }
-      current().setWidth(width);
+      const s = current();
+      // A progressively loaded model fetches the planes a wider width needs, then switches.
+      if (source && Number.isInteger(width) && width > s.planesLoaded && width <= 8 && s.widths().some((w) => w.w === width)) {
+        const got = await fetchMore(source.url, source.bytes, s.bytesFor(width));
+        s.extend(got.bytes.subarray(source.bytes.length), width);
+        source.transfer.bytes += got.received;
+        source.transfer.ranged &&= got.ranged;
+        source.bytes = got.bytes;
+      }
+      s.setWidth(width);
       return info();
     },
     calibrate({ minMs }) {
@@ -269,6 +361,7 @@ export function createRuntime(env = {}) {
     dispose() {
       session?.free();
       session = null;
+      source = null;
       return null;
     },
   };

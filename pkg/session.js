@@ -30,15 +30,19 @@ export class Session {
     return this.#request('buildInfo');
   }
 
-  /** Loads a model from a URL (string or URL) or from bytes, replacing the loaded one. */
-  async load(source, { onProgress } = {}) {
+  /**
+   * Loads a model from a URL (string or URL) or from bytes, replacing the loaded one. With
+   * `width`, only the bit planes that width needs are fetched (HTTP Range); see LoadOptions.
+   */
+  async load(source, { onProgress, width } = {}) {
     if (onProgress !== undefined && typeof onProgress !== 'function') {
       throw new AnybitError('invalid_argument', 'onProgress must be a function');
     }
+    const opt = width === undefined ? {} : { width };
     if (typeof source === 'string' || source instanceof URL) {
-      return this.#request('load', { url: resolveUrl(source) }, onProgress);
+      return this.#request('load', { url: resolveUrl(source), ...opt }, onProgress);
     }
-    return this.#request('load', { bytes: source }, onProgress);
+    return this.#request('load', { bytes: source, ...opt }, onProgress);
   }
 
   info() {

@@ -30,6 +30,7 @@ JSON
 echo "export * from 'anybit';" > "$APP/entry.mjs"
 cp -r pkg-tests/apps/plain pkg-tests/apps/vite pkg-tests/apps/ts "$APP/"
 cp pkg-tests/apps/check.js "$APP/plain/"
+cp pkg-tests/apps/progressive.js "$APP/plain/"
 cp pkg-tests/apps/check.js "$APP/vite/"
 cp models/mnist.anybit "$APP/plain/"
 mkdir -p "$APP/vite/public" && cp models/mnist.anybit "$APP/vite/public/"

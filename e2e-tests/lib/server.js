@@ -1,7 +1,9 @@
 // A tiny static server for dist/, on 127.0.0.1 with a free port. With `isolated` it sends the
 // COOP/COEP headers that make the page cross-origin isolated (threads); without, it does not, so
 // the single-thread fallback can be checked. `overrides` maps URL paths to bytes served instead
-// of files (broken models). Every request is logged in `requests`.
+// of files (broken models). Every request is logged in `requests` (paths) and `transfers`
+// ({path, range, status, bytes}: body bytes sent). Single HTTP Range requests (`bytes=a-b`, `a-`)
+// are answered with 206 unless `ranges` is false (a server that ignores Range: 200, whole file).
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, normalize, sep } from 'node:path';
@@ -18,8 +20,9 @@ const TYPES = {
   '.ts': 'text/plain; charset=utf-8',
 };
 
-export async function serve(root, { isolated = true, overrides = {} } = {}) {
+export async function serve(root, { isolated = true, overrides = {}, ranges = true } = {}) {
   const requests = [];
+  const transfers = [];
   const server = createServer(async (req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     requests.push(path);
@@ -39,7 +42,24 @@ export async function serve(root, { isolated = true, overrides = {} } = {}) {
         body = await readFile(file);
         type = TYPES[extname(file)] ?? type;
       }
+      const m = ranges ? /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '') : null;
+      if (m) {
+        const start = Number(m[1]);
+        const end = Math.min(m[2] === '' ? body.length - 1 : Number(m[2]), body.length - 1);
+        if (start > end) {
+          res.writeHead(416, { ...headers, 'Content-Range': `bytes */${body.length}` });
+          transfers.push({ path, range: req.headers.range, status: 416, bytes: 0 });
+          res.end();
+          return;
+        }
+        const part = body.subarray(start, end + 1);
+        res.writeHead(206, { ...headers, 'Content-Type': type, 'Content-Length': part.length, 'Content-Range': `bytes ${start}-${end}/${body.length}`, 'Accept-Ranges': 'bytes' });
+        transfers.push({ path, range: req.headers.range, status: 206, bytes: part.length });
+        res.end(part);
+        return;
+      }
       res.writeHead(200, { ...headers, 'Content-Type': type, 'Content-Length': body.length });
+      transfers.push({ path, range: req.headers.range ?? null, status: 200, bytes: body.length });
       res.end(body);
     } catch (e) {
       const status = e.status ?? (e.code === 'ENOENT' || e.code === 'ENOTDIR' ? 404 : 500);
@@ -55,6 +75,7 @@ export async function serve(root, { isolated = true, overrides = {} } = {}) {
   return {
     origin: `http://127.0.0.1:${port}`,
     requests,
+    transfers,
     close: () => new Promise((resolve) => server.close(resolve)),
   };
 }
