@@ -12,14 +12,17 @@ const model = process.argv[2] ?? 'models/mnist.anybit';
 
 function table(name, r) {
   let worst = 0;
+  let worstLayer = 0;
   let s = `\n${name}: ${r.isa}, ${r.threads} thread(s), calibration ${r.calibrationMs.toFixed(0)} ms\n\n`;
-  s += '| width | predicted ms | measured ms | predicted / measured |\n|---|---|---|---|\n';
+  s += '| width | predicted ms | measured ms | predicted / measured | per-layer ms | per-layer / measured |\n|---|---|---|---|---|---|\n';
   for (const row of r.rows) {
     const q = row.predictedMs / row.measuredMs;
+    const l = row.perLayerMs / row.measuredMs;
     worst = Math.max(worst, Math.abs(q - 1));
-    s += `| ${row.width} | ${row.predictedMs.toFixed(3)} | ${row.measuredMs.toFixed(3)} | ${q.toFixed(2)} |\n`;
+    worstLayer = Math.max(worstLayer, Math.abs(l - 1));
+    s += `| ${row.width} | ${row.predictedMs.toFixed(3)} | ${row.measuredMs.toFixed(3)} | ${q.toFixed(2)} | ${row.perLayerMs.toFixed(3)} | ${l.toFixed(2)} |\n`;
   }
-  return s + `\nlargest error: ${(worst * 100).toFixed(0)}%\n`;
+  return s + `\nlargest error: ${(worst * 100).toFixed(0)}% (per-layer prediction: ${(worstLayer * 100).toFixed(0)}%)\n`;
 }
 
 const dist = join(ROOT, 'pkg', 'dist', 'simd');

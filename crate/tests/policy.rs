@@ -12,6 +12,7 @@ fn cal(gemm_ms: &[(u8, f64)], other_ms: f64) -> Calibration {
         threads: 1,
         gemm_ms: gemm_ms.to_vec(),
         other_ms,
+        pass_ms: vec![],
         measured_ms: gemm_ms[0].1 + other_ms,
         measured_width: gemm_ms[0].0,
         took_ms: 1.0,
@@ -44,11 +45,11 @@ fn gemms_account_for_every_mac_at_every_width() {
 fn calibration_covers_every_width_and_leaves_the_width_alone() {
     let mut model = Model::from_bytes(MNIST).unwrap();
     model.set_width(4).unwrap();
-    // A clock that advances 0.01 ms per reading: deterministic, and available on wasm32 too
-    // (std::time::Instant is not).
+    // A clock that advances 0.5 ms per reading: deterministic, few calls per timing (debug builds
+    // are slow), and available on wasm32 too (std::time::Instant is not).
     let clock = std::cell::Cell::new(0.0f64);
     let now = || {
-        clock.set(clock.get() + 0.01);
+        clock.set(clock.get() + 0.5);
         clock.get()
     };
     let c = calibrate(&mut model, &now, 2.0).unwrap();
@@ -58,10 +59,34 @@ fn calibration_covers_every_width_and_leaves_the_width_alone() {
     assert_eq!(c.gemm_ms.iter().map(|x| x.0).collect::<Vec<_>>(), widths);
     for &(w, ms) in &c.gemm_ms {
         assert!(ms.is_finite() && ms > 0.0, "width {w}: {ms}");
-        assert!(c.predict_ms(w).unwrap() >= ms);
+        assert!(c.per_layer_ms(w).unwrap() >= ms);
     }
+    // A whole file: every width has a measured pass, and that is its prediction.
+    assert_eq!(c.pass_ms.iter().map(|x| x.0).collect::<Vec<_>>(), widths);
+    for &(w, ms) in &c.pass_ms {
+        assert_eq!(c.predict_ms(w), Some(ms));
+    }
+    assert_eq!(c.measured_ms, c.pass_ms.iter().find(|x| x.0 == 4).unwrap().1);
     assert!(c.other_ms >= 0.0 && c.measured_ms > 0.0 && c.took_ms >= c.measured_ms);
     assert!(c.predict_ms(9).is_none());
+}
+
+/// A progressive load with 2 planes: passes are measured for widths 1 and 2 only, the others get
+/// the per-layer prediction (their planes are not there to run).
+#[test]
+fn calibration_of_a_prefix_predicts_the_missing_widths_per_layer() {
+    let end = anybit::format::prefix_len(MNIST, 2).unwrap();
+    let mut model = Model::from_prefix(&MNIST[..end], 2).unwrap();
+    let clock = std::cell::Cell::new(0.0f64);
+    let now = || {
+        clock.set(clock.get() + 0.5);
+        clock.get()
+    };
+    let c = calibrate(&mut model, &now, 1.0).unwrap();
+    assert_eq!(c.pass_ms.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(model.width(), 2);
+    assert_eq!(c.predict_ms(8), c.per_layer_ms(8));
+    assert!(c.predict_ms(8).unwrap() > 0.0);
 }
 
 #[test]

@@ -129,6 +129,16 @@ describe('served cross-origin isolated (COOP/COEP)', () => {
     assert.equal(table.find(([w]) => w === chosen)[1], best);
     assert.equal(await page.locator('#auto-decision tbody tr').count(), 8);
     await shot(page, 'auto-generous');
+    // Back from a hidden tab, Auto calibrates again and re-decides live.
+    assert.equal(await page.locator('#auto-decision').getAttribute('data-calibrations'), '1');
+    await page.evaluate(() => {
+      for (const state of ['hidden', 'visible']) {
+        Object.defineProperty(document, 'visibilityState', { value: state, configurable: true });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }
+    });
+    await page.waitForSelector('#auto-decision[data-calibrations="2"]', { timeout: 30_000 });
+    assert.match(await page.locator('#auto-decision').textContent(), /Re-decided: the page is visible again/);
     // The prediction shown is the one the chosen width produces when picked by hand.
     const manual = await chooseWidth(page, chosen, 'sample:0');
     assert.equal(manual.cls, auto.cls);

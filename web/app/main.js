@@ -43,6 +43,9 @@ const state = {
   drawings: 0,
   files: 0,
   firstShown: false,
+  auto: false,
+  calibration: null,
+  calibrations: 0, // of the loaded model, shown with Auto's decision
 };
 
 const $ = (id) => document.getElementById(id);
@@ -164,16 +167,19 @@ async function useFile(file) {
 
 // Auto: calibrate once per loaded model (the worker times the model's kernels at every width),
 // then ask the policy for the budget in the box, switch to its width and re-run the input.
-async function pickAuto() {
+async function pickAuto(note = null) {
   const { gen } = state;
   state.auto = true;
   const budget = Number($('budget').value);
   try {
-    state.calibration ??= await client.calibrate(5);
+    if (!state.calibration) {
+      state.calibration = await client.calibrate(5);
+      state.calibrations += 1;
+    }
     if (gen !== state.gen) return;
     const decision = await client.decide(budget > 0 ? { latencyMs: budget } : {});
     if (gen !== state.gen || !state.auto) return;
-    view.renderDecision(decision, (w) => median(state.runs.get(w)));
+    view.renderDecision(decision, (w) => median(state.runs.get(w)), { note, calibrations: state.calibrations });
     await pickWidth(decision.width, { keepAuto: true });
   } catch (e) {
     view.showError(e, 'The precision policy could not decide');
@@ -208,7 +214,7 @@ async function pickWidth(width, { keepAuto = false } = {}) {
 async function loadModel(key, url = MODELS[key].url) {
   const entry = MODELS[key];
   const gen = ++state.gen;
-  Object.assign(state, { key, info: null, input: null, prev: null, last: null, runs: new Map(), auto: false, calibration: null });
+  Object.assign(state, { key, info: null, input: null, prev: null, last: null, runs: new Map(), auto: false, calibration: null, calibrations: 0 });
   pad.clear();
   view.clearResult();
   view.showPad(entry.draw, entry.name);
@@ -268,6 +274,13 @@ function wireInputs() {
   // A new budget re-decides at once while Auto is on (the weights stay in memory).
   $('budget').addEventListener('change', () => {
     if (state.auto) pickAuto();
+  });
+  // Back from a hidden tab the device may be doing other work (or have changed power mode):
+  // Auto measures again and re-decides, switching live.
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState !== 'visible' || !state.auto) return;
+    state.calibration = null;
+    pickAuto('the page is visible again, so this device was calibrated anew');
   });
   const file = $('file');
   file.addEventListener('change', () => {

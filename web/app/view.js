@@ -172,11 +172,12 @@ export function renderWidths(info, onChange) {
  * The policy's decision: the reasons (which name the build, threads and chosen width), then one
  * row per width with its predicted latency, the median measured here so far, and stored accuracy.
  */
-export function renderDecision(d, measured) {
+export function renderDecision(d, measured, { note = null, calibrations = 1 } = {}) {
   const box = $('auto-decision');
   box.hidden = false;
   box.replaceChildren();
   box.dataset.width = String(d.width);
+  box.dataset.calibrations = String(calibrations);
   const head = document.createElement('p');
   head.className = 'decision';
   head.textContent = `Auto chose ${d.width}-bit weights (${d.isa}, ${d.threads} thread${d.threads === 1 ? '' : 's'}).`;
@@ -205,6 +206,12 @@ export function renderDecision(d, measured) {
   }
   table.append(body);
   box.append(head, reasons, table);
+  if (note) {
+    const p = document.createElement('p');
+    p.className = 'note';
+    p.textContent = `Re-decided: ${note}.`;
+    box.prepend(p);
+  }
 }
 
 export function hideDecision() {

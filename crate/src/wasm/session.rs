@@ -126,9 +126,11 @@ impl Session {
         Ok(Session { model, planes_at: (start as u64, plane as u64), calibration: None, prefix })
     }
 
-    /// Times this model's own kernels at every width on this device (about `minMs` per distinct
-    /// GEMM shape, default 5, plus one measured pass) and keeps the result for `decide`. Returns
-    /// `{isa, threads, gemmMs: [[w, ms]], otherMs, measuredMs, measuredWidth, tookMs}`.
+    /// Times this model on this device and keeps the result for `decide`: a forward pass at every
+    /// width the loaded planes serve (in rounds, about `2 * minMs` per width), and every GEMM
+    /// alone (about `minMs` per distinct shape, default 5) for the per-layer prediction of the
+    /// other widths. Returns `{isa, threads, gemmMs: [[w, ms]], otherMs, passMs: [[w, ms]],
+    /// measuredMs, measuredWidth, tookMs}`.
     pub fn calibrate(&mut self, min_ms: Option<f64>) -> Result<JsValue, JsValue> {
         let min_ms = min_ms.unwrap_or(5.0);
         if !(min_ms.is_finite() && (0.0..=1000.0).contains(&min_ms)) {
