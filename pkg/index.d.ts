@@ -171,7 +171,7 @@ export interface Calibration {
   gemmMs: [number, number][];
   /** The rest of a forward pass (the same at every width), ms. */
   otherMs: number;
-  /** Per width the loaded planes serve: [width, fastest measured forward pass, ms]; this is the
+  /** Per width the loaded planes serve: [width, mean of measured passes, ms]; this is the
    * prediction for those widths (gemmMs + otherMs predicts the others). */
   passMs: [number, number][];
   /** The pass at the current width, ms. */

@@ -23,11 +23,11 @@ fn main() {
     );
     println!("| width | predicted ms | measured ms | predicted / measured | per-layer ms | per-layer / measured |\n|---|---|---|---|---|---|");
     let input = vec![0.5f32; anybit::tensor::numel(model.input_shape()).unwrap_or(0)];
-    // Measured in rounds over the widths for 100 ms per width, fastest pass per width kept (the
-    // calibration keeps fastest passes too): a burst of load from elsewhere during one width's
+    // Measured in rounds over the widths for 100 ms per width, the mean of each width's passes
+    // kept (as the calibration does): a burst of load from elsewhere during one width's
     // turn would otherwise read as that width being slow.
     let widths: Vec<u8> = model.widths().iter().map(|w| w.w).collect();
-    let mut best = vec![f64::INFINITY; widths.len()];
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); widths.len()];
     let run = |model: &mut Model, w: u8| {
         model.set_width(w).unwrap_or_else(|e| fail(&e.to_string()));
         let t0 = now();
@@ -40,11 +40,12 @@ fn main() {
     let t = now();
     while now() - t < 100.0 * widths.len() as f64 {
         for (i, &w) in widths.iter().enumerate() {
-            best[i] = best[i].min(run(&mut model, w));
+            samples[i].push(run(&mut model, w));
         }
     }
     let mut worst: f64 = 0.0;
-    for (&w, &best) in widths.iter().zip(&best) {
+    for (&w, s) in widths.iter().zip(&samples) {
+        let best = anybit::policy::mean(s);
         let p = cal.predict_ms(w).unwrap_or(f64::NAN);
         let l = cal.per_layer_ms(w).unwrap_or(f64::NAN);
         worst = worst.max((p / best - 1.0).abs());

@@ -2,7 +2,7 @@
 //! caller's budget.
 //!
 //! [`calibrate`] measures two things on this device. (1) A forward pass of the model itself at
-//! every width its loaded planes serve (fastest of several after a warm-up): this is the
+//! every width its loaded planes serve (mean of passes in shuffled rounds, after a warm-up): the
 //! prediction for those widths. (2) Every integer GEMM of the model at every width, timed alone
 //! with the kernels the runtime would use, plus the rest of a pass (quantizing, im2col, pooling,
 //! affine: f32 work that barely depends on the width), taken as the median over the measured
@@ -30,7 +30,7 @@ pub struct Calibration {
     pub gemm_ms: Vec<(u8, f64)>,
     /// The rest of a forward pass, ms (the same at every width).
     pub other_ms: f64,
-    /// Per width the loaded planes serve: the fastest measured forward pass, ms.
+    /// Per width the loaded planes serve: the mean of its measured passes, ms.
     #[serde(default)]
     pub pass_ms: Vec<(u8, f64)>,
     /// The forward pass measured at `measured_width`, ms.
@@ -75,6 +75,11 @@ fn fastest(now: &dyn Fn() -> f64, min_ms: f64, f: &mut dyn FnMut() -> Result<()>
         n += 1;
     }
     Ok(best)
+}
+
+/// The mean of a sample (NaN when empty).
+pub fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
 }
 
 /// Times one GEMM shape with the scheme the runtime would pick, activation packing included.
@@ -136,23 +141,34 @@ pub fn calibrate(model: &mut Model, now: &dyn Fn() -> f64, min_ms: f64) -> Resul
         }
         gemm_ms.push((w, total));
     }
-    // Passes in rounds over the widths, fastest per width kept: a burst of load from elsewhere
-    // then costs every width alike instead of skewing the one timed during it.
-    let mut best = vec![f64::INFINITY; loaded.len()];
+    // Passes in rounds over the widths, in a shuffled order per round: a burst of load from
+    // elsewhere then costs every width alike instead of skewing the one timed during it, and no
+    // width keeps a fixed phase against a periodic disturbance. Each width's figure is the mean
+    // of its passes, the latency a caller sees: a fastest-pass or quartile figure misses a CPU
+    // that runs in slices (DevTools throttling pauses the thread for 5 of every 6 time slices, so
+    // most short passes run at full speed and a few absorb the pauses; a quartile read a 6x
+    // throttled 8-bit pass as 2.5 ms where the mean is 6x).
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); loaded.len()];
+    let mut order: Vec<usize> = (0..loaded.len()).collect();
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     let budget = min_ms * 2.0 * loaded.len() as f64;
     let t_start = now();
     round = 0;
     while round < 3 || (now() - t_start < budget && round < 1000) {
-        for (i, &w) in loaded.iter().enumerate() {
-            model.set_width(w)?;
+        for k in (1..order.len()).rev() {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            order.swap(k, (seed >> 33) as usize % (k + 1));
+        }
+        for &i in &order {
+            model.set_width(loaded[i])?;
             let t0 = now();
             model.run(&input)?;
-            best[i] = best[i].min(now() - t0);
+            samples[i].push(now() - t0);
         }
         round += 1;
     }
     model.set_width(current)?;
-    let pass_ms: Vec<(u8, f64)> = loaded.iter().copied().zip(best).collect();
+    let pass_ms: Vec<(u8, f64)> = loaded.iter().copied().zip(samples.iter().map(|s| mean(s))).collect();
     let mut rest: Vec<f64> =
         pass_ms.iter().map(|&(w, ms)| ms - gemm_ms.iter().find(|x| x.0 == w).map_or(0.0, |x| x.1)).collect();
     rest.sort_by(f64::total_cmp);
@@ -205,9 +221,13 @@ pub struct Decision {
     pub reasons: Vec<String>,
 }
 
+/// Relative difference under which two predicted latencies count as equal when no width fits.
+pub const TIE: f64 = 0.1;
+
 /// Chooses a width: among the widths that fit every part of the budget, the most accurate
 /// (stored accuracy; a wider width where none is stored), the faster on a tie. If none fits,
-/// the fastest width, and the reasons say so. `accuracy` and `bytes` are per width, as known.
+/// the fastest width (the narrowest of those within [`TIE`] of it), and the reasons say so.
+/// `accuracy` and `bytes` are per width, as known.
 pub fn decide(cal: &Calibration, budget: &Budget, accuracy: &[(u8, f64)], bytes: &[(u8, u64)]) -> Result<Decision> {
     if let Some(ms) = budget.latency_ms {
         if !(ms.is_finite() && ms > 0.0) {
@@ -255,11 +275,20 @@ pub fn decide(cal: &Calibration, budget: &Budget, accuracy: &[(u8, f64)], bytes:
         reasons.push(format!("{} bits: the most accurate width within the budget ({why_acc}, predicted {:.2} ms)", best.width, best.predicted_ms));
         best.width
     } else {
+        let least = options.iter().map(|o| o.predicted_ms).fold(f64::INFINITY, f64::min);
+        // Predictions within TIE of the fastest are not told apart by a calibration on a busy
+        // device; of those, the narrowest needs the fewest bytes and the least memory.
         let fastest = options
             .iter()
-            .min_by(|a, b| a.predicted_ms.partial_cmp(&b.predicted_ms).unwrap_or(std::cmp::Ordering::Equal))
+            .filter(|o| o.predicted_ms <= least * (1.0 + TIE))
+            .min_by_key(|o| o.width)
             .expect("options is not empty");
-        reasons.push(format!("no width fits the budget; {} bits is the fastest (predicted {:.2} ms)", fastest.width, fastest.predicted_ms));
+        reasons.push(format!(
+            "no width fits the budget; {} bits is the fastest (predicted {:.2} ms; widths within {:.0}% of the fastest count as equally fast, and the narrowest is taken)",
+            fastest.width,
+            fastest.predicted_ms,
+            TIE * 100.0
+        ));
         fastest.width
     };
     if let Some(ms) = budget.latency_ms {

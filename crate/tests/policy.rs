@@ -119,6 +119,13 @@ fn when_nothing_fits_the_fastest_width_is_taken_and_said() {
     let d = decide(&c, &Budget { latency_ms: Some(0.1), max_bytes: None }, &acc, &bytes).unwrap();
     assert_eq!(d.width, 1);
     assert!(d.reasons.iter().any(|r| r.starts_with("no width fits")), "{:?}", d.reasons);
+    // Within 10% of the fastest counts as equally fast: the narrowest of those is taken; a wider
+    // width clearly faster still wins.
+    let close = cal(&[(8, 2.0), (4, 2.05), (2, 2.15), (1, 3.0)], 0.0);
+    let d = decide(&close, &Budget { latency_ms: Some(0.1), max_bytes: None }, &acc, &bytes).unwrap();
+    assert_eq!(d.width, 2);
+    let clear = cal(&[(8, 2.0), (4, 2.5), (2, 2.6), (1, 3.0)], 0.0);
+    assert_eq!(decide(&clear, &Budget { latency_ms: Some(0.1), max_bytes: None }, &acc, &bytes).unwrap().width, 8);
 }
 
 #[test]

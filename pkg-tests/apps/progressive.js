@@ -43,6 +43,23 @@ window.progressive = {
   decide(budget) {
     return state.runtime.handle('decide', { budget });
   },
+  // Each width's mean pass (the runtime's own timing, as the calibration takes it), in rounds over
+  // the widths for `ms` each.
+  async measure(widths, ms) {
+    const rt = state.runtime;
+    const info = await rt.handle('info', {});
+    const x = new Float32Array(info.inputShape.reduce((a, d) => a * d, 1)).fill(0.5);
+    const samples = Object.fromEntries(widths.map((w) => [w, []]));
+    const t = performance.now();
+    while (performance.now() - t < ms * widths.length) {
+      for (const w of widths) {
+        await rt.handle('setWidth', { width: w });
+        samples[w].push((await rt.handle('run', { input: x })).ms);
+      }
+    }
+    await rt.handle('setWidth', { width: info.width });
+    return Object.fromEntries(widths.map((w) => [w, samples[w].reduce((a, b) => a + b, 0) / samples[w].length]));
+  },
   async whole(url, widths, digits) {
     const session = await createSession();
     await session.load(url);
