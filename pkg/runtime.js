@@ -190,17 +190,23 @@ function concat(chunks) {
 }
 
 /**
- * Fetches the bytes [have.length, end) of `url` and returns `have` extended to at least `end`
- * (more when the server ignored the Range and sent the whole file).
+ * Fetches the bytes [from, end) of `url` (at least; a server that ignores the Range sends the whole
+ * file, of which the part from `from` on is kept). Returns {more, ranged, received}.
  */
-async function fetchMore(url, have, end, onProgress) {
-  if (end <= have.length) return { bytes: have, ranged: true, received: 0 };
-  const { bytes, partial } = await fetchBytes(url, onProgress, [have.length, end], have.length);
-  const whole = partial ? concat([have, bytes]) : bytes;
-  if (whole.length < end) {
-    throw new AnybitError('truncated', `${url} ended after ${whole.length} bytes; ${end} are needed`);
+async function fetchRest(url, from, end, onProgress) {
+  if (end <= from) return { more: new Uint8Array(0), ranged: true, received: 0 };
+  const { bytes, partial } = await fetchBytes(url, onProgress, [from, end], from);
+  const more = partial ? bytes : bytes.subarray(from);
+  if (from + more.length < end) {
+    throw new AnybitError('truncated', `${url} ended after ${from + more.length} bytes; ${end} are needed`);
   }
-  return { bytes: whole, ranged: partial, received: bytes.length };
+  return { more, ranged: partial, received: bytes.length };
+}
+
+/** `have` extended to at least `end` bytes of `url`. */
+async function fetchMore(url, have, end, onProgress) {
+  const { more, ranged } = await fetchRest(url, have.length, end, onProgress);
+  return { bytes: more.length ? concat([have, more]) : have, ranged };
 }
 
 /**
@@ -239,7 +245,7 @@ export function createRuntime(env = {}) {
   let wasm = null;
   let reason = null; // why this build: reported with buildInfo()
   let session = null;
-  // A progressively loaded model: where more planes come from and the bytes held so far.
+  // A progressively loaded model: where more planes come from and how many bytes of it are in.
   let source = null;
 
   async function init({ build: requested = 'auto', threads } = {}) {
@@ -284,7 +290,6 @@ export function createRuntime(env = {}) {
     init,
     buildInfo,
     async load({ bytes, url, width }, onProgress) {
-      let data;
       let next;
       let from = null;
       if (width !== undefined) {
@@ -298,14 +303,10 @@ export function createRuntime(env = {}) {
       if (local === undefined && url !== undefined && width !== undefined) {
         const got = await fetchPrefix(wasm, url, width, onProgress);
         next = wasm.Session.loadPrefix(got.bytes, width);
-        from = { url, bytes: got.bytes, transfer: { ranged: got.ranged, bytes: got.bytes.length } };
+        from = { url, length: got.bytes.length, transfer: { ranged: got.ranged, bytes: got.bytes.length } };
       } else {
-        if (url !== undefined) {
-          data = local ?? (await fetchBytes(url, onProgress)).bytes;
-        } else {
-          data = asBytes(bytes);
-          onProgress?.({ loaded: data.length, total: data.length });
-        }
+        const data = url !== undefined ? local ?? (await fetchBytes(url, onProgress)).bytes : asBytes(bytes);
+        if (url === undefined) onProgress?.({ loaded: data.length, total: data.length });
         next = wasm.Session.load(data);
       }
       if (width !== undefined) {
@@ -332,11 +333,12 @@ export function createRuntime(env = {}) {
       const s = current();
       // A progressively loaded model fetches the planes a wider width needs, then switches.
       if (source && Number.isInteger(width) && width > s.planesLoaded && width <= 8 && s.widths().some((w) => w.w === width)) {
-        const got = await fetchMore(source.url, source.bytes, s.bytesFor(width));
-        s.extend(got.bytes.subarray(source.bytes.length), width);
+        // The worker's session holds the bytes so far; only the new ones travel to it.
+        const got = await fetchRest(source.url, source.length, s.bytesFor(width));
+        s.extend(got.more, width);
+        source.length += got.more.length;
         source.transfer.bytes += got.received;
         source.transfer.ranged &&= got.ranged;
-        source.bytes = got.bytes;
       }
       s.setWidth(width);
       return info();

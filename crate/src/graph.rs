@@ -133,3 +133,20 @@ pub enum Op {
     Flatten,
     Softmax,
 }
+
+impl Op {
+    /// The quantized weight of a `conv2d` or `dense` node.
+    pub fn weight(&self) -> Option<&QuantWeight> {
+        match self {
+            Op::Conv2d { weight, .. } | Op::Dense { weight } => Some(weight),
+            _ => None,
+        }
+    }
+
+    pub fn weight_mut(&mut self) -> Option<&mut QuantWeight> {
+        match self {
+            Op::Conv2d { weight, .. } | Op::Dense { weight } => Some(weight),
+            _ => None,
+        }
+    }
+}

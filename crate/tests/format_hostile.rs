@@ -225,6 +225,28 @@ fn missing_extra_and_mistyped_tensors() {
     assert_eq!(header_kind_of(&remove("fc.w1.clip")), BadGraph);
     assert_eq!(header_kind_of(&remove(&format::plane_name(0))), BadLayout);
     assert_eq!(header_kind_of(&remove(&format::plane_name(7))), BadLayout);
+    // Version 2 needs the fixed8 codes: missing, moved among the F32 tensors, after the planes,
+    // of the wrong length or dtype.
+    assert_eq!(header_kind_of(&remove(format::FIXED8)), BadLayout);
+    let fixed_at = |to_front: bool| {
+        with_entries(|e| {
+            let i = e.iter().position(|x| x.name == format::FIXED8).unwrap();
+            let t = e.remove(i);
+            if to_front { e.insert(0, t) } else { e.push(t) }
+        })
+    };
+    assert_eq!(header_kind_of(&fixed_at(true)), BadLayout);
+    assert_eq!(header_kind_of(&fixed_at(false)), BadLayout);
+    let edit_fixed = |f: &dyn Fn(&mut Entry)| {
+        with_entries(|e| f(e.iter_mut().find(|x| x.name == format::FIXED8).unwrap()))
+    };
+    assert_eq!(header_kind_of(&edit_fixed(&|x| {
+        x.data.pop();
+        x.shape = vec![json!(x.data.len())];
+    })), BadLayout);
+    assert_eq!(header_kind_of(&edit_fixed(&|x| {
+        x.dtype = "I8".into();
+    })), BadLayout);
 
     let add = |name: &str, dtype: &str, shape: Value, data: Vec<u8>| {
         with_entries(|e| {

@@ -134,7 +134,7 @@ pub(crate) fn check_graph(g: &Graph) -> Result<CheckedGraph<'_>> {
             bail!(ErrorKind::BadGraph, "node name {name:?} is used twice");
         }
         let per_width = check_op(name, &node.op)?;
-        if let Some(w) = quant_weight(&node.op) {
+        if let Some(w) = node.op.weight() {
             let count = weight_count(name, w)?;
             let store = if in_fixed_store(g.version, w.precision) { &mut fixed } else { &mut layers };
             store.push(Layer { node: i, offset: w.code_offset, count });
@@ -145,13 +145,6 @@ pub(crate) fn check_graph(g: &Graph) -> Result<CheckedGraph<'_>> {
     let code_end = check_code_ranges(g, layers)?;
     let fixed_end = check_code_ranges(g, fixed)?;
     Ok(CheckedGraph { code_end, fixed_end, node_index, has_width, tensor_count })
-}
-
-pub(crate) fn quant_weight(op: &Op) -> Option<&QuantWeight> {
-    match op {
-        Op::Conv2d { weight, .. } | Op::Dense { weight } => Some(weight),
-        _ => None,
-    }
 }
 
 fn check_input_shape(shape: &[usize]) -> Result<()> {

@@ -9,7 +9,7 @@ use safetensors::tensor::Metadata;
 use safetensors::Dtype;
 use serde_json::error::Category;
 
-use super::graph_check::{check_graph, parse_graph, quant_weight, CheckedGraph};
+use super::graph_check::{check_graph, parse_graph, CheckedGraph};
 use super::limits::{MAX_CHANNELS, MAX_HEADER_LEN};
 use super::names::{plane_name, width_tensor, BIAS, CLIP, FIXED8, PLANES, SCALE, WSCALE};
 use crate::bail;
@@ -264,7 +264,7 @@ fn expected(
         return Err(unknown());
     }
     let op = &graph.nodes[node].op;
-    if let Some(w) = quant_weight(op) {
+    if let Some(w) = op.weight() {
         return match suffix {
             WSCALE => Ok((vec![1], Rule::NonNegative)),
             CLIP => Ok((vec![1], Rule::Positive)),
@@ -290,8 +290,8 @@ fn expected(
 fn first_missing(graph: &Graph, meta: &Metadata) -> Option<String> {
     for node in &graph.nodes {
         let suffixes: &[&str] = match &node.op {
-            op if quant_weight(op).is_some_and(|w| w.bias) => &[WSCALE, CLIP, BIAS],
-            op if quant_weight(op).is_some() => &[WSCALE, CLIP],
+            op if op.weight().is_some_and(|w| w.bias) => &[WSCALE, CLIP, BIAS],
+            op if op.weight().is_some() => &[WSCALE, CLIP],
             Op::Affine => &[SCALE, BIAS],
             _ => &[],
         };

@@ -310,11 +310,7 @@ fn lay_out(graph: &Graph, codes: &[u8]) -> Result<(Graph, Vec<u8>, Vec<u8>)> {
     let mut out = graph.clone();
     out.version = FORMAT_VERSION;
     let (mut plane_codes, mut fixed_codes) = (Vec::new(), Vec::new());
-    for node in &mut out.nodes {
-        let w = match &mut node.op {
-            crate::graph::Op::Conv2d { weight, .. } | crate::graph::Op::Dense { weight } => weight,
-            _ => continue,
-        };
+    for w in out.nodes.iter_mut().filter_map(|n| n.op.weight_mut()) {
         // check_graph bounded every layer's count and range by `end`.
         let n: usize = w.shape.iter().product();
         let src = &codes[w.code_offset..w.code_offset + n];
@@ -332,11 +328,7 @@ pub fn upgrade(bytes: &[u8]) -> Result<Vec<u8>> {
     let file = read(bytes)?;
     let mut graph = file.graph.clone();
     let mut codes = Vec::new();
-    for node in &mut graph.nodes {
-        let w = match &mut node.op {
-            crate::graph::Op::Conv2d { weight, .. } | crate::graph::Op::Dense { weight } => weight,
-            _ => continue,
-        };
+    for w in graph.nodes.iter_mut().filter_map(|n| n.op.weight_mut()) {
         let layer = file.layer_codes(w)?;
         codes.resize(codes.len().div_ceil(8) * 8, 0);
         w.code_offset = codes.len();

@@ -114,9 +114,12 @@ impl Session {
     /// Bytes of the file prefix that serves `width` (the header, the tensors and its planes).
     #[wasm_bindgen(js_name = bytesFor)]
     pub fn bytes_for(&self, width: f64) -> Result<f64, JsValue> {
-        let w = int_arg(width, 1, 8, "width")? as u8;
+        Ok(self.width_bytes(int_arg(width, 1, 8, "width")? as u8) as f64)
+    }
+
+    fn width_bytes(&self, w: u8) -> u64 {
         let (start, plane) = self.planes_at;
-        Ok((start + crate::quant::planes_needed(w) as u64 * plane) as f64)
+        start + crate::quant::planes_needed(w) as u64 * plane
     }
 
     fn new(mut model: Model, bytes: &[u8], prefix: Vec<u8>) -> Result<Session, JsValue> {
@@ -162,9 +165,7 @@ impl Session {
             return Err(invalid("the thread count changed since calibrate(); calibrate again"));
         }
         let accuracy = self.model.graph().eval.first().map(|e| e.accuracy.clone()).unwrap_or_default();
-        let (start, plane) = self.planes_at;
-        let bytes: Vec<(u8, u64)> =
-            self.model.widths().iter().map(|w| (w.w, start + crate::quant::planes_needed(w.w) as u64 * plane)).collect();
+        let bytes: Vec<(u8, u64)> = self.model.widths().iter().map(|w| (w.w, self.width_bytes(w.w))).collect();
         let d = crate::policy::decide(cal, &budget, &accuracy, &bytes).map_err(js_error)?;
         to_js(&d)
     }
