@@ -55,6 +55,7 @@ fn train_config(a: &Args, dataset: &str) -> Result<TrainConfig> {
         clip_init: a.get("clip-init", 4f32)?,
         seed: a.get("seed", 1u64)?,
         shift: a.get("shift", 0usize)?,
+        flip: a.flag("flip"),
         distill: !a.flag("no-distill"),
         limit: a.get("limit", 0usize)?,
         wavelet_widths: match a.opt::<String>("wavelet-widths")? {

@@ -35,6 +35,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Random translation of training images by up to this many pixels.
     pub shift: usize,
+    /// Mirror half the training images left-right (Fashion-MNIST's garments are symmetric; digits are not).
+    pub flip: bool,
     /// Recursive distillation for lower widths (else every width learns from the labels).
     pub distill: bool,
     /// Use only the first `limit` training images (0: all).
@@ -91,8 +93,10 @@ fn softmax_ce_soft(logits: &Tensor, teacher: &Tensor) -> Result<Tensor> {
     Ok((p * lp)?.sum(D::Minus1)?.mean_all()?.neg()?)
 }
 
-/// Batch `idx` of the training set as [B, H, W, 1], translated by up to `shift` pixels.
-fn make_batch(ds: &Dataset, idx: &[usize], shift: usize, rng: &mut Rng) -> Result<(Tensor, Tensor)> {
+/// Batch `idx` of the training set as [B, H, W, 1], translated by up to `shift` pixels and, with
+/// `flip`, mirrored at random. The generator is drawn for a flip only when `flip` is set, so runs
+/// without it keep their earlier batches.
+fn make_batch(ds: &Dataset, idx: &[usize], shift: usize, flip: bool, rng: &mut Rng) -> Result<(Tensor, Tensor)> {
     let (h, w) = (ds.rows, ds.cols);
     let mut x = vec![0f32; idx.len() * h * w];
     for (k, &i) in idx.iter().enumerate() {
@@ -103,13 +107,14 @@ fn make_batch(ds: &Dataset, idx: &[usize], shift: usize, rng: &mut Rng) -> Resul
         } else {
             (0, 0)
         };
+        let mirror = flip && rng.below(2) == 1;
         for y in 0..h as isize {
             let sy = y - dy;
             if sy < 0 || sy >= h as isize {
                 continue;
             }
             for xx in 0..w as isize {
-                let sx = xx - dx;
+                let sx = if mirror { w as isize - 1 - xx } else { xx } - dx;
                 if sx >= 0 && sx < w as isize {
                     dst[(y * w as isize + xx) as usize] = src[(sy * w as isize + sx) as usize];
                 }
@@ -179,7 +184,7 @@ impl<'a> Trainer<'a> {
 
     /// One optimizer step on batch `idx`; returns (loss, correct at the top width).
     pub fn train_step(&mut self, idx: &[usize], rng: &mut Rng) -> Result<(f32, usize)> {
-        let (x, y) = make_batch(self.train, idx, self.cfg.shift, rng)?;
+        let (x, y) = make_batch(self.train, idx, self.cfg.shift, self.cfg.flip, rng)?;
         let mom = Mode::Train { momentum: 0.1 };
         let mut widths = self.cfg.widths.clone();
         widths.sort_unstable_by(|a, b| b.cmp(a));
@@ -333,7 +338,7 @@ pub fn fill_untrained(net: &Net, trained: &[u8], all: &[u8], train: &Dataset, ba
         net.reset_calibration(w);
         for _ in 0..batches {
             let idx: Vec<usize> = (0..batch).map(|_| rng.below(train.len())).collect();
-            let (x, _) = make_batch(train, &idx, 0, &mut rng)?;
+            let (x, _) = make_batch(train, &idx, 0, false, &mut rng)?;
             net.forward(&x, w, Mode::Calibrate)?;
         }
     }
@@ -368,4 +373,37 @@ pub fn export_model(net: &Net, dataset: &str, name: &str, widths: &[u8], test: &
     }
     std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
     Ok(ExportReport { accuracy, bytes: bytes.len() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp() -> Dataset {
+        // One 3x4 image whose pixels are their own column index, so a mirror is easy to read.
+        let images = (0..12).map(|i| (i % 4) as f32).collect();
+        Dataset { images, labels: vec![7], rows: 3, cols: 4 }
+    }
+
+    #[test]
+    fn flip_mirrors_rows_and_no_flip_keeps_the_image() {
+        let ds = ramp();
+        let mut rng = Rng::new(3);
+        let mut seen = [false; 2];
+        for _ in 0..64 {
+            let (x, y) = make_batch(&ds, &[0], 0, true, &mut rng).unwrap();
+            assert_eq!(y.to_vec1::<u32>().unwrap(), vec![7]);
+            let v = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let row: Vec<f32> = v[..4].to_vec();
+            assert!(v.chunks(4).all(|r| r == row.as_slice()), "rows differ: {v:?}");
+            match row.as_slice() {
+                [0.0, 1.0, 2.0, 3.0] => seen[0] = true,
+                [3.0, 2.0, 1.0, 0.0] => seen[1] = true,
+                other => panic!("neither the image nor its mirror: {other:?}"),
+            }
+        }
+        assert_eq!(seen, [true, true], "64 draws should give both orientations");
+        let (x, _) = make_batch(&ds, &[0], 0, false, &mut rng).unwrap();
+        assert_eq!(x.flatten_all().unwrap().to_vec1::<f32>().unwrap(), ds.images);
+    }
 }

@@ -18,6 +18,7 @@ fn cfg(widths: Vec<u8>) -> TrainConfig {
         clip_init: 3.0,
         seed: 5,
         shift: 0,
+        flip: false,
         distill: true,
         limit: 0,
         wavelet_widths: vec![],
