@@ -139,6 +139,26 @@ describe('served cross-origin isolated (COOP/COEP)', () => {
     });
     await page.waitForSelector('#auto-decision[data-calibrations="2"]', { timeout: 30_000 });
     assert.match(await page.locator('#auto-decision').textContent(), /Re-decided: the page is visible again/);
+    // Battery low and discharging: Auto re-decides live with half the budget (no new calibration);
+    // on the charger again, the full budget. The page's BatteryManager is the one the app listens to.
+    const power = (charging, level, event) => page.evaluate(async ([charging, level, event]) => {
+      const b = await navigator.getBattery();
+      Object.defineProperty(b, 'charging', { value: charging, configurable: true });
+      Object.defineProperty(b, 'level', { value: level, configurable: true });
+      b.dispatchEvent(new Event(event));
+    }, [charging, level, event]);
+    assert.equal(await page.evaluate(() => typeof navigator.getBattery), 'function', 'Chromium has the Battery Status API');
+    await power(false, 0.1, 'levelchange');
+    await page.waitForSelector('#auto-decision[data-budget="500"]', { timeout: 30_000 });
+    let decided = await page.locator('#auto-decision').textContent();
+    assert.match(decided, /Re-decided: the battery ran low/);
+    assert.match(decided, /battery at 10% and discharging: the 1000 ms budget is halved to 500 ms/);
+    assert.equal(await page.locator('#auto-decision').getAttribute('data-calibrations'), '2', 'the weights and calibration are kept');
+    await power(true, 0.1, 'chargingchange');
+    await page.waitForSelector('#auto-decision[data-budget="1000"]', { timeout: 30_000 });
+    decided = await page.locator('#auto-decision').textContent();
+    assert.match(decided, /Re-decided: the battery is charging or no longer low/);
+    assert.doesNotMatch(decided, /halved/);
     // The prediction shown is the one the chosen width produces when picked by hand.
     const manual = await chooseWidth(page, chosen, 'sample:0');
     assert.equal(manual.cls, auto.cls);

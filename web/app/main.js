@@ -45,6 +45,7 @@ const state = {
   firstShown: false,
   auto: false,
   calibration: null,
+  saving: false, // Auto's budget is halved for a low battery
   calibrations: 0, // of the loaded model, shown with Auto's decision
 };
 
@@ -170,7 +171,9 @@ async function useFile(file) {
 async function pickAuto(note = null) {
   const { gen } = state;
   state.auto = true;
-  const budget = Number($('budget').value);
+  const asked = Number($('budget').value);
+  const saving = asked > 0 && batteryLow();
+  const budget = saving ? asked / 2 : asked;
   try {
     if (!state.calibration) {
       state.calibration = await client.calibrate(5);
@@ -179,11 +182,35 @@ async function pickAuto(note = null) {
     if (gen !== state.gen) return;
     const decision = await client.decide(budget > 0 ? { latencyMs: budget } : {});
     if (gen !== state.gen || !state.auto) return;
-    view.renderDecision(decision, (w) => median(state.runs.get(w)), { note, calibrations: state.calibrations });
+    const power = saving ? `battery at ${Math.round(battery.level * 100)}% and discharging: the ${asked} ms budget is halved to ${budget} ms, so Auto takes a width that does the work in fewer cycles` : null;
+    view.renderDecision(decision, (w) => median(state.runs.get(w)), { note, power, budget, calibrations: state.calibrations });
     await pickWidth(decision.width, { keepAuto: true });
   } catch (e) {
     view.showError(e, 'The precision policy could not decide');
   }
+}
+
+// Battery: low (at most LOW_BATTERY) and discharging, Auto decides with half the latency budget
+// (a narrower width does the same work in fewer cycles); on the charger again, the full budget.
+// Chromium has navigator.getBattery; where it is absent the budget is always the full one.
+const LOW_BATTERY = 0.2;
+let battery = null;
+navigator.getBattery?.().then((b) => {
+  battery = b;
+  state.saving = batteryLow();
+  for (const ev of ['levelchange', 'chargingchange']) b.addEventListener(ev, onPower);
+}, () => {});
+
+function batteryLow() {
+  return battery != null && !battery.charging && battery.level <= LOW_BATTERY;
+}
+
+function onPower() {
+  const low = batteryLow();
+  if (low === state.saving) return;
+  state.saving = low;
+  if (!state.auto) return;
+  pickAuto(low ? 'the battery ran low, so the latency budget was halved' : 'the battery is charging or no longer low, so the full budget applies again');
 }
 
 function median(xs) {

@@ -172,18 +172,20 @@ export function renderWidths(info, onChange) {
  * The policy's decision: the reasons (which name the build, threads and chosen width), then one
  * row per width with its predicted latency, the median measured here so far, and stored accuracy.
  */
-export function renderDecision(d, measured, { note = null, calibrations = 1 } = {}) {
+export function renderDecision(d, measured, { note = null, power = null, budget = 0, calibrations = 1 } = {}) {
   const box = $('auto-decision');
   box.hidden = false;
   box.replaceChildren();
   box.dataset.width = String(d.width);
   box.dataset.calibrations = String(calibrations);
+  box.dataset.budget = String(budget);
+  box.dataset.decisions = String(Number(box.dataset.decisions ?? 0) + 1);
   const head = document.createElement('p');
   head.className = 'decision';
   head.textContent = `Auto chose ${d.width}-bit weights (${d.isa}, ${d.threads} thread${d.threads === 1 ? '' : 's'}).`;
   const reasons = document.createElement('ul');
   reasons.className = 'reasons';
-  for (const r of d.reasons) {
+  for (const r of power ? [power, ...d.reasons] : d.reasons) {
     const li = document.createElement('li');
     li.textContent = r;
     reasons.append(li);
