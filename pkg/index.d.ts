@@ -185,6 +185,8 @@ export interface Budget {
   latencyMs?: number;
   /** Bytes of the model file the width may need. */
   maxBytes?: number;
+  /** Bytes of memory the runtime may hold for the model at the width. */
+  maxMemoryBytes?: number;
 }
 
 export interface WidthOption {
@@ -194,6 +196,12 @@ export interface WidthOption {
   accuracy: number | null;
   /** Bytes of the file this width needs. */
   bytes: number | null;
+  /**
+   * Bytes of memory the runtime holds for the model at this width: the 8-bit codes (kept for
+   * switching), the weights packed for the width, activations and kernel scratch, and the file
+   * prefix a progressive load keeps.
+   */
+  memoryBytes: number | null;
   fits: boolean;
 }
 

@@ -7,7 +7,7 @@
 use crate::error::{ErrorKind, Result};
 use crate::format::{self, ModelFile};
 use crate::graph::{Graph, Op, QuantWeight, Width};
-use crate::kernels::Isa;
+use crate::kernels::{best_scheme, Isa, PackedSize};
 use crate::layers::{
     Add, Affine, Clamp, Context, Conv2d, Dense, Flatten, GemmShape, GlobalAvgPool, Layer, Pool, PoolKind,
     QuantWeights, Softmax, WidthParams,
@@ -196,12 +196,64 @@ impl Model {
         total
     }
 
+    fn width_of(&self, w: u8) -> Result<Width> {
+        match self.graph.widths.iter().find(|x| x.w == w) {
+            Some(&width) => Ok(width),
+            None => {
+                let have: Vec<u8> = self.graph.widths.iter().map(|x| x.w).collect();
+                crate::bail!(ErrorKind::UnsupportedWidth, "this model supports widths {have:?}, not {w}")
+            }
+        }
+    }
+
+    /// Heap bytes this model holds while it runs at width `w`, without switching: every layer's
+    /// parameters at `w` (the 8-bit codes kept for switching plus the weights packed for `w`),
+    /// the activations alive at the peak of a forward pass, and the kernels' scratch buffers at
+    /// their largest (they grow to the biggest layer and are reused). Allocator rounding and
+    /// `Vec` growth slack come on top (crate/tests/memory.rs: within 3% of the bytes a counting
+    /// allocator sees at the peak of a pass, for the shipped models).
+    pub fn memory_bytes(&self, w: u8) -> Result<usize> {
+        let width = self.width_of(w)?;
+        let params: usize = self.nodes.iter().map(|n| n.layer.param_bytes(width)).sum();
+        // Activations: the input copy and each node's output live until their last use; a node's
+        // inputs and output are alive together while it runs.
+        let size = |shape: &[usize]| numel(shape).unwrap_or(0) * 4;
+        let mut live = size(&self.graph.input_shape);
+        let mut sizes = vec![live];
+        let mut peak = live;
+        let (mut input_codes, mut col_codes, mut acc, mut col_sums) = (0, 0, 0, 0);
+        let (mut i16s, mut words, mut bytes) = (0, 0, 0);
+        let mut shapes: Vec<&[usize]> = vec![&self.graph.input_shape];
+        for (i, node) in self.nodes.iter().enumerate() {
+            let ins: Vec<&[usize]> = node.inputs.iter().map(|&v| shapes[v]).collect();
+            for g in node.layer.gemms(&ins, width) {
+                input_codes = input_codes.max(ins.first().and_then(|s| numel(s)).unwrap_or(0));
+                if g.cols > 1 {
+                    col_codes = col_codes.max(g.cols * g.depth);
+                }
+                acc = acc.max(g.cols * g.rows * 4);
+                col_sums = col_sums.max(g.cols * 4);
+                let a = PackedSize::acts(g.cols, g.depth, g.abits, best_scheme(g.wbits, g.abits));
+                i16s = i16s.max(a.i16s * 2);
+                words = words.max(a.words * 8);
+                bytes = bytes.max(a.bytes);
+            }
+            live += size(&node.output_shape);
+            sizes.push(size(&node.output_shape));
+            peak = peak.max(live);
+            for &v in &node.inputs {
+                if v == 0 || self.nodes[v - 1].last_use <= i {
+                    live -= std::mem::take(&mut sizes[v]);
+                }
+            }
+            shapes.push(&node.output_shape);
+        }
+        Ok(params + peak + input_codes + col_codes + acc + col_sums + i16s + words + bytes)
+    }
+
     /// The integer GEMMs one forward pass runs at width `w`, in node order.
     pub fn gemms(&self, w: u8) -> Result<Vec<GemmShape>> {
-        let Some(&width) = self.graph.widths.iter().find(|x| x.w == w) else {
-            let have: Vec<u8> = self.graph.widths.iter().map(|x| x.w).collect();
-            crate::bail!(ErrorKind::UnsupportedWidth, "this model supports widths {have:?}, not {w}");
-        };
+        let width = self.width_of(w)?;
         let mut shapes: Vec<&[usize]> = vec![&self.graph.input_shape];
         let mut out = Vec::new();
         for node in &self.nodes {

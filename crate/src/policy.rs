@@ -195,6 +195,9 @@ pub struct Budget {
     pub latency_ms: Option<f64>,
     /// Bytes of the model file the width may need downloaded (its prefix of bit planes).
     pub max_bytes: Option<u64>,
+    /// Bytes of memory the runtime may hold for the model at the width (see
+    /// [`Model::memory_bytes`](crate::Model::memory_bytes)).
+    pub max_memory_bytes: Option<u64>,
 }
 
 /// One width as the policy saw it.
@@ -207,6 +210,8 @@ pub struct Choice {
     pub accuracy: Option<f64>,
     /// Bytes of the file this width needs (header, tensors and its bit planes), if known.
     pub bytes: Option<u64>,
+    /// Bytes of memory the runtime holds for the model at this width, if known.
+    pub memory_bytes: Option<u64>,
     pub fits: bool,
 }
 
@@ -227,8 +232,14 @@ pub const TIE: f64 = 0.1;
 /// Chooses a width: among the widths that fit every part of the budget, the most accurate
 /// (stored accuracy; a wider width where none is stored), the faster on a tie. If none fits,
 /// the fastest width (the narrowest of those within [`TIE`] of it), and the reasons say so.
-/// `accuracy` and `bytes` are per width, as known.
-pub fn decide(cal: &Calibration, budget: &Budget, accuracy: &[(u8, f64)], bytes: &[(u8, u64)]) -> Result<Decision> {
+/// `accuracy`, `bytes` and `memory` are per width, as known.
+pub fn decide(
+    cal: &Calibration,
+    budget: &Budget,
+    accuracy: &[(u8, f64)],
+    bytes: &[(u8, u64)],
+    memory: &[(u8, u64)],
+) -> Result<Decision> {
     if let Some(ms) = budget.latency_ms {
         if !(ms.is_finite() && ms > 0.0) {
             crate::bail!(ErrorKind::InvalidArgument, "latency budget must be a positive number of ms, got {ms}");
@@ -244,9 +255,11 @@ pub fn decide(cal: &Calibration, budget: &Budget, accuracy: &[(u8, f64)], bytes:
             let predicted_ms = cal.predict_ms(w).unwrap_or(f64::INFINITY);
             let acc = accuracy.iter().find(|x| x.0 == w).map(|x| x.1);
             let b = bytes.iter().find(|x| x.0 == w).map(|x| x.1);
+            let mem = memory.iter().find(|x| x.0 == w).map(|x| x.1);
             let fits = budget.latency_ms.is_none_or(|ms| predicted_ms <= ms)
-                && budget.max_bytes.is_none_or(|m| b.is_none_or(|b| b <= m));
-            Choice { width: w, predicted_ms, accuracy: acc, bytes: b, fits }
+                && budget.max_bytes.is_none_or(|m| b.is_none_or(|b| b <= m))
+                && budget.max_memory_bytes.is_none_or(|m| mem.is_none_or(|b| b <= m));
+            Choice { width: w, predicted_ms, accuracy: acc, bytes: b, memory_bytes: mem, fits }
         })
         .collect();
     options.sort_by(|a, b| b.width.cmp(&a.width));
@@ -301,6 +314,13 @@ pub fn decide(cal: &Calibration, budget: &Budget, accuracy: &[(u8, f64)], bytes:
         let over: Vec<String> = options.iter().filter(|o| o.bytes.is_some_and(|b| b > m)).map(|o| o.width.to_string()).collect();
         if !over.is_empty() {
             reasons.push(format!("widths {} need more than the {m}-byte data budget", over.join(", ")));
+        }
+    }
+    if let Some(m) = budget.max_memory_bytes {
+        let over: Vec<String> =
+            options.iter().filter(|o| o.memory_bytes.is_some_and(|b| b > m)).map(|o| o.width.to_string()).collect();
+        if !over.is_empty() {
+            reasons.push(format!("widths {} need more than the {m}-byte memory cap", over.join(", ")));
         }
     }
     Ok(Decision { width: chosen, threads: cal.threads, isa: cal.isa.clone(), options, reasons })

@@ -3,7 +3,7 @@
 //! codes and edge cases. Runs natively (`cargo test`) and as wasm in Node and headless Chromium
 //! (`scripts/wasm-test.sh`), where each build variant brings its own `Isa::available()`.
 
-use anybit::kernels::{best_scheme, gemm, gemm_reference, Isa, PackedActs, PackedWeights, Scheme, MAX_DEPTH};
+use anybit::kernels::{best_scheme, gemm, gemm_reference, Isa, PackedActs, PackedSize, PackedWeights, Scheme, MAX_DEPTH};
 use anybit::ErrorKind;
 
 /// xorshift64*: tiny, seeded, good enough for test data.
@@ -269,4 +269,24 @@ suite! {
         let names: Vec<_> = av.iter().map(|i| i.name()).collect();
         assert!(names.iter().all(|n| !n.is_empty()));
     }
+}
+
+/// The policy's memory cap costs widths it has not packed from `PackedSize`: it must be what
+/// packing really allocates, for every scheme, width and odd shape.
+#[test]
+fn packed_size_is_what_packing_allocates() {
+    let mut checked = 0;
+    for &scheme in Scheme::all() {
+        for wb in 1..=8u8 {
+            for &(rows, depth) in &[(1, 1), (3, 7), (17, 33), (64, 288), (10, 3136)] {
+                let codes: Vec<u8> = (0..rows * depth).map(|i| (i % (1 << wb)) as u8).collect();
+                let Ok(p) = PackedWeights::new(&codes, rows, depth, wb, scheme) else { continue };
+                let size = PackedSize::of(rows, depth, wb, scheme);
+                assert_eq!(p.heap_bytes(), size.heap_bytes(), "{scheme:?} w{wb} {rows}x{depth}");
+                assert!(size.heap_bytes() >= rows * depth * wb as usize / 8, "{scheme:?} w{wb}: smaller than the bits");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 4 * 8 * 5 / 2, "only {checked} scheme/width/shape combinations packed");
 }

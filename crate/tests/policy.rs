@@ -92,7 +92,7 @@ fn calibration_of_a_prefix_predicts_the_missing_widths_per_layer() {
 #[test]
 fn no_budget_takes_the_most_accurate_width() {
     let (c, acc, bytes) = ladder();
-    let d = decide(&c, &Budget::default(), &acc, &bytes).unwrap();
+    let d = decide(&c, &Budget::default(), &acc, &bytes, &[]).unwrap();
     assert_eq!(d.width, 8);
     assert!(d.options.iter().all(|o| o.fits));
     assert!(d.reasons.iter().any(|r| r.contains("99.20%")), "{:?}", d.reasons);
@@ -102,48 +102,64 @@ fn no_budget_takes_the_most_accurate_width() {
 fn latency_budget_takes_the_most_accurate_width_that_fits() {
     let (c, acc, bytes) = ladder();
     // Predictions: 8 -> 4.5, 4 -> 3.5, 2 -> 2.5, 1 -> 1.5 ms.
-    let d = decide(&c, &Budget { latency_ms: Some(3.0), max_bytes: None }, &acc, &bytes).unwrap();
+    let d = decide(&c, &Budget { latency_ms: Some(3.0), ..Budget::default() }, &acc, &bytes, &[]).unwrap();
     assert_eq!(d.width, 2);
     let fits: Vec<(u8, bool)> = d.options.iter().map(|o| (o.width, o.fits)).collect();
     assert_eq!(fits, vec![(8, false), (4, false), (2, true), (1, true)]);
     assert!(d.reasons.iter().any(|r| r.contains("widths 8, 4 are predicted slower")), "{:?}", d.reasons);
     // A slower device (every kernel 3x slower) gets a strictly lower width for the same budget.
     let slow = cal(&[(8, 12.0), (4, 9.0), (2, 6.0), (1, 3.0)], 1.5);
-    let d2 = decide(&slow, &Budget { latency_ms: Some(3.0), max_bytes: None }, &acc, &bytes).unwrap();
+    let d2 = decide(&slow, &Budget { latency_ms: Some(3.0), ..Budget::default() }, &acc, &bytes, &[]).unwrap();
     assert!(d2.width < d.width);
 }
 
 #[test]
 fn when_nothing_fits_the_fastest_width_is_taken_and_said() {
     let (c, acc, bytes) = ladder();
-    let d = decide(&c, &Budget { latency_ms: Some(0.1), max_bytes: None }, &acc, &bytes).unwrap();
+    let d = decide(&c, &Budget { latency_ms: Some(0.1), ..Budget::default() }, &acc, &bytes, &[]).unwrap();
     assert_eq!(d.width, 1);
     assert!(d.reasons.iter().any(|r| r.starts_with("no width fits")), "{:?}", d.reasons);
     // Within 10% of the fastest counts as equally fast: the narrowest of those is taken; a wider
     // width clearly faster still wins.
     let close = cal(&[(8, 2.0), (4, 2.05), (2, 2.15), (1, 3.0)], 0.0);
-    let d = decide(&close, &Budget { latency_ms: Some(0.1), max_bytes: None }, &acc, &bytes).unwrap();
+    let d = decide(&close, &Budget { latency_ms: Some(0.1), ..Budget::default() }, &acc, &bytes, &[]).unwrap();
     assert_eq!(d.width, 2);
     let clear = cal(&[(8, 2.0), (4, 2.5), (2, 2.6), (1, 3.0)], 0.0);
-    assert_eq!(decide(&clear, &Budget { latency_ms: Some(0.1), max_bytes: None }, &acc, &bytes).unwrap().width, 8);
+    assert_eq!(decide(&clear, &Budget { latency_ms: Some(0.1), ..Budget::default() }, &acc, &bytes, &[]).unwrap().width, 8);
 }
 
 #[test]
 fn data_budget_limits_the_planes_downloaded() {
     let (c, acc, bytes) = ladder();
-    let d = decide(&c, &Budget { latency_ms: None, max_bytes: Some(250) }, &acc, &bytes).unwrap();
+    let d = decide(&c, &Budget { max_bytes: Some(250), ..Budget::default() }, &acc, &bytes, &[]).unwrap();
     assert_eq!(d.width, 2);
     assert!(d.reasons.iter().any(|r| r.contains("250-byte data budget")));
+}
+
+#[test]
+fn memory_cap_limits_the_width() {
+    let (c, acc, bytes) = ladder();
+    let memory = vec![(8, 2000), (4, 1500), (2, 1250), (1, 1125)];
+    let cap = |m| Budget { max_memory_bytes: Some(m), ..Budget::default() };
+    let d = decide(&c, &cap(1400), &acc, &bytes, &memory).unwrap();
+    assert_eq!(d.width, 2);
+    assert_eq!(d.options.iter().map(|o| o.memory_bytes).collect::<Vec<_>>(), vec![Some(2000), Some(1500), Some(1250), Some(1125)]);
+    assert!(d.reasons.iter().any(|r| r.contains("widths 8, 4 need more than the 1400-byte memory cap")), "{:?}", d.reasons);
+    assert_eq!(decide(&c, &cap(2000), &acc, &bytes, &memory).unwrap().width, 8);
+    // Below every width: nothing fits, the fastest is taken and the reasons say so.
+    let d = decide(&c, &cap(100), &acc, &bytes, &memory).unwrap();
+    assert_eq!(d.width, 1);
+    assert!(d.reasons.iter().any(|r| r.starts_with("no width fits")), "{:?}", d.reasons);
 }
 
 #[test]
 fn accuracy_outranks_width_and_missing_accuracy_prefers_wider() {
     let c = cal(&[(8, 4.0), (4, 3.0), (2, 2.0)], 0.0);
     // Width 4 stored as more accurate than 8 (it happens): it wins with no budget.
-    let d = decide(&c, &Budget::default(), &[(8, 0.990), (4, 0.993), (2, 0.980)], &[]).unwrap();
+    let d = decide(&c, &Budget::default(), &[(8, 0.990), (4, 0.993), (2, 0.980)], &[], &[]).unwrap();
     assert_eq!(d.width, 4);
     // No stored accuracy: the widest width that fits.
-    let d = decide(&c, &Budget { latency_ms: Some(3.5), max_bytes: None }, &[], &[]).unwrap();
+    let d = decide(&c, &Budget { latency_ms: Some(3.5), ..Budget::default() }, &[], &[], &[]).unwrap();
     assert_eq!(d.width, 4);
 }
 
@@ -151,11 +167,11 @@ fn accuracy_outranks_width_and_missing_accuracy_prefers_wider() {
 fn bad_budgets_are_typed_errors() {
     let (c, acc, bytes) = ladder();
     for ms in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-        let e = decide(&c, &Budget { latency_ms: Some(ms), max_bytes: None }, &acc, &bytes).unwrap_err();
+        let e = decide(&c, &Budget { latency_ms: Some(ms), ..Budget::default() }, &acc, &bytes, &[]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{ms}");
     }
     let empty = Calibration { gemm_ms: vec![], ..c };
-    assert_eq!(decide(&empty, &Budget::default(), &acc, &bytes).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(decide(&empty, &Budget::default(), &acc, &bytes, &[]).unwrap_err().kind(), ErrorKind::InvalidArgument);
 }
 
 #[test]

@@ -147,6 +147,21 @@ test('the precision policy: calibrate, then decide for budgets; the decision can
     const small = await session.decide({ maxBytes: Math.floor(bytes.length * 0.6) });
     assert.equal(small.width, 1);
     assert.deepEqual(small.options.filter((o) => o.fits).map((o) => o.width), [1]);
+    // A memory cap: each option carries the bytes the runtime holds at that width (the 8-bit codes
+    // plus the weights packed for it, activations and scratch). What packing costs depends on the
+    // kernels: this SIMD128 build packs 3-8 bits as 16-bit lanes (one figure for all) and 1-2 bits
+    // as lookup tables (more). A cap at the smallest figure leaves exactly the widths at it, and the
+    // most accurate of them is taken.
+    const mem = Object.fromEntries(best.options.map((o) => [o.width, o.memoryBytes]));
+    assert.ok(Object.values(mem).every((m) => m > 100_000 && m < 10_000_000), JSON.stringify(mem));
+    assert.ok(mem[3] === mem[8] && mem[1] > mem[8], JSON.stringify(mem));
+    const cap = Math.min(...Object.values(mem));
+    const within = best.options.filter((o) => o.memoryBytes <= cap);
+    const capped = await session.decide({ maxMemoryBytes: cap });
+    assert.deepEqual(capped.options.filter((o) => o.fits).map((o) => o.width), within.map((o) => o.width));
+    assert.equal(capped.options.find((o) => o.width === capped.width).accuracy, Math.max(...within.map((o) => o.accuracy)));
+    const over = best.options.filter((o) => o.memoryBytes > cap).map((o) => o.width).join(', ');
+    assert.match(capped.reasons.join(' '), new RegExp(`widths ${over} need more than the ${cap}-byte memory cap`));
     // An impossible latency: the fastest width (the narrowest within 10% of the fastest
     // prediction), and it says so.
     const none = await session.decide({ latencyMs: 1e-6 });

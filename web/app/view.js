@@ -192,14 +192,15 @@ export function renderDecision(d, measured, { note = null, power = null, budget 
   }
   const table = document.createElement('table');
   table.className = 'options';
-  table.innerHTML = '<caption>Each width on this device</caption><thead><tr><th scope="col">bits</th><th scope="col">predicted ms</th><th scope="col">measured ms</th><th scope="col">test accuracy</th></tr></thead>';
+  table.innerHTML = '<caption>Each width on this device</caption><thead><tr><th scope="col">bits</th><th scope="col">predicted ms</th><th scope="col">measured ms</th><th scope="col">test accuracy</th><th scope="col">memory KiB</th></tr></thead>';
   const body = document.createElement('tbody');
   for (const o of d.options) {
     const tr = document.createElement('tr');
     if (o.width === d.width) tr.className = 'chosen';
     const m = measured(o.width);
     for (const text of [String(o.width), o.predictedMs.toFixed(2), m == null ? '–' : m.toFixed(2),
-      o.accuracy == null ? '–' : `${(o.accuracy * 100).toFixed(2)}%`]) {
+      o.accuracy == null ? '–' : `${(o.accuracy * 100).toFixed(2)}%`,
+      o.memoryBytes == null ? '–' : (o.memoryBytes / 1024).toFixed(0)]) {
       const td = document.createElement('td');
       td.textContent = text;
       tr.append(td);

@@ -187,6 +187,61 @@ pub struct PackedWeights {
     bytes: Vec<u8>,
 }
 
+/// The buffers [`PackedWeights::new`] allocates for a shape, known without packing: the
+/// precision policy costs the memory of widths it has not switched to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackedSize {
+    pub rows_pad: usize,
+    pub i16s: usize,
+    pub words: usize,
+    pub bytes: usize,
+}
+
+impl PackedSize {
+    pub fn of(rows: usize, depth: usize, wbits: u8, scheme: Scheme) -> PackedSize {
+        let mut s = PackedSize { rows_pad: 0, i16s: 0, words: 0, bytes: 0 };
+        match scheme {
+            Scheme::Dot16 => {
+                s.rows_pad = rows.div_ceil(dot16::MR) * dot16::MR;
+                s.i16s = s.rows_pad * dot16::padded_depth(depth);
+            }
+            Scheme::BitSerial => {
+                s.rows_pad = rows.div_ceil(bitserial::MR) * bitserial::MR;
+                s.words = s.rows_pad * wbits as usize * bitserial::words(depth) * bitserial::U64_PER_WORD;
+            }
+            Scheme::Lut => {
+                s.rows_pad = rows.div_ceil(lut::MR) * lut::MR;
+                s.bytes = s.rows_pad * lut::digits(wbits).0 * lut::groups(depth) * 16;
+            }
+            Scheme::Dot8 => {
+                s.rows_pad = rows.div_ceil(dot8::P) * dot8::P;
+                s.bytes = s.rows_pad * dot8::padded_depth(depth);
+            }
+        }
+        s
+    }
+
+    /// What [`PackedActs::pack`] needs for `cols` columns (`rows_pad` holds the padded columns;
+    /// the per-column sums, `cols` i32s, come on top).
+    pub fn acts(cols: usize, depth: usize, abits: u8, scheme: Scheme) -> PackedSize {
+        let (granule, per_col) = act_layout(depth, abits, scheme);
+        let cols_pad = cols.div_ceil(granule) * granule;
+        let n = cols_pad * per_col;
+        let mut s = PackedSize { rows_pad: cols_pad, i16s: 0, words: 0, bytes: 0 };
+        match scheme {
+            Scheme::Dot16 => s.i16s = n,
+            Scheme::BitSerial => s.words = n,
+            Scheme::Lut | Scheme::Dot8 => s.bytes = n,
+        }
+        s
+    }
+
+    /// Heap bytes of the packed weights.
+    pub fn heap_bytes(&self) -> usize {
+        self.i16s * 2 + self.words * 8 + self.bytes
+    }
+}
+
 impl PackedWeights {
     /// `codes`: row-major `[rows][depth]`, each `< 2^wbits`.
     pub fn new(codes: &[u8], rows: usize, depth: usize, wbits: u8, scheme: Scheme) -> Result<Self> {
@@ -211,27 +266,20 @@ impl PackedWeights {
             words: Vec::new(),
             bytes: Vec::new(),
         };
+        let size = PackedSize::of(rows, depth, wbits, scheme);
+        w.rows_pad = size.rows_pad;
+        w.i16s = vec![0; size.i16s];
+        w.words = vec![0; size.words];
+        w.bytes = vec![0; size.bytes];
         match scheme {
             Scheme::Dot16 => {
-                w.rows_pad = rows.div_ceil(dot16::MR) * dot16::MR;
-                w.i16s = vec![0; w.rows_pad * dot16::padded_depth(depth)];
                 pack::widen(codes, rows, w.rows_pad, depth, &mut w.i16s, None);
             }
             Scheme::BitSerial => {
-                w.rows_pad = rows.div_ceil(bitserial::MR) * bitserial::MR;
-                let stride = wbits as usize * bitserial::words(depth) * bitserial::U64_PER_WORD;
-                w.words = vec![0; w.rows_pad * stride];
                 pack::planes(codes, rows, w.rows_pad, depth, wbits, &mut w.words, None);
             }
-            Scheme::Lut => {
-                w.rows_pad = rows.div_ceil(lut::MR) * lut::MR;
-                let n = w.rows_pad * lut::digits(wbits).0 * lut::groups(depth) * 16;
-                w.bytes = vec![0; n];
-                lut::pack_weights(codes, rows, w.rows_pad, depth, wbits, &mut w.bytes);
-            }
+            Scheme::Lut => lut::pack_weights(codes, rows, w.rows_pad, depth, wbits, &mut w.bytes),
             Scheme::Dot8 => {
-                w.rows_pad = rows.div_ceil(dot8::P) * dot8::P;
-                w.bytes = vec![0; w.rows_pad * dot8::padded_depth(depth)];
                 pack::dot8(codes, rows, w.rows_pad, depth, dot8::weight_offset(wbits), &mut w.bytes, None);
             }
         }
@@ -249,6 +297,10 @@ impl PackedWeights {
     }
     pub fn scheme(&self) -> Scheme {
         self.scheme
+    }
+    /// Heap bytes of the packed buffers (what [`PackedSize::of`] predicts).
+    pub fn heap_bytes(&self) -> usize {
+        self.i16s.capacity() * 2 + self.words.capacity() * 8 + self.bytes.capacity()
     }
 }
 
@@ -303,15 +355,7 @@ impl PackedActs {
             );
         }
         grow(&mut self.col_sums, cols);
-        let ab = abits as usize;
-        // Per scheme: column granule (columns are padded to it and never split below it) and
-        // the packed elements per column. Every layout keeps a column range contiguous.
-        let (granule, per_col) = match scheme {
-            Scheme::Dot16 => (dot16::NR, dot16::padded_depth(depth)),
-            Scheme::BitSerial => (bitserial::NR, ab * bitserial::words(depth) * bitserial::U64_PER_WORD),
-            Scheme::Lut => (lut::LANES, ab * lut::groups(depth)),
-            Scheme::Dot8 => (dot8::P, dot8::padded_depth(depth)),
-        };
+        let (granule, per_col) = act_layout(depth, abits, scheme);
         let cols_pad = cols.div_ceil(granule) * granule;
         self.cols_pad = cols_pad;
         let sums = &mut self.col_sums[..cols];
@@ -365,6 +409,18 @@ impl PackedActs {
     }
     pub fn abits(&self) -> u8 {
         self.abits
+    }
+}
+
+/// Per scheme: the column granule (columns are padded to it and never split below it) and the
+/// packed elements per column. Every layout keeps a column range contiguous.
+fn act_layout(depth: usize, abits: u8, scheme: Scheme) -> (usize, usize) {
+    let ab = abits as usize;
+    match scheme {
+        Scheme::Dot16 => (dot16::NR, dot16::padded_depth(depth)),
+        Scheme::BitSerial => (bitserial::NR, ab * bitserial::words(depth) * bitserial::U64_PER_WORD),
+        Scheme::Lut => (lut::LANES, ab * lut::groups(depth)),
+        Scheme::Dot8 => (dot8::P, dot8::padded_depth(depth)),
     }
 }
 

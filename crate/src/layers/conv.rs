@@ -127,4 +127,8 @@ impl Layer for Conv2d {
             _ => Vec::new(),
         }
     }
+
+    fn param_bytes(&self, width: Width) -> usize {
+        self.weights.param_bytes(width)
+    }
 }

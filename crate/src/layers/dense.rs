@@ -55,4 +55,8 @@ impl Layer for Dense {
     fn gemms(&self, _inputs: &[&[usize]], width: Width) -> Vec<super::GemmShape> {
         vec![self.weights.gemm_shape(1, width)]
     }
+
+    fn param_bytes(&self, width: Width) -> usize {
+        self.weights.param_bytes(width)
+    }
 }

@@ -81,6 +81,9 @@ impl Layer for Affine {
         self.active = index;
         Ok(())
     }
+    fn param_bytes(&self, _width: Width) -> usize {
+        self.params.iter().map(|(s, b)| (s.len() + b.len()) * 4).sum()
+    }
 }
 
 /// Element-wise sum of two or more inputs of the same shape.

@@ -69,6 +69,11 @@ pub trait Layer: Send + Sync {
     fn gemms(&self, _inputs: &[&[usize]], _width: Width) -> Vec<GemmShape> {
         Vec::new()
     }
+    /// Heap bytes of the layer's parameters while it runs at `width` (what the precision
+    /// policy's memory cap costs).
+    fn param_bytes(&self, _width: Width) -> usize {
+        0
+    }
 }
 
 /// `count` integer GEMMs of `rows x depth` weight codes against `cols` activation columns.

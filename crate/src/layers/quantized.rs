@@ -4,7 +4,7 @@
 use super::Context;
 use crate::error::{ErrorKind, Result};
 use crate::graph::{Precision, Width};
-use crate::kernels::{self, PackedWeights, Scheme};
+use crate::kernels::{self, PackedSize, PackedWeights, Scheme};
 use crate::quant;
 
 /// Per-width parameters of a quantized layer (see docs/FORMAT.md for the tensor names).
@@ -111,6 +111,15 @@ impl QuantWeights {
     pub fn gemm_shape(&self, cols: usize, width: Width) -> super::GemmShape {
         let (wbits, abits) = self.bits_at(width);
         super::GemmShape { rows: self.rows_per_group(), depth: self.depth(), cols, wbits, abits, count: self.groups() }
+    }
+
+    /// Heap bytes at `width`: the 8-bit codes (kept, so any width can be derived later), every
+    /// width's biases, and the weights packed for `width`.
+    pub fn param_bytes(&self, width: Width) -> usize {
+        let (wbits, abits) = self.bits_at(width);
+        let packed = PackedSize::of(self.rows, self.depth, wbits, kernels::best_scheme(wbits, abits)).heap_bytes();
+        let biases: usize = self.widths.iter().filter_map(|p| p.bias.as_ref()).map(|b| b.len() * 4).sum();
+        self.codes8.len() + biases + self.groups * packed
     }
 
     /// Derive the b-bit codes from the stored 8-bit ones and pack them for the kernel. No file

@@ -117,6 +117,17 @@ impl Session {
         Ok(self.width_bytes(int_arg(width, 1, 8, "width")? as u8) as f64)
     }
 
+    /// Per width: what the model holds at that width plus the file prefix this session keeps
+    /// (a progressive load keeps it to extend later, and switching up grows it to that width's).
+    fn memory_per_width(&self) -> Result<Vec<(u8, u64)>, Error> {
+        let mut out = Vec::new();
+        for w in self.model.widths().iter().map(|w| w.w) {
+            let kept = if self.prefix.is_empty() { 0 } else { self.width_bytes(w).max(self.prefix.len() as u64) };
+            out.push((w, self.model.memory_bytes(w)? as u64 + kept));
+        }
+        Ok(out)
+    }
+
     fn width_bytes(&self, w: u8) -> u64 {
         let (start, plane) = self.planes_at;
         start + crate::quant::planes_needed(w) as u64 * plane
@@ -166,7 +177,8 @@ impl Session {
         }
         let accuracy = self.model.graph().eval.first().map(|e| e.accuracy.clone()).unwrap_or_default();
         let bytes: Vec<(u8, u64)> = self.model.widths().iter().map(|w| (w.w, self.width_bytes(w.w))).collect();
-        let d = crate::policy::decide(cal, &budget, &accuracy, &bytes).map_err(js_error)?;
+        let memory = self.memory_per_width().map_err(js_error)?;
+        let d = crate::policy::decide(cal, &budget, &accuracy, &bytes, &memory).map_err(js_error)?;
         to_js(&d)
     }
 
