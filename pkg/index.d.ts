@@ -174,6 +174,8 @@ export interface Calibration {
   /** Per width the loaded planes serve: [width, mean of measured passes, ms]; this is the
    * prediction for those widths (gemmMs + otherMs predicts the others). */
   passMs: [number, number][];
+  /** With `threads` > 1: the same passes on one thread, for the thread-count choice. */
+  oneThreadMs: [number, number][];
   /** The pass at the current width, ms. */
   measuredMs: number;
   measuredWidth: number;
@@ -191,6 +193,8 @@ export interface Budget {
 
 export interface WidthOption {
   width: number;
+  /** Threads to run this width with (one where more are not at least 10% faster). */
+  threads: number;
   predictedMs: number;
   /** Stored test accuracy in [0, 1], when the model has one for this width. */
   accuracy: number | null;
@@ -225,11 +229,13 @@ export declare class Session {
   /** Switches the weight width (one of widths()); the next run uses it. After a progressive
    * load, a width wider than the loaded planes serve first fetches the missing planes. */
   setWidth(width: number): Promise<ModelInfo>;
+  /** Threads a run may use, 1..pool size (a decision's `threads`); 1 outside the threads build. */
+  setThreads(threads: number): Promise<ModelInfo>;
   /** What this device offers and the build in use (no model needed). */
   probe(): Promise<Probe>;
   /** Times the model's own kernels at every width on this device, for decide(). */
   calibrate(minMs?: number): Promise<Calibration>;
-  /** Chooses a width for a budget (does not switch; call setWidth to follow it). */
+  /** Chooses a width and thread count for a budget (does not switch; setThreads and setWidth follow it). */
   decide(budget?: Budget): Promise<Decision>;
   /** Runs one sample: NHWC floats (inputShape elements) or an RGBA image. */
   run(input: Float32Array): Promise<RunResult>;

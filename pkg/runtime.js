@@ -343,6 +343,13 @@ export function createRuntime(env = {}) {
       s.setWidth(width);
       return info();
     },
+    setThreads({ threads }) {
+      if (typeof threads !== 'number') {
+        throw new AnybitError('invalid_argument', `threads must be a number, got ${JSON.stringify(threads)}`);
+      }
+      current().setThreads(threads);
+      return info();
+    },
     calibrate({ minMs }) {
       return current().calibrate(minMs);
     },

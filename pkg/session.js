@@ -57,6 +57,11 @@ export class Session {
     return this.#request('setWidth', { width });
   }
 
+  /** Threads a run may use (1..the pool's size; a decision's `threads`). */
+  setThreads(threads) {
+    return this.#request('setThreads', { threads });
+  }
+
   /**
    * What this device offers (SIMD, relaxed SIMD, threads, cores, memory and connection hints) and
    * the build in use; no model needed. With calibrate() it is what decide() and a caller's own
@@ -67,17 +72,18 @@ export class Session {
   }
 
   /**
-   * Times this model's kernels at every width on this device (about `minMs` per distinct GEMM,
-   * default 5, plus one measured pass) for `decide`. Run it again after the thread count changes.
+   * Times this model at every width on this device for `decide`: passes in rounds (about
+   * `10 * minMs` per width, default 5; also on one thread with a pool of more) and every GEMM alone.
    */
   calibrate(minMs) {
     return this.#request('calibrate', { minMs });
   }
 
   /**
-   * The precision policy: the most accurate width whose predicted latency and download fit the
-   * budget `{latencyMs?, maxBytes?}`, with every option and the reasons. It does not switch:
-   * call setWidth(decision.width) to follow it, or choose another width.
+   * The precision policy: the most accurate width whose predicted latency, download and memory
+   * fit the budget `{latencyMs?, maxBytes?, maxMemoryBytes?}`, and the thread count for it, with
+   * every option and the reasons. It does not switch: call setThreads(decision.threads) and
+   * setWidth(decision.width) to follow it, or choose another width.
    */
   decide(budget) {
     return this.#request('decide', { budget });

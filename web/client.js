@@ -68,6 +68,10 @@ export class AnybitClient {
     return this.#request('setWidth', { width });
   }
 
+  setThreads(threads) {
+    return this.#request('setThreads', { threads });
+  }
+
   /** Runs one sample; `input` is copied, so the caller keeps it. */
   run(input) {
     return this.#request('run', { input });
@@ -82,7 +86,7 @@ export class AnybitClient {
     return this.#request('calibrate', { minMs });
   }
 
-  /** The precision policy's choice for `budget` ({latencyMs?, maxBytes?}); does not switch. */
+  /** The precision policy's choice (width and threads) for `budget` ({latencyMs?, maxBytes?, maxMemoryBytes?}); does not switch. */
   decide(budget) {
     return this.#request('decide', { budget });
   }

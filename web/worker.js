@@ -12,10 +12,11 @@
 //   load     {bytes: ArrayBuffer|Uint8Array} or {url}     -> info (see below)
 //   info                                                 -> info
 //   setWidth {width}                                     -> info
+//   setThreads {threads}                                 -> info (1..the pool's size)
 //   run      {input: Float32Array}                       -> result
 //   runImage {image: ImageData|{width,height,data}, options?: {invert, fit}} -> result
 //   calibrate {minMs?}                                   -> calibration (Session.calibrate)
-//   decide   {budget?: {latencyMs?, maxBytes?}}          -> decision (Session.decide; no switch)
+//   decide   {budget?: {latencyMs?, maxBytes?, maxMemoryBytes?}} -> decision (Session.decide; no switch)
 //   benchKernels {config: object|string}                 -> the benchmark report
 //   dispose                                              -> null (frees the model)
 // info = {name, inputShape, labels, widths: [{w, a}], width, threads, eval, build, reason}
@@ -96,6 +97,12 @@ const handlers = {
   setWidth({ width }) {
     info();
     session.setWidth(width);
+    return info();
+  },
+  setThreads({ threads }) {
+    info();
+    if (typeof threads !== 'number') throw codedError('invalid_argument', 'setThreads needs a number');
+    session.setThreads(threads);
     return info();
   },
   run({ input }) {

@@ -10,6 +10,8 @@
 //! (planes not downloaded) and reported next to the pass for the others. Timing whole passes
 //! matters on engines where GEMMs timed alone mislead (V8 tiering, thread-pool wake-ups: the
 //! per-layer figure was off by 32-77% in Node and Chromium where passes repeat within noise).
+//! With more than one thread, the passes are also timed on one thread, and [`decide`] runs a
+//! width on one thread where more are not at least [`TIE`] faster.
 
 use std::collections::BTreeMap;
 
@@ -30,9 +32,13 @@ pub struct Calibration {
     pub gemm_ms: Vec<(u8, f64)>,
     /// The rest of a forward pass, ms (the same at every width).
     pub other_ms: f64,
-    /// Per width the loaded planes serve: the mean of its measured passes, ms.
+    /// Per width the loaded planes serve: the mean of its measured passes at `threads`, ms.
     #[serde(default)]
     pub pass_ms: Vec<(u8, f64)>,
+    /// The same passes on one thread, measured in the same rounds when `threads` > 1 (empty
+    /// otherwise): the policy chooses the thread count from the two.
+    #[serde(default)]
+    pub one_thread_ms: Vec<(u8, f64)>,
     /// The forward pass measured at `measured_width`, ms.
     pub measured_ms: f64,
     pub measured_width: u8,
@@ -45,6 +51,17 @@ impl Calibration {
     /// one, else the per-layer prediction.
     pub fn predict_ms(&self, w: u8) -> Option<f64> {
         self.pass_ms.iter().find(|x| x.0 == w).map(|x| x.1).or_else(|| self.per_layer_ms(w))
+    }
+
+    /// The thread count to run width `w` with and its predicted latency: one thread where its
+    /// measured pass is within [`TIE`] of the model's thread count (threads that do not pay
+    /// only take cores from the page), else the model's count.
+    pub fn threads_for(&self, w: u8) -> (usize, f64) {
+        let many = self.predict_ms(w).unwrap_or(f64::INFINITY);
+        match self.one_thread_ms.iter().find(|x| x.0 == w) {
+            Some(&(_, one)) if self.threads > 1 && one <= many * (1.0 + TIE) => (1, one),
+            _ => (self.threads, many),
+        }
     }
 
     /// The per-layer prediction at width `w`: its GEMMs timed alone plus the rest of a pass, ms.
@@ -148,10 +165,19 @@ pub fn calibrate(model: &mut Model, now: &dyn Fn() -> f64, min_ms: f64) -> Resul
     // that runs in slices (DevTools throttling pauses the thread for 5 of every 6 time slices, so
     // most short passes run at full speed and a few absorb the pauses; a quartile read a 6x
     // throttled 8-bit pass as 2.5 ms where the mean is 6x).
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); loaded.len()];
-    let mut order: Vec<usize> = (0..loaded.len()).collect();
+    // Each (width, thread count) pair is one slot of a round; one thread as well as the
+    // model's count when that is more, so that the policy can tell whether threads pay.
+    let threads = model.threads();
+    let counts: Vec<usize> = if threads > 1 { vec![threads, 1] } else { vec![1] };
+    let slots: Vec<(u8, usize)> = counts.iter().flat_map(|&t| loaded.iter().map(move |&w| (w, t))).collect();
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); slots.len()];
+    let mut order: Vec<usize> = (0..slots.len()).collect();
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    let budget = min_ms * 2.0 * loaded.len() as f64;
+    // About 10 * min_ms per width (50 ms at the default): with fewer passes one preempted pass
+    // (a 5 ms stall among 0.8 ms passes) moved a width's mean by half (seen: predictions 1.44x
+    // and 1.67x for single widths while the others were within 10%), and a short calibration
+    // samples one state of a machine whose speed drifts over hundreds of milliseconds.
+    let budget = min_ms * 10.0 * slots.len() as f64;
     let t_start = now();
     round = 0;
     while round < 3 || (now() - t_start < budget && round < 1000) {
@@ -160,7 +186,8 @@ pub fn calibrate(model: &mut Model, now: &dyn Fn() -> f64, min_ms: f64) -> Resul
             order.swap(k, (seed >> 33) as usize % (k + 1));
         }
         for &i in &order {
-            model.set_width(loaded[i])?;
+            model.set_width(slots[i].0)?;
+            model.set_threads(slots[i].1);
             let t0 = now();
             model.run(&input)?;
             samples[i].push(now() - t0);
@@ -168,7 +195,12 @@ pub fn calibrate(model: &mut Model, now: &dyn Fn() -> f64, min_ms: f64) -> Resul
         round += 1;
     }
     model.set_width(current)?;
-    let pass_ms: Vec<(u8, f64)> = loaded.iter().copied().zip(samples.iter().map(|s| mean(s))).collect();
+    model.set_threads(threads);
+    let at = |t: usize| -> Vec<(u8, f64)> {
+        slots.iter().zip(&samples).filter(|(s, _)| s.1 == t).map(|(s, x)| (s.0, mean(x))).collect()
+    };
+    let pass_ms = at(threads);
+    let one_thread_ms = if threads > 1 { at(1) } else { Vec::new() };
     let mut rest: Vec<f64> =
         pass_ms.iter().map(|&(w, ms)| ms - gemm_ms.iter().find(|x| x.0 == w).map_or(0.0, |x| x.1)).collect();
     rest.sort_by(f64::total_cmp);
@@ -180,6 +212,7 @@ pub fn calibrate(model: &mut Model, now: &dyn Fn() -> f64, min_ms: f64) -> Resul
         gemm_ms,
         other_ms,
         pass_ms,
+        one_thread_ms,
         measured_ms,
         measured_width: current,
         took_ms: now() - start,
@@ -205,6 +238,8 @@ pub struct Budget {
 #[serde(rename_all = "camelCase")]
 pub struct Choice {
     pub width: u8,
+    /// Threads to run this width with: one where the calibration found more no faster.
+    pub threads: usize,
     pub predicted_ms: f64,
     /// Test accuracy from the model's stored eval table, if it has one for this width.
     pub accuracy: Option<f64>,
@@ -252,14 +287,14 @@ pub fn decide(
         .gemm_ms
         .iter()
         .map(|&(w, _)| {
-            let predicted_ms = cal.predict_ms(w).unwrap_or(f64::INFINITY);
+            let (threads, predicted_ms) = cal.threads_for(w);
             let acc = accuracy.iter().find(|x| x.0 == w).map(|x| x.1);
             let b = bytes.iter().find(|x| x.0 == w).map(|x| x.1);
             let mem = memory.iter().find(|x| x.0 == w).map(|x| x.1);
             let fits = budget.latency_ms.is_none_or(|ms| predicted_ms <= ms)
                 && budget.max_bytes.is_none_or(|m| b.is_none_or(|b| b <= m))
                 && budget.max_memory_bytes.is_none_or(|m| mem.is_none_or(|b| b <= m));
-            Choice { width: w, predicted_ms, accuracy: acc, bytes: b, memory_bytes: mem, fits }
+            Choice { width: w, threads, predicted_ms, accuracy: acc, bytes: b, memory_bytes: mem, fits }
         })
         .collect();
     options.sort_by(|a, b| b.width.cmp(&a.width));
@@ -323,5 +358,18 @@ pub fn decide(
             reasons.push(format!("widths {} need more than the {m}-byte memory cap", over.join(", ")));
         }
     }
-    Ok(Decision { width: chosen, threads: cal.threads, isa: cal.isa.clone(), options, reasons })
+    let pick = options.iter().find(|o| o.width == chosen).expect("the chosen width is an option");
+    if let Some(&(_, one)) = cal.one_thread_ms.iter().find(|x| x.0 == chosen) {
+        let many = cal.predict_ms(chosen).unwrap_or(f64::INFINITY);
+        reasons.push(if pick.threads == 1 {
+            format!(
+                "1 thread: at {chosen} bits {} threads are predicted {many:.2} ms against {one:.2} ms on one, not more than {:.0}% faster, so the other cores stay free",
+                cal.threads,
+                TIE * 100.0
+            )
+        } else {
+            format!("{} threads: predicted {many:.2} ms at {chosen} bits against {one:.2} ms on one thread", cal.threads)
+        });
+    }
+    Ok(Decision { width: chosen, threads: pick.threads, isa: cal.isa.clone(), options, reasons })
 }

@@ -13,6 +13,7 @@ fn cal(gemm_ms: &[(u8, f64)], other_ms: f64) -> Calibration {
         gemm_ms: gemm_ms.to_vec(),
         other_ms,
         pass_ms: vec![],
+        one_thread_ms: vec![],
         measured_ms: gemm_ms[0].1 + other_ms,
         measured_width: gemm_ms[0].0,
         took_ms: 1.0,
@@ -150,6 +151,31 @@ fn memory_cap_limits_the_width() {
     let d = decide(&c, &cap(100), &acc, &bytes, &memory).unwrap();
     assert_eq!(d.width, 1);
     assert!(d.reasons.iter().any(|r| r.starts_with("no width fits")), "{:?}", d.reasons);
+}
+
+#[test]
+fn one_thread_is_chosen_where_more_do_not_pay() {
+    let (c, acc, bytes) = ladder();
+    // Two threads; passes at 8 bits: 4.5 ms on two, 8.0 on one (threads pay); at 1 bit: 1.5 on
+    // two, 1.6 on one (within 10%: one thread).
+    let two = Calibration {
+        threads: 2,
+        pass_ms: vec![(8, 4.5), (4, 3.5), (2, 2.5), (1, 1.5)],
+        one_thread_ms: vec![(8, 8.0), (4, 6.0), (2, 2.6), (1, 1.6)],
+        ..c.clone()
+    };
+    let d = decide(&two, &Budget::default(), &acc, &bytes, &[]).unwrap();
+    assert_eq!((d.width, d.threads), (8, 2));
+    let per: Vec<(u8, usize, f64)> = d.options.iter().map(|o| (o.width, o.threads, o.predicted_ms)).collect();
+    assert_eq!(per, vec![(8, 2, 4.5), (4, 2, 3.5), (2, 1, 2.6), (1, 1, 1.6)]);
+    assert!(d.reasons.iter().any(|r| r.starts_with("2 threads: predicted 4.50 ms at 8 bits against 8.00 ms")), "{:?}", d.reasons);
+    let d = decide(&two, &Budget { latency_ms: Some(3.0), ..Budget::default() }, &acc, &bytes, &[]).unwrap();
+    assert_eq!((d.width, d.threads), (2, 1));
+    assert!(d.reasons.iter().any(|r| r.starts_with("1 thread: at 2 bits 2 threads are predicted 2.50 ms against 2.60 ms on one")), "{:?}", d.reasons);
+    // A one-thread calibration has nothing to compare: the model's count, no thread reason.
+    let d = decide(&c, &Budget::default(), &acc, &bytes, &[]).unwrap();
+    assert_eq!(d.threads, 1);
+    assert!(!d.reasons.iter().any(|r| r.contains("on one")), "{:?}", d.reasons);
 }
 
 #[test]

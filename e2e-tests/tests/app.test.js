@@ -121,7 +121,9 @@ describe('served cross-origin isolated (COOP/COEP)', () => {
     const text = await page.locator('#auto-decision').textContent();
     // The reasons name the build, the thread count and the chosen width.
     assert.match(text, new RegExp(`Auto chose ${chosen}-bit weights \\(simd128, ${p.threads} threads?\\)`));
-    assert.match(text, /calibrated on this device: simd128 kernels/);
+    assert.match(text, /calibrated on this device: simd128 kernels, \d+ threads/);
+    // The pool has more than one thread: the policy timed one thread too and says which it took.
+    assert.match(text, p.threads === 1 ? new RegExp(`1 thread: at ${chosen} bits \\d+ threads are predicted`) : new RegExp(`${p.threads} threads: predicted [0-9.]+ ms at ${chosen} bits`));
     assert.match(text, new RegExp(`${chosen} bits: the most accurate width within the budget`));
     // A generous budget: the most accurate width by the model's stored eval table.
     const table = (await modelGraph('mnist.anybit')).eval[0].accuracy;
@@ -162,6 +164,7 @@ describe('served cross-origin isolated (COOP/COEP)', () => {
     // The prediction shown is the one the chosen width produces when picked by hand.
     const manual = await chooseWidth(page, chosen, 'sample:0');
     assert.equal(manual.cls, auto.cls);
+    assert.ok((await panel(page)).threads > 1, 'a width picked by hand runs with the whole pool again');
     assert.ok(await page.locator('#auto-decision').isHidden(), 'a manual width hides the decision');
     // An impossible budget: the fastest predicted width, and the reasons say no width fits.
     await page.fill('#budget', '0.0001');

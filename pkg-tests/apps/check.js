@@ -14,6 +14,19 @@ window.anybitCheck = async (digits, options) => {
   const fromImage = (await session.run(new ImageData(rgba, 28, 28))).predicted;
   await session.setWidth(1);
   const oneBit = (await session.run(Float32Array.from(digits[0], (p) => p / 255))).width;
+  // The policy picks a thread count too; following it sets the session's.
+  const cal = await session.calibrate(1);
+  const decision = await session.decide();
+  const followed = await session.setThreads(decision.threads);
+  const policy = {
+    calThreads: cal.threads,
+    oneThreadWidths: cal.oneThreadMs.map(([w]) => w),
+    threads: decision.threads,
+    optionThreads: decision.options.map((o) => o.threads),
+    reasons: decision.reasons,
+    infoThreads: followed.threads,
+    runThreads: (await session.run(Float32Array.from(digits[0], (p) => p / 255))).predicted === predicted[0],
+  };
   const modelBytes = new Uint8Array(await (await fetch('mnist.anybit')).arrayBuffer());
   let error = null;
   try {
@@ -27,6 +40,6 @@ window.anybitCheck = async (digits, options) => {
   const afterDispose = await session.info().then(() => null, (e) => e.code);
   const badThreads = await createSession({ threads: 0 }).then(() => null, (e) => e instanceof AnybitError && e.code);
   const widths = info.widths.map((w) => w.w);
-  return { build, probe, widths, progress, predicted, fromImage, oneBit, error, afterDispose, badThreads };
+  return { build, probe, widths, progress, predicted, fromImage, oneBit, policy, error, afterDispose, badThreads };
 };
 document.body.dataset.ready = 'yes';

@@ -77,6 +77,17 @@ test('a requested build is used: relaxed SIMD (never chosen by auto) and threads
   assert.equal(three.out.build.threadCount, 3);
   assert.deepEqual(three.out.predicted, samples.map((s) => s.label));
   assert.equal(three.out.build.reason, 'threads build requested');
+  // With a pool of 3 the calibration also timed every width on one thread, and each option runs on
+  // 1 or 3; following the decision sets the session's count, and the model still classifies.
+  const p = three.out.policy;
+  assert.equal(p.calThreads, 3);
+  assert.deepEqual(p.oneThreadWidths, [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.ok(p.optionThreads.every((t) => t === 1 || t === 3), JSON.stringify(p.optionThreads));
+  assert.ok(p.threads === 1 || p.threads === 3);
+  assert.equal(p.infoThreads, p.threads);
+  assert.ok(p.runThreads, 'same prediction after following the decision');
+  assert.ok(p.reasons.some((r) => r.startsWith(p.threads === 1 ? '1 thread: at ' : '3 threads: predicted')), JSON.stringify(p.reasons));
+  console.log(`pool of 3: decision ${p.threads} thread(s); per width ${p.optionThreads.join(' ')}`);
 });
 
 test('Vite 7 app: vite build, then the built page classifies digits with threads', async () => {

@@ -142,6 +142,9 @@ test('the precision policy: calibrate, then decide for budgets; the decision can
     assert.ok(best.options.every((o) => o.fits && o.bytes > 0 && o.bytes <= bytes.length));
     assert.equal(best.options.find((o) => o.width === 8).bytes, bytes.length);
     assert.match(best.reasons[0], /simd128 kernels, 1 thread/);
+    // One thread in Node: nothing to compare, every option on one thread.
+    assert.deepEqual(cal.oneThreadMs, []);
+    assert.ok(best.threads === 1 && best.options.every((o) => o.threads === 1));
     // A data budget of 60% of the file: only widths whose plane prefix fits are eligible. The 1-bit
     // prefix is 56% of it (the 8-bit dense head is a third of the weights), the 2-bit one 62%.
     const small = await session.decide({ maxBytes: Math.floor(bytes.length * 0.6) });

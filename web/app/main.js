@@ -184,6 +184,8 @@ async function pickAuto(note = null) {
     if (gen !== state.gen || !state.auto) return;
     const power = saving ? `battery at ${Math.round(battery.level * 100)}% and discharging: the ${asked} ms budget is halved to ${budget} ms, so Auto takes a width that does the work in fewer cycles` : null;
     view.renderDecision(decision, (w) => median(state.runs.get(w)), { note, power, budget, calibrations: state.calibrations });
+    await client.setThreads(decision.threads);
+    if (gen !== state.gen) return;
     await pickWidth(decision.width, { keepAuto: true });
   } catch (e) {
     view.showError(e, 'The precision policy could not decide');
@@ -221,12 +223,14 @@ function median(xs) {
 
 async function pickWidth(width, { keepAuto = false } = {}) {
   if (width === 'auto') return pickAuto();
-  if (!keepAuto) {
-    state.auto = false;
-    view.hideDecision();
-  }
   const { gen } = state;
   try {
+    if (!keepAuto) {
+      state.auto = false;
+      view.hideDecision();
+      // A width picked by hand runs with the whole pool again (Auto may have chosen one thread).
+      if (state.info.threads !== state.poolThreads) await client.setThreads(state.poolThreads);
+    }
     const info = await client.setWidth(width);
     if (gen !== state.gen) return;
     state.info = { ...state.info, ...info };
@@ -267,6 +271,7 @@ async function loadModel(key, url = MODELS[key].url) {
   performance.mark('anybit:model-loaded');
   view.clearError();
   state.info = info;
+  state.poolThreads = info.threads;
   state.labels = info.labels ?? null;
   view.renderRuntime(info, null);
   view.renderPlanes(info, bytes);

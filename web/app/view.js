@@ -78,6 +78,7 @@ export function renderRuntime(info, last) {
   $('rt-width').dataset.width = String(info.width);
   // A session may use fewer threads than the pool has (Session.setThreads).
   if (info.threads !== info.build.threadCount) $('rt-threads').textContent = `${info.threads} of ${info.build.threadCount}`;
+  $('rt-threads').dataset.threads = String(info.threads);
   const lat = $('rt-latency');
   if (last) {
     lat.textContent = `${last.ms.toFixed(2)} ms inference, ${last.roundTrip.toFixed(1)} ms with the trip to the worker`;
@@ -192,13 +193,13 @@ export function renderDecision(d, measured, { note = null, power = null, budget 
   }
   const table = document.createElement('table');
   table.className = 'options';
-  table.innerHTML = '<caption>Each width on this device</caption><thead><tr><th scope="col">bits</th><th scope="col">predicted ms</th><th scope="col">measured ms</th><th scope="col">test accuracy</th><th scope="col">memory KiB</th></tr></thead>';
+  table.innerHTML = '<caption>Each width on this device</caption><thead><tr><th scope="col">bits</th><th scope="col">threads</th><th scope="col">predicted ms</th><th scope="col">measured ms</th><th scope="col">test accuracy</th><th scope="col">memory KiB</th></tr></thead>';
   const body = document.createElement('tbody');
   for (const o of d.options) {
     const tr = document.createElement('tr');
     if (o.width === d.width) tr.className = 'chosen';
     const m = measured(o.width);
-    for (const text of [String(o.width), o.predictedMs.toFixed(2), m == null ? '–' : m.toFixed(2),
+    for (const text of [String(o.width), String(o.threads), o.predictedMs.toFixed(2), m == null ? '–' : m.toFixed(2),
       o.accuracy == null ? '–' : `${(o.accuracy * 100).toFixed(2)}%`,
       o.memoryBytes == null ? '–' : (o.memoryBytes / 1024).toFixed(0)]) {
       const td = document.createElement('td');

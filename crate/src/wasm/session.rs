@@ -141,7 +141,7 @@ impl Session {
     }
 
     /// Times this model on this device and keeps the result for `decide`: a forward pass at every
-    /// width the loaded planes serve (in rounds, about `2 * minMs` per width), and every GEMM
+    /// width the loaded planes serve (in rounds, about `10 * minMs` per width), and every GEMM
     /// alone (about `minMs` per distinct shape, default 5) for the per-layer prediction of the
     /// other widths. Returns `{isa, threads, gemmMs: [[w, ms]], otherMs, passMs: [[w, ms]],
     /// measuredMs, measuredWidth, tookMs}`.
@@ -150,16 +150,22 @@ impl Session {
         if !(min_ms.is_finite() && (0.0..=1000.0).contains(&min_ms)) {
             return Err(invalid(format!("minMs must be in 0..=1000, got {min_ms}")));
         }
-        let cal = crate::policy::calibrate(&mut self.model, &performance_now, min_ms).map_err(js_error)?;
+        // At the pool's size (and on one thread), whatever a decision set since: the choice of
+        // thread count is the policy's.
+        let was = self.model.threads();
+        self.model.set_threads(pool_threads());
+        let cal = crate::policy::calibrate(&mut self.model, &performance_now, min_ms);
+        self.model.set_threads(was);
+        let cal = cal.map_err(js_error)?;
         let out = to_js(&cal);
         self.calibration = Some(cal);
         out
     }
 
-    /// The precision policy: `budget` is `{latencyMs?, maxBytes?}` (omit for the most accurate
-    /// width). Needs `calibrate()` first (re-run it after `setThreads`). Returns `{width, threads,
-    /// isa, options: [{width, predictedMs, accuracy, bytes, fits}], reasons: [..]}`; it does not
-    /// switch: call `setWidth(decision.width)` to follow it, or override it.
+    /// The precision policy: `budget` is `{latencyMs?, maxBytes?, maxMemoryBytes?}` (omit for the most accurate
+    /// width). Needs `calibrate()` first. Returns `{width, threads, isa, options: [{width,
+    /// threads, predictedMs, accuracy, bytes, memoryBytes, fits}], reasons: [..]}`; it does not
+    /// switch: call `setThreads(decision.threads)` and `setWidth(decision.width)` to follow it.
     pub fn decide(&self, budget: JsValue) -> Result<JsValue, JsValue> {
         let budget: Budget = if budget.is_undefined() || budget.is_null() {
             Budget::default()
@@ -172,8 +178,8 @@ impl Session {
         let cal = self.calibration.as_ref().ok_or_else(|| {
             js_error(Error::new(ErrorKind::InvalidArgument, "call calibrate() before decide()"))
         })?;
-        if cal.threads != self.model.threads() {
-            return Err(invalid("the thread count changed since calibrate(); calibrate again"));
+        if cal.threads != pool_threads() {
+            return Err(invalid("the thread pool changed since calibrate(); calibrate again"));
         }
         let accuracy = self.model.graph().eval.first().map(|e| e.accuracy.clone()).unwrap_or_default();
         let bytes: Vec<(u8, u64)> = self.model.widths().iter().map(|w| (w.w, self.width_bytes(w.w))).collect();
