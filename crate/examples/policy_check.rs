@@ -23,8 +23,8 @@ fn main() {
     );
     println!("| width | predicted ms | measured ms | predicted / measured | per-layer ms | per-layer / measured |\n|---|---|---|---|---|---|");
     let input = vec![0.5f32; anybit::tensor::numel(model.input_shape()).unwrap_or(0)];
-    // Measured in rounds over the widths for 100 ms per width, the mean of each width's passes
-    // kept (as the calibration does): a burst of load from elsewhere during one width's
+    // Measured in rounds over the widths for 100 ms per width, each width's passes read as the
+    // calibration reads them (policy::typical_ms): a burst of load from elsewhere during one width's
     // turn would otherwise read as that width being slow.
     let widths: Vec<u8> = model.widths().iter().map(|w| w.w).collect();
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); widths.len()];
@@ -45,7 +45,7 @@ fn main() {
     }
     let mut worst: f64 = 0.0;
     for (&w, s) in widths.iter().zip(&samples) {
-        let best = anybit::policy::mean(s);
+        let best = anybit::policy::typical_ms(s);
         let p = cal.predict_ms(w).unwrap_or(f64::NAN);
         let l = cal.per_layer_ms(w).unwrap_or(f64::NAN);
         worst = worst.max((p / best - 1.0).abs());

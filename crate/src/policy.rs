@@ -2,7 +2,8 @@
 //! caller's budget.
 //!
 //! [`calibrate`] measures two things on this device. (1) A forward pass of the model itself at
-//! every width its loaded planes serve (mean of passes in shuffled rounds, after a warm-up): the
+//! every width its loaded planes serve (passes in shuffled rounds after a warm-up, read by
+//! [`typical_ms`]): the
 //! prediction for those widths. (2) Every integer GEMM of the model at every width, timed alone
 //! with the kernels the runtime would use, plus the rest of a pass (quantizing, im2col, pooling,
 //! affine: f32 work that barely depends on the width), taken as the median over the measured
@@ -32,7 +33,7 @@ pub struct Calibration {
     pub gemm_ms: Vec<(u8, f64)>,
     /// The rest of a forward pass, ms (the same at every width).
     pub other_ms: f64,
-    /// Per width the loaded planes serve: the mean of its measured passes at `threads`, ms.
+    /// Per width the loaded planes serve: its measured passes at `threads` ([`typical_ms`]), ms.
     #[serde(default)]
     pub pass_ms: Vec<(u8, f64)>,
     /// The same passes on one thread, measured in the same rounds when `threads` > 1 (empty
@@ -99,6 +100,24 @@ pub fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len() as f64
 }
 
+/// Groups [`typical_ms`] splits a width's passes into.
+pub const GROUPS: usize = 5;
+
+/// A width's latency from its passes in the order they ran: the median of the means of
+/// [`GROUPS`] consecutive groups (the plain mean below that many). A mean, so a CPU that runs in
+/// slices (DevTools throttling: most short passes at full speed, a few absorbing the pauses)
+/// reads as slow as it is, where a quartile or the fastest pass read it as unthrottled; the
+/// median over groups, so one stall of the whole process (seen: about 70 ms among 1 ms passes,
+/// which made one width's plain mean 2.3x the others') moves one group only.
+pub fn typical_ms(xs: &[f64]) -> f64 {
+    if xs.len() < GROUPS {
+        return mean(xs);
+    }
+    let mut means: Vec<f64> = (0..GROUPS).map(|g| mean(&xs[g * xs.len() / GROUPS..(g + 1) * xs.len() / GROUPS])).collect();
+    means.sort_by(f64::total_cmp);
+    means[GROUPS / 2]
+}
+
 /// Times one GEMM shape with the scheme the runtime would pick, activation packing included.
 fn time_gemm(model: &Model, g: &GemmShape, now: &dyn Fn() -> f64, min_ms: f64) -> Result<f64> {
     let scheme = best_scheme(g.wbits, g.abits);
@@ -160,11 +179,8 @@ pub fn calibrate(model: &mut Model, now: &dyn Fn() -> f64, min_ms: f64) -> Resul
     }
     // Passes in rounds over the widths, in a shuffled order per round: a burst of load from
     // elsewhere then costs every width alike instead of skewing the one timed during it, and no
-    // width keeps a fixed phase against a periodic disturbance. Each width's figure is the mean
-    // of its passes, the latency a caller sees: a fastest-pass or quartile figure misses a CPU
-    // that runs in slices (DevTools throttling pauses the thread for 5 of every 6 time slices, so
-    // most short passes run at full speed and a few absorb the pauses; a quartile read a 6x
-    // throttled 8-bit pass as 2.5 ms where the mean is 6x).
+    // width keeps a fixed phase against a periodic disturbance. Each width's figure is
+    // `typical_ms` of its passes: means, as a quartile read a 6x throttled 8-bit pass as 2.5 ms.
     // Each (width, thread count) pair is one slot of a round; one thread as well as the
     // model's count when that is more, so that the policy can tell whether threads pay.
     let threads = model.threads();
@@ -197,7 +213,7 @@ pub fn calibrate(model: &mut Model, now: &dyn Fn() -> f64, min_ms: f64) -> Resul
     model.set_width(current)?;
     model.set_threads(threads);
     let at = |t: usize| -> Vec<(u8, f64)> {
-        slots.iter().zip(&samples).filter(|(s, _)| s.1 == t).map(|(s, x)| (s.0, mean(x))).collect()
+        slots.iter().zip(&samples).filter(|(s, _)| s.1 == t).map(|(s, x)| (s.0, typical_ms(x))).collect()
     };
     let pass_ms = at(threads);
     let one_thread_ms = if threads > 1 { at(1) } else { Vec::new() };

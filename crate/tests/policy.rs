@@ -206,3 +206,20 @@ fn budget_keys_are_checked() {
     assert_eq!((b.latency_ms, b.max_bytes), (Some(3.0), Some(100)));
     assert!(serde_json::from_str::<Budget>(r#"{"latency": 3}"#).is_err());
 }
+
+#[test]
+fn typical_latency_is_a_mean_that_one_stall_does_not_move() {
+    use anybit::policy::typical_ms;
+    // Fifty 1 ms passes and one 70 ms stall: the plain mean doubles, the typical figure stays.
+    let mut xs = vec![1.0; 50];
+    xs[20] = 70.0;
+    assert!(anybit::policy::mean(&xs) > 2.3);
+    assert!((typical_ms(&xs) - 1.0).abs() < 1e-9, "{}", typical_ms(&xs));
+    // A CPU in slices: one pass in six absorbs a long pause, all through the run. Means see it
+    // (the typical figure is near the 6x mean), where a median of passes would read 1 ms.
+    let sliced: Vec<f64> = (0..60).map(|i| if i % 6 == 5 { 31.0 } else { 1.0 }).collect();
+    assert!((typical_ms(&sliced) - 6.0).abs() < 0.6, "{}", typical_ms(&sliced));
+    // Fewer passes than groups: the plain mean.
+    assert_eq!(typical_ms(&[1.0, 3.0]), 2.0);
+    assert!(typical_ms(&[]).is_nan());
+}

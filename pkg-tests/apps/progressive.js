@@ -43,7 +43,7 @@ window.progressive = {
   decide(budget) {
     return state.runtime.handle('decide', { budget });
   },
-  // Each width's mean pass (the runtime's own timing, as the calibration takes it), in rounds over
+  // Each width's pass (the runtime's own timing, read as the calibration reads it), in rounds over
   // the widths for `ms` each.
   async measure(widths, ms) {
     const rt = state.runtime;
@@ -58,7 +58,12 @@ window.progressive = {
       }
     }
     await rt.handle('setWidth', { width: info.width });
-    return Object.fromEntries(widths.map((w) => [w, samples[w].reduce((a, b) => a + b, 0) / samples[w].length]));
+    // Read as the calibration reads its passes (policy::typical_ms): the median of the means of
+    // five consecutive groups.
+    const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const typical = (xs) => xs.length < 5 ? mean(xs)
+      : [0, 1, 2, 3, 4].map((g) => mean(xs.slice(Math.floor(g * xs.length / 5), Math.floor((g + 1) * xs.length / 5)))).sort((a, b) => a - b)[2];
+    return Object.fromEntries(widths.map((w) => [w, typical(samples[w])]));
   },
   async whole(url, widths, digits) {
     const session = await createSession();
