@@ -99,6 +99,13 @@ export interface Progress {
   loaded: number;
   /** Bytes in all, or null when the server does not say. */
   total: number | null;
+  /**
+   * Bit planes complete so far (most significant first: a width of b bits needs b of them), once
+   * the file's header is in; absent before that and for bytes given directly.
+   */
+  planes?: number;
+  /** Bit planes in the file (8). */
+  planeTotal?: number;
 }
 
 export interface LoadOptions {

@@ -133,12 +133,42 @@ async function instantiate(variant, binaryFor, threads) {
 // (headerLen says whether more is needed), small next to the planes of a real model.
 const HEADER_PROBE = 16 << 10;
 
+// Past this many bytes without a complete header, stop re-reading the start of a download.
+const MAX_HEADER_SEARCH = 1 << 20;
+
+/**
+ * Bit planes in while a model downloads. Once the file's first bytes hold its header, the end of
+ * each plane prefix is known (wasm prefixLen), and a progress event can say how many planes are
+ * complete: {planes, planeTotal}. Nothing is added for bytes that are not a model file.
+ */
+function planeCounter(wasm) {
+  let ends = null;
+  return {
+    wants: () => ends === null,
+    /** `head`: the file's first bytes so far. */
+    learn(head) {
+      if (ends !== null || head.length < 8) return;
+      try {
+        if (wasm.headerLen(head) > head.length) {
+          if (head.length > MAX_HEADER_SEARCH) ends = [];
+          return;
+        }
+        ends = [1, 2, 3, 4, 5, 6, 7, 8].map((p) => wasm.prefixLen(head, p));
+      } catch {
+        ends = []; // not a model, or a version without plane prefixes: the load reports it
+      }
+    },
+    at: (loaded) => (ends?.length ? { planes: ends.filter((e) => e <= loaded).length, planeTotal: ends.length } : {}),
+  };
+}
+
 /**
  * GETs `url`, or with `range` = [start, end) only those bytes (HTTP Range). Returns {bytes, start,
  * partial}: `partial` is false when the server ignored the Range and sent the whole file (status
- * 200), and `start` is where the bytes begin in the file. Progress is reported in bytes of this response, `base` added.
+ * 200), and `start` is where the bytes begin in the file. Progress is reported in bytes of this
+ * response, `base` added, with the planes complete when `counter` (planeCounter) is given.
  */
-async function fetchBytes(url, onProgress, range = null, base = 0) {
+async function fetchBytes(url, onProgress, range = null, base = 0, counter = null) {
   let res;
   try {
     res = await fetch(url, range ? { headers: { Range: `bytes=${range[0]}-${range[1] - 1}` } } : undefined);
@@ -160,7 +190,10 @@ async function fetchBytes(url, onProgress, range = null, base = 0) {
   let total = length > 0 && !res.headers.get('content-encoding') ? length : null;
   const chunks = [];
   let loaded = 0;
-  const report = () => onProgress?.({ loaded: base + loaded, total: total === null ? null : base + total });
+  const report = () => {
+    if (counter?.wants() && start === 0 && base === 0) counter.learn(chunks.length === 1 ? chunks[0] : concat(chunks));
+    onProgress?.({ loaded: base + loaded, total: total === null ? null : base + total, ...counter?.at(base + loaded) });
+  };
   if (res.body) {
     for (const reader = res.body.getReader(); ; ) {
       const { done, value } = await reader.read();
@@ -193,9 +226,9 @@ function concat(chunks) {
  * Fetches the bytes [from, end) of `url` (at least; a server that ignores the Range sends the whole
  * file, of which the part from `from` on is kept). Returns {more, ranged, received}.
  */
-async function fetchRest(url, from, end, onProgress) {
+async function fetchRest(url, from, end, onProgress, counter = null) {
   if (end <= from) return { more: new Uint8Array(0), ranged: true, received: 0 };
-  const { bytes, partial } = await fetchBytes(url, onProgress, [from, end], from);
+  const { bytes, partial } = await fetchBytes(url, onProgress, [from, end], from, counter);
   const more = partial ? bytes : bytes.subarray(from);
   if (from + more.length < end) {
     throw new AnybitError('truncated', `${url} ended after ${from + more.length} bytes; ${end} are needed`);
@@ -204,8 +237,8 @@ async function fetchRest(url, from, end, onProgress) {
 }
 
 /** `have` extended to at least `end` bytes of `url`. */
-async function fetchMore(url, have, end, onProgress) {
-  const { more, ranged } = await fetchRest(url, have.length, end, onProgress);
+async function fetchMore(url, have, end, onProgress, counter) {
+  const { more, ranged } = await fetchRest(url, have.length, end, onProgress, counter);
   return { bytes: more.length ? concat([have, more]) : have, ranged };
 }
 
@@ -214,15 +247,16 @@ async function fetchMore(url, have, end, onProgress) {
  * requests on the one file (a server that ignores Range sends it whole, which is used as is).
  * Returns {bytes, ranged}.
  */
-async function fetchPrefix(wasm, url, planes, onProgress) {
-  const first = await fetchBytes(url, onProgress, [0, HEADER_PROBE]);
+async function fetchPrefix(wasm, url, planes, onProgress, counter) {
+  const first = await fetchBytes(url, onProgress, [0, HEADER_PROBE], 0, counter);
   if (!first.partial) return { bytes: first.bytes, ranged: false };
   let bytes = first.bytes;
   const hlen = wasm.headerLen(bytes);
-  if (hlen > bytes.length) ({ bytes } = await fetchMore(url, bytes, hlen, onProgress));
+  if (hlen > bytes.length) ({ bytes } = await fetchMore(url, bytes, hlen, onProgress, counter));
+  counter.learn(bytes);
   const end = wasm.prefixLen(bytes, planes);
   let ranged = true;
-  if (end > bytes.length) ({ bytes, ranged } = await fetchMore(url, bytes, end, onProgress));
+  if (end > bytes.length) ({ bytes, ranged } = await fetchMore(url, bytes, end, onProgress, counter));
   return { bytes, ranged };
 }
 
@@ -300,12 +334,13 @@ export function createRuntime(env = {}) {
       }
       // A URL only the environment can read (Node file: URLs) is read whole.
       const local = url !== undefined ? await env.readUrl?.(url, onProgress) : undefined;
+      const counter = planeCounter(wasm);
       if (local === undefined && url !== undefined && width !== undefined) {
-        const got = await fetchPrefix(wasm, url, width, onProgress);
+        const got = await fetchPrefix(wasm, url, width, onProgress, counter);
         next = wasm.Session.loadPrefix(got.bytes, width);
         from = { url, length: got.bytes.length, transfer: { ranged: got.ranged, bytes: got.bytes.length } };
       } else {
-        const data = url !== undefined ? local ?? (await fetchBytes(url, onProgress)).bytes : asBytes(bytes);
+        const data = url !== undefined ? local ?? (await fetchBytes(url, onProgress, null, 0, counter)).bytes : asBytes(bytes);
         if (url === undefined) onProgress?.({ loaded: data.length, total: data.length });
         next = wasm.Session.load(data);
       }

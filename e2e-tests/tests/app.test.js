@@ -250,6 +250,40 @@ describe('served without COOP/COEP', () => {
     await shot(page, 'not-isolated');
   });
 
+  test('?width=2 downloads only the planes 2 bits need (HTTP Range); picking 8 bits fetches the rest', async () => {
+    const { page } = browser;
+    // The same images at 2 bits after a whole download, to compare with.
+    await open(page, server.origin);
+    const whole = [];
+    await chooseWidth(page, 2, 'sample:0');
+    for (const i of EASY) whole.push(await classify(page, i));
+    const mark = server.transfers.length;
+    const fetched = () => server.transfers.slice(mark).filter((t) => t.path.endsWith('/mnist.anybit'));
+    await open(page, server.origin, '?width=2');
+    const first = fetched();
+    const sent = first.reduce((n, t) => n + t.bytes, 0);
+    assert.ok(first.length >= 1 && first.every((t) => t.status === 206), JSON.stringify(first));
+    // mnist.anybit's 8-bit dense head is a third of its weights: the 2-bit prefix is 62% of the file.
+    assert.ok(sent < 0.7 * modelBytes.length, `${sent} of ${modelBytes.length} bytes`);
+    const planes = page.locator('#rt-planes');
+    assert.equal(await planes.getAttribute('data-planes'), '2');
+    assert.match(await planes.textContent(), /^2 of 8 weight bit planes loaded \([0-9.]+ KiB fetched by Range requests\)$/);
+    assert.match(await page.locator('#load-text').textContent(), /2 of 8 bit planes/);
+    assert.equal((await panel(page)).width, 2);
+    const partial = [];
+    for (const i of EASY) partial.push(await classify(page, i));
+    assert.deepEqual(partial, whole, 'the same predictions as after a whole download');
+    const at8 = await chooseWidth(page, 8, `sample:${EASY.at(-1)}`);
+    assert.equal(at8.cls, labels[EASY.at(-1)]);
+    assert.equal(await planes.getAttribute('data-planes'), '8');
+    const more = fetched().slice(first.length);
+    assert.equal(more.length, 1, JSON.stringify(more));
+    assert.equal(more[0].status, 206);
+    assert.equal(sent + more[0].bytes, modelBytes.length, 'the rest of the file, once');
+    console.log(`?width=2: ${sent} of ${modelBytes.length} bytes (${(100 * sent / modelBytes.length).toFixed(1)}%), then ${more[0].bytes} for 8 bits`);
+    await shot(page, 'progressive-8bit');
+  });
+
   for (const variant of ['scalar', 'relaxed']) {
     test(`the ${variant} build, when forced, classifies the same`, async () => {
       const { page } = browser;
@@ -317,7 +351,7 @@ describe('a runtime worker that cannot start', () => {
   let browser;
   before(async () => {
     // Served as JavaScript but throwing at once: the page must say so, not wait forever.
-    server = await serve(DIST, { isolated: true, overrides: { '/worker.js': Buffer.from('throw new Error("broken worker");') } });
+    server = await serve(DIST, { isolated: true, overrides: { '/anybit/worker.js': Buffer.from('throw new Error("broken worker");') } });
     browser = await launch();
   });
   after(async () => {
@@ -331,7 +365,7 @@ describe('a runtime worker that cannot start', () => {
     assert.equal(await page.evaluate(() => document.body.dataset.state), 'error');
     const box = page.locator('#error');
     assert.equal(await box.getAttribute('data-code'), 'runtime_unavailable');
-    assert.match(await box.textContent(), /Could not start the runtime.*runtime worker failed/s);
+    assert.match(await box.textContent(), /Could not start the runtime.*anybit worker failed.*anybit\/ folder/s);
     await shot(page, 'error-worker');
   });
 });

@@ -1,11 +1,12 @@
-// The build picker of web/loader.js, and the JS API of a real build in Node (no browser needed).
+// The build picker of the package's runtime (pkg/runtime.js, which the app serves as anybit/), and
+// the JS API of a real build in Node (no browser needed).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-import { chooseVariant, detect } from '../../web/loader.js';
+import { chooseBuild as chooseVariant, detect } from '../../pkg/runtime.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 // The real trained model; ANYBIT_MODEL points elsewhere (e.g. a model being trained).

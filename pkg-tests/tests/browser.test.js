@@ -42,7 +42,7 @@ async function assertWorks({ out, errors, requests }, wasmPath, variant = 'threa
   assert.equal(out.probe.simd, true);
   if (variant === 'threads') assert.ok(out.probe.crossOriginIsolated && out.probe.sharedMemory && out.probe.cores >= 2);
   assert.ok(out.probe.reportedCores >= 1 && out.probe.cores >= 1);
-  assert.deepEqual(out.progress.at(-1), { loaded: size, total: size });
+  assert.deepEqual(out.progress.at(-1), { loaded: size, total: size, planes: 8, planeTotal: 8 });
   assert.deepEqual(out.predicted, samples.map((s) => s.label));
   assert.equal(out.fromImage, samples[0].label);
   assert.equal(out.oneBit, 1);

@@ -108,6 +108,13 @@ test('loads a model over HTTP with byte progress; a 404 is fetch_failed', async 
     assert.ok(progress.length > 1, `${progress.length} progress events`);
     assert.ok(progress.every((p, i) => p.total === bytes.length && (i === 0 || p.loaded > progress[i - 1].loaded)));
     assert.equal(progress.at(-1).loaded, bytes.length);
+    // Once the header is in, events say how many bit planes are complete; they only grow, and the
+    // last byte completes the eighth.
+    const counted = progress.filter((p) => p.planeTotal !== undefined);
+    assert.ok(counted.length > 0 && counted.every((p) => p.planeTotal === 8 && p.planes >= 0 && p.planes <= 8));
+    assert.ok(counted.every((p, i) => i === 0 || p.planes >= counted[i - 1].planes));
+    assert.equal(progress.at(-1).planes, 8);
+    assert.ok(progress.some((p) => p.planes !== undefined && p.planes < 8), 'an event before the last plane');
     const e = await session.load(`${origin}/nothing.anybit`).then(() => assert.fail('did not reject'), (err) => err);
     assert.ok(e instanceof AnybitError);
     assert.equal(e.code, 'fetch_failed');

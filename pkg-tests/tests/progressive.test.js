@@ -60,6 +60,7 @@ test('2 bits fetch only their planes (<= 40% of the 8-bit weights), equal a full
     assert.deepEqual([...two.info.loadedWidths].sort(), [1, 2]);
     assert.deepEqual(two.info.transfer, { bytes: at2, ranged: true });
     assert.equal(two.progress.at(-1).loaded, at2);
+    assert.deepEqual([two.progress.at(-1).planes, two.progress.at(-1).planeTotal], [2, 8], 'progress counts the 2 planes in');
 
     const mark = server.transfers.length;
     const eight = await page.evaluate(([d]) => window.progressive.switchTo(8, d), [samples]);

@@ -6,8 +6,10 @@
 //   ?model=<url>     load another .anybit file, shown with the digit test images
 //   ?build=<variant> force scalar | simd | relaxed | threads instead of auto-detection
 //   ?threads=<n>     thread count for the threads build
+//   ?width=<bits>    start at this width and download only the bit planes it needs (HTTP Range);
+//                    a wider width picked later fetches the missing planes
 
-import { AnybitClient } from '../client.js';
+import { createSession } from '../anybit/index.js';
 import { renderAccuracy, renderLatency } from './charts.js';
 import { Pad } from './draw.js';
 import { loadSamples, toInput } from './idx.js';
@@ -19,11 +21,13 @@ const params = new URLSearchParams(location.search);
 const requested = params.get('model');
 const threads = params.has('threads') ? Number(params.get('threads')) : undefined;
 
-// Created first, so the worker compiles the runtime while the rest of the page sets up.
-const client = new AnybitClient(new URL('../worker.js', import.meta.url), {
-  variant: params.get('build') ?? 'auto',
-  threads,
-});
+const startWidth = params.has('width') ? Number(params.get('width')) : undefined;
+
+// Started first, so the worker compiles the runtime while the rest of the page sets up. The
+// session is the npm package's (pkg/), served from anybit/.
+const starting = createSession({ build: params.get('build') ?? 'auto', threads });
+starting.catch(() => {}); // reported by the model load, which awaits it
+let client = null;
 
 // Latency samples kept per width for the chart's median.
 const KEEP_RUNS = 50;
@@ -83,7 +87,7 @@ async function runCurrent() {
   let result;
   try {
     if (input.kind === 'sample') result = await client.run(toInput(state.samples[input.index]));
-    else result = await client.runImage(input.kind === 'drawing' ? pad.image() : input.image, input.options);
+    else result = await client.run(input.kind === 'drawing' ? pad.image() : input.image, input.options);
   } catch (e) {
     if (gen !== state.gen) return true;
     view.showError(e, 'Classification failed');
@@ -215,6 +219,11 @@ function onPower() {
   pickAuto(low ? 'the battery ran low, so the latency budget was halved' : 'the battery is charging or no longer low, so the full budget applies again');
 }
 
+// The package's model info, with the build the session runs (the panel shows both).
+function withBuild(info) {
+  return { ...info, build: client.build, reason: client.build.reason };
+}
+
 function median(xs) {
   if (!xs?.length) return null;
   const s = [...xs].sort((a, b) => a - b);
@@ -233,8 +242,9 @@ async function pickWidth(width, { keepAuto = false } = {}) {
     }
     const info = await client.setWidth(width);
     if (gen !== state.gen) return;
-    state.info = { ...state.info, ...info };
+    state.info = withBuild(info);
     view.renderRuntime(state.info, state.last);
+    view.renderPlanes(state.info);
   } catch (e) {
     view.showError(e, `Could not switch to ${bits(width)}`);
     return;
@@ -254,12 +264,13 @@ async function loadModel(key, url = MODELS[key].url) {
   const samplesP = loadSamples(entry.samples.images, entry.samples.labels);
   samplesP.catch(() => {}); // reported below, after the model
   let info;
-  let bytes = 0;
   try {
-    info = await client.load({ url }, (p) => {
-      if (gen !== state.gen) return;
-      bytes = p.loaded;
-      view.renderProgress(entry.name, p);
+    client = await starting;
+    info = await client.load(url, {
+      width: startWidth,
+      onProgress: (p) => {
+        if (gen === state.gen) view.renderProgress(entry.name, p);
+      },
     });
   } catch (e) {
     if (gen !== state.gen) return;
@@ -270,11 +281,12 @@ async function loadModel(key, url = MODELS[key].url) {
   if (gen !== state.gen) return;
   performance.mark('anybit:model-loaded');
   view.clearError();
-  state.info = info;
+  state.info = withBuild(info);
+  info = state.info;
   state.poolThreads = info.threads;
   state.labels = info.labels ?? null;
   view.renderRuntime(info, null);
-  view.renderPlanes(info, bytes);
+  view.renderPlanes(info);
   view.renderWidths(info, pickWidth);
   renderCharts(info.width);
   let samples;
@@ -333,9 +345,9 @@ function wireInputs() {
 }
 
 // Marks on the way to the first prediction (the e2e tests print them).
-client.ready.then(({ build, reason }) => {
+starting.then(({ build }) => {
   performance.mark('anybit:runtime-ready');
-  view.renderBuild(build, reason);
+  view.renderBuild(build, build.reason);
 }, () => {});
 // A model given by URL is none of the listed ones, so every radio button can switch to its model.
 const customUrl = requested && !MODELS[requested] ? requested : undefined;

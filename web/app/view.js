@@ -52,7 +52,7 @@ function hintFor(code) {
     case 'corrupt':
       return 'The downloaded bytes do not match the checksums the model file records: the download or the copy on the server is damaged. Reload the page; if it persists, copy the model file to the server again.';
     case 'runtime_unavailable':
-      return 'This browser could not start the WebAssembly runtime. Try a current Chrome, Firefox or Safari; if you host this page, check that worker.js and the pkg/ folder were deployed with it.';
+      return 'This browser could not start the WebAssembly runtime. Try a current Chrome, Firefox or Safari; if you host this page, check that the anybit/ folder (the runtime and its wasm builds) was deployed with it.';
     case 'unsupported_width':
       return 'Pick one of the widths this model was exported with.';
     default:
@@ -107,10 +107,16 @@ export function hideProgress() {
   $('load').hidden = true;
 }
 
-/** The planes row: every width needs as many planes as its bits, so all 8 are in once loaded. */
-export function renderPlanes(info, loadedBytes) {
-  const most = Math.max(...info.widths.map((x) => x.w));
-  $('rt-planes').textContent = `${most} of 8 weight bit planes loaded${loadedBytes ? ` (${(loadedBytes / 1024).toFixed(1)} KiB file)` : ''}`;
+/**
+ * The planes row: a width of b bits needs the first b planes; a progressive load has fetched only
+ * those of its width so far (info.transfer: bytes received, and whether by Range requests).
+ */
+export function renderPlanes(info) {
+  const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
+  const t = info.transfer;
+  const how = t ? ` (${kib(t.bytes)} fetched${t.ranged ? ' by Range requests' : ', whole file'})` : '';
+  $('rt-planes').textContent = `${info.planesLoaded} of 8 weight bit planes loaded${how}`;
+  $('rt-planes').dataset.planes = String(info.planesLoaded);
 }
 
 /** Radio buttons for the models; `onChange(key)` on a change. */
