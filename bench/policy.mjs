@@ -1,6 +1,6 @@
 // Policy check: predicted vs measured latency per width, in Node (simd build) and headless Chromium
 // (simd, and threads with 2 threads), for any model (default models/mnist.anybit).
-//   node bench/policy.mjs [MODEL]
+//   node bench/policy.mjs [MODEL] [CHECK_MS]   (CHECK_MS: measuring time per width, default 100)
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,7 @@ import { check } from './page/policy-check.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const model = process.argv[2] ?? 'models/mnist.anybit';
+const checkMs = Number(process.argv[3] ?? 100);
 
 function table(name, r) {
   let worst = 0;
@@ -28,7 +29,7 @@ function table(name, r) {
 const dist = join(ROOT, 'pkg', 'dist', 'simd');
 const mod = await import(join(dist, 'anybit.js'));
 await mod.default({ module_or_path: await readFile(join(dist, 'anybit_bg.wasm')) });
-process.stdout.write(table(`node ${process.version} simd`, check(mod, await readFile(join(ROOT, model)))));
+process.stdout.write(table(`node ${process.version} simd`, check(mod, await readFile(join(ROOT, model)), checkMs)));
 
 const { chromium } = await import('playwright-core');
 const server = await serve(ROOT);
@@ -37,11 +38,11 @@ try {
   const page = await browser.newPage();
   await page.goto(`${server.origin}/bench/page/index.html`);
   for (const [variant, threads] of [['simd', 1], ['threads', 2]]) {
-    const r = await page.evaluate(([variant, model, threads]) => new Promise((resolve, reject) => {
+    const r = await page.evaluate(([variant, model, threads, checkMs]) => new Promise((resolve, reject) => {
       const w = new Worker(new URL('./policy-worker.mjs', location.href), { type: 'module' });
       w.onmessage = (e) => { w.terminate(); e.data.ok ? resolve(e.data.report) : reject(new Error(e.data.error)); };
-      w.postMessage({ variant, model, threads });
-    }), [variant, model, threads]);
+      w.postMessage({ variant, model, threads, checkMs });
+    }), [variant, model, threads, checkMs]);
     process.stdout.write(table(`chromium ${browser.version()} ${variant}`, r));
   }
 } finally {

@@ -1,14 +1,14 @@
 // The precision policy's predicted latency next to the measured one, for every width of a model:
 // Session.calibrate() predicts (a measured pass per width; the per-layer GEMM prediction beside it),
-// then the widths are run in rounds for 100 ms each and each one's passes are read as the
+// then the widths are run in rounds for `checkMs` each (default 100 ms) and each one's passes are read as the
 // calibration reads them. Shared by bench/policy.mjs (Node) and
 // policy-worker.mjs (Chromium).
-export function check(mod, bytes) {
+export function check(mod, bytes, checkMs = 100) {
   const s = mod.Session.load(bytes);
   try {
     const cal = s.calibrate(5);
     const x = new Float32Array(s.inputShape().reduce((a, d) => a * d, 1)).fill(0.5);
-    // Measured in rounds over the widths for 100 ms per width: this
+    // Measured in rounds over the widths for `checkMs` per width: this
     // machine is shared, and a burst of load during one width's turn would otherwise be read as
     // that width being slow.
     const widths = cal.gemmMs.map(([w]) => w);
@@ -18,7 +18,7 @@ export function check(mod, bytes) {
       s.run(x);
     }
     const t = performance.now();
-    while (performance.now() - t < 100 * widths.length) {
+    while (performance.now() - t < checkMs * widths.length) {
       for (const w of widths) {
         s.setWidth(w);
         const t0 = performance.now();

@@ -146,17 +146,28 @@ pub fn calibrate(model: &mut Model, now: &dyn Fn() -> f64, min_ms: f64) -> Resul
     let current = model.width();
     let input = vec![0.5f32; crate::tensor::numel(model.input_shape()).unwrap_or(0)];
     let loaded = model.loaded_widths();
-    // Warm-up, untimed: every loaded width's kernels run for a while first. A wasm engine runs
-    // new code in a baseline tier and swaps optimized code in after some use; calibrating before
-    // that predicted Chromium passes 1.6x too slow.
+    // Warm-up, untimed: rounds over every loaded width until they stop getting faster (none of
+    // the last 20 beat the best by 3%), at least 40 * min_ms and at most 150 * min_ms. A wasm
+    // engine runs new code in a baseline tier and swaps optimized code in when a background
+    // compile finishes; on a busy machine that took longer than the fixed 100 ms this was, and
+    // a calibration started before it predicted Chromium passes 1.5x too slow at every width
+    // (a second calibration right after agreed with the check within 24%).
     let t_warm = now();
-    let mut round = 0;
-    while round < 1 || (now() - t_warm < min_ms * 20.0 && round < 1000) {
+    let (mut best, mut stale, mut round) = (f64::INFINITY, 0, 0);
+    loop {
+        let t0 = now();
         for &w in &loaded {
             model.set_width(w)?;
             model.run(&input)?;
         }
+        let t = now() - t0;
+        stale = if t < best * 0.97 { 0 } else { stale + 1 };
+        best = best.min(t);
         round += 1;
+        let spent = now() - t_warm;
+        if spent >= min_ms * 150.0 || round >= 10_000 || (spent >= min_ms * 40.0 && stale >= 20) {
+            break;
+        }
     }
     let widths: Vec<u8> = model.widths().iter().map(|w| w.w).collect();
     let mut cache: BTreeMap<GemmShape, f64> = BTreeMap::new();
