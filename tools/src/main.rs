@@ -98,7 +98,7 @@ fn finish_export(t: &Trainer, a: &Args, test: &data::Dataset) -> Result<()> {
 }
 
 fn cmd_train(argv: &[String]) -> Result<()> {
-    let a = Args::parse(argv, &["resume", "no-distill"])?;
+    let a = Args::parse(argv, &["resume", "no-distill", "flip"])?;
     let (ds, dir) = dataset_and_dir(&a)?;
     let cfg = train_config(&a, &ds)?;
     let ckpt: Option<PathBuf> = a.opt("ckpt")?;
