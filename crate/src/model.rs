@@ -186,14 +186,25 @@ impl Model {
 
     /// Integer multiply-accumulates of one forward pass.
     pub fn macs(&self) -> u64 {
-        let mut shapes: Vec<&[usize]> = vec![&self.graph.input_shape];
         let mut total = 0;
-        for node in &self.nodes {
+        self.walk_shapes(|_, node, ins| total += node.layer.macs(ins));
+        total
+    }
+
+    /// Calls `f(i, node, input shapes)` for every node in order: the shape walk that costing a
+    /// pass (MACs, GEMMs, memory) needs, with nothing run.
+    fn walk_shapes<'a>(&'a self, mut f: impl FnMut(usize, &'a Node, &[&'a [usize]])) {
+        let mut shapes: Vec<&[usize]> = vec![&self.graph.input_shape];
+        for (i, node) in self.nodes.iter().enumerate() {
             let ins: Vec<&[usize]> = node.inputs.iter().map(|&v| shapes[v]).collect();
-            total += node.layer.macs(&ins);
+            f(i, node, &ins);
             shapes.push(&node.output_shape);
         }
-        total
+    }
+
+    /// Whether value `v` (0: the input, k: node k-1's output) is dead once node `i` has run.
+    fn dead_after(&self, v: usize, i: usize) -> bool {
+        v == 0 || self.nodes[v - 1].last_use <= i
     }
 
     fn width_of(&self, w: u8) -> Result<Width> {
@@ -223,10 +234,8 @@ impl Model {
         let mut peak = live;
         let (mut input_codes, mut col_codes, mut acc, mut col_sums) = (0, 0, 0, 0);
         let (mut i16s, mut words, mut bytes) = (0, 0, 0);
-        let mut shapes: Vec<&[usize]> = vec![&self.graph.input_shape];
-        for (i, node) in self.nodes.iter().enumerate() {
-            let ins: Vec<&[usize]> = node.inputs.iter().map(|&v| shapes[v]).collect();
-            for g in node.layer.gemms(&ins, width) {
+        self.walk_shapes(|i, node, ins| {
+            for g in node.layer.gemms(ins, width) {
                 input_codes = input_codes.max(ins.first().and_then(|s| numel(s)).unwrap_or(0));
                 if g.cols > 1 {
                     col_codes = col_codes.max(g.cols * g.depth);
@@ -242,25 +251,19 @@ impl Model {
             sizes.push(size(&node.output_shape));
             peak = peak.max(live);
             for &v in &node.inputs {
-                if v == 0 || self.nodes[v - 1].last_use <= i {
+                if self.dead_after(v, i) {
                     live -= std::mem::take(&mut sizes[v]);
                 }
             }
-            shapes.push(&node.output_shape);
-        }
+        });
         Ok(params + peak + input_codes + col_codes + acc + col_sums + i16s + words + bytes)
     }
 
     /// The integer GEMMs one forward pass runs at width `w`, in node order.
     pub fn gemms(&self, w: u8) -> Result<Vec<GemmShape>> {
         let width = self.width_of(w)?;
-        let mut shapes: Vec<&[usize]> = vec![&self.graph.input_shape];
         let mut out = Vec::new();
-        for node in &self.nodes {
-            let ins: Vec<&[usize]> = node.inputs.iter().map(|&v| shapes[v]).collect();
-            out.extend(node.layer.gemms(&ins, width));
-            shapes.push(&node.output_shape);
-        }
+        self.walk_shapes(|_, node, ins| out.extend(node.layer.gemms(ins, width)));
         Ok(out)
     }
 
@@ -291,8 +294,7 @@ impl Model {
             })?;
             values.push(Some(out));
             for &v in &node.inputs {
-                let freed = if v == 0 { true } else { self.nodes[v - 1].last_use <= i };
-                if freed {
+                if self.dead_after(v, i) {
                     values[v] = None;
                 }
             }

@@ -271,8 +271,8 @@ suite! {
     }
 }
 
-/// The policy's memory cap costs widths it has not packed from `PackedSize`: it must be what
-/// packing really allocates, for every scheme, width and odd shape.
+// The policy's memory cap costs widths it has not packed from `PackedSize`: it must be what
+// packing really allocates, for every scheme, width and odd shape.
 suite! {
     fn packed_size_is_what_packing_allocates() {
         let mut checked = 0;
