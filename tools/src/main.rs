@@ -6,7 +6,7 @@
 //!   anybit fixture --data-dir DIR --out-dir fixtures --n 100
 //!   anybit upgrade --model FILE [--out FILE]   (rewrite in the current format version)
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anybit_tools::args::{parse_bits, Args};
@@ -43,30 +43,32 @@ fn dataset_and_dir(a: &Args) -> Result<(String, PathBuf)> {
 fn train_config(a: &Args, dataset: &str) -> Result<TrainConfig> {
     let mut widths = parse_bits(&a.get("widths", "8".to_string())?)?;
     widths.sort_unstable_by(|x, y| y.cmp(x));
+    let d = TrainConfig::default();
     Ok(TrainConfig {
         dataset: dataset.into(),
-        arch: a.get("arch", "c32,p,c64,p,c64,f10".to_string())?,
+        arch: a.get("arch", d.arch)?,
         widths,
-        epochs: a.get("epochs", 2usize)?,
-        batch: a.get("batch", 128usize)?,
-        lr: a.get("lr", 2e-3f32)?,
-        clip_lr: a.get("clip-lr", 1e-2f32)?,
-        weight_decay: a.get("wd", 0f32)?,
-        clip_init: a.get("clip-init", 4f32)?,
-        seed: a.get("seed", 1u64)?,
-        shift: a.get("shift", 0usize)?,
+        epochs: a.get("epochs", d.epochs)?,
+        batch: a.get("batch", d.batch)?,
+        lr: a.get("lr", d.lr)?,
+        clip_lr: a.get("clip-lr", d.clip_lr)?,
+        weight_decay: a.get("wd", d.weight_decay)?,
+        clip_init: a.get("clip-init", d.clip_init)?,
+        seed: a.get("seed", d.seed)?,
+        shift: a.get("shift", d.shift)?,
         flip: a.flag("flip"),
         distill: !a.flag("no-distill"),
-        limit: a.get("limit", 0usize)?,
+        limit: a.get("limit", d.limit)?,
         wavelet_widths: match a.opt::<String>("wavelet-widths")? {
             Some(s) => parse_bits(&s)?,
-            None => Vec::new(),
+            None => d.wavelet_widths,
         },
-        wavelet_levels: a.get("wavelet-levels", 1usize)?,
+        wavelet_levels: a.get("wavelet-levels", d.wavelet_levels)?,
         wavelet_alloc: match a.opt::<String>("wavelet-alloc")? {
             Some(s) => parse_alloc(&s)?,
-            None => train::default_alloc(),
+            None => d.wavelet_alloc,
         },
+        init: a.opt("init")?,
     })
 }
 
@@ -109,14 +111,20 @@ fn cmd_train(argv: &[String]) -> Result<()> {
     let test = data::load(&dir, &ds, Split::Test)?;
     let test = test.truncate(a.get("test-limit", usize::MAX)?);
     let mut t = Trainer::new(cfg, &train_ds)?;
+    let mut resumed = false;
     if resume {
         let c = ckpt.as_deref().context("--resume needs --ckpt")?;
         if c.join("meta.json").exists() {
             t.resume(c)?;
+            resumed = true;
             eprintln!("resumed from {} at step {}", c.display(), t.step);
         } else {
             eprintln!("no checkpoint in {} yet: starting fresh", c.display());
         }
+    }
+    if let (false, Some(init)) = (resumed, t.cfg.init.clone()) {
+        let src = t.init_from(Path::new(&init))?;
+        eprintln!("weights, BN and clips from {init} (trained at widths {src:?}); new optimizer and schedule");
     }
     a.finish_keys(&["out", "export-widths", "calib-batches", "name"]);
     a.finish()?;

@@ -49,6 +49,36 @@ pub struct TrainConfig {
     /// Sub-band bits relative to the width: LL, HL/LH, HH.
     #[serde(default = "default_alloc")]
     pub wavelet_alloc: (i8, i8, i8),
+    /// Checkpoint whose weights, BN and clips started this run (with a fresh optimizer and
+    /// schedule); recorded so that a resume cannot mix runs of different origins.
+    #[serde(default)]
+    pub init: Option<String>,
+}
+
+/// The CLI's defaults (tools/README.md lists them).
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            dataset: "mnist".into(),
+            arch: "c32,p,c64,p,c64,f10".into(),
+            widths: vec![8],
+            epochs: 2,
+            batch: 128,
+            lr: 2e-3,
+            clip_lr: 1e-2,
+            weight_decay: 0.0,
+            clip_init: 4.0,
+            seed: 1,
+            shift: 0,
+            flip: false,
+            distill: true,
+            limit: 0,
+            wavelet_widths: Vec::new(),
+            wavelet_levels: 1,
+            wavelet_alloc: default_alloc(),
+            init: None,
+        }
+    }
 }
 
 fn one() -> usize {
@@ -292,6 +322,26 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
+    /// Starts from the weights, BN and clips of another run's checkpoint (same architecture and
+    /// data set), keeping this run's fresh optimizer and schedule: e.g. a dedicated 8-bit model as
+    /// the start of joint training. Widths this run trains that the source did not get the BN and
+    /// clips of the nearest width the source trained. Returns the source's trained widths.
+    pub fn init_from(&mut self, dir: &Path) -> Result<Vec<u8>> {
+        let src = checkpoint_config(dir)?;
+        if src.arch != self.cfg.arch || src.dataset != self.cfg.dataset {
+            bail!("--init {}: that run trained {} on {}, this one {} on {}", dir.display(), src.arch, src.dataset, self.cfg.arch, self.cfg.dataset);
+        }
+        let st = candle_core::safetensors::load(dir.join("state.safetensors"), &Device::Cpu)
+            .with_context(|| format!("reading {}/state.safetensors", dir.display()))?;
+        self.net.load_state(&st)?;
+        for &w in &self.cfg.widths {
+            if !src.widths.contains(&w) {
+                self.net.copy_width(nearest_trained(&src.widths, w)?, w)?;
+            }
+        }
+        Ok(src.widths)
+    }
+
     /// Loads a checkpoint written by `save` with the same configuration (epochs may differ).
     pub fn resume(&mut self, dir: &Path) -> Result<()> {
         let meta: Meta = serde_json::from_str(
@@ -314,8 +364,15 @@ impl<'a> Trainer<'a> {
 
 /// Reads the config stored with a checkpoint.
 pub fn checkpoint_config(dir: &Path) -> Result<TrainConfig> {
-    let meta: Meta = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json"))?)?;
+    let text = std::fs::read_to_string(dir.join("meta.json")).with_context(|| format!("reading {}/meta.json", dir.display()))?;
+    let meta: Meta = serde_json::from_str(&text).with_context(|| format!("parsing {}/meta.json", dir.display()))?;
     Ok(meta.config)
+}
+
+/// The trained width whose BN and clips stand in for untrained width `w`: the nearest one above
+/// it, else the highest.
+fn nearest_trained(trained: &[u8], w: u8) -> Result<u8> {
+    trained.iter().copied().filter(|&t| t > w).min().or_else(|| trained.iter().copied().max()).context("no trained width")
 }
 
 /// Fills widths that were not trained (BN and clips from the nearest trained width, preferring the
@@ -327,14 +384,7 @@ pub fn fill_untrained(net: &Net, trained: &[u8], all: &[u8], train: &Dataset, ba
         if trained.contains(&w) {
             continue;
         }
-        let src = trained
-            .iter()
-            .copied()
-            .filter(|&t| t > w)
-            .min()
-            .or_else(|| trained.iter().copied().max())
-            .context("no trained width")?;
-        net.copy_width(src, w)?;
+        net.copy_width(nearest_trained(trained, w)?, w)?;
         net.reset_calibration(w);
         for _ in 0..batches {
             let idx: Vec<usize> = (0..batch).map(|_| rng.below(train.len())).collect();

@@ -25,17 +25,9 @@ fn runtime_matches_trainer_at_every_width() {
         epochs: 6,
         batch: 25,
         lr: 3e-3,
-        clip_lr: 1e-2,
-        weight_decay: 0.0,
         clip_init: 3.0,
         seed: 42,
-        shift: 0,
-        flip: false,
-        distill: true,
-        limit: 0,
-        wavelet_widths: vec![],
-        wavelet_levels: 1,
-        wavelet_alloc: (1, 0, -1),
+        ..TrainConfig::default()
     };
     // A short run so BN statistics, clips and weights are not at their initial values.
     let mut t = Trainer::new(cfg, &ds).unwrap();
@@ -80,17 +72,9 @@ fn export_rejects_nothing_the_runtime_needs() {
             epochs: 1,
             batch: 10,
             lr: 1e-3,
-            clip_lr: 1e-2,
-            weight_decay: 0.0,
             clip_init: 3.0,
             seed: 1,
-            shift: 0,
-            flip: false,
-            distill: true,
-            limit: 0,
-            wavelet_widths: vec![],
-            wavelet_levels: 1,
-            wavelet_alloc: (1, 0, -1),
+            ..TrainConfig::default()
         },
         &ds,
     )

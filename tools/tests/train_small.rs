@@ -13,17 +13,9 @@ fn cfg(widths: Vec<u8>) -> TrainConfig {
         epochs: 16,
         batch: 20,
         lr: 3e-3,
-        clip_lr: 1e-2,
-        weight_decay: 0.0,
         clip_init: 3.0,
         seed: 5,
-        shift: 0,
-        flip: false,
-        distill: true,
-        limit: 0,
-        wavelet_widths: vec![],
-        wavelet_levels: 1,
-        wavelet_alloc: (1, 0, -1),
+        ..TrainConfig::default()
     }
 }
 
@@ -82,4 +74,40 @@ fn wavelet_path_trains_and_is_kept_out_of_the_file() {
     assert!(anybit_tools::export::write(&t.net, "w", &[8, 2], None, vec![]).is_err());
     let bytes = anybit_tools::export::write(&t.net, "w", &[8, 4], None, vec![]).unwrap();
     assert!(anybit::model::Model::from_bytes(&bytes).is_ok());
+}
+
+#[test]
+fn init_starts_joint_training_from_a_dedicated_run() {
+    use anybit_tools::net::Mode;
+    use candle_core::{Device, Tensor};
+    let ds = common::fixture();
+    let dir = std::env::temp_dir().join(format!("anybit-init-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut src = Trainer::new(cfg(vec![8]), &ds).unwrap();
+    src.run(Some(&dir), 1000, Some(60)).unwrap();
+
+    let mut c = cfg(vec![8, 2]);
+    c.init = Some(dir.display().to_string());
+    let mut t = Trainer::new(c, &ds).unwrap();
+    assert_eq!(t.init_from(&dir).unwrap(), vec![8]);
+    assert_eq!(t.step, 0, "a fresh schedule");
+    // Width 8 is the source's model exactly; width 2 starts from width 8's BN and clips.
+    let x = Tensor::from_slice(&ds.images[..10 * 784], (10, 28, 28, 1), &Device::Cpu).unwrap();
+    let ours = t.net.forward(&x, 8, Mode::Eval).unwrap().to_vec2::<f32>().unwrap();
+    let theirs = src.net.forward(&x, 8, Mode::Eval).unwrap().to_vec2::<f32>().unwrap();
+    assert_eq!(ours, theirs);
+    for q in t.net.qlayers().filter(|q| q.fixed_clip.is_none()) {
+        assert_eq!(q.clip_value(2).unwrap(), q.clip_value(8).unwrap(), "{}", q.name);
+    }
+    // The start shows in the loss: the first joint steps from the trained weights are far below
+    // those of a run from random weights.
+    let from_init = t.run(None, usize::MAX, Some(3)).unwrap();
+    let fresh = Trainer::new(cfg(vec![8, 2]), &ds).unwrap().run(None, usize::MAX, Some(3)).unwrap();
+    assert!(mean(&from_init) < 0.7 * mean(&fresh), "{from_init:?} vs fresh {fresh:?}");
+    // Another architecture cannot start from it.
+    let mut other = cfg(vec![8, 2]);
+    other.arch = "c8,p,c8,f10".into();
+    let err = Trainer::new(other, &ds).unwrap().init_from(&dir).unwrap_err().to_string();
+    assert!(err.contains("c8,p,c16,p,c16,f10"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
 }
