@@ -1,6 +1,6 @@
 //! `anybit`: train, export and evaluate any-precision models.
 //!
-//!   anybit train   --dataset mnist --data-dir DIR --widths 8,4,2,1 --epochs 2 --out models/x.anybit [--ckpt DIR [--resume]]
+//!   anybit train   --dataset mnist --data-dir DIR --widths 8,4,2,1 --epochs 2 --out models/x.anybit [--ckpt DIR [--resume]] [--init CKPT]
 //!   anybit export  --ckpt DIR --out FILE [--data-dir DIR]
 //!   anybit eval    --model FILE --dataset mnist --data-dir DIR --bits 1,2,3,4,5,6,7,8
 //!   anybit fixture --data-dir DIR --out-dir fixtures --n 100
