@@ -41,9 +41,12 @@ fn dataset_and_dir(a: &Args) -> Result<(String, PathBuf)> {
 }
 
 fn train_config(a: &Args, dataset: &str) -> Result<TrainConfig> {
-    let mut widths = parse_bits(&a.get("widths", "8".to_string())?)?;
-    widths.sort_unstable_by(|x, y| y.cmp(x));
     let d = TrainConfig::default();
+    let mut widths = match a.opt::<String>("widths")? {
+        Some(s) => parse_bits(&s)?,
+        None => d.widths.clone(),
+    };
+    widths.sort_unstable_by(|x, y| y.cmp(x));
     Ok(TrainConfig {
         dataset: dataset.into(),
         arch: a.get("arch", d.arch)?,

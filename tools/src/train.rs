@@ -327,13 +327,11 @@ impl<'a> Trainer<'a> {
     /// the start of joint training. Widths this run trains that the source did not get the BN and
     /// clips of the nearest width the source trained. Returns the source's trained widths.
     pub fn init_from(&mut self, dir: &Path) -> Result<Vec<u8>> {
-        let src = checkpoint_config(dir)?;
+        let src = read_meta(dir)?.config;
         if src.arch != self.cfg.arch || src.dataset != self.cfg.dataset {
             bail!("--init {}: that run trained {} on {}, this one {} on {}", dir.display(), src.arch, src.dataset, self.cfg.arch, self.cfg.dataset);
         }
-        let st = candle_core::safetensors::load(dir.join("state.safetensors"), &Device::Cpu)
-            .with_context(|| format!("reading {}/state.safetensors", dir.display()))?;
-        self.net.load_state(&st)?;
+        self.net.load_state(&read_state(dir)?)?;
         for &w in &self.cfg.widths {
             if !src.widths.contains(&w) {
                 self.net.copy_width(nearest_trained(&src.widths, w)?, w)?;
@@ -344,15 +342,13 @@ impl<'a> Trainer<'a> {
 
     /// Loads a checkpoint written by `save` with the same configuration (epochs may differ).
     pub fn resume(&mut self, dir: &Path) -> Result<()> {
-        let meta: Meta = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("meta.json")).with_context(|| format!("reading {}/meta.json", dir.display()))?,
-        )?;
+        let meta = read_meta(dir)?;
         let mut a = meta.config.clone();
         a.epochs = self.cfg.epochs;
         if a != self.cfg {
             bail!("checkpoint {} was trained with {:?}, not {:?}", dir.display(), meta.config, self.cfg);
         }
-        let st = candle_core::safetensors::load(dir.join("state.safetensors"), &Device::Cpu)?;
+        let st = read_state(dir)?;
         self.net.load_state(&st)?;
         self.opt.load_state("adam", meta.adam_t, &st)?;
         self.clip_opt.load_state("adam_clip", meta.adam_t, &st)?;
@@ -364,9 +360,17 @@ impl<'a> Trainer<'a> {
 
 /// Reads the config stored with a checkpoint.
 pub fn checkpoint_config(dir: &Path) -> Result<TrainConfig> {
+    Ok(read_meta(dir)?.config)
+}
+
+fn read_meta(dir: &Path) -> Result<Meta> {
     let text = std::fs::read_to_string(dir.join("meta.json")).with_context(|| format!("reading {}/meta.json", dir.display()))?;
-    let meta: Meta = serde_json::from_str(&text).with_context(|| format!("parsing {}/meta.json", dir.display()))?;
-    Ok(meta.config)
+    serde_json::from_str(&text).with_context(|| format!("parsing {}/meta.json", dir.display()))
+}
+
+fn read_state(dir: &Path) -> Result<HashMap<String, Tensor>> {
+    candle_core::safetensors::load(dir.join("state.safetensors"), &Device::Cpu)
+        .with_context(|| format!("reading {}/state.safetensors", dir.display()))
 }
 
 /// The trained width whose BN and clips stand in for untrained width `w`: the nearest one above
