@@ -1,5 +1,6 @@
 //! Accuracy per width measured with the RUNTIME (`anybit::model::Model`), the code that ships.
 
+use anybit::graph::Width;
 use anyhow::{anyhow, bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -46,12 +47,14 @@ pub fn argmax(v: &[f32]) -> usize {
     best
 }
 
-/// Accuracy per requested width; prints the table to stderr.
-pub fn eval_widths(bytes: &[u8], ds: &Dataset, bits: &[u8], threads: usize) -> Result<Vec<(u8, f64)>> {
+/// Accuracy per requested weight width, each with the (weight, activation) bits the file declares.
+pub fn eval_widths(bytes: &[u8], ds: &Dataset, bits: &[u8], threads: usize) -> Result<Vec<(Width, f64)>> {
     let model = anybit::model::Model::from_bytes(bytes).map_err(|e| anyhow!("{e}"))?;
+    let mut widths = Vec::new();
     for &b in bits {
-        if !model.widths().iter().any(|w| w.w == b) {
-            bail!("the model has no width {b} (it has {:?})", model.widths().iter().map(|w| w.w).collect::<Vec<_>>());
+        match model.widths().iter().find(|w| w.w == b) {
+            Some(w) => widths.push(*w),
+            None => bail!("the model has no width {b} (it has {:?})", model.widths().iter().map(|w| w.w).collect::<Vec<_>>()),
         }
     }
     let pb = ProgressBar::new((ds.len() * bits.len()) as u64);
@@ -60,11 +63,11 @@ pub fn eval_widths(bytes: &[u8], ds: &Dataset, bits: &[u8], threads: usize) -> R
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut table = Vec::new();
-    for &b in bits {
-        pb.set_message(format!("width {b}"));
-        let pred = predict(bytes, ds, b, threads, &pb)?;
+    for w in widths {
+        pb.set_message(format!("width {}", w.w));
+        let pred = predict(bytes, ds, w.w, threads, &pb)?;
         let correct = pred.iter().zip(&ds.labels).filter(|(p, l)| **p == **l as usize).count();
-        table.push((b, correct as f64 / ds.len().max(1) as f64));
+        table.push((w, correct as f64 / ds.len().max(1) as f64));
     }
     pb.finish_and_clear();
     Ok(table)

@@ -72,6 +72,7 @@ fn train_config(a: &Args, dataset: &str) -> Result<TrainConfig> {
             None => d.wavelet_alloc,
         },
         init: a.opt("init")?,
+        min_act_bits: a.get("min-act-bits", d.min_act_bits)?,
     })
 }
 
@@ -183,13 +184,13 @@ fn cmd_eval(argv: &[String]) -> Result<()> {
     let t0 = Instant::now();
     let table = evaluate::eval_widths(&bytes, &test, &bits, threads)?;
     println!("model {}  dataset {ds}  n {}  ({:.1} s)", model.display(), test.len(), t0.elapsed().as_secs_f64());
-    println!("| width | accuracy |");
-    println!("|---|---|");
-    for (b, acc) in &table {
-        println!("| {b} | {:.2}% |", acc * 100.0);
+    println!("| width | activation bits | accuracy |");
+    println!("|---|---|---|");
+    for (w, acc) in &table {
+        println!("| {} | {} | {:.2}% |", w.w, w.a, acc * 100.0);
     }
     let acc: serde_json::Map<String, serde_json::Value> =
-        table.iter().map(|(b, a)| (b.to_string(), serde_json::json!((a * 1e4).round() / 1e4))).collect();
+        table.iter().map(|(w, a)| (w.w.to_string(), serde_json::json!((a * 1e4).round() / 1e4))).collect();
     println!(
         "{}",
         serde_json::json!({"model": model.display().to_string(), "dataset": ds, "n": test.len(), "accuracy": acc})

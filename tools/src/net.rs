@@ -161,7 +161,19 @@ impl QLayer {
 }
 
 impl Net {
-    pub fn new(arch: &str, input: [usize; 3], clip_init: f32, seed: u64, wavelet: Option<WaveletCfg>) -> Result<Net> {
+    /// `min_act_bits`: activations at the input of the any-precision layers never get fewer bits than
+    /// this (1: as many as the weights, W1A1 at width 1; 2: W1A2 at width 1, WbAb above).
+    pub fn new(
+        arch: &str,
+        input: [usize; 3],
+        clip_init: f32,
+        seed: u64,
+        wavelet: Option<WaveletCfg>,
+        min_act_bits: u8,
+    ) -> Result<Net> {
+        if !(1..=8).contains(&min_act_bits) {
+            bail!("minimum activation bits {min_act_bits} must be in 1..=8");
+        }
         let specs = parse_arch(arch)?;
         let dev = Device::Cpu;
         let mut rng = Rng::new(seed);
@@ -230,7 +242,7 @@ impl Net {
         }
         let mut act_bits = [0u8; NWIDTHS];
         for (i, a) in act_bits.iter_mut().enumerate() {
-            *a = i as u8 + 1;
+            *a = (i as u8 + 1).max(min_act_bits);
         }
         Ok(Net { arch: arch.into(), input, layers, act_bits, wavelet, device: dev })
     }

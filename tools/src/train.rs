@@ -53,6 +53,9 @@ pub struct TrainConfig {
     /// schedule); recorded so that a resume cannot mix runs of different origins.
     #[serde(default)]
     pub init: Option<String>,
+    /// Activation bits never below this (2: the 1-bit width runs W1A2 instead of W1A1).
+    #[serde(default = "one_bit")]
+    pub min_act_bits: u8,
 }
 
 /// The CLI's defaults (tools/README.md lists them).
@@ -77,11 +80,15 @@ impl Default for TrainConfig {
             wavelet_levels: 1,
             wavelet_alloc: default_alloc(),
             init: None,
+            min_act_bits: 1,
         }
     }
 }
 
 fn one() -> usize {
+    1
+}
+fn one_bit() -> u8 {
     1
 }
 pub fn default_alloc() -> (i8, i8, i8) {
@@ -183,7 +190,7 @@ impl<'a> Trainer<'a> {
         if cfg.wavelet_levels == 0 || cfg.wavelet_levels > 4 {
             bail!("wavelet levels {} must be in 1..=4", cfg.wavelet_levels);
         }
-        let net = Net::new(&cfg.arch, [train.rows, train.cols, 1], cfg.clip_init, cfg.seed, cfg.wavelet())?;
+        let net = Net::new(&cfg.arch, [train.rows, train.cols, 1], cfg.clip_init, cfg.seed, cfg.wavelet(), cfg.min_act_bits)?;
         let (main, clips) = net.vars();
         let opt = Adam::new(main, cfg.weight_decay, None);
         let clip_opt = Adam::new(clips, 0.0, Some(1e-2));

@@ -17,6 +17,16 @@ const TOL: f32 = 1e-3;
 
 #[test]
 fn runtime_matches_trainer_at_every_width() {
+    parity_at_every_width(1);
+}
+
+/// The 1-bit width with 2-bit activations (W1A2): the file declares it and the runtime runs it.
+#[test]
+fn runtime_matches_trainer_with_two_bit_activations_at_one_bit() {
+    parity_at_every_width(2);
+}
+
+fn parity_at_every_width(min_act_bits: u8) {
     let ds = common::fixture();
     let cfg = TrainConfig {
         dataset: "mnist".into(),
@@ -27,6 +37,7 @@ fn runtime_matches_trainer_at_every_width() {
         lr: 3e-3,
         clip_init: 3.0,
         seed: 42,
+        min_act_bits,
         ..TrainConfig::default()
     };
     // A short run so BN statistics, clips and weights are not at their initial values.
@@ -36,6 +47,9 @@ fn runtime_matches_trainer_at_every_width() {
     train::fill_untrained(&t.net, &t.cfg.widths, &widths, &ds, 2, 25, 7).unwrap();
     let bytes = export::write(&t.net, "parity", &widths, None, vec![]).unwrap();
     let mut model = anybit::model::Model::from_bytes(&bytes).unwrap();
+    let declared: Vec<(u8, u8)> = model.widths().iter().map(|w| (w.w, w.a)).collect();
+    let expected: Vec<(u8, u8)> = widths.iter().map(|&w| (w, w.max(min_act_bits))).collect();
+    assert_eq!(declared, expected, "(weight, activation) bits the file declares");
 
     let x = Tensor::from_slice(&ds.images, (ds.len(), 28, 28, 1), &Device::Cpu).unwrap();
     let mut worst = 0f32;
