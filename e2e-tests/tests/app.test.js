@@ -164,7 +164,11 @@ describe('served cross-origin isolated (COOP/COEP)', () => {
     // The prediction shown is the one the chosen width produces when picked by hand.
     const manual = await chooseWidth(page, chosen, 'sample:0');
     assert.equal(manual.cls, auto.cls);
-    assert.ok((await panel(page)).threads > 1, 'a width picked by hand runs with the whole pool again');
+    // Auto's prediction at this width is already on screen, so chooseWidth can return before the
+    // page has restored the pool (setThreads, then setWidth, then the panel): wait for the panel.
+    const restored = await page.waitForFunction(() => Number(document.getElementById('rt-threads').dataset.threads) > 1, null, { timeout: 30_000 })
+      .then(() => true, () => false);
+    assert.ok(restored, `a width picked by hand runs with the whole pool again (panel: ${(await panel(page)).threadsText})`);
     assert.ok(await page.locator('#auto-decision').isHidden(), 'a manual width hides the decision');
     // An impossible budget: the fastest predicted width, and the reasons say no width fits.
     await page.fill('#budget', '0.0001');
