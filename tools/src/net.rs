@@ -240,10 +240,7 @@ impl Net {
                 }
             }
         }
-        let mut act_bits = [0u8; NWIDTHS];
-        for (i, a) in act_bits.iter_mut().enumerate() {
-            *a = (i as u8 + 1).max(min_act_bits);
-        }
+        let act_bits = std::array::from_fn(|i| (i as u8 + 1).max(min_act_bits));
         Ok(Net { arch: arch.into(), input, layers, act_bits, wavelet, device: dev })
     }
 

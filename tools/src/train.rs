@@ -54,7 +54,7 @@ pub struct TrainConfig {
     #[serde(default)]
     pub init: Option<String>,
     /// Activation bits never below this (2: the 1-bit width runs W1A2 instead of W1A1).
-    #[serde(default = "one_bit")]
+    #[serde(default = "one")]
     pub min_act_bits: u8,
 }
 
@@ -85,11 +85,9 @@ impl Default for TrainConfig {
     }
 }
 
-fn one() -> usize {
-    1
-}
-fn one_bit() -> u8 {
-    1
+/// Serde default of the fields that older checkpoints lack and whose default is 1.
+fn one<T: From<u8>>() -> T {
+    T::from(1)
 }
 pub fn default_alloc() -> (i8, i8, i8) {
     (1, 0, -1)
