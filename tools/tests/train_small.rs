@@ -1,5 +1,5 @@
 //! A tiny training run on the committed fixture: the loss must fall, and a run interrupted by a
-//! checkpoint must resume where it stopped.
+//! checkpoint must resume where it stopped; trainer options are checked.
 
 mod common;
 
@@ -110,4 +110,15 @@ fn init_starts_joint_training_from_a_dedicated_run() {
     let err = Trainer::new(other, &ds).unwrap().init_from(&dir).unwrap_err().to_string();
     assert!(err.contains("c8,p,c16,p,c16,f10"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn minimum_activation_bits_raise_only_the_narrow_widths_and_are_checked() {
+    let ds = common::fixture();
+    let t = Trainer::new(TrainConfig { min_act_bits: 2, ..cfg(vec![8, 2, 1]) }, &ds).unwrap();
+    assert_eq!(t.net.act_bits, [2, 2, 3, 4, 5, 6, 7, 8]);
+    for bad in [0u8, 9] {
+        let err = Trainer::new(TrainConfig { min_act_bits: bad, ..cfg(vec![1]) }, &ds).err().expect("out of range");
+        assert!(err.to_string().contains("must be in 1..=8"), "{err}");
+    }
 }
