@@ -9,6 +9,7 @@
 //! - [`policy`]: per-width latency predicted from an on-device calibration; width choice for a budget.
 //! - `wasm` (wasm32 only): the JavaScript API.
 
+pub mod bits;
 pub mod error;
 pub mod format;
 pub mod graph;
@@ -21,6 +22,7 @@ pub mod tensor;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
+pub use bits::Bits;
 pub use error::{Error, ErrorKind, Result};
 pub use graph::Graph;
 
