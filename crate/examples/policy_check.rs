@@ -26,9 +26,9 @@ fn main() {
     // Measured in rounds over the widths for 100 ms per width, each width's passes read as the
     // calibration reads them (policy::typical_ms): a burst of load from elsewhere during one width's
     // turn would otherwise read as that width being slow.
-    let widths: Vec<u8> = model.widths().iter().map(|w| w.w).collect();
+    let widths: Vec<anybit::Bits> = model.widths().iter().map(|w| w.w).collect();
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); widths.len()];
-    let run = |model: &mut Model, w: u8| {
+    let run = |model: &mut Model, w: anybit::Bits| {
         model.set_width(w).unwrap_or_else(|e| fail(&e.to_string()));
         let t0 = now();
         model.run(&input).unwrap_or_else(|e| fail(&e.to_string()));

@@ -73,6 +73,13 @@ impl From<Bits> for u8 {
     }
 }
 
+/// Lets a checked width be compared with a plain number (`model.width() == 8`).
+impl PartialEq<u8> for Bits {
+    fn eq(&self, other: &u8) -> bool {
+        self.0 == *other
+    }
+}
+
 impl fmt::Display for Bits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bits::Bits;
+
 pub const FORMAT_NAME: &str = "anybit";
 /// The version writers write. Version 2 keeps the fixed 8-bit layers' codes in their own tensor
 /// before the planes, so that a prefix of the file can run the any-precision widths.
@@ -56,9 +58,16 @@ pub struct Digests {
 #[serde(deny_unknown_fields)]
 pub struct Width {
     /// Weight bits of the any-precision layers.
-    pub w: u8,
+    pub w: Bits,
     /// Activation bits at the input of the any-precision layers.
-    pub a: u8,
+    pub a: Bits,
+}
+
+impl Width {
+    /// A width from plain numbers, each checked to be in 1..=8.
+    pub fn new(w: u8, a: u8) -> crate::Result<Width> {
+        Ok(Width { w: Bits::new(w)?, a: Bits::new(a)? })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,8 +75,17 @@ pub struct Width {
 pub struct EvalResult {
     pub dataset: String,
     pub n: usize,
-    /// Weight width -> top-1 accuracy in [0, 1], as pairs `[w, acc]`.
+    /// Weight width -> top-1 accuracy in [0, 1], as pairs `[w, acc]`. Plain numbers here so that
+    /// an out-of-range pair is reported as a bad value (the format's check), not a schema error;
+    /// read them through [`EvalResult::by_width`].
     pub accuracy: Vec<(u8, f64)>,
+}
+
+impl EvalResult {
+    /// The accuracy pairs of a checked graph, keyed by [`Bits`] (pairs outside 1..=8 skipped).
+    pub fn by_width(&self) -> Vec<(Bits, f64)> {
+        self.accuracy.iter().filter_map(|&(w, acc)| Bits::new(w).ok().map(|b| (b, acc))).collect()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 //! packed weights of every quantized layer from them, so switching needs neither the file nor
 //! calibration data.
 
+use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
 use crate::format::{self, ModelFile};
 use crate::graph::{Graph, Op, QuantWeight, Width};
@@ -104,7 +105,7 @@ impl Model {
             crate::bail!(
                 ErrorKind::Truncated,
                 "{planes} bit planes are loaded; the narrowest width of this model needs {}",
-                model.graph.widths.iter().map(|w| w.w).min().unwrap_or(8)
+                model.graph.widths.iter().map(|w| w.w).min().unwrap_or(Bits::MAX)
             );
         };
         model.set_width(top)?;
@@ -122,11 +123,11 @@ impl Model {
         self.planes
     }
     /// The widths the loaded planes serve (all of `widths()` for a whole file).
-    pub fn loaded_widths(&self) -> Vec<u8> {
+    pub fn loaded_widths(&self) -> Vec<Bits> {
         self.graph.widths.iter().map(|w| w.w).filter(|&w| crate::quant::planes_needed(w) <= self.planes).collect()
     }
     /// Current weight width.
-    pub fn width(&self) -> u8 {
+    pub fn width(&self) -> Bits {
         self.graph.widths[self.width_index].w
     }
     pub fn input_shape(&self) -> &[usize] {
@@ -162,11 +163,9 @@ impl Model {
     }
 
     /// Switch to weight width `w` (one of `widths()`): re-derives the packed weights in memory.
-    pub fn set_width(&mut self, w: u8) -> Result<()> {
-        crate::quant::check_bits(w)?;
+    pub fn set_width(&mut self, w: Bits) -> Result<()> {
         let Some(index) = self.graph.widths.iter().position(|x| x.w == w) else {
-            let have: Vec<u8> = self.graph.widths.iter().map(|x| x.w).collect();
-            crate::bail!(ErrorKind::UnsupportedWidth, "this model supports widths {have:?}, not {w}");
+            crate::bail!(ErrorKind::UnsupportedWidth, "this model supports widths {:?}, not {w}", self.width_list());
         };
         if crate::quant::planes_needed(w) > self.planes {
             crate::bail!(
@@ -207,14 +206,16 @@ impl Model {
         v == 0 || self.nodes[v - 1].last_use <= i
     }
 
-    fn width_of(&self, w: u8) -> Result<Width> {
+    fn width_of(&self, w: Bits) -> Result<Width> {
         match self.graph.widths.iter().find(|x| x.w == w) {
             Some(&width) => Ok(width),
-            None => {
-                let have: Vec<u8> = self.graph.widths.iter().map(|x| x.w).collect();
-                crate::bail!(ErrorKind::UnsupportedWidth, "this model supports widths {have:?}, not {w}")
-            }
+            None => crate::bail!(ErrorKind::UnsupportedWidth, "this model supports widths {:?}, not {w}", self.width_list()),
         }
+    }
+
+    /// The weight widths as plain numbers, for messages.
+    fn width_list(&self) -> Vec<u8> {
+        self.graph.widths.iter().map(|x| x.w.get()).collect()
     }
 
     /// Heap bytes this model holds while it runs at width `w`, without switching: every layer's
@@ -223,7 +224,7 @@ impl Model {
     /// their largest (they grow to the biggest layer and are reused). Allocator rounding and
     /// `Vec` growth slack come on top (crate/tests/memory.rs: within 3% of the bytes a counting
     /// allocator sees at the peak of a pass, for the shipped models).
-    pub fn memory_bytes(&self, w: u8) -> Result<usize> {
+    pub fn memory_bytes(&self, w: Bits) -> Result<usize> {
         let width = self.width_of(w)?;
         let params: usize = self.nodes.iter().map(|n| n.layer.param_bytes(width)).sum();
         // Activations: the input copy and each node's output live until their last use; a node's
@@ -242,7 +243,7 @@ impl Model {
                 }
                 acc = acc.max(g.cols * g.rows * 4);
                 col_sums = col_sums.max(g.cols * 4);
-                let a = PackedSize::acts(g.cols, g.depth, g.abits, best_scheme(g.wbits, g.abits));
+                let a = PackedSize::acts(g.cols, g.depth, g.abits.get(), best_scheme(g.wbits.get(), g.abits.get()));
                 i16s = i16s.max(a.i16s * 2);
                 words = words.max(a.words * 8);
                 bytes = bytes.max(a.bytes);
@@ -260,7 +261,7 @@ impl Model {
     }
 
     /// The integer GEMMs one forward pass runs at width `w`, in node order.
-    pub fn gemms(&self, w: u8) -> Result<Vec<GemmShape>> {
+    pub fn gemms(&self, w: Bits) -> Result<Vec<GemmShape>> {
         let width = self.width_of(w)?;
         let mut out = Vec::new();
         self.walk_shapes(|_, node, ins| out.extend(node.layer.gemms(ins, width)));

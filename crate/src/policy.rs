@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
 use crate::kernels::{best_scheme, gemm, PackedActs, PackedWeights};
 use crate::layers::GemmShape;
@@ -30,19 +31,19 @@ pub struct Calibration {
     pub isa: String,
     pub threads: usize,
     /// Per width: predicted ms of its GEMMs.
-    pub gemm_ms: Vec<(u8, f64)>,
+    pub gemm_ms: Vec<(Bits, f64)>,
     /// The rest of a forward pass, ms (the same at every width).
     pub other_ms: f64,
     /// Per width the loaded planes serve: its measured passes at `threads` ([`typical_ms`]), ms.
     #[serde(default)]
-    pub pass_ms: Vec<(u8, f64)>,
+    pub pass_ms: Vec<(Bits, f64)>,
     /// The same passes on one thread, measured in the same rounds when `threads` > 1 (empty
     /// otherwise): the policy chooses the thread count from the two.
     #[serde(default)]
-    pub one_thread_ms: Vec<(u8, f64)>,
+    pub one_thread_ms: Vec<(Bits, f64)>,
     /// The forward pass measured at `measured_width`, ms.
     pub measured_ms: f64,
-    pub measured_width: u8,
+    pub measured_width: Bits,
     /// Wall time the calibration took, ms.
     pub took_ms: f64,
 }
@@ -50,14 +51,14 @@ pub struct Calibration {
 impl Calibration {
     /// Predicted latency of one forward pass at width `w`, ms: its measured pass where there is
     /// one, else the per-layer prediction.
-    pub fn predict_ms(&self, w: u8) -> Option<f64> {
+    pub fn predict_ms(&self, w: Bits) -> Option<f64> {
         self.pass_ms.iter().find(|x| x.0 == w).map(|x| x.1).or_else(|| self.per_layer_ms(w))
     }
 
     /// The thread count to run width `w` with and its predicted latency: one thread where its
     /// measured pass is within [`TIE`] of the model's thread count (threads that do not pay
     /// only take cores from the page), else the model's count.
-    pub fn threads_for(&self, w: u8) -> (usize, f64) {
+    pub fn threads_for(&self, w: Bits) -> (usize, f64) {
         let many = self.predict_ms(w).unwrap_or(f64::INFINITY);
         match self.one_thread_ms.iter().find(|x| x.0 == w) {
             Some(&(_, one)) if self.threads > 1 && one <= many * (1.0 + TIE) => (1, one),
@@ -66,7 +67,7 @@ impl Calibration {
     }
 
     /// The per-layer prediction at width `w`: its GEMMs timed alone plus the rest of a pass, ms.
-    pub fn per_layer_ms(&self, w: u8) -> Option<f64> {
+    pub fn per_layer_ms(&self, w: Bits) -> Option<f64> {
         self.gemm_ms.iter().find(|x| x.0 == w).map(|x| x.1 + self.other_ms)
     }
 }
@@ -120,18 +121,18 @@ pub fn typical_ms(xs: &[f64]) -> f64 {
 
 /// Times one GEMM shape with the scheme the runtime would pick, activation packing included.
 fn time_gemm(model: &Model, g: &GemmShape, now: &dyn Fn() -> f64, min_ms: f64) -> Result<f64> {
-    let scheme = best_scheme(g.wbits, g.abits);
+    let scheme = best_scheme(g.wbits.get(), g.abits.get());
     // Mid-range codes: kernel speed does not depend on the values.
-    let wmask = ((1u16 << g.wbits) - 1) as u8;
-    let amask = ((1u16 << g.abits) - 1) as u8;
+    let wmask = g.wbits.levels() as u8;
+    let amask = g.abits.levels() as u8;
     let w: Vec<u8> = (0..g.rows * g.depth).map(|i| (i as u8).wrapping_mul(37) & wmask).collect();
     let a: Vec<u8> = (0..g.cols * g.depth).map(|i| (i as u8).wrapping_mul(101) & amask).collect();
-    let pw = PackedWeights::new(&w, g.rows, g.depth, g.wbits, scheme)?;
+    let pw = PackedWeights::new(&w, g.rows, g.depth, g.wbits.get(), scheme)?;
     let mut pa = PackedActs::new();
     let mut out = vec![0i32; g.rows * g.cols];
     let (isa, threads) = (model.isa(), model.threads());
     let one = fastest(now, min_ms, &mut || {
-        pa.pack_threads(&a, g.cols, g.depth, g.abits, scheme, threads)?;
+        pa.pack_threads(&a, g.cols, g.depth, g.abits.get(), scheme, threads)?;
         gemm(isa, &pw, &pa, &mut out, threads)
     })?;
     Ok(one * g.count as f64)
@@ -169,7 +170,7 @@ pub fn calibrate(model: &mut Model, now: &dyn Fn() -> f64, min_ms: f64) -> Resul
             break;
         }
     }
-    let widths: Vec<u8> = model.widths().iter().map(|w| w.w).collect();
+    let widths: Vec<Bits> = model.widths().iter().map(|w| w.w).collect();
     let mut cache: BTreeMap<GemmShape, f64> = BTreeMap::new();
     let mut gemm_ms = Vec::with_capacity(widths.len());
     for &w in &widths {
@@ -196,7 +197,7 @@ pub fn calibrate(model: &mut Model, now: &dyn Fn() -> f64, min_ms: f64) -> Resul
     // model's count when that is more, so that the policy can tell whether threads pay.
     let threads = model.threads();
     let counts: Vec<usize> = if threads > 1 { vec![threads, 1] } else { vec![1] };
-    let slots: Vec<(u8, usize)> = counts.iter().flat_map(|&t| loaded.iter().map(move |&w| (w, t))).collect();
+    let slots: Vec<(Bits, usize)> = counts.iter().flat_map(|&t| loaded.iter().map(move |&w| (w, t))).collect();
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); slots.len()];
     let mut order: Vec<usize> = (0..slots.len()).collect();
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
@@ -223,7 +224,7 @@ pub fn calibrate(model: &mut Model, now: &dyn Fn() -> f64, min_ms: f64) -> Resul
     }
     model.set_width(current)?;
     model.set_threads(threads);
-    let at = |t: usize| -> Vec<(u8, f64)> {
+    let at = |t: usize| -> Vec<(Bits, f64)> {
         slots.iter().zip(&samples).filter(|(s, _)| s.1 == t).map(|(s, x)| (s.0, typical_ms(x))).collect()
     };
     let pass_ms = at(threads);
@@ -264,7 +265,7 @@ pub struct Budget {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Choice {
-    pub width: u8,
+    pub width: Bits,
     /// Threads to run this width with: one where the calibration found more no faster.
     pub threads: usize,
     pub predicted_ms: f64,
@@ -281,7 +282,7 @@ pub struct Choice {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Decision {
-    pub width: u8,
+    pub width: Bits,
     pub threads: usize,
     pub isa: String,
     pub options: Vec<Choice>,
@@ -298,9 +299,9 @@ pub const TIE: f64 = 0.1;
 pub fn decide(
     cal: &Calibration,
     budget: &Budget,
-    accuracy: &[(u8, f64)],
-    bytes: &[(u8, u64)],
-    memory: &[(u8, u64)],
+    accuracy: &[(Bits, f64)],
+    bytes: &[(Bits, u64)],
+    memory: &[(Bits, u64)],
 ) -> Result<Decision> {
     if let Some(ms) = budget.latency_ms {
         if !(ms.is_finite() && ms > 0.0) {

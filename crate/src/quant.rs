@@ -16,47 +16,42 @@
 //! Activations are unsigned PACT codes: `a = round_half_up(clamp(x, 0, alpha) * L_a / alpha)` with
 //! `L_a = 2^a - 1`, standing for `a * alpha / L_a` (zero is a level: ReLU outputs stay exact).
 
-use crate::error::{ErrorKind, Result};
-
-pub const MAX_BITS: u8 = 8;
+use crate::bits::Bits;
+use crate::error::Result;
 
 /// Largest code of a `bits`-bit unsigned quantizer.
 #[inline]
-pub fn levels(bits: u8) -> u32 {
-    debug_assert!((1..=8).contains(&bits));
-    (1u32 << bits) - 1
+pub fn levels(bits: Bits) -> u32 {
+    bits.levels()
 }
 
+/// Kept for the kernels' own code checks until they take [`Bits`].
 pub fn check_bits(bits: u8) -> Result<()> {
-    if !(1..=MAX_BITS).contains(&bits) {
-        crate::bail!(ErrorKind::UnsupportedWidth, "bit-width {bits} is outside 1..=8");
-    }
-    Ok(())
+    Bits::new(bits).map(|_| ())
 }
 
 /// The nested weight code: the `bits`-bit code derived from an 8-bit code (its top `bits` bits).
 #[inline]
-pub fn derive_code(c8: u8, bits: u8) -> u8 {
-    debug_assert!((1..=8).contains(&bits));
-    c8 >> (8 - bits as u32)
+pub fn derive_code(c8: u8, bits: Bits) -> u8 {
+    c8 >> (8 - bits.get() as u32)
 }
 
 /// Number of most-significant bit planes needed to derive `bits`-bit codes exactly.
 #[inline]
-pub fn planes_needed(bits: u8) -> u8 {
-    bits.min(8)
+pub fn planes_needed(bits: Bits) -> u8 {
+    bits.get()
 }
 
 /// The real value a `bits`-bit weight code stands for, with weight scale `e`.
 #[inline]
-pub fn weight_value(code: u8, bits: u8, e: f32) -> f32 {
-    let n = (1u32 << bits) as f32;
+pub fn weight_value(code: u8, bits: Bits, e: f32) -> f32 {
+    let n = (1u32 << bits.get()) as f32;
     e * ((2 * code as u32 + 1) as f32 / n - 1.0)
 }
 
 /// PACT activation code of `x` with clip `alpha` (alpha > 0) at `bits` bits.
 #[inline]
-pub fn act_code(x: f32, alpha: f32, bits: u8) -> u8 {
+pub fn act_code(x: f32, alpha: f32, bits: Bits) -> u8 {
     let l = levels(bits) as f32;
     // NaN compares false on both sides and lands on 0: a NaN input must not become a large code.
     let y = if x > 0.0 { if x < alpha { x } else { alpha } } else { 0.0 };
@@ -65,7 +60,7 @@ pub fn act_code(x: f32, alpha: f32, bits: u8) -> u8 {
 
 /// The value an activation code stands for.
 #[inline]
-pub fn act_value(code: u8, alpha: f32, bits: u8) -> f32 {
+pub fn act_value(code: u8, alpha: f32, bits: Bits) -> f32 {
     code as f32 * (alpha / levels(bits) as f32)
 }
 
@@ -82,51 +77,55 @@ pub fn dorefa_code8(w: f32, max_abs_tanh: f32) -> u8 {
 mod tests {
     use super::*;
 
+    fn b(bits: u8) -> Bits {
+        Bits::new(bits).unwrap()
+    }
+
     #[test]
     fn derive_code_keeps_the_top_bits() {
         for c in 0..=255u8 {
-            assert_eq!(derive_code(c, 8), c);
-            for b in 1..8u8 {
-                assert_eq!(derive_code(c, b) as u32, c as u32 / (1 << (8 - b)), "c8={c} b={b}");
+            assert_eq!(derive_code(c, Bits::MAX), c);
+            for bits in 1..8u8 {
+                assert_eq!(derive_code(c, b(bits)) as u32, c as u32 / (1 << (8 - bits)), "c8={c} b={bits}");
             }
         }
-        assert_eq!(derive_code(127, 1), 0);
-        assert_eq!(derive_code(128, 1), 1);
-        assert_eq!(derive_code(255, 2), 3);
+        assert_eq!(derive_code(127, b(1)), 0);
+        assert_eq!(derive_code(128, b(1)), 1);
+        assert_eq!(derive_code(255, b(2)), 3);
     }
 
     #[test]
     fn coarse_levels_are_the_centres_of_the_fine_levels_they_cover() {
         // Unbiased nesting: the b-bit value of a code is the mean of the 8-bit values it covers.
-        for b in 1..8u8 {
-            for cb in 0..(1u32 << b) {
-                let fine: Vec<u8> = (0..=255u8).filter(|&c| derive_code(c, b) as u32 == cb).collect();
-                let mean = fine.iter().map(|&c| weight_value(c, 8, 1.0) as f64).sum::<f64>() / fine.len() as f64;
-                assert!((weight_value(cb as u8, b, 1.0) as f64 - mean).abs() < 1e-6, "b={b} c={cb}");
+        for bits in 1..8u8 {
+            for cb in 0..(1u32 << bits) {
+                let fine: Vec<u8> = (0..=255u8).filter(|&c| derive_code(c, b(bits)) as u32 == cb).collect();
+                let mean = fine.iter().map(|&c| weight_value(c, Bits::MAX, 1.0) as f64).sum::<f64>() / fine.len() as f64;
+                assert!((weight_value(cb as u8, b(bits), 1.0) as f64 - mean).abs() < 1e-6, "b={bits} c={cb}");
             }
         }
     }
 
     #[test]
     fn derive_code_reads_only_the_needed_planes() {
-        for b in 1..=8u8 {
-            let keep = planes_needed(b);
+        for bits in Bits::all_desc() {
+            let keep = planes_needed(bits);
             let mask: u8 = !((1u16 << (8 - keep)) - 1) as u8;
             for c in 0..=255u8 {
-                assert_eq!(derive_code(c, b), derive_code(c & mask, b), "b={b} c={c}");
+                assert_eq!(derive_code(c, bits), derive_code(c & mask, bits), "b={bits} c={c}");
             }
         }
     }
 
     #[test]
     fn weight_levels_are_symmetric_without_zero() {
-        assert_eq!(weight_value(0, 1, 0.5), -0.25);
-        assert_eq!(weight_value(1, 1, 0.5), 0.25);
-        for b in 1..=8u8 {
-            let top = (1u32 << b) - 1;
+        assert_eq!(weight_value(0, b(1), 0.5), -0.25);
+        assert_eq!(weight_value(1, b(1), 0.5), 0.25);
+        for bits in Bits::all_desc() {
+            let top = bits.levels();
             for c in 0..=top {
-                let (lo, hi) = (weight_value(c as u8, b, 1.0), weight_value((top - c) as u8, b, 1.0));
-                assert_eq!(lo, -hi, "b={b} c={c}");
+                let (lo, hi) = (weight_value(c as u8, bits, 1.0), weight_value((top - c) as u8, bits, 1.0));
+                assert_eq!(lo, -hi, "b={bits} c={c}");
                 assert_ne!(lo, 0.0);
             }
         }
@@ -147,11 +146,11 @@ mod tests {
 
     #[test]
     fn act_code_saturates_and_rejects_nan() {
-        assert_eq!(act_code(-3.0, 2.0, 8), 0);
-        assert_eq!(act_code(5.0, 2.0, 8), 255);
-        assert_eq!(act_code(f32::NAN, 2.0, 4), 0);
-        assert_eq!(act_code(f32::INFINITY, 2.0, 4), 15);
-        assert_eq!(act_code(1.0, 2.0, 1), 1); // 0.5 rounds half up
-        assert!((act_value(act_code(0.7, 1.0, 8), 1.0, 8) - 0.7).abs() <= 0.5 / 255.0 + 1e-6);
+        assert_eq!(act_code(-3.0, 2.0, b(8)), 0);
+        assert_eq!(act_code(5.0, 2.0, b(8)), 255);
+        assert_eq!(act_code(f32::NAN, 2.0, b(4)), 0);
+        assert_eq!(act_code(f32::INFINITY, 2.0, b(4)), 15);
+        assert_eq!(act_code(1.0, 2.0, b(1)), 1); // 0.5 rounds half up
+        assert!((act_value(act_code(0.7, 1.0, b(8)), 1.0, b(8)) - 0.7).abs() <= 0.5 / 255.0 + 1e-6);
     }
 }

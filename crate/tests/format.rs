@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use anybit::format::{self, plane_name, F32Tensor};
 use anybit::graph::{Graph, Node, Op, Width};
 use anybit::quant::{derive_code, planes_needed};
-use anybit::ErrorKind;
+use anybit::{Bits, ErrorKind};
 use format_support::*;
 use safetensors::{Dtype, SafeTensors};
 
@@ -47,8 +47,8 @@ fn layer_codes_and_tensor_lookup() {
     assert_eq!(m.layer_codes(weight).unwrap(), &codes[40..76]);
     let Op::Dense { weight } = &m.graph.nodes[7].op else { panic!() };
     assert_eq!(m.layer_codes(weight).unwrap(), &codes[80..92]);
-    assert_eq!(m.tensor("bn1", 4, "scale").unwrap().shape, vec![4]);
-    assert_eq!(m.tensor("bn1", 3, "scale").unwrap_err().kind(), ErrorKind::BadGraph);
+    assert_eq!(m.tensor("bn1", Bits::new(4).unwrap(), "scale").unwrap().shape, vec![4]);
+    assert_eq!(m.tensor("bn1", Bits::new(3).unwrap(), "scale").unwrap_err().kind(), ErrorKind::BadGraph);
 }
 
 /// Each plane, read with the safetensors crate alone, holds bit k of code i at bit i % 8 of
@@ -146,7 +146,7 @@ fn prefix_codes_derive_the_same_narrow_codes() {
     for seed in 0..10 {
         let codes = codes(seed);
         let bytes = format::write(&g, &codes, &tensors(&g, 0)).unwrap();
-        for b in 1..=8u8 {
+        for b in Bits::all_desc() {
             let p = planes_needed(b);
             let end = format::prefix_len(&bytes, p).unwrap();
             let m = format::read_prefix(&bytes[..end], p).unwrap();
@@ -186,7 +186,7 @@ fn model_without_quantized_layers() {
         name: "affine only".into(),
         input_shape: vec![1, 1, 2],
         labels: None,
-        widths: vec![Width { w: 3, a: 5 }],
+        widths: vec![Width::new(3, 5).unwrap()],
         nodes: vec![
             Node { name: "bn".into(), inputs: vec!["input".into()], op: Op::Affine },
             Node {
@@ -240,7 +240,7 @@ fn write_rejects_what_read_would() {
     assert_eq!(kind(format::write(&g, &codes, &lying)), ErrorKind::BadShape);
 
     let mut bad_graph = g.clone();
-    bad_graph.widths.push(Width { w: 4, a: 8 });
+    bad_graph.widths.push(Width::new(4, 8).unwrap());
     assert_eq!(kind(format::write(&bad_graph, &codes, &t)), ErrorKind::BadGraph);
 }
 

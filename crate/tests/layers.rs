@@ -6,7 +6,7 @@ use anybit::layers::{
     QuantWeights, Softmax, WidthParams,
 };
 use anybit::quant::{act_code, act_value, derive_code, weight_value};
-use anybit::{ErrorKind, Tensor};
+use anybit::{Bits, ErrorKind, Tensor};
 
 mod common;
 use common::Rng;
@@ -33,6 +33,7 @@ fn params(rng: &mut Rng, outputs: usize, bias: bool) -> WidthParams {
 
 /// f32 convolution of the dequantized input and weights: what the integer path must equal.
 fn conv_reference(c: &ConvCase, x: &[f32], codes8: &[u8], p: &WidthParams, wb: u8, ab: u8) -> Vec<f32> {
+    let (wb, ab) = (Bits::new(wb).unwrap(), Bits::new(ab).unwrap());
     let (cg, mg) = (c.cin / c.groups, c.cout / c.groups);
     let ho = (c.h + c.pad[0] + c.pad[2] - c.dil[0] * (c.k[0] - 1) - 1) / c.stride[0] + 1;
     let wo = (c.w + c.pad[1] + c.pad[3] - c.dil[1] * (c.k[1] - 1) - 1) / c.stride[1] + 1;
@@ -108,7 +109,7 @@ fn conv_matches_float_reference_at_every_width() {
             let p = params(&mut rng, case.cout, ci % 2 == 0);
             let q = QuantWeights::new("conv", codes8.clone(), case.groups, case.cout / case.groups, depth, Precision::Model, vec![p.clone()]).unwrap();
             let mut conv = Conv2d::new(q, case.k, case.stride, case.pad, case.dil, cg).unwrap();
-            conv.set_width(0, Width { w: wb, a: ab }).unwrap();
+            conv.set_width(0, Width::new(wb, ab).unwrap()).unwrap();
             let input = Tensor::new(vec![case.h, case.w, case.cin], x.clone()).unwrap();
             let mut ctx = Context::default();
             let got = conv.forward(&[&input], &mut ctx).unwrap();
@@ -129,9 +130,9 @@ fn fixed8_layers_ignore_the_model_width() {
     let mut conv = Conv2d::new(q, [3, 3], [1, 1], [1; 4], [1, 1], 1).unwrap();
     let input = Tensor::new(vec![4, 4, 1], rng.floats(16, 0.0, 1.0)).unwrap();
     let mut ctx = Context::default();
-    conv.set_width(0, Width { w: 8, a: 8 }).unwrap();
+    conv.set_width(0, Width::new(8, 8).unwrap()).unwrap();
     let at8 = conv.forward(&[&input], &mut ctx).unwrap();
-    conv.set_width(1, Width { w: 1, a: 1 }).unwrap();
+    conv.set_width(1, Width::new(1, 1).unwrap()).unwrap();
     let at1 = conv.forward(&[&input], &mut ctx).unwrap();
     assert_eq!(at8, at1);
 }
@@ -146,7 +147,7 @@ fn dense_matches_reference_and_flattens_hwc() {
         let p = params(&mut rng, out, true);
         let q = QuantWeights::new("fc", codes8.clone(), 1, out, inp, Precision::Model, vec![p.clone()]).unwrap();
         let mut fc = Dense::new(q).unwrap();
-        fc.set_width(0, Width { w: wb, a: wb }).unwrap();
+        fc.set_width(0, Width::new(wb, wb).unwrap()).unwrap();
         let input = Tensor::new(vec![2, 3, 5], x.clone()).unwrap();
         let got = fc.forward(&[&input], &mut Context::default()).unwrap();
         // A dense layer is a 1x1 conv over a 1x1 image with `inp` channels.
@@ -163,13 +164,13 @@ fn quantized_layers_reject_wrong_shapes_and_unset_width() {
     let x = Tensor::zeros(vec![5, 5, 3]);
     let err = conv.forward(&[&x], &mut Context::default()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
-    conv.set_width(0, Width { w: 4, a: 4 }).unwrap();
+    conv.set_width(0, Width::new(4, 4).unwrap()).unwrap();
     for bad in [vec![5, 5, 2], vec![2, 2, 3], vec![25, 3], vec![0, 5, 3]] {
         let err = conv.output_shape(&[&bad]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ShapeMismatch, "{bad:?}: {err}");
     }
-    assert_eq!(conv.set_width(3, Width { w: 4, a: 4 }).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
-    assert_eq!(conv.set_width(0, Width { w: 9, a: 4 }).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
+    assert_eq!(conv.set_width(3, Width::new(4, 4).unwrap()).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
+    assert_eq!(Width::new(9, 4).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
     // Codes that do not fill the declared shape.
     let err = QuantWeights::new("c", vec![0; 10], 1, 2, 27, Precision::Model, vec![]).err().unwrap();
     assert_eq!(err.kind(), ErrorKind::BadShape);
@@ -236,7 +237,7 @@ fn elementwise_layers() {
 
     let mut aff = Affine::new("bn", vec![(vec![1.0, 2.0, 3.0], vec![0.0, 1.0, -1.0]), (vec![0.0; 3], vec![5.0; 3])]).unwrap();
     assert_eq!(aff.forward(&[&x], &mut ctx).unwrap().data(), &[-1.0, 2.0, 20.0, 2.0, 1.0, 18.5]);
-    aff.set_width(1, Width { w: 1, a: 1 }).unwrap();
+    aff.set_width(1, Width::new(1, 1).unwrap()).unwrap();
     assert_eq!(aff.forward(&[&x], &mut ctx).unwrap().data(), &[5.0; 6]);
     assert_eq!(aff.output_shape(&[&[2, 2]]).unwrap_err().kind(), ErrorKind::ShapeMismatch);
     assert!(Affine::new("bn", vec![(vec![f32::NAN], vec![0.0])]).is_err());

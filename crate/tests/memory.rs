@@ -48,7 +48,7 @@ const MODELS: &[(&str, &[u8])] = &[
 #[test]
 fn memory_bytes_matches_what_a_model_holds_and_peaks_at() {
     for &(name, bytes) in MODELS {
-        let mut widths: Vec<u8> = Model::from_bytes(bytes).unwrap().widths().iter().map(|w| w.w).collect();
+        let mut widths: Vec<anybit::Bits> = Model::from_bytes(bytes).unwrap().widths().iter().map(|w| w.w).collect();
         widths.sort_unstable_by(|a, b| b.cmp(a));
         let mut by_width = Vec::new();
         for &w in &widths {

@@ -4,13 +4,17 @@
 use anybit::format::{self, width_tensor, F32Tensor};
 use anybit::graph::{Graph, Node, Op, Precision, QuantWeight, Width, FORMAT_NAME, FORMAT_VERSION};
 use anybit::layers::{Add, Affine, Context, Conv2d, Dense, Flatten, Layer, Pool, PoolKind, QuantWeights, WidthParams};
-use anybit::{ErrorKind, Model, Tensor};
+use anybit::{Bits, ErrorKind, Model, Tensor};
 use std::collections::BTreeMap;
 
 mod common;
 use common::Rng;
 
 const WIDTHS: [u8; 4] = [8, 4, 2, 1];
+
+fn b(n: u8) -> Bits {
+    Bits::new(n).unwrap()
+}
 
 fn qw(shape: Vec<usize>, code_offset: usize, precision: Precision, bias: bool) -> QuantWeight {
     QuantWeight { shape, code_offset, precision, bias }
@@ -26,7 +30,7 @@ fn graph() -> Graph {
         name: "wiring-test".into(),
         input_shape: vec![6, 6, 1],
         labels: Some(vec!["a".into(), "b".into(), "c".into()]),
-        widths: WIDTHS.iter().map(|&b| Width { w: b, a: b }).collect(),
+        widths: WIDTHS.iter().map(|&n| Width::new(n, n).unwrap()).collect(),
         nodes: vec![
             node("conv1", &["input"], conv(qw(vec![4, 3, 3, 1], 0, Precision::Fixed8, false))),
             node("bn1", &["conv1"], Op::Affine),
@@ -56,7 +60,7 @@ fn fixture(seed: u64) -> Fixture {
     let mut put = |name: String, data: Vec<f32>| {
         tensors.insert(name, F32Tensor { shape: vec![data.len()], data });
     };
-    for b in WIDTHS {
+    for b in WIDTHS.map(b) {
         for (node, outputs) in [("conv1", 4), ("conv2", 4), ("fc", 3)] {
             put(width_tensor(node, b, "wscale"), vec![rng.f32(0.05, 0.3)]);
             put(width_tensor(node, b, "clip"), vec![rng.f32(0.5, 2.0)]);
@@ -78,18 +82,19 @@ fn bytes(f: &Fixture) -> Vec<u8> {
 
 /// The same network assembled by hand from the layer structs.
 fn by_hand(f: &Fixture, width_index: usize, x: &[f32]) -> Vec<f32> {
-    let t = |name: &str, b: u8, s: &str| f.tensors[&width_tensor(name, b, s)].data.clone();
+    let t = |name: &str, b: Bits, s: &str| f.tensors[&width_tensor(name, b, s)].data.clone();
     let params = |name: &str, bias: bool| -> Vec<WidthParams> {
         WIDTHS
             .iter()
-            .map(|&b| WidthParams { wscale: t(name, b, "wscale")[0], clip: t(name, b, "clip")[0], bias: bias.then(|| t(name, b, "bias")) })
+            .map(|&n| b(n))
+            .map(|b| WidthParams { wscale: t(name, b, "wscale")[0], clip: t(name, b, "clip")[0], bias: bias.then(|| t(name, b, "bias")) })
             .collect()
     };
-    let width = Width { w: WIDTHS[width_index], a: WIDTHS[width_index] };
+    let width = Width::new(WIDTHS[width_index], WIDTHS[width_index]).unwrap();
     let mut conv1 = Conv2d::new(QuantWeights::new("conv1", f.codes[0..36].to_vec(), 1, 4, 9, Precision::Fixed8, params("conv1", false)).unwrap(), [3, 3], [1, 1], [1; 4], [1, 1], 1).unwrap();
     let mut conv2 = Conv2d::new(QuantWeights::new("conv2", f.codes[40..184].to_vec(), 1, 4, 36, Precision::Model, params("conv2", false)).unwrap(), [3, 3], [1, 1], [1; 4], [1, 1], 4).unwrap();
     let mut fc = Dense::new(QuantWeights::new("fc", f.codes[184..292].to_vec(), 1, 3, 36, Precision::Fixed8, params("fc", true)).unwrap()).unwrap();
-    let affine = |name: &str| Affine::new(name, WIDTHS.iter().map(|&b| (t(name, b, "scale"), t(name, b, "bias"))).collect()).unwrap();
+    let affine = |name: &str| Affine::new(name, WIDTHS.map(b).iter().map(|&b| (t(name, b, "scale"), t(name, b, "bias"))).collect()).unwrap();
     let (mut bn1, mut bn2) = (affine("bn1"), affine("bn2"));
     for l in [&mut conv1 as &mut dyn Layer, &mut conv2, &mut fc, &mut bn1, &mut bn2] {
         l.set_width(width_index, width).unwrap();
@@ -118,11 +123,11 @@ fn model_equals_the_layers_wired_by_hand_at_every_width() {
     assert_eq!(model.output_shape(), &[3]);
     assert_eq!(model.labels().unwrap().len(), 3);
     assert_eq!(model.macs(), 36 * 4 * 9 + 36 * 4 * 36 + 3 * 36);
-    for (i, &b) in WIDTHS.iter().enumerate() {
-        model.set_width(b).unwrap();
+    for (i, &w) in WIDTHS.iter().enumerate() {
+        model.set_width(b(w)).unwrap();
         for s in 0..3 {
             let x = input(100 + s);
-            assert_eq!(model.run(&x).unwrap(), by_hand(&f, i, &x), "width {b}");
+            assert_eq!(model.run(&x).unwrap(), by_hand(&f, i, &x), "width {w}");
         }
     }
 }
@@ -133,10 +138,10 @@ fn switching_width_is_reversible_without_reloading() {
     let mut model = Model::from_bytes(&bytes(&f)).unwrap();
     let x = input(7);
     let at8 = model.run(&x).unwrap();
-    model.set_width(1).unwrap();
+    model.set_width(b(1)).unwrap();
     let at1 = model.run(&x).unwrap();
     assert_ne!(at8, at1, "1-bit weights must change the logits");
-    model.set_width(8).unwrap();
+    model.set_width(b(8)).unwrap();
     assert_eq!(model.run(&x).unwrap(), at8);
 }
 
@@ -148,9 +153,9 @@ fn bad_inputs_and_widths_are_typed_errors() {
     let mut x = input(1);
     x[5] = f32::NAN;
     assert_eq!(model.run(&x).unwrap_err().kind(), ErrorKind::BadValue);
-    assert_eq!(model.set_width(3).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
-    assert_eq!(model.set_width(0).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
-    assert_eq!(model.set_width(9).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
+    assert_eq!(model.set_width(b(3)).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
+    assert_eq!(Bits::new(0).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
+    assert_eq!(Bits::new(9).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
     assert_eq!(model.width(), 8, "a failed switch keeps the old width");
 }
 
@@ -163,17 +168,17 @@ fn a_prefix_runs_its_widths_exactly_and_refuses_wider_ones() {
     let b = bytes(&f);
     let mut whole = Model::from_bytes(&b).unwrap();
     let x = input(7);
-    let widths: Vec<u8> = f.graph.widths.iter().map(|w| w.w).collect();
+    let widths: Vec<Bits> = f.graph.widths.iter().map(|w| w.w).collect();
     let narrowest = *widths.iter().min().unwrap();
     for planes in 1..=8u8 {
         let end = format::prefix_len(&b, planes).unwrap();
         let built = Model::from_prefix(&b[..end], planes);
-        if planes < narrowest {
+        if narrowest.get() > planes {
             assert_eq!(built.err().unwrap().kind(), ErrorKind::Truncated, "{planes} planes");
             continue;
         }
         let mut m = built.unwrap();
-        let loaded: Vec<u8> = widths.iter().copied().filter(|&w| w <= planes).collect();
+        let loaded: Vec<Bits> = widths.iter().copied().filter(|&w| w.get() <= planes).collect();
         assert_eq!((m.planes_loaded(), m.loaded_widths()), (planes, loaded.clone()));
         assert_eq!(m.width(), *loaded.iter().max().unwrap());
         for &w in &loaded {
@@ -181,7 +186,7 @@ fn a_prefix_runs_its_widths_exactly_and_refuses_wider_ones() {
             whole.set_width(w).unwrap();
             assert_eq!(m.run(&x).unwrap(), whole.run(&x).unwrap(), "{planes} planes, width {w}");
         }
-        for &w in widths.iter().filter(|&&w| w > planes) {
+        for &w in widths.iter().filter(|&&w| w.get() > planes) {
             let e = m.set_width(w).unwrap_err();
             assert!(e.kind() == ErrorKind::Truncated && e.message().contains("planes"), "{e}");
         }

@@ -2,29 +2,38 @@
 //! for benchmarks) and the width choice for budgets, on calibrations with known numbers.
 
 use anybit::policy::{calibrate, decide, Budget, Calibration};
-use anybit::{ErrorKind, Model};
+use anybit::{Bits, ErrorKind, Model};
 
 const MNIST: &[u8] = include_bytes!("../../models/mnist.anybit");
+
+fn b(n: u8) -> Bits {
+    Bits::new(n).unwrap()
+}
+
+/// Per-width figures written with plain numbers.
+fn per<T: Copy>(xs: &[(u8, T)]) -> Vec<(Bits, T)> {
+    xs.iter().map(|&(w, x)| (b(w), x)).collect()
+}
 
 fn cal(gemm_ms: &[(u8, f64)], other_ms: f64) -> Calibration {
     Calibration {
         isa: "simd128".into(),
         threads: 1,
-        gemm_ms: gemm_ms.to_vec(),
+        gemm_ms: per(gemm_ms),
         other_ms,
         pass_ms: vec![],
         one_thread_ms: vec![],
         measured_ms: gemm_ms[0].1 + other_ms,
-        measured_width: gemm_ms[0].0,
+        measured_width: b(gemm_ms[0].0),
         took_ms: 1.0,
     }
 }
 
 /// 8 bits slowest and most accurate, 1 bit fastest and least accurate.
-fn ladder() -> (Calibration, Vec<(u8, f64)>, Vec<(u8, u64)>) {
+fn ladder() -> (Calibration, Vec<(Bits, f64)>, Vec<(Bits, u64)>) {
     let c = cal(&[(8, 4.0), (4, 3.0), (2, 2.0), (1, 1.0)], 0.5);
-    let acc = vec![(8, 0.992), (4, 0.991), (2, 0.990), (1, 0.988)];
-    let bytes = vec![(8, 800), (4, 400), (2, 200), (1, 100)];
+    let acc = per(&[(8, 0.992), (4, 0.991), (2, 0.990), (1, 0.988)]);
+    let bytes = per(&[(8, 800), (4, 400), (2, 200), (1, 100)]);
     (c, acc, bytes)
 }
 
@@ -37,15 +46,15 @@ fn gemms_account_for_every_mac_at_every_width() {
         assert_eq!(g.iter().map(|g| g.macs()).sum::<u64>(), model.macs(), "width {w}");
         // The any-precision layers run at the width; the first conv and last dense stay 8-bit.
         assert!(g.iter().any(|g| g.wbits == w && g.abits == w), "width {w}: {g:?}");
-        assert_eq!((g[0].wbits, g.last().unwrap().wbits), (8, 8));
+        assert_eq!((g[0].wbits, g.last().unwrap().wbits), (Bits::MAX, Bits::MAX));
     }
-    assert_eq!(model.gemms(9).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
+    assert_eq!(Bits::new(9).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
 }
 
 #[test]
 fn calibration_covers_every_width_and_leaves_the_width_alone() {
     let mut model = Model::from_bytes(MNIST).unwrap();
-    model.set_width(4).unwrap();
+    model.set_width(b(4)).unwrap();
     // A clock that advances 0.5 ms per reading: deterministic, few calls per timing (debug builds
     // are slow), and available on wasm32 too (std::time::Instant is not).
     let clock = std::cell::Cell::new(0.0f64);
@@ -56,7 +65,7 @@ fn calibration_covers_every_width_and_leaves_the_width_alone() {
     let c = calibrate(&mut model, &now, 2.0).unwrap();
     assert_eq!(model.width(), 4);
     assert_eq!(c.measured_width, 4);
-    let widths: Vec<u8> = model.widths().iter().map(|w| w.w).collect();
+    let widths: Vec<Bits> = model.widths().iter().map(|w| w.w).collect();
     assert_eq!(c.gemm_ms.iter().map(|x| x.0).collect::<Vec<_>>(), widths);
     for &(w, ms) in &c.gemm_ms {
         assert!(ms.is_finite() && ms > 0.0, "width {w}: {ms}");
@@ -69,7 +78,7 @@ fn calibration_covers_every_width_and_leaves_the_width_alone() {
     }
     assert_eq!(c.measured_ms, c.pass_ms.iter().find(|x| x.0 == 4).unwrap().1);
     assert!(c.other_ms >= 0.0 && c.measured_ms > 0.0 && c.took_ms >= c.measured_ms);
-    assert!(c.predict_ms(9).is_none());
+    assert!(Bits::new(9).is_err(), "a width outside 1..=8 cannot be asked for");
 }
 
 /// A progressive load with 2 planes: passes are measured for widths 1 and 2 only, the others get
@@ -86,8 +95,8 @@ fn calibration_of_a_prefix_predicts_the_missing_widths_per_layer() {
     let c = calibrate(&mut model, &now, 1.0).unwrap();
     assert_eq!(c.pass_ms.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(model.width(), 2);
-    assert_eq!(c.predict_ms(8), c.per_layer_ms(8));
-    assert!(c.predict_ms(8).unwrap() > 0.0);
+    assert_eq!(c.predict_ms(b(8)), c.per_layer_ms(b(8)));
+    assert!(c.predict_ms(b(8)).unwrap() > 0.0);
 }
 
 #[test]
@@ -105,7 +114,7 @@ fn latency_budget_takes_the_most_accurate_width_that_fits() {
     // Predictions: 8 -> 4.5, 4 -> 3.5, 2 -> 2.5, 1 -> 1.5 ms.
     let d = decide(&c, &Budget { latency_ms: Some(3.0), ..Budget::default() }, &acc, &bytes, &[]).unwrap();
     assert_eq!(d.width, 2);
-    let fits: Vec<(u8, bool)> = d.options.iter().map(|o| (o.width, o.fits)).collect();
+    let fits: Vec<(u8, bool)> = d.options.iter().map(|o| (o.width.get(), o.fits)).collect();
     assert_eq!(fits, vec![(8, false), (4, false), (2, true), (1, true)]);
     assert!(d.reasons.iter().any(|r| r.contains("widths 8, 4 are predicted slower")), "{:?}", d.reasons);
     // A slower device (every kernel 3x slower) gets a strictly lower width for the same budget.
@@ -140,7 +149,7 @@ fn data_budget_limits_the_planes_downloaded() {
 #[test]
 fn memory_cap_limits_the_width() {
     let (c, acc, bytes) = ladder();
-    let memory = vec![(8, 2000), (4, 1500), (2, 1250), (1, 1125)];
+    let memory = per(&[(8, 2000), (4, 1500), (2, 1250), (1, 1125)]);
     let cap = |m| Budget { max_memory_bytes: Some(m), ..Budget::default() };
     let d = decide(&c, &cap(1400), &acc, &bytes, &memory).unwrap();
     assert_eq!(d.width, 2);
@@ -160,17 +169,17 @@ fn one_thread_is_chosen_where_more_do_not_pay() {
     // two, 1.6 on one (within 10%: one thread).
     let two = Calibration {
         threads: 2,
-        pass_ms: vec![(8, 4.5), (4, 3.5), (2, 2.5), (1, 1.5)],
-        one_thread_ms: vec![(8, 8.0), (4, 6.0), (2, 2.6), (1, 1.6)],
+        pass_ms: per(&[(8, 4.5), (4, 3.5), (2, 2.5), (1, 1.5)]),
+        one_thread_ms: per(&[(8, 8.0), (4, 6.0), (2, 2.6), (1, 1.6)]),
         ..c.clone()
     };
     let d = decide(&two, &Budget::default(), &acc, &bytes, &[]).unwrap();
-    assert_eq!((d.width, d.threads), (8, 2));
-    let per: Vec<(u8, usize, f64)> = d.options.iter().map(|o| (o.width, o.threads, o.predicted_ms)).collect();
-    assert_eq!(per, vec![(8, 2, 4.5), (4, 2, 3.5), (2, 1, 2.6), (1, 1, 1.6)]);
+    assert_eq!((d.width.get(), d.threads), (8, 2));
+    let by_width: Vec<(u8, usize, f64)> = d.options.iter().map(|o| (o.width.get(), o.threads, o.predicted_ms)).collect();
+    assert_eq!(by_width, vec![(8, 2, 4.5), (4, 2, 3.5), (2, 1, 2.6), (1, 1, 1.6)]);
     assert!(d.reasons.iter().any(|r| r.starts_with("2 threads: predicted 4.50 ms at 8 bits against 8.00 ms")), "{:?}", d.reasons);
     let d = decide(&two, &Budget { latency_ms: Some(3.0), ..Budget::default() }, &acc, &bytes, &[]).unwrap();
-    assert_eq!((d.width, d.threads), (2, 1));
+    assert_eq!((d.width.get(), d.threads), (2, 1));
     assert!(d.reasons.iter().any(|r| r.starts_with("1 thread: at 2 bits 2 threads are predicted 2.50 ms against 2.60 ms on one")), "{:?}", d.reasons);
     // A one-thread calibration has nothing to compare: the model's count, no thread reason.
     let d = decide(&c, &Budget::default(), &acc, &bytes, &[]).unwrap();
@@ -182,7 +191,7 @@ fn one_thread_is_chosen_where_more_do_not_pay() {
 fn accuracy_outranks_width_and_missing_accuracy_prefers_wider() {
     let c = cal(&[(8, 4.0), (4, 3.0), (2, 2.0)], 0.0);
     // Width 4 stored as more accurate than 8 (it happens): it wins with no budget.
-    let d = decide(&c, &Budget::default(), &[(8, 0.990), (4, 0.993), (2, 0.980)], &[], &[]).unwrap();
+    let d = decide(&c, &Budget::default(), &per(&[(8, 0.990), (4, 0.993), (2, 0.980)]), &[], &[]).unwrap();
     assert_eq!(d.width, 4);
     // No stored accuracy: the widest width that fits.
     let d = decide(&c, &Budget { latency_ms: Some(3.5), ..Budget::default() }, &[], &[], &[]).unwrap();

@@ -70,13 +70,11 @@ pub(crate) fn check_graph(g: &Graph) -> Result<CheckedGraph<'_>> {
         bail!(ErrorKind::BadGraph, "the model lists no supported widths");
     }
     for w in &g.widths {
-        if !(1..=8).contains(&w.w) || !(1..=8).contains(&w.a) {
-            bail!(ErrorKind::BadGraph, "width w={} a={} is outside 1..=8", w.w, w.a);
-        }
-        if has_width[w.w as usize] {
+        // Both bits are in 1..=8 already: `Bits` refused anything else while the JSON was parsed.
+        if has_width[w.w.count()] {
             bail!(ErrorKind::BadGraph, "weight width {} is listed twice", w.w);
         }
-        has_width[w.w as usize] = true;
+        has_width[w.w.count()] = true;
     }
     let n_widths = g.widths.len();
 

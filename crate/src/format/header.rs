@@ -256,11 +256,11 @@ fn expected(
     let (rest, suffix) = name.rsplit_once('.').ok_or_else(unknown)?;
     let (node_name, wpart) = rest.rsplit_once('.').ok_or_else(unknown)?;
     let width = match wpart.as_bytes() {
-        [b'w', d @ b'1'..=b'8'] => d - b'0',
+        [b'w', d @ b'1'..=b'8'] => (d - b'0') as usize,
         _ => return Err(unknown()),
     };
     let &node = cg.node_index.get(node_name).ok_or_else(unknown)?;
-    if !cg.has_width[width as usize] {
+    if !cg.has_width[width] {
         return Err(unknown());
     }
     let op = &graph.nodes[node].op;

@@ -18,6 +18,7 @@ use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 
 use crate::bail;
+use crate::bits::Bits;
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{in_fixed_store, Digests, Graph, Precision, QuantWeight, FORMAT_VERSION};
 use header::{parse_header, Rule};
@@ -80,7 +81,7 @@ impl ModelFile {
     }
 
     /// The per-width tensor `"{node}.w{width}.{suffix}"`.
-    pub fn tensor(&self, node: &str, width: u8, suffix: &str) -> Result<&F32Tensor> {
+    pub fn tensor(&self, node: &str, width: Bits, suffix: &str) -> Result<&F32Tensor> {
         let name = width_tensor(node, width, suffix);
         self.tensors.get(&name).ok_or_else(|| {
             Error::new(ErrorKind::BadGraph, format!("tensor {name:?} is not in the file"))

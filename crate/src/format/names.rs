@@ -1,6 +1,8 @@
 //! Tensor names inside an `.anybit` file. The exporter and the model loader use these helpers so
 //! that the spelling lives in one place (docs/FORMAT.md, "Tensors").
 
+use crate::bits::Bits;
+
 /// Number of weight bit planes (8-bit codes).
 pub const PLANES: u8 = 8;
 
@@ -24,7 +26,7 @@ pub const BIAS: &str = "bias";
 pub const SCALE: &str = "scale";
 
 /// Name of a per-width tensor: `"{node}.w{width}.{suffix}"`.
-pub fn width_tensor(node: &str, width: u8, suffix: &str) -> String {
+pub fn width_tensor(node: &str, width: Bits, suffix: &str) -> String {
     format!("{node}.w{width}.{suffix}")
 }
 

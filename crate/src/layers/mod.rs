@@ -18,6 +18,7 @@ pub use elementwise::{Add, Affine, Clamp, Flatten, Softmax};
 pub use pool::{GlobalAvgPool, Pool, PoolKind};
 pub use quantized::{QuantWeights, WidthParams};
 
+use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
 use crate::graph::Width;
 use crate::kernels::{Isa, PackedActs};
@@ -82,8 +83,8 @@ pub struct GemmShape {
     pub rows: usize,
     pub depth: usize,
     pub cols: usize,
-    pub wbits: u8,
-    pub abits: u8,
+    pub wbits: Bits,
+    pub abits: Bits,
     pub count: usize,
 }
 

@@ -2,6 +2,7 @@
 //! weights of the current width derived from them, and integer GEMM + dequantization.
 
 use super::Context;
+use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
 use crate::graph::{Precision, Width};
 use crate::kernels::{self, PackedSize, PackedWeights, Scheme};
@@ -21,8 +22,8 @@ pub struct WidthParams {
 /// What the current width resolved to: packed weights for each group and the dequantization.
 struct Active {
     packed: Vec<PackedWeights>,
-    wbits: u8,
-    abits: u8,
+    wbits: Bits,
+    abits: Bits,
     scheme: Scheme,
     clip: f32,
     /// E * clip / (2^wb * La): turns `2*acc - Lw*colsum` into the real dot product. A weight
@@ -100,10 +101,10 @@ impl QuantWeights {
     }
 
     /// Bits of weights and input activations this layer runs at for a model width.
-    pub fn bits_at(&self, width: Width) -> (u8, u8) {
+    pub fn bits_at(&self, width: Width) -> (Bits, Bits) {
         match self.precision {
             Precision::Model => (width.w, width.a),
-            Precision::Fixed8 => (8, 8),
+            Precision::Fixed8 => (Bits::MAX, Bits::MAX),
         }
     }
 
@@ -117,7 +118,7 @@ impl QuantWeights {
     /// width's biases, and the weights packed for `width`.
     pub fn param_bytes(&self, width: Width) -> usize {
         let (wbits, abits) = self.bits_at(width);
-        let packed = PackedSize::of(self.rows, self.depth, wbits, kernels::best_scheme(wbits, abits)).heap_bytes();
+        let packed = PackedSize::of(self.rows, self.depth, wbits.get(), kernels::best_scheme(wbits.get(), abits.get())).heap_bytes();
         let biases: usize = self.widths.iter().filter_map(|p| p.bias.as_ref()).map(|b| b.len() * 4).sum();
         self.codes8.len() + biases + self.groups * packed
     }
@@ -125,13 +126,11 @@ impl QuantWeights {
     /// Derive the b-bit codes from the stored 8-bit ones and pack them for the kernel. No file
     /// access and no calibration: this is the whole cost of a width switch for this layer.
     pub fn set_width(&mut self, index: usize, width: Width) -> Result<()> {
-        quant::check_bits(width.w)?;
-        quant::check_bits(width.a)?;
         let Some(params) = self.widths.get(index) else {
             crate::bail!(ErrorKind::UnsupportedWidth, "{}: no parameters for width #{index}", self.name);
         };
         let (wbits, abits) = self.bits_at(width);
-        let scheme = kernels::best_scheme(wbits, abits);
+        let scheme = kernels::best_scheme(wbits.get(), abits.get());
         let group_len = self.rows * self.depth;
         let mut derived = vec![0u8; group_len];
         let mut packed = Vec::with_capacity(self.groups);
@@ -140,11 +139,11 @@ impl QuantWeights {
             for (d, &c) in derived.iter_mut().zip(src) {
                 *d = quant::derive_code(c, wbits);
             }
-            packed.push(PackedWeights::new(&derived, self.rows, self.depth, wbits, scheme)?);
+            packed.push(PackedWeights::new(&derived, self.rows, self.depth, wbits.get(), scheme)?);
         }
         let lw = quant::levels(wbits) as f32;
         let la = quant::levels(abits) as f32;
-        let n = (1u32 << wbits) as f32;
+        let n = (1u32 << wbits.get()) as f32;
         self.active = Some(Active {
             packed,
             wbits,
@@ -185,7 +184,7 @@ impl QuantWeights {
     ) -> Result<()> {
         let a = self.active()?;
         let Context { isa, threads, col_codes, acts, acc, .. } = ctx;
-        acts.pack(&col_codes[..cols * self.depth], cols, self.depth, a.abits, a.scheme)?;
+        acts.pack(&col_codes[..cols * self.depth], cols, self.depth, a.abits.get(), a.scheme)?;
         acc.clear();
         acc.resize(cols * self.rows, 0);
         kernels::gemm(*isa, &a.packed[g], acts, acc, *threads)?;
@@ -205,7 +204,7 @@ impl QuantWeights {
     }
 
     /// Bits in use at the current width, for reports: (weight bits, activation bits).
-    pub fn current_bits(&self) -> Option<(u8, u8)> {
+    pub fn current_bits(&self) -> Option<(Bits, Bits)> {
         self.active.as_ref().map(|a| (a.wbits, a.abits))
     }
 }

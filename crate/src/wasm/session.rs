@@ -5,6 +5,7 @@ use wasm_bindgen::prelude::*;
 
 use super::image::{self, ImageOptions};
 use super::{invalid, js_error, performance_now, pool_threads, to_js};
+use crate::bits::Bits;
 use crate::error::{Error, ErrorKind};
 use crate::graph::{EvalResult, Op, Width};
 use crate::model::Model;
@@ -33,9 +34,9 @@ struct Info<'a> {
     labels: Option<&'a [String]>,
     widths: &'a [Width],
     /// Widths the loaded bit planes serve (all of `widths` for a whole file).
-    loaded_widths: Vec<u8>,
+    loaded_widths: Vec<Bits>,
     planes_loaded: u8,
-    width: u8,
+    width: Bits,
     threads: usize,
     eval: &'a [EvalResult],
 }
@@ -53,7 +54,7 @@ struct RunSummary<'a> {
     top: Vec<Top<'a>>,
     predicted: usize,
     label: Option<&'a str>,
-    width: u8,
+    width: Bits,
     ms: f64,
 }
 
@@ -114,12 +115,12 @@ impl Session {
     /// Bytes of the file prefix that serves `width` (the header, the tensors and its planes).
     #[wasm_bindgen(js_name = bytesFor)]
     pub fn bytes_for(&self, width: f64) -> Result<f64, JsValue> {
-        Ok(self.width_bytes(int_arg(width, 1, 8, "width")? as u8) as f64)
+        Ok(self.width_bytes(Bits::from_f64(width, "width").map_err(js_error)?) as f64)
     }
 
     /// Per width: what the model holds at that width plus the file prefix this session keeps
     /// (a progressive load keeps it to extend later, and switching up grows it to that width's).
-    fn memory_per_width(&self) -> Result<Vec<(u8, u64)>, Error> {
+    fn memory_per_width(&self) -> Result<Vec<(Bits, u64)>, Error> {
         let mut out = Vec::new();
         for w in self.model.widths().iter().map(|w| w.w) {
             let kept = if self.prefix.is_empty() { 0 } else { self.width_bytes(w).max(self.prefix.len() as u64) };
@@ -128,7 +129,7 @@ impl Session {
         Ok(out)
     }
 
-    fn width_bytes(&self, w: u8) -> u64 {
+    fn width_bytes(&self, w: Bits) -> u64 {
         let (start, plane) = self.planes_at;
         start + crate::quant::planes_needed(w) as u64 * plane
     }
@@ -181,8 +182,8 @@ impl Session {
         if cal.threads != pool_threads() {
             return Err(invalid("the thread pool changed since calibrate(); calibrate again"));
         }
-        let accuracy = self.model.graph().eval.first().map(|e| e.accuracy.clone()).unwrap_or_default();
-        let bytes: Vec<(u8, u64)> = self.model.widths().iter().map(|w| (w.w, self.width_bytes(w.w))).collect();
+        let accuracy = self.model.graph().eval.first().map(|e| e.by_width()).unwrap_or_default();
+        let bytes: Vec<(Bits, u64)> = self.model.widths().iter().map(|w| (w.w, self.width_bytes(w.w))).collect();
         let memory = self.memory_per_width().map_err(js_error)?;
         let d = crate::policy::decide(cal, &budget, &accuracy, &bytes, &memory).map_err(js_error)?;
         to_js(&d)
@@ -212,16 +213,14 @@ impl Session {
     /// Current weight width in bits.
     #[wasm_bindgen(getter)]
     pub fn width(&self) -> u8 {
-        self.model.width()
+        self.model.width().get()
     }
 
     /// Switches the weight width (1..=8, one the model supports); the next run uses it.
     #[wasm_bindgen(js_name = setWidth)]
     pub fn set_width(&mut self, bits: f64) -> Result<(), JsValue> {
-        let bits = int_arg(bits, 1, 8, "width").map_err(|_| {
-            js_error(Error::new(ErrorKind::UnsupportedWidth, format!("width must be an integer in 1..=8, got {bits}")))
-        })?;
-        self.model.set_width(bits as u8).map_err(js_error)
+        let bits = Bits::from_f64(bits, "width").map_err(js_error)?;
+        self.model.set_width(bits).map_err(js_error)
     }
 
     /// Input shape without the batch dimension, NHWC: `[height, width, channels]`.

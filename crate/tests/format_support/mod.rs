@@ -54,10 +54,10 @@ pub fn graph() -> Graph {
         input_shape: vec![8, 8, 1],
         labels: Some(vec!["a".into(), "b".into(), "c".into()]),
         widths: vec![
-            Width { w: 8, a: 8 },
-            Width { w: 4, a: 4 },
-            Width { w: 2, a: 8 },
-            Width { w: 1, a: 1 },
+            Width::new(8, 8).unwrap(),
+            Width::new(4, 4).unwrap(),
+            Width::new(2, 8).unwrap(),
+            Width::new(1, 1).unwrap(),
         ],
         nodes: vec![
             node("conv1", &["input"], conv(&[4, 3, 3, 1], 0, Precision::Fixed8, true, 1)),
