@@ -4,7 +4,8 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serve } from './server.mjs';
+import { launch } from '../e2e-tests/lib/chromium.js';
+import { serve } from '../e2e-tests/lib/server.js';
 import { check } from './page/policy-check.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -31,11 +32,10 @@ const mod = await import(join(dist, 'anybit.js'));
 await mod.default({ module_or_path: await readFile(join(dist, 'anybit_bg.wasm')) });
 process.stdout.write(table(`node ${process.version} simd`, check(mod, await readFile(join(ROOT, model)), checkMs)));
 
-const { chromium } = await import('playwright-core');
 const server = await serve(ROOT);
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu'] });
+const browser = await launch();
 try {
-  const page = await browser.newPage();
+  const { page } = browser;
   await page.goto(`${server.origin}/bench/page/index.html`);
   for (const [variant, threads] of [['simd', 1], ['threads', 2]]) {
     const r = await page.evaluate(([variant, model, threads, checkMs]) => new Promise((resolve, reject) => {
@@ -43,7 +43,7 @@ try {
       w.onmessage = (e) => { w.terminate(); e.data.ok ? resolve(e.data.report) : reject(new Error(e.data.error)); };
       w.postMessage({ variant, model, threads, checkMs });
     }), [variant, model, threads, checkMs]);
-    process.stdout.write(table(`chromium ${browser.version()} ${variant}`, r));
+    process.stdout.write(table(`chromium ${browser.context.browser()?.version() ?? ''} ${variant}`, r));
   }
 } finally {
   await browser.close();

@@ -14,16 +14,15 @@
 // baseline measured in the same run, which the "vs" ratios use. Node cannot run the threads build
 // (wasm-bindgen-rayon needs Web Workers), so threads run in Chromium only.
 import { spawn } from 'node:child_process';
-import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
-import { serve } from './server.mjs';
+import { serve } from '../e2e-tests/lib/server.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 function parseArgs(argv) {
   const o = { hosts: ['node', 'chromium'], variants: ['scalar', 'simd', 'relaxed', 'threads'], config: {}, threads: 0 };
@@ -73,21 +72,15 @@ function runNode(variant, config) {
 }
 
 async function withChromium(fn) {
-  const { chromium } = await import('playwright-core');
+  // Imported here: a --hosts node run needs no npm packages (the launcher needs playwright-core).
+  const { launch } = await import('../e2e-tests/lib/chromium.js');
   const server = await serve(ROOT);
-  const profile = await mkdtemp(join(tmpdir(), 'anybit-bench-profile-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', ...(V8_FLAGS.length ? [`--js-flags=${V8_FLAGS.map((f) => `--${f}`).join(' ')}`] : [])],
-  });
+  const browser = await launch({ args: V8_FLAGS.length ? [`--js-flags=${V8_FLAGS.map((f) => `--${f}`).join(' ')}`] : [] });
   try {
-    return await fn(context, server.origin);
+    return await fn(browser.context, server.origin);
   } finally {
-    await context.close();
+    await browser.close();
     await server.close();
-    await rm(profile, { recursive: true, force: true });
   }
 }
 

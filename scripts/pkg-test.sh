@@ -8,12 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-# scripts/setup.sh installs these too (same stamp); here so that this script also runs on its own.
-want_lock=$(sha256sum pkg-tests/package-lock.json | cut -d' ' -f1)
-if [ "$want_lock" != "$(cat pkg-tests/node_modules/.lock-sha256 2>/dev/null)" ]; then
-  echo "== pkg-test: npm ci in pkg-tests"
-  (cd pkg-tests && npm ci --no-audit --no-fund && echo "$want_lock" > node_modules/.lock-sha256)
-fi
+# The npm packages (playwright-core in e2e-tests/, Vite and TypeScript in pkg-tests/); scripts/setup.sh
+# installs them too, but this script also runs on its own.
+bash scripts/setup.sh npm
 
 APP=$(mktemp -d "${TMPDIR:-/tmp}/anybit-pkg-app.XXXXXX")
 [ -n "${KEEP_APP:-}" ] || trap 'rm -rf "$APP"' EXIT

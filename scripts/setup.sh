@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything a fresh Debian 12 machine needs to build, serve and test anybit.
 # Idempotent: each step checks first, so a second run takes seconds.
+# Usage: scripts/setup.sh [npm]   (npm: only the test harness's npm packages)
 # Recipe and its traps: docs/toolchain.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,28 @@ step() { printf '\n== setup: %s\n' "$*"; }
 # cargo install puts its binaries here; a bare CI environment may not have it on PATH.
 export PATH="$HOME/.cargo/bin:$PATH"
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+
+# The test harness's npm packages: e2e-tests/ holds the one Chromium launcher and static server
+# (lib/, imported by pkg-tests/ and bench/ too) and so the one pin of playwright-core; pkg-tests/
+# adds Vite 7 and TypeScript. Each is reinstalled when its lockfile differs from the one installed
+# (its hash is stamped into node_modules/).
+npm_ci() { # dir, what for
+  local want
+  want=$(sha256sum "$1/package-lock.json" | cut -d' ' -f1)
+  if [ "$want" != "$(cat "$1/node_modules/.lock-sha256" 2>/dev/null)" ]; then
+    step "npm ci in $1 ($2)"
+    (cd "$1" && npm ci --no-audit --no-fund && echo "$want" > node_modules/.lock-sha256)
+  fi
+}
+npm_packages() {
+  npm_ci e2e-tests "playwright-core, drives /usr/bin/chromium for e2e-tests, pkg-tests and bench"
+  npm_ci pkg-tests "vite, typescript"
+}
+# `setup.sh npm`: only these, for scripts that need nothing else (scripts/pkg-test.sh).
+if [ "${1:-}" = npm ]; then
+  npm_packages
+  exit 0
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -59,17 +82,5 @@ for i in "${!pids[@]}"; do
 done
 [ "$install_failed" = 0 ] || exit 1
 
-# Reinstall when the lockfile's playwright-core differs from the installed one.
-want_pw=$(node -p 'require("./e2e-tests/package-lock.json").packages["node_modules/playwright-core"].version')
-have_pw=$(node -p 'require("./e2e-tests/node_modules/playwright-core/package.json").version' 2>/dev/null || true)
-if [ "$want_pw" != "$have_pw" ]; then
-  step "npm ci in e2e-tests (playwright-core $want_pw, drives /usr/bin/chromium)"
-  (cd e2e-tests && npm ci --no-audit --no-fund)
-fi
-# The npm package's tests (scripts/pkg-test.sh): playwright-core, Vite 7 and TypeScript.
-want_pkg=$(sha256sum pkg-tests/package-lock.json | cut -d' ' -f1)
-if [ "$want_pkg" != "$(cat pkg-tests/node_modules/.lock-sha256 2>/dev/null)" ]; then
-  step "npm ci in pkg-tests (playwright-core, vite, typescript)"
-  (cd pkg-tests && npm ci --no-audit --no-fund && echo "$want_pkg" > node_modules/.lock-sha256)
-fi
-step "ready: rustc-web $(/usr/bin/rustc --version | awk '{print $2}'), wasm-bindgen $WASM_BINDGEN_VERSION, trunk $TRUNK_VERSION, $(/usr/bin/chromium --version 2>/dev/null)"
+npm_packages
+step "ready: rustc-web $(/usr/bin/rustc --version | awk '{print $2}'), wasm-bindgen $WASM_BINDGEN_VERSION, trunk $TRUNK_VERSION, $(/usr/bin/chromium --version 2>/dev/null), playwright-core $(node -p 'require("./e2e-tests/node_modules/playwright-core/package.json").version')"

@@ -1,9 +1,12 @@
-// A tiny static server for dist/, on 127.0.0.1 with a free port. With `isolated` it sends the
-// COOP/COEP headers that make the page cross-origin isolated (threads); without, it does not, so
-// the single-thread fallback can be checked. `overrides` maps URL paths to bytes served instead
-// of files (broken models). Every request is logged in `requests` (paths) and `transfers`
-// ({path, range, status, bytes}: body bytes sent). Single HTTP Range requests (`bytes=a-b`, `a-`)
-// are answered with 206 unless `ranges` is false (a server that ignores Range: 200, whole file).
+// The one static file server of the page tests, the npm package's tests and the benchmark runners
+// (e2e-tests/lib/chromium.js says why they share this folder): on 127.0.0.1 with a free port. With
+// `isolated` it sends the COOP/COEP headers that make the page cross-origin isolated (threads,
+// SharedArrayBuffer, fine-grained performance.now()); without, it does not, so the single-thread
+// fallback can be checked. `overrides` maps URL paths to bytes served instead of files (broken
+// models). Every request is logged in `requests` (paths) and `transfers` ({path, range, status,
+// bytes}: body bytes sent). Single HTTP Range requests (`bytes=a-b`, `a-`) are answered with 206
+// unless `ranges` is false (a server that ignores Range: 200, whole file). `pace: {bytes, ms}`
+// sends bodies in pieces of `bytes` with `ms` between them, as a slow network streams a file.
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, normalize, sep } from 'node:path';
@@ -20,7 +23,16 @@ const TYPES = {
   '.ts': 'text/plain; charset=utf-8',
 };
 
-export async function serve(root, { isolated = true, overrides = {}, ranges = true } = {}) {
+async function send(res, body, pace) {
+  if (!pace) return void res.end(body);
+  for (let at = 0; at < body.length; at += pace.bytes) {
+    res.write(body.subarray(at, at + pace.bytes));
+    await new Promise((r) => setTimeout(r, pace.ms));
+  }
+  res.end();
+}
+
+export async function serve(root, { isolated = true, overrides = {}, ranges = true, pace = null } = {}) {
   const requests = [];
   const transfers = [];
   const server = createServer(async (req, res) => {
@@ -55,12 +67,12 @@ export async function serve(root, { isolated = true, overrides = {}, ranges = tr
         const part = body.subarray(start, end + 1);
         res.writeHead(206, { ...headers, 'Content-Type': type, 'Content-Length': part.length, 'Content-Range': `bytes ${start}-${end}/${body.length}`, 'Accept-Ranges': 'bytes' });
         transfers.push({ path, range: req.headers.range, status: 206, bytes: part.length });
-        res.end(part);
+        await send(res, part, pace);
         return;
       }
       res.writeHead(200, { ...headers, 'Content-Type': type, 'Content-Length': body.length });
       transfers.push({ path, range: req.headers.range ?? null, status: 200, bytes: body.length });
-      res.end(body);
+      await send(res, body, pace);
     } catch (e) {
       const status = e.status ?? (e.code === 'ENOENT' || e.code === 'ENOTDIR' ? 404 : 500);
       res.writeHead(status, { ...headers, 'Content-Type': 'text/plain' });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import {
   chooseWidth, classify, DIST, idxLabels, marks, modelGraph, open, panel, prediction, prepare, shot,
 } from '../lib/app.js';
-import { launch } from '../lib/browser.js';
+import { launch } from '../lib/chromium.js';
 import { serve } from '../lib/server.js';
 
 // The first MNIST test digits (7 2 1 0 4 ...) are unambiguous: a working 8-bit model gets each.
@@ -225,7 +225,7 @@ describe('served cross-origin isolated (COOP/COEP)', () => {
     assert.ok(server.requests.some((u) => u.endsWith('/anybit_bg.wasm')), 'the server saw the wasm build');
     const foreign = seen.filter((u) => !u.startsWith(`${server.origin}/`) && !/^(data|blob|about):/.test(u));
     assert.deepEqual(foreign, [], 'requests to other origins');
-    assert.deepEqual(browser.consoleErrors, [], 'console errors');
+    assert.deepEqual(browser.errors, [], 'console errors');
   });
 });
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import {
   chooseWidth, DIST, idxImages, idxLabels, modelGraph, newPrediction, open, prediction, prepare, shot,
 } from '../lib/app.js';
-import { launch } from '../lib/browser.js';
+import { launch } from '../lib/chromium.js';
 import { serve } from '../lib/server.js';
 import { DIGITS, drawStrokes } from '../lib/strokes.js';
 
@@ -173,6 +173,6 @@ describe('drawing, image files and the Fashion-MNIST model', () => {
     assert.ok(seen.some((u) => u.endsWith('/models/fashion-mnist.anybit')), 'the Fashion model was fetched');
     const foreign = seen.filter((u) => !u.startsWith(`${server.origin}/`) && !/^(data|blob|about):/.test(u));
     assert.deepEqual(foreign, [], 'requests to other origins');
-    assert.deepEqual(browser.consoleErrors, [], 'console errors');
+    assert.deepEqual(browser.errors, [], 'console errors');
   });
 });

@@ -6,9 +6,9 @@ import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { build, createServer } from 'vite';
+import { launch } from '../../e2e-tests/lib/chromium.js';
 import { serve } from '../../e2e-tests/lib/server.js';
 import { APP, MODEL, digits } from '../lib/app.js';
-import { launch } from '../lib/chromium.js';
 
 const samples = await digits(5);
 

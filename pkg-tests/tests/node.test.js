@@ -2,10 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
+import { serve } from '../../e2e-tests/lib/server.js';
 import { APP, MODEL, digits } from '../lib/app.js';
 
 // entry.mjs (written by pkg-test.sh) is `export * from 'anybit'`: the bare name resolves through the
@@ -87,19 +87,8 @@ test('errors are AnybitError with a code', async () => {
 test('loads a model over HTTP with byte progress; a 404 is fetch_failed', async () => {
   const bytes = await readFile(MODEL);
   // Sent in 16 KiB pieces with a Content-Length, as a static server streams a file.
-  const server = createServer((req, res) => {
-    if (req.url !== '/mnist.anybit') return res.writeHead(404).end();
-    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': bytes.length });
-    (async () => {
-      for (let at = 0; at < bytes.length; at += 16384) {
-        res.write(bytes.subarray(at, at + 16384));
-        await new Promise((r) => setTimeout(r, 5));
-      }
-      res.end();
-    })();
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  const origin = `http://127.0.0.1:${server.address().port}`;
+  const server = await serve(dirname(MODEL), { pace: { bytes: 16384, ms: 5 } });
+  const { origin } = server;
   const session = await createSession();
   try {
     const progress = [];
@@ -121,7 +110,7 @@ test('loads a model over HTTP with byte progress; a 404 is fetch_failed', async 
     assert.match(e.message, /404/);
   } finally {
     await session.dispose();
-    server.close();
+    await server.close();
   }
 });
 

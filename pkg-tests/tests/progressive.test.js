@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { launch } from '../../e2e-tests/lib/chromium.js';
 import { serve } from '../../e2e-tests/lib/server.js';
 import { APP, ROOT, digits } from '../lib/app.js';
-import { launch } from '../lib/chromium.js';
 
 // A model whose first and last layers (fixed at 8 bits) are small next to its body, as in most
 // real networks: conv 1->64, 64->128, 128->256, dense 2304->10 (see fixtures/README.md).
