@@ -6,8 +6,7 @@
 
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
-use crate::format::{self, ModelFile};
-use crate::graph::{Graph, Op, QuantWeight, Width};
+use crate::format::{self, Graph, ModelFile, Op, QuantWeight, Width};
 use crate::kernels::{best_scheme, Isa, PackedSize};
 use crate::layers::{
     Add, Affine, Clamp, Context, Conv2d, Dense, Flatten, GemmShape, GlobalAvgPool, Layer, Pool, PoolKind,
@@ -350,7 +349,7 @@ fn quant_weights(
     QuantWeights::new(name, codes.to_vec(), groups, out / groups, depth, w.precision, params)
 }
 
-fn build_layer(graph: &Graph, node: &crate::graph::Node, file: &ModelFile) -> Result<Box<dyn Layer>> {
+fn build_layer(graph: &Graph, node: &format::Node, file: &ModelFile) -> Result<Box<dyn Layer>> {
     let name = node.name.clone();
     Ok(match &node.op {
         Op::Conv2d { weight, stride, padding, dilation, groups } => {

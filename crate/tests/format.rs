@@ -6,8 +6,7 @@ mod format_support;
 
 use std::collections::BTreeMap;
 
-use anybit::format::{self, plane_name, F32Tensor};
-use anybit::graph::{Graph, Node, Op, Width};
+use anybit::format::{self, plane_name, F32Tensor, Graph, Node, Op, Width};
 use anybit::quant::{derive_code, planes_needed};
 use anybit::{Bits, ErrorKind};
 use format_support::*;
@@ -203,7 +202,7 @@ fn model_without_quantized_layers() {
     t.insert("bn.w3.bias".to_string(), F32Tensor { shape: vec![2], data: vec![0.5, 0.0] });
     let bytes = format::write(&g, &[], &t).unwrap();
     let m = format::read(&bytes).unwrap();
-    let stored = Graph { version: anybit::graph::FORMAT_VERSION, ..g };
+    let stored = Graph { version: format::FORMAT_VERSION, ..g };
     assert_eq!((unsigned(m.graph), m.codes.len(), m.planes_present, m.tensors), (stored, 0, 8, t));
     assert_eq!(format::prefix_len(&bytes, 1).unwrap(), bytes.len());
 }

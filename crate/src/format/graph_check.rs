@@ -8,7 +8,7 @@ use super::limits::*;
 use super::names::{valid_node_name, INPUT};
 use crate::bail;
 use crate::error::{ErrorKind, Result};
-use crate::graph::{in_fixed_store, Graph, Op, QuantWeight, FORMAT_NAME, FORMAT_VERSION, MIN_FORMAT_VERSION};
+use super::graph::{in_fixed_store, Graph, Op, QuantWeight, FORMAT_NAME, FORMAT_VERSION, MIN_FORMAT_VERSION};
 
 /// One quantized layer's slice of the flat code sequence.
 #[derive(Clone, Copy, Debug)]

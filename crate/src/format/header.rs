@@ -14,7 +14,7 @@ use super::limits::{MAX_CHANNELS, MAX_HEADER_LEN};
 use super::names::{plane_name, width_tensor, BIAS, CLIP, FIXED8, PLANES, SCALE, WSCALE};
 use crate::bail;
 use crate::error::{Error, ErrorKind, Result};
-use crate::graph::{Graph, Op};
+use super::graph::{Graph, Op};
 
 /// Metadata key holding the graph JSON.
 pub const METADATA_KEY: &str = "anybit";

@@ -6,6 +6,7 @@
 //! Reading validates everything and returns typed errors; no allocation exceeds a small multiple
 //! of the bytes given.
 
+mod graph;
 mod graph_check;
 mod header;
 pub mod limits;
@@ -20,9 +21,13 @@ use safetensors::Dtype;
 use crate::bail;
 use crate::bits::Bits;
 use crate::error::{Error, ErrorKind, Result};
-use crate::graph::{in_fixed_store, Digests, Graph, Precision, QuantWeight, FORMAT_VERSION};
+use graph::in_fixed_store;
 use header::{parse_header, Rule};
 
+pub use graph::{
+    Digests, EvalResult, Graph, Node, Op, Precision, QuantWeight, Width, FORMAT_NAME, FORMAT_VERSION,
+    MIN_FORMAT_VERSION,
+};
 pub use header::{header_len, METADATA_KEY};
 pub use limits::MAX_HEADER_LEN;
 pub use names::{plane_name, width_tensor, FIXED8, PLANES};
