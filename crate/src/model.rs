@@ -58,7 +58,7 @@ impl Model {
     }
 
     pub fn from_file(file: ModelFile) -> Result<Model> {
-        let graph = file.graph.clone();
+        let graph = file.graph().clone();
         if graph.widths.is_empty() {
             crate::bail!(ErrorKind::BadGraph, "the model declares no widths");
         }
@@ -98,7 +98,7 @@ impl Model {
         }
         let last = nodes.len() - 1;
         nodes[last].last_use = usize::MAX;
-        let planes = file.planes_present;
+        let planes = file.planes_present();
         let mut model = Model { graph, nodes, width_index: 0, planes, ctx: Context::default() };
         let Some(top) = model.loaded_widths().into_iter().max() else {
             crate::bail!(
@@ -325,7 +325,7 @@ fn quant_weights(
         crate::bail!(
             ErrorKind::Truncated,
             "{name}: a version-1 file keeps fixed 8-bit codes in all 8 bit planes and {} are present; load the whole file",
-            file.planes_present
+            file.planes_present()
         );
     }
     let codes = file.layer_codes(w)?;

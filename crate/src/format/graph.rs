@@ -1,5 +1,6 @@
 //! The model graph stored as JSON in an `.anybit` file's metadata (docs/FORMAT.md).
-//! Plain serde types: the format module validates them, the model module builds layers from them.
+//! Plain serde types, so that writers (the exporter, tests) can build them freely; a graph read
+//! from a file reaches the model only inside a checked [`super::ModelFile`] (graph_check.rs).
 
 use serde::{Deserialize, Serialize};
 

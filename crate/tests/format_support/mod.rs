@@ -149,7 +149,7 @@ pub fn fixed_codes(codes: &[u8]) -> Vec<u8> {
 
 /// Every quantized layer's codes, in node order, as a file holds them.
 pub fn file_layers(m: &format::ModelFile) -> Vec<Vec<u8>> {
-    m.graph
+    m.graph()
         .nodes
         .iter()
         .filter_map(|n| match &n.op {
