@@ -3,7 +3,7 @@
 //! Layers of the crate, bottom up (docs/ARCHITECTURE.md has the one-page tour):
 //! - [`quant`]: the nested weight quantizer and PACT activation codes (shared with the trainer).
 //! - [`kernels`]: integer GEMM on bit-packed codes; scalar reference, SIMD128 and relaxed SIMD.
-//! - [`format`]: the `.anybit` file (safetensors + JSON [`graph`]), bit-plane-major weights.
+//! - [`format`]: the `.anybit` file (safetensors + JSON [`format::Graph`]), bit-plane-major weights.
 //! - [`tensor`], [`layers`]: f32 NHWC tensors and the layers built on the kernels.
 //! - [`model`]: a graph of layers with a switchable width.
 //! - [`policy`]: per-width latency predicted from an on-device calibration; width choice for a budget.
@@ -12,7 +12,6 @@
 pub mod bits;
 pub mod error;
 pub mod format;
-pub mod graph;
 pub mod kernels;
 pub mod layers;
 pub mod model;
@@ -24,7 +23,5 @@ pub mod wasm;
 
 pub use bits::Bits;
 pub use error::{Error, ErrorKind, Result};
-pub use graph::Graph;
-
 pub use model::Model;
 pub use tensor::Tensor;

@@ -6,18 +6,18 @@
 
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
-use crate::format::{self, ModelFile};
-use crate::graph::{Graph, Op, QuantWeight, Width};
+use crate::format::names::{BIAS, CLIP, SCALE, WSCALE};
+use crate::format::{self, Graph, ModelFile, Op, QuantWeight, Width};
 use crate::kernels::{best_scheme, Isa, PackedSize};
 use crate::layers::{
     Add, Affine, Clamp, Context, Conv2d, Dense, Flatten, GemmShape, GlobalAvgPool, Layer, Pool, PoolKind,
     QuantWeights, Softmax, WidthParams,
 };
 use crate::tensor::{numel, Tensor};
-use std::collections::BTreeMap;
 
 /// Largest intermediate tensor a model may declare, in elements (1 GiB of f32). A file that
-/// needs more is refused at load instead of failing on allocation while running.
+/// needs more is refused at load instead of failing on allocation while running. Intermediate
+/// shapes are known only once the layers infer them, hence here and not in format/limits.rs.
 pub const MAX_TENSOR_ELEMENTS: usize = 1 << 28;
 
 struct Node {
@@ -58,36 +58,22 @@ impl Model {
         Model::from_file(format::read_prefix(bytes, min_planes)?)
     }
 
-    pub fn from_file(file: ModelFile) -> Result<Model> {
-        let graph = file.graph.clone();
-        if graph.widths.is_empty() {
-            crate::bail!(ErrorKind::BadGraph, "the model declares no widths");
-        }
+    /// `file` is checked (names, wiring, widths, parameters, per-width tensors: `format`), so
+    /// only what needs the layers themselves can fail here.
+    fn from_file(file: ModelFile) -> Result<Model> {
+        let graph = file.graph().clone();
         let mut shapes: Vec<Vec<usize>> = vec![graph.input_shape.clone()];
-        check_size(&graph.input_shape, "input")?;
-        let mut index: BTreeMap<&str, usize> = BTreeMap::from([("input", 0)]);
         let mut nodes = Vec::with_capacity(graph.nodes.len());
-        for (i, node) in graph.nodes.iter().enumerate() {
-            let inputs = node
-                .inputs
-                .iter()
-                .map(|n| match index.get(n.as_str()) {
-                    Some(&v) => Ok(v),
-                    None => crate::bail!(ErrorKind::BadGraph, "{}: unknown input {n:?}", node.name),
-                })
-                .collect::<Result<Vec<_>>>()?;
+        for (i, (node, inputs)) in graph.nodes.iter().zip(file.inputs()).enumerate() {
             let layer = build_layer(&graph, node, &file)?;
+            // Whether shapes chain (a conv's input channels, an add's operands) and how large each
+            // intermediate gets follows only from running every layer's shape rule from the input
+            // on, so it is checked here rather than by `format`, which checks each node alone.
             let in_shapes: Vec<&[usize]> = inputs.iter().map(|&v| shapes[v].as_slice()).collect();
             let output_shape = layer.output_shape(&in_shapes)?;
             check_size(&output_shape, &node.name)?;
             shapes.push(output_shape.clone());
-            if index.insert(node.name.as_str(), i + 1).is_some() {
-                crate::bail!(ErrorKind::BadGraph, "node name {:?} is used twice", node.name);
-            }
-            nodes.push(Node { name: node.name.clone(), inputs, layer, output_shape, last_use: i });
-        }
-        if nodes.is_empty() {
-            crate::bail!(ErrorKind::BadGraph, "the model has no nodes");
+            nodes.push(Node { name: node.name.clone(), inputs: inputs.clone(), layer, output_shape, last_use: i });
         }
         // A value lives until the last node that reads it; the final output lives to the end.
         for i in 0..nodes.len() {
@@ -99,8 +85,10 @@ impl Model {
         }
         let last = nodes.len() - 1;
         nodes[last].last_use = usize::MAX;
-        let planes = file.planes_present;
+        let planes = file.planes_present();
         let mut model = Model { graph, nodes, width_index: 0, planes, ctx: Context::default() };
+        // A valid prefix may hold fewer planes than even the narrowest width needs: which widths
+        // can run is the model's question, not the file's.
         let Some(top) = model.loaded_widths().into_iter().max() else {
             crate::bail!(
                 ErrorKind::Truncated,
@@ -322,51 +310,39 @@ fn quant_weights(
     groups: usize,
     file: &ModelFile,
 ) -> Result<QuantWeights> {
+    // A valid prefix of a version-1 file lacks low bits of these codes; the file cannot know
+    // whether its reader needs them, the model does.
     if !file.fixed_codes_whole(w) {
         crate::bail!(
             ErrorKind::Truncated,
             "{name}: a version-1 file keeps fixed 8-bit codes in all 8 bit planes and {} are present; load the whole file",
-            file.planes_present
+            file.planes_present()
         );
     }
     let codes = file.layer_codes(w)?;
-    let out = w.shape.first().copied().unwrap_or(0);
-    if out == 0 || groups == 0 || out % groups != 0 {
-        crate::bail!(ErrorKind::BadShape, "{name}: {out} outputs do not split into {groups} groups");
-    }
+    let out = w.shape[0];
     let depth = codes.len() / out;
     let mut params = Vec::with_capacity(graph.widths.len());
     for width in &graph.widths {
         let b = width.w;
-        let scalar = |suffix: &str| -> Result<f32> {
-            match file.tensor(name, b, suffix)?.data[..] {
-                [v] => Ok(v),
-                _ => crate::bail!(ErrorKind::BadShape, "{name}.w{b}.{suffix} must hold one value"),
-            }
-        };
-        let bias = if w.bias { Some(file.tensor(name, b, "bias")?.data.clone()) } else { None };
-        params.push(WidthParams { wscale: scalar("wscale")?, clip: scalar("clip")?, bias });
+        // `format` gave wscale and clip the shape [1].
+        let scalar = |suffix: &str| Ok::<_, crate::Error>(file.tensor(name, b, suffix)?.data[0]);
+        let bias = if w.bias { Some(file.tensor(name, b, BIAS)?.data.clone()) } else { None };
+        params.push(WidthParams { wscale: scalar(WSCALE)?, clip: scalar(CLIP)?, bias });
     }
     QuantWeights::new(name, codes.to_vec(), groups, out / groups, depth, w.precision, params)
 }
 
-fn build_layer(graph: &Graph, node: &crate::graph::Node, file: &ModelFile) -> Result<Box<dyn Layer>> {
+fn build_layer(graph: &Graph, node: &format::Node, file: &ModelFile) -> Result<Box<dyn Layer>> {
     let name = node.name.clone();
     Ok(match &node.op {
         Op::Conv2d { weight, stride, padding, dilation, groups } => {
-            let [_, kh, kw, cin] = weight.shape[..] else {
-                crate::bail!(ErrorKind::BadShape, "{name}: conv weight shape must be [out, kh, kw, in/groups]");
-            };
-            let groups = (*groups).max(1);
-            let q = quant_weights(graph, &name, weight, groups, file)?;
+            // [out, kh, kw, in/groups], as `format` checked.
+            let (kh, kw, cin) = (weight.shape[1], weight.shape[2], weight.shape[3]);
+            let q = quant_weights(graph, &name, weight, *groups, file)?;
             Box::new(Conv2d::new(q, [kh, kw], *stride, *padding, *dilation, cin)?)
         }
-        Op::Dense { weight } => {
-            if weight.shape.len() != 2 {
-                crate::bail!(ErrorKind::BadShape, "{name}: dense weight shape must be [out, in]");
-            }
-            Box::new(Dense::new(quant_weights(graph, &name, weight, 1, file)?)?)
-        }
+        Op::Dense { weight } => Box::new(Dense::new(quant_weights(graph, &name, weight, 1, file)?)?),
         Op::MaxPool { kernel, stride, padding } | Op::AvgPool { kernel, stride, padding } => {
             let kind = if matches!(node.op, Op::MaxPool { .. }) { PoolKind::Max } else { PoolKind::Avg };
             Box::new(Pool { name, kind, kernel: *kernel, stride: *stride, padding: *padding })
@@ -374,18 +350,13 @@ fn build_layer(graph: &Graph, node: &crate::graph::Node, file: &ModelFile) -> Re
         Op::GlobalAvgPool => Box::new(GlobalAvgPool { name }),
         Op::Relu => Box::new(Clamp { name, min: 0.0, max: f32::INFINITY }),
         Op::Relu6 => Box::new(Clamp { name, min: 0.0, max: 6.0 }),
-        Op::Clamp { min, max } => {
-            if !(min <= max) {
-                crate::bail!(ErrorKind::BadValue, "{name}: clamp min {min} > max {max}");
-            }
-            Box::new(Clamp { name, min: *min, max: *max })
-        }
+        Op::Clamp { min, max } => Box::new(Clamp { name, min: *min, max: *max }),
         Op::Affine => {
             let mut params = Vec::with_capacity(graph.widths.len());
             for width in &graph.widths {
                 let b = width.w;
                 let get = |suffix: &str| Ok::<_, crate::Error>(file.tensor(&name, b, suffix)?.data.clone());
-                params.push((get("scale")?, get("bias")?));
+                params.push((get(SCALE)?, get(BIAS)?));
             }
             Box::new(Affine::new(&name, params)?)
         }

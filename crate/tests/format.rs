@@ -6,8 +6,7 @@ mod format_support;
 
 use std::collections::BTreeMap;
 
-use anybit::format::{self, plane_name, F32Tensor};
-use anybit::graph::{Graph, Node, Op, Width};
+use anybit::format::{self, plane_name, F32Tensor, Graph, Node, Op, Width};
 use anybit::quant::{derive_code, planes_needed};
 use anybit::{Bits, ErrorKind};
 use format_support::*;
@@ -21,12 +20,12 @@ fn round_trip_keeps_graph_codes_and_tensors() {
         let tensors = tensors(&g, seed + 100);
         let bytes = format::write(&g, &codes, &tensors).unwrap();
         let m = format::read(&bytes).unwrap();
-        assert!(m.graph.sha256.is_some());
+        assert!(m.graph().sha256.is_some());
         assert_eq!(file_layers(&m), given_layers(&codes));
-        assert_eq!(unsigned(m.graph), stored_graph());
-        assert_eq!((m.codes, m.fixed8), (plane_codes(&codes), fixed_codes(&codes)));
-        assert_eq!(m.tensors, tensors);
-        assert_eq!(m.planes_present, 8);
+        assert_eq!(unsigned(m.graph().clone()), stored_graph());
+        assert_eq!((m.codes().to_vec(), m.fixed8().to_vec()), (plane_codes(&codes), fixed_codes(&codes)));
+        assert_eq!(m.tensors(), &tensors);
+        assert_eq!(m.planes_present(), 8);
     }
 }
 
@@ -43,9 +42,9 @@ fn layer_codes_and_tensor_lookup() {
     let g = graph();
     let codes = codes(5);
     let m = format::read(&format::write(&g, &codes, &tensors(&g, 6)).unwrap()).unwrap();
-    let Op::Conv2d { weight, .. } = &m.graph.nodes[4].op else { panic!() };
+    let Op::Conv2d { weight, .. } = &m.graph().nodes[4].op else { panic!() };
     assert_eq!(m.layer_codes(weight).unwrap(), &codes[40..76]);
-    let Op::Dense { weight } = &m.graph.nodes[7].op else { panic!() };
+    let Op::Dense { weight } = &m.graph().nodes[7].op else { panic!() };
     assert_eq!(m.layer_codes(weight).unwrap(), &codes[80..92]);
     assert_eq!(m.tensor("bn1", Bits::new(4).unwrap(), "scale").unwrap().shape, vec![4]);
     assert_eq!(m.tensor("bn1", Bits::new(3).unwrap(), "scale").unwrap_err().kind(), ErrorKind::BadGraph);
@@ -117,20 +116,20 @@ fn prefixes_hold_the_top_planes() {
         let end = format::prefix_len(header, p).unwrap();
         assert_eq!(end, hlen + p7 + 5 * p as usize);
         let m = format::read_prefix(&bytes[..end], p).unwrap();
-        assert_eq!(m.planes_present, p);
-        assert_eq!(unsigned(m.graph.clone()), stored_graph());
-        assert_eq!(m.tensors.len(), tensors(&g, 8).len());
+        assert_eq!(m.planes_present(), p);
+        assert_eq!(unsigned(m.graph().clone()), stored_graph());
+        assert_eq!(m.tensors().len(), tensors(&g, 8).len());
         // Fixed 8-bit layers are whole in every prefix; the others have their top p bits.
-        assert_eq!(m.fixed8, fixed_codes(&codes));
+        assert_eq!(m.fixed8(), fixed_codes(&codes));
         let mask = !((1u16 << (8 - p)) - 1) as u8;
-        for (i, (&got, &want)) in m.codes.iter().zip(&plane_codes(&codes)).enumerate() {
+        for (i, (&got, &want)) in m.codes().iter().zip(&plane_codes(&codes)).enumerate() {
             assert_eq!(got, want & mask, "p {p} code {i}");
         }
         // A partial next plane is ignored, and more planes than present is an error.
         if p < 8 {
             let m2 = format::read_prefix(&bytes[..end + 3], p).unwrap();
-            assert_eq!(m2.planes_present, p);
-            assert_eq!(m2.codes, m.codes);
+            assert_eq!(m2.planes_present(), p);
+            assert_eq!(m2.codes(), m.codes());
             let e = format::read_prefix(&bytes[..end + 4], p + 1).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Truncated);
             assert_eq!(format::read(&bytes[..end]).unwrap_err().kind(), ErrorKind::Truncated);
@@ -150,7 +149,7 @@ fn prefix_codes_derive_the_same_narrow_codes() {
             let p = planes_needed(b);
             let end = format::prefix_len(&bytes, p).unwrap();
             let m = format::read_prefix(&bytes[..end], p).unwrap();
-            for (&got, &want) in m.codes.iter().zip(&plane_codes(&codes)) {
+            for (&got, &want) in m.codes().iter().zip(&plane_codes(&codes)) {
                 assert_eq!(
                     derive_code(got, b),
                     derive_code(want, b),
@@ -203,8 +202,8 @@ fn model_without_quantized_layers() {
     t.insert("bn.w3.bias".to_string(), F32Tensor { shape: vec![2], data: vec![0.5, 0.0] });
     let bytes = format::write(&g, &[], &t).unwrap();
     let m = format::read(&bytes).unwrap();
-    let stored = Graph { version: anybit::graph::FORMAT_VERSION, ..g };
-    assert_eq!((unsigned(m.graph), m.codes.len(), m.planes_present, m.tensors), (stored, 0, 8, t));
+    let stored = Graph { version: format::FORMAT_VERSION, ..g };
+    assert_eq!((unsigned(m.graph().clone()), m.codes().len(), m.planes_present(), m.tensors().clone()), (stored, 0, 8, t));
     assert_eq!(format::prefix_len(&bytes, 1).unwrap(), bytes.len());
 }
 
@@ -265,7 +264,7 @@ fn golden_fixture_matches_writer() {
 fn version_1_files_still_read() {
     let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-v1.anybit")).unwrap();
     let m = format::read(&bytes).unwrap();
-    assert_eq!((m.graph.version, m.fixed8.len()), (1, 0));
+    assert_eq!((m.graph().version, m.fixed8().len()), (1, 0));
     assert_eq!(file_layers(&m), given_layers(&codes(1)));
     assert_eq!(anybit::Model::from_bytes(&bytes).unwrap().loaded_widths(), vec![8, 4, 2, 1]);
     let end = format::prefix_len(&bytes, 2).unwrap();
@@ -328,7 +327,7 @@ fn digests_catch_corrupt_tensors_and_planes() {
     assert_eq!(format::read(&c).unwrap_err().kind(), ErrorKind::Corrupt);
     let e = format::read_prefix(&c[..p2], 2).unwrap_err();
     assert!(e.kind() == ErrorKind::Corrupt && e.message().contains("bit plane 6"), "{e}");
-    assert_eq!(format::read_prefix(&c[..p1], 1).unwrap().planes_present, 1);
+    assert_eq!(format::read_prefix(&c[..p1], 1).unwrap().planes_present(), 1);
 }
 
 #[test]
@@ -339,7 +338,7 @@ fn files_without_digests_load_and_malformed_digests_are_refused() {
         g.as_object_mut().unwrap().remove("sha256");
     });
     let m = format::read(&plain).unwrap();
-    assert_eq!((m.graph.sha256.clone(), file_layers(&m)), (None, given_layers(&codes(4))));
+    assert_eq!((m.graph().sha256.clone(), file_layers(&m)), (None, given_layers(&codes(4))));
     let short = with_graph(&bytes, |g| g["sha256"]["planes"].as_array_mut().unwrap().truncate(7));
     assert_eq!(format::read(&short).unwrap_err().kind(), ErrorKind::BadGraph);
     let not_hex = with_graph(&bytes, |g| g["sha256"]["tensors"] = serde_json::Value::String("z".repeat(64)));

@@ -166,6 +166,6 @@ fn huge_claims_in_small_files_fail_without_huge_allocations() {
     // Codes of the valid fixture: allocation stays proportional to a real file too.
     let valid = file();
     let (m, largest, _) = measure(|| format::read(&valid).unwrap());
-    assert_eq!((m.codes.len(), m.fixed8.len()), (40, 52));
+    assert_eq!((m.codes().len(), m.fixed8().len()), (40, 52));
     assert!(largest <= 8 * valid.len(), "{largest}");
 }

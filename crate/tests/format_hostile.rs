@@ -39,7 +39,7 @@ fn truncation_at_every_offset_is_truncated() {
         assert_eq!(format::read(cut).unwrap_err().kind(), Truncated, "read, len {len}");
         match format::read_prefix(cut, 1) {
             Ok(m) => assert!(
-                len >= first_plane && m.planes_present as usize == (len - first_plane) / 5 + 1
+                len >= first_plane && m.planes_present() as usize == (len - first_plane) / 5 + 1
             ),
             Err(e) => {
                 assert!(len < first_plane && e.kind() == Truncated, "read_prefix, len {len}: {e}")
@@ -215,7 +215,7 @@ fn tensor_order_must_put_planes_last_msb_first() {
         e[..n - 9].reverse();
     });
     let m = format::read(&reordered).unwrap();
-    assert_eq!(m.tensors, format::read(&file()).unwrap().tensors);
+    assert_eq!(m.tensors(), format::read(&file()).unwrap().tensors());
 }
 
 #[test]
@@ -498,7 +498,7 @@ fn random_byte_flips_never_panic() {
         }
         if let Ok(m) = format::read(&b) {
             accepted += 1;
-            assert_eq!(m.codes.len(), 40);
+            assert_eq!(m.codes().len(), 40);
         }
         let _ = format::read_prefix(&b, 1 + rng.below(8) as u8);
         let _ = format::prefix_len(&b, rng.below(9) as u8);

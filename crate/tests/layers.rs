@@ -1,6 +1,6 @@
 //! Layers against straightforward f32 references built from the quantizer definitions.
 
-use anybit::graph::{Precision, Width};
+use anybit::format::{Precision, Width};
 use anybit::layers::{
     Add, Affine, Clamp, Context, Conv2d, Dense, Flatten, GlobalAvgPool, Layer, Pool, PoolKind,
     QuantWeights, Softmax, WidthParams,

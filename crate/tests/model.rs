@@ -1,8 +1,9 @@
 //! The model executor: graph wiring (residual branches, value lifetimes), width switching without
 //! reloading, and typed errors for inputs and graphs that do not fit.
 
-use anybit::format::{self, width_tensor, F32Tensor};
-use anybit::graph::{Graph, Node, Op, Precision, QuantWeight, Width, FORMAT_NAME, FORMAT_VERSION};
+use anybit::format::{
+    self, width_tensor, F32Tensor, Graph, Node, Op, Precision, QuantWeight, Width, FORMAT_NAME, FORMAT_VERSION,
+};
 use anybit::layers::{Add, Affine, Context, Conv2d, Dense, Flatten, Layer, Pool, PoolKind, QuantWeights, WidthParams};
 use anybit::{Bits, ErrorKind, Model, Tensor};
 use std::collections::BTreeMap;

@@ -1,6 +1,6 @@
 //! Accuracy per width measured with the RUNTIME (`anybit::model::Model`), the code that ships.
 
-use anybit::graph::Width;
+use anybit::format::Width;
 use anyhow::{anyhow, bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use anybit::format::{self, names, F32Tensor};
-use anybit::graph::{EvalResult, Graph, Node, Op, Precision, QuantWeight, Width, FORMAT_NAME, FORMAT_VERSION};
+use anybit::format::{EvalResult, Graph, Node, Op, Precision, QuantWeight, Width, FORMAT_NAME, FORMAT_VERSION};
 use anyhow::{Context, Result};
 
 use crate::net::{Layer, Net, QKind};

@@ -246,7 +246,7 @@ fn cmd_upgrade(argv: &[String]) -> Result<()> {
     let old = std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;
     let new = anybit::format::upgrade(&old).map_err(|e| anyhow::anyhow!("{}: {e}", model.display()))?;
     std::fs::write(&out, &new).with_context(|| format!("writing {}", out.display()))?;
-    let version = |b: &[u8]| anybit::format::read(b).map(|f| f.graph.version).unwrap_or(0);
+    let version = |b: &[u8]| anybit::format::read(b).map(|f| f.graph().version).unwrap_or(0);
     println!("{} (version {}, {} bytes) -> {} (version {}, {} bytes)", model.display(), version(&old), old.len(), out.display(), version(&new), new.len());
     Ok(())
 }

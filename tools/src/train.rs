@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anybit::graph::EvalResult;
+use anybit::format::EvalResult;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor, D};
 use indicatif::{ProgressBar, ProgressStyle};

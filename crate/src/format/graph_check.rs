@@ -8,7 +8,7 @@ use super::limits::*;
 use super::names::{valid_node_name, INPUT};
 use crate::bail;
 use crate::error::{ErrorKind, Result};
-use crate::graph::{in_fixed_store, Graph, Op, QuantWeight, FORMAT_NAME, FORMAT_VERSION, MIN_FORMAT_VERSION};
+use super::graph::{in_fixed_store, Graph, Op, QuantWeight, FORMAT_NAME, FORMAT_VERSION, MIN_FORMAT_VERSION};
 
 /// One quantized layer's slice of the flat code sequence.
 #[derive(Clone, Copy, Debug)]
@@ -24,6 +24,9 @@ pub(crate) struct CheckedGraph<'g> {
     /// One past the last code of any layer in the `fixed8` tensor (0 before version 2).
     pub fixed_end: usize,
     pub node_index: HashMap<&'g str, usize>,
+    /// Each node's inputs as value indices (0: the graph input, k + 1: node k), resolved here so
+    /// that the model wires nodes without looking names up again.
+    pub inputs: Vec<Vec<usize>>,
     /// `has_width[b]`: the model supports weight width b.
     pub has_width: [bool; 9],
     /// How many per-width F32 tensors the file must hold.
@@ -98,6 +101,7 @@ pub(crate) fn check_graph(g: &Graph) -> Result<CheckedGraph<'_>> {
     }
 
     let mut node_index: HashMap<&str, usize> = HashMap::with_capacity(g.nodes.len());
+    let mut inputs = Vec::with_capacity(g.nodes.len());
     let (mut layers, mut fixed) = (Vec::new(), Vec::new());
     let mut tensor_count = 0usize;
     for (i, node) in g.nodes.iter().enumerate() {
@@ -120,14 +124,19 @@ pub(crate) fn check_graph(g: &Graph) -> Result<CheckedGraph<'_>> {
                 node.inputs.len()
             );
         }
+        let mut values = Vec::with_capacity(node.inputs.len());
         for input in &node.inputs {
-            if input != INPUT && !node_index.contains_key(input.as_str()) {
-                bail!(
+            let value = match node_index.get(input.as_str()) {
+                Some(&k) => k + 1,
+                None if input == INPUT => 0,
+                None => bail!(
                     ErrorKind::BadGraph,
                     "node {name}: input {input:?} is neither \"input\" nor an earlier node"
-                );
-            }
+                ),
+            };
+            values.push(value);
         }
+        inputs.push(values);
         if node_index.insert(name, i).is_some() {
             bail!(ErrorKind::BadGraph, "node name {name:?} is used twice");
         }
@@ -142,7 +151,7 @@ pub(crate) fn check_graph(g: &Graph) -> Result<CheckedGraph<'_>> {
 
     let code_end = check_code_ranges(g, layers)?;
     let fixed_end = check_code_ranges(g, fixed)?;
-    Ok(CheckedGraph { code_end, fixed_end, node_index, has_width, tensor_count })
+    Ok(CheckedGraph { code_end, fixed_end, node_index, inputs, has_width, tensor_count })
 }
 
 fn check_input_shape(shape: &[usize]) -> Result<()> {

@@ -14,7 +14,7 @@ use super::limits::{MAX_CHANNELS, MAX_HEADER_LEN};
 use super::names::{plane_name, width_tensor, BIAS, CLIP, FIXED8, PLANES, SCALE, WSCALE};
 use crate::bail;
 use crate::error::{Error, ErrorKind, Result};
-use crate::graph::{Graph, Op};
+use super::graph::{Graph, Op};
 
 /// Metadata key holding the graph JSON.
 pub const METADATA_KEY: &str = "anybit";
@@ -38,6 +38,8 @@ pub(crate) struct F32Entry {
 
 pub(crate) struct Header {
     pub graph: Graph,
+    /// The nodes' inputs as value indices ([`CheckedGraph::inputs`]).
+    pub inputs: Vec<Vec<usize>>,
     /// Length of the whole file the header describes.
     pub total_len: usize,
     /// Absolute offset of the first (most significant) plane; F32 tensors and the fixed8 codes
@@ -117,8 +119,8 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header> {
     let Some(total_len) = data_start.checked_add(meta.data_len()) else {
         bail!(ErrorKind::BadLayout, "data section length overflows");
     };
-    drop(cg);
-    Ok(Header { graph, total_len, planes_start, plane_len, fixed_start, fixed_len, f32s, data_start })
+    let inputs = cg.inputs;
+    Ok(Header { graph, inputs, total_len, planes_start, plane_len, fixed_start, fixed_len, f32s, data_start })
 }
 
 /// Where the U8 data lies: the `fixed8` codes (version 2) and then the planes.

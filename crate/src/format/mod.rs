@@ -4,8 +4,10 @@
 //! are one contiguous prefix of the file (progressive loading).
 //!
 //! Reading validates everything and returns typed errors; no allocation exceeds a small multiple
-//! of the bytes given.
+//! of the bytes given. A [`ModelFile`] comes only from [`read`] or [`read_prefix`], so whoever
+//! holds one (the model) may trust it without checking again.
 
+mod graph;
 mod graph_check;
 mod header;
 pub mod limits;
@@ -20,9 +22,13 @@ use safetensors::Dtype;
 use crate::bail;
 use crate::bits::Bits;
 use crate::error::{Error, ErrorKind, Result};
-use crate::graph::{in_fixed_store, Digests, Graph, Precision, QuantWeight, FORMAT_VERSION};
+use graph::in_fixed_store;
 use header::{parse_header, Rule};
 
+pub use graph::{
+    Digests, EvalResult, Graph, Node, Op, Precision, QuantWeight, Width, FORMAT_NAME, FORMAT_VERSION,
+    MIN_FORMAT_VERSION,
+};
 pub use header::{header_len, METADATA_KEY};
 pub use limits::MAX_HEADER_LEN;
 pub use names::{plane_name, width_tensor, FIXED8, PLANES};
@@ -37,23 +43,55 @@ pub struct F32Tensor {
     pub data: Vec<f32>,
 }
 
+/// A file as [`read`] or [`read_prefix`] checked it. The fields are private so that no other
+/// path builds one: the model builds layers from it without checking the graph again.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelFile {
-    pub graph: Graph,
-    /// The flat 8-bit codes of all quantized layers (each at its `code_offset`), rebuilt from the
-    /// planes present; bits of missing planes are 0. Length: 8 * plane length, i.e. the end of the
-    /// last layer rounded up to a multiple of 8.
-    pub codes: Vec<u8>,
-    /// The whole 8-bit codes of the `fixed8` layers (version 2 on; empty in version 1, where
-    /// they are in the planes).
-    pub fixed8: Vec<u8>,
-    /// How many most significant planes the codes were rebuilt from (8 for a whole file).
-    pub planes_present: u8,
-    /// Every per-width tensor, by name (`"{node}.w{b}.{suffix}"`).
-    pub tensors: BTreeMap<String, F32Tensor>,
+    graph: Graph,
+    inputs: Vec<Vec<usize>>,
+    codes: Vec<u8>,
+    fixed8: Vec<u8>,
+    planes_present: u8,
+    tensors: BTreeMap<String, F32Tensor>,
 }
 
 impl ModelFile {
+    /// The graph: node names unique, every input the graph input or an earlier node, widths and
+    /// nodes not empty, each op's parameters within the limits (graph_check.rs).
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Per node, its inputs (in the order of its `inputs` names) as value indices: 0 is the graph
+    /// input, `k + 1` the output of node `k`, always an earlier node.
+    pub fn inputs(&self) -> &[Vec<usize>] {
+        &self.inputs
+    }
+
+    /// The flat 8-bit codes of the layers in the planes (each at its `code_offset`), rebuilt from
+    /// the planes present; bits of missing planes are 0. Length: 8 * plane length, i.e. the end of
+    /// the last layer rounded up to a multiple of 8.
+    pub fn codes(&self) -> &[u8] {
+        &self.codes
+    }
+
+    /// The whole 8-bit codes of the `fixed8` layers (version 2 on; empty in version 1, where they
+    /// are in the planes).
+    pub fn fixed8(&self) -> &[u8] {
+        &self.fixed8
+    }
+
+    /// How many most significant planes the codes were rebuilt from (8 for a whole file).
+    pub fn planes_present(&self) -> u8 {
+        self.planes_present
+    }
+
+    /// Every per-width tensor, by name (`"{node}.w{b}.{suffix}"`), each with the shape and values
+    /// its role requires.
+    pub fn tensors(&self) -> &BTreeMap<String, F32Tensor> {
+        &self.tensors
+    }
+
     /// The codes of one quantized layer of this file's graph.
     pub fn layer_codes(&self, w: &QuantWeight) -> Result<&[u8]> {
         let store = if in_fixed_store(self.graph.version, w.precision) { &self.fixed8 } else { &self.codes };
@@ -181,7 +219,7 @@ fn read_parsed(bytes: &[u8], h: header::Header, min_planes: u8) -> Result<ModelF
     // byte) are bounded by 8 * bytes.len().
     let codes = planes::unpack(&planes, h.plane_len);
     let fixed8 = bytes[h.fixed_start..h.fixed_start + h.fixed_len].to_vec();
-    Ok(ModelFile { graph: h.graph, codes, fixed8, planes_present: present, tensors })
+    Ok(ModelFile { graph: h.graph, inputs: h.inputs, codes, fixed8, planes_present: present, tensors })
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

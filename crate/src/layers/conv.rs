@@ -2,7 +2,7 @@
 
 use super::{image_dims, single, window_out, Context, Layer, QuantWeights};
 use crate::error::{ErrorKind, Result};
-use crate::graph::Width;
+use crate::format::Width;
 use crate::tensor::Tensor;
 
 pub struct Conv2d {

@@ -2,7 +2,7 @@
 
 use super::{single, Context, Layer, QuantWeights};
 use crate::error::{ErrorKind, Result};
-use crate::graph::Width;
+use crate::format::Width;
 use crate::tensor::{numel, Tensor};
 
 pub struct Dense {

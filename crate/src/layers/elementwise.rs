@@ -3,7 +3,7 @@
 
 use super::{single, Context, Layer};
 use crate::error::{ErrorKind, Result};
-use crate::graph::Width;
+use crate::format::Width;
 use crate::tensor::{numel, Tensor};
 
 /// `clamp(x, min, max)`; ReLU is (0, inf) and ReLU6 is (0, 6).

@@ -20,7 +20,7 @@ pub use quantized::{QuantWeights, WidthParams};
 
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
-use crate::graph::Width;
+use crate::format::Width;
 use crate::kernels::{Isa, PackedActs};
 use crate::tensor::Tensor;
 

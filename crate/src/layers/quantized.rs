@@ -4,7 +4,7 @@
 use super::Context;
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
-use crate::graph::{Precision, Width};
+use crate::format::{Precision, Width};
 use crate::kernels::{self, PackedSize, PackedWeights, Scheme};
 use crate::quant;
 

@@ -7,7 +7,7 @@ use super::image::{self, ImageOptions};
 use super::{invalid, js_error, performance_now, pool_threads, to_js};
 use crate::bits::Bits;
 use crate::error::{Error, ErrorKind};
-use crate::graph::{EvalResult, Op, Width};
+use crate::format::{EvalResult, Op, Width};
 use crate::model::Model;
 use crate::policy::{Budget, Calibration};
 

@@ -5,8 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use anybit::format::{self, F32Tensor};
-use anybit::graph::{Graph, Node, Op, Precision, QuantWeight, Width};
+use anybit::format::{self, F32Tensor, Graph, Node, Op, Precision, QuantWeight, Width};
 use serde_json::{json, Map, Value};
 
 /// splitmix64: enough randomness for test data, no dependency.
@@ -128,7 +127,7 @@ pub fn tensors(g: &Graph, seed: u64) -> BTreeMap<String, F32Tensor> {
 /// fixed 8-bit ones in the fixed8 tensor (conv1 at 0, fc at 40).
 pub fn stored_graph() -> Graph {
     let mut g = graph();
-    g.version = anybit::graph::FORMAT_VERSION;
+    g.version = format::FORMAT_VERSION;
     for (node, off) in [(0, 0), (4, 0), (7, 40)] {
         match &mut g.nodes[node].op {
             Op::Conv2d { weight, .. } | Op::Dense { weight } => weight.code_offset = off,
@@ -150,7 +149,7 @@ pub fn fixed_codes(codes: &[u8]) -> Vec<u8> {
 
 /// Every quantized layer's codes, in node order, as a file holds them.
 pub fn file_layers(m: &format::ModelFile) -> Vec<Vec<u8>> {
-    m.graph
+    m.graph()
         .nodes
         .iter()
         .filter_map(|n| match &n.op {

@@ -1,5 +1,6 @@
 //! The model graph stored as JSON in an `.anybit` file's metadata (docs/FORMAT.md).
-//! Plain serde types: the format module validates them, the model module builds layers from them.
+//! Plain serde types, so that writers (the exporter, tests) can build them freely; a graph read
+//! from a file reaches the model only inside a checked [`super::ModelFile`] (graph_check.rs).
 
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +14,7 @@ pub const FORMAT_VERSION: u32 = 2;
 pub const MIN_FORMAT_VERSION: u32 = 1;
 
 /// Whether a layer's codes live in the `fixed8` tensor of a file of this version (else in the planes).
-pub fn in_fixed_store(version: u32, precision: Precision) -> bool {
+pub(super) fn in_fixed_store(version: u32, precision: Precision) -> bool {
     version >= 2 && precision == Precision::Fixed8
 }
 
@@ -161,7 +162,7 @@ impl Op {
         }
     }
 
-    pub fn weight_mut(&mut self) -> Option<&mut QuantWeight> {
+    pub(super) fn weight_mut(&mut self) -> Option<&mut QuantWeight> {
         match self {
             Op::Conv2d { weight, .. } | Op::Dense { weight } => Some(weight),
             _ => None,
