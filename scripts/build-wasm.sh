@@ -10,7 +10,7 @@
 #
 # Usage: scripts/build-wasm.sh [variant ...]     (default: all four)
 #
-# Uses Debian's rustc-web with -Z build-std (docs: ../shared/docs/toolchain.md, installed by
+# Uses Debian's rustc-web with -Z build-std (docs/TOOLCHAIN.md; installed by
 # scripts/setup.sh). The variants share one cargo target folder: cargo (>= 1.85) puts RUSTFLAGS
 # into each artifact's hash, so the four std and dependency builds sit side by side, while the
 # host-side proc macros and build scripts (RUSTFLAGS do not apply to them with --target) are
@@ -46,7 +46,7 @@ have_bindgen=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}') || true
 [ "$have_bindgen" = "$want_bindgen" ] ||
   die "wasm-bindgen CLI ${have_bindgen:-missing}, crate wants $want_bindgen: run scripts/setup.sh"
 
-# Link arguments for the threads build (toolchain.md): without --shared-memory/--import-memory and the
+# Link arguments for the threads build (docs/TOOLCHAIN.md): without --shared-memory/--import-memory and the
 # exported TLS symbols, initThreadPool fails with "DataCloneError: #<Memory> could not be cloned".
 THREAD_LINK_ARGS="-C link-arg=--shared-memory -C link-arg=--max-memory=1073741824 -C link-arg=--import-memory \
 -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \

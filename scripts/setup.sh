@@ -2,7 +2,7 @@
 # Installs everything a fresh Debian 12 machine needs to build, serve and test anybit.
 # Idempotent: each step checks first, so a second run takes seconds.
 # Usage: scripts/setup.sh [npm]   (npm: only the test harness's npm packages)
-# Recipe and its traps: docs/toolchain.md.
+# Recipe and its traps: docs/TOOLCHAIN.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -8,10 +8,10 @@
 //! contains it, so every width is an unbiased quantizer of the same latent weight, and width `b`
 //! needs only the `b` most significant bit planes.
 //!
-//! Why not `c_b = round(c8 / 2^(8-b))` with levels `E (2c/(2^b-1) - 1)` (the first reading of the
-//! methods note): rounding maps 0..=255 onto 0..=2^b and must clamp, and the levels do not line up
-//! with the 8-bit ones, so the zero weight decodes to +E at 1 bit and 98% of Gaussian weights
-//! became +E (measured by the trainer, models/NOTE-nested-quantizer.md). It also needs one more plane.
+//! Why not `c_b = round(c8 / 2^(8-b))` with levels `E (2c/(2^b-1) - 1)`: rounding maps 0..=255
+//! onto 0..=2^b and must clamp, and those levels do not line up with the 8-bit ones, so the zero
+//! weight decodes to +E at 1 bit (most of a Gaussian weight tensor collapses onto one level). It
+//! also needs one more plane.
 //!
 //! Activations are unsigned PACT codes: `a = round_half_up(clamp(x, 0, alpha) * L_a / alpha)` with
 //! `L_a = 2^a - 1`, standing for `a * alpha / L_a` (zero is a level: ReLU outputs stay exact).
