@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use anybit::format::{self, names, F32Tensor};
+use anybit::Bits;
 use anybit::graph::{EvalResult, Graph, Node, Op, Precision, QuantWeight, Width, FORMAT_NAME, FORMAT_VERSION};
 use anyhow::{Context, Result};
 
@@ -18,7 +19,7 @@ fn scalar(v: f32) -> F32Tensor {
 pub fn build(
     net: &Net,
     name: &str,
-    widths: &[u8],
+    widths: &[Bits],
     labels: Option<Vec<String>>,
     eval: Vec<EvalResult>,
 ) -> Result<(Graph, Vec<u8>, BTreeMap<String, F32Tensor>)> {
@@ -80,11 +81,11 @@ pub fn build(
                     None => None,
                 };
                 for &b in widths {
-                    tensors.insert(names::width_tensor(&q.name, b, names::WSCALE), scalar(e));
-                    tensors.insert(names::width_tensor(&q.name, b, names::CLIP), scalar(q.clip_value(b)?));
+                    tensors.insert(names::width_tensor(&q.name, b.get(), names::WSCALE), scalar(e));
+                    tensors.insert(names::width_tensor(&q.name, b.get(), names::CLIP), scalar(q.clip_value(b)?));
                     if let Some(bias) = &bias {
                         tensors.insert(
-                            names::width_tensor(&q.name, b, names::BIAS),
+                            names::width_tensor(&q.name, b.get(), names::BIAS),
                             F32Tensor { shape: vec![bias.len()], data: bias.clone() },
                         );
                     }
@@ -95,8 +96,8 @@ pub fn build(
                     for &b in widths {
                         let (s, t) = bn.folded(b)?;
                         let c = s.len();
-                        tensors.insert(names::width_tensor(&bn.name, b, names::SCALE), F32Tensor { shape: vec![c], data: s });
-                        tensors.insert(names::width_tensor(&bn.name, b, names::BIAS), F32Tensor { shape: vec![c], data: t });
+                        tensors.insert(names::width_tensor(&bn.name, b.get(), names::SCALE), F32Tensor { shape: vec![c], data: s });
+                        tensors.insert(names::width_tensor(&bn.name, b.get(), names::BIAS), F32Tensor { shape: vec![c], data: t });
                     }
                     nodes.push(Node { name: bn.name.clone(), inputs: vec![prev.clone()], op: Op::Affine });
                     prev = bn.name.clone();
@@ -110,7 +111,7 @@ pub fn build(
         name: name.into(),
         input_shape: net.input.to_vec(),
         labels,
-        widths: widths.iter().map(|&w| Width { w, a: net.act_bits[w as usize - 1] }).collect(),
+        widths: widths.iter().map(|&w| Width { w: w.get(), a: net.act_bits[w.count() - 1].get() }).collect(),
         nodes,
         eval,
         sha256: None,
@@ -121,7 +122,7 @@ pub fn build(
 pub fn write(
     net: &Net,
     name: &str,
-    widths: &[u8],
+    widths: &[Bits],
     labels: Option<Vec<String>>,
     eval: Vec<EvalResult>,
 ) -> Result<Vec<u8>> {
