@@ -1,6 +1,7 @@
 //! Accuracy per width measured with the RUNTIME (`anybit::model::Model`), the code that ships.
 
 use anybit::format::Width;
+use anybit::Bits;
 use anyhow::{anyhow, bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -8,7 +9,7 @@ use crate::data::Dataset;
 
 /// Predicted class of each sample at `width`, computed on `threads` threads, each with its own
 /// model (the runtime's `Model` is single-threaded).
-pub fn predict(bytes: &[u8], ds: &Dataset, width: u8, threads: usize, pb: &ProgressBar) -> Result<Vec<usize>> {
+pub fn predict(bytes: &[u8], ds: &Dataset, width: Bits, threads: usize, pb: &ProgressBar) -> Result<Vec<usize>> {
     let n = ds.len();
     let threads = threads.clamp(1, 16).min(n.max(1));
     let chunk = n.div_ceil(threads);
@@ -48,11 +49,11 @@ pub fn argmax(v: &[f32]) -> usize {
 }
 
 /// Accuracy per requested weight width, each with the (weight, activation) bits the file declares.
-pub fn eval_widths(bytes: &[u8], ds: &Dataset, bits: &[u8], threads: usize) -> Result<Vec<(Width, f64)>> {
+pub fn eval_widths(bytes: &[u8], ds: &Dataset, bits: &[Bits], threads: usize) -> Result<Vec<(Width, f64)>> {
     let model = anybit::model::Model::from_bytes(bytes).map_err(|e| anyhow!("{e}"))?;
     let mut widths = Vec::new();
     for &b in bits {
-        match model.widths().iter().find(|w| w.w == b) {
+        match model.widths().iter().find(|w| w.w == b.get()) {
             Some(w) => widths.push(*w),
             None => bail!("the model has no width {b} (it has {:?})", model.widths().iter().map(|w| w.w).collect::<Vec<_>>()),
         }
@@ -63,9 +64,9 @@ pub fn eval_widths(bytes: &[u8], ds: &Dataset, bits: &[u8], threads: usize) -> R
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut table = Vec::new();
-    for w in widths {
-        pb.set_message(format!("width {}", w.w));
-        let pred = predict(bytes, ds, w.w, threads, &pb)?;
+    for (&b, w) in bits.iter().zip(widths) {
+        pb.set_message(format!("width {b}"));
+        let pred = predict(bytes, ds, b, threads, &pb)?;
         let correct = pred.iter().zip(&ds.labels).filter(|(p, l)| **p == **l as usize).count();
         table.push((w, correct as f64 / ds.len().max(1) as f64));
     }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use anybit::format::{self, names, F32Tensor};
 use anybit::format::{EvalResult, Graph, Node, Op, Precision, QuantWeight, Width, FORMAT_NAME, FORMAT_VERSION};
+use anybit::Bits;
 use anyhow::{Context, Result};
 
 use crate::net::{Layer, Net, QKind};
@@ -18,7 +19,7 @@ fn scalar(v: f32) -> F32Tensor {
 pub fn build(
     net: &Net,
     name: &str,
-    widths: &[u8],
+    widths: &[Bits],
     labels: Option<Vec<String>>,
     eval: Vec<EvalResult>,
 ) -> Result<(Graph, Vec<u8>, BTreeMap<String, F32Tensor>)> {
@@ -110,7 +111,7 @@ pub fn build(
         name: name.into(),
         input_shape: net.input.to_vec(),
         labels,
-        widths: widths.iter().map(|&w| Width { w, a: net.act_bits[w as usize - 1] }).collect(),
+        widths: widths.iter().map(|&w| Width { w, a: net.act_bits[w.count() - 1] }).collect(),
         nodes,
         eval,
         sha256: None,
@@ -121,7 +122,7 @@ pub fn build(
 pub fn write(
     net: &Net,
     name: &str,
-    widths: &[u8],
+    widths: &[Bits],
     labels: Option<Vec<String>>,
     eval: Vec<EvalResult>,
 ) -> Result<Vec<u8>> {

@@ -2,7 +2,7 @@
 //! fused custom ops), export to `.anybit`, and evaluation through the runtime itself.
 
 pub mod adam;
-pub mod args;
+pub mod cli;
 pub mod data;
 pub mod evaluate;
 pub mod export;

@@ -1,32 +1,26 @@
-//! `anybit`: train, export and evaluate any-precision models.
-//!
-//!   anybit train   --dataset mnist --data-dir DIR --widths 8,4,2,1 --epochs 2 --out models/x.anybit [--ckpt DIR [--resume]] [--init CKPT]
-//!   anybit export  --ckpt DIR --out FILE [--data-dir DIR]
-//!   anybit eval    --model FILE --dataset mnist --data-dir DIR --bits 1,2,3,4,5,6,7,8
-//!   anybit fixture --data-dir DIR --out-dir fixtures --n 100
-//!   anybit upgrade --model FILE [--out FILE]   (rewrite in the current format version)
+//! `anybit`: train, export and evaluate any-precision models. The options of each subcommand are
+//! in `tools/src/cli.rs` and its `--help`; typical invocations in tools/README.md.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
-use anybit_tools::args::{parse_bits, Args};
+use anybit::Bits;
+use anybit_tools::cli::{Cli, Command, EvalArgs, ExportArgs, ExportOpts, FixtureArgs, TrainArgs, UpgradeArgs};
 use anybit_tools::data::{self, Split};
-use anybit_tools::train::{self, TrainConfig, Trainer};
+use anybit_tools::train::{self, Trainer};
 use anybit_tools::{evaluate, tune_allocator};
 use anyhow::{bail, Context, Result};
-
-const USAGE: &str = "usage: anybit <train|export|eval|fixture|upgrade> [--options]; see tools/README.md";
+use clap::Parser;
 
 fn main() {
     tune_allocator();
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let res = match argv.first().map(String::as_str) {
-        Some("train") => cmd_train(&argv[1..]),
-        Some("export") => cmd_export(&argv[1..]),
-        Some("eval") => cmd_eval(&argv[1..]),
-        Some("fixture") => cmd_fixture(&argv[1..]),
-        Some("upgrade") => cmd_upgrade(&argv[1..]),
-        _ => Err(anyhow::anyhow!(USAGE)),
+    // Usage errors exit here with clap's message and status 2; run-time errors below with 1.
+    let res = match Cli::parse().command {
+        Command::Train(a) => cmd_train(*a),
+        Command::Export(a) => cmd_export(a),
+        Command::Eval(a) => cmd_eval(a),
+        Command::Fixture(a) => cmd_fixture(a),
+        Command::Upgrade(a) => cmd_upgrade(a),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");
@@ -34,68 +28,16 @@ fn main() {
     }
 }
 
-fn dataset_and_dir(a: &Args) -> Result<(String, PathBuf)> {
-    let ds: String = a.get("dataset", "mnist".to_string())?;
-    let dir = a.opt::<PathBuf>("data-dir")?.unwrap_or_else(|| data::default_dir(&ds));
-    Ok((ds, dir))
+/// Widths as the command line takes them: "8,2,1".
+fn list(widths: &[Bits]) -> String {
+    widths.iter().map(Bits::to_string).collect::<Vec<_>>().join(",")
 }
 
-fn train_config(a: &Args, dataset: &str) -> Result<TrainConfig> {
-    let d = TrainConfig::default();
-    let mut widths = match a.opt::<String>("widths")? {
-        Some(s) => parse_bits(&s)?,
-        None => d.widths.clone(),
-    };
-    widths.sort_unstable_by(|x, y| y.cmp(x));
-    Ok(TrainConfig {
-        dataset: dataset.into(),
-        arch: a.get("arch", d.arch)?,
-        widths,
-        epochs: a.get("epochs", d.epochs)?,
-        batch: a.get("batch", d.batch)?,
-        lr: a.get("lr", d.lr)?,
-        clip_lr: a.get("clip-lr", d.clip_lr)?,
-        weight_decay: a.get("wd", d.weight_decay)?,
-        clip_init: a.get("clip-init", d.clip_init)?,
-        seed: a.get("seed", d.seed)?,
-        shift: a.get("shift", d.shift)?,
-        flip: a.flag("flip"),
-        distill: !a.flag("no-distill"),
-        limit: a.get("limit", d.limit)?,
-        wavelet_widths: match a.opt::<String>("wavelet-widths")? {
-            Some(s) => parse_bits(&s)?,
-            None => d.wavelet_widths,
-        },
-        wavelet_levels: a.get("wavelet-levels", d.wavelet_levels)?,
-        wavelet_alloc: match a.opt::<String>("wavelet-alloc")? {
-            Some(s) => parse_alloc(&s)?,
-            None => d.wavelet_alloc,
-        },
-        init: a.opt("init")?,
-        min_act_bits: a.get("min-act-bits", d.min_act_bits)?,
-    })
-}
-
-/// "+1,0,-1": bits of LL, HL/LH, HH relative to the width.
-fn parse_alloc(s: &str) -> Result<(i8, i8, i8)> {
-    let v: Vec<i8> = s
-        .split(',')
-        .map(|t| t.trim().trim_start_matches('+').parse::<i8>())
-        .collect::<std::result::Result<_, _>>()
-        .with_context(|| format!("--wavelet-alloc {s}: expected three integers like +1,0,-1"))?;
-    match v[..] {
-        [a, b, c] if [a, b, c].iter().all(|x| (-7..=7).contains(x)) => Ok((a, b, c)),
-        _ => bail!("--wavelet-alloc {s}: expected three integers in -7..=7"),
-    }
-}
-
-fn finish_export(t: &Trainer, a: &Args, test: &data::Dataset) -> Result<()> {
-    let out: PathBuf = a.req("out")?;
-    let widths = parse_bits(&a.get("export-widths", "1-8".to_string())?)?;
-    let calib = a.get("calib-batches", 20usize)?;
-    let name = a.get("name", format!("{}-cnn", t.cfg.dataset))?;
-    train::fill_untrained(&t.net, &t.cfg.widths, &widths, t.train, calib, t.cfg.batch, t.cfg.seed)?;
-    let rep = train::export_model(&t.net, &t.cfg.dataset, &name, &widths, test, &out)?;
+fn finish_export(t: &Trainer, out: &Path, opts: &ExportOpts, test: &data::Dataset) -> Result<()> {
+    let widths = &opts.export_widths;
+    let name = opts.name.clone().unwrap_or_else(|| format!("{}-cnn", t.cfg.dataset));
+    train::fill_untrained(&t.net, &t.cfg.widths, widths, t.train, opts.calib_batches, t.cfg.batch, t.cfg.seed)?;
+    let rep = train::export_model(&t.net, &t.cfg.dataset, &name, widths, test, out)?;
     println!("wrote {} ({} bytes), trained {:.0} s", out.display(), rep.bytes, t.wall_s);
     for (w, acc) in &rep.accuracy {
         println!("  w{w}: {:.2}%", acc * 100.0);
@@ -103,21 +45,16 @@ fn finish_export(t: &Trainer, a: &Args, test: &data::Dataset) -> Result<()> {
     Ok(())
 }
 
-fn cmd_train(argv: &[String]) -> Result<()> {
-    let a = Args::parse(argv, &["resume", "no-distill", "flip"])?;
-    let (ds, dir) = dataset_and_dir(&a)?;
-    let cfg = train_config(&a, &ds)?;
-    let ckpt: Option<PathBuf> = a.opt("ckpt")?;
-    let resume = a.flag("resume");
-    let every = a.get("ckpt-every", 100usize)?;
-    let max_steps: Option<usize> = a.opt("max-steps")?;
+fn cmd_train(a: TrainArgs) -> Result<()> {
+    let (ds, dir) = a.data.resolve();
+    let cfg = a.config(&ds);
+    let ckpt = a.ckpt.as_deref();
     let train_ds = data::load(&dir, &ds, Split::Train)?;
     let test = data::load(&dir, &ds, Split::Test)?;
-    let test = test.truncate(a.get("test-limit", usize::MAX)?);
+    let test = test.truncate(a.test_limit.unwrap_or(usize::MAX));
     let mut t = Trainer::new(cfg, &train_ds)?;
     let mut resumed = false;
-    if resume {
-        let c = ckpt.as_deref().context("--resume needs --ckpt")?;
+    if let (true, Some(c)) = (a.resume, ckpt) {
         if c.join("meta.json").exists() {
             t.resume(c)?;
             resumed = true;
@@ -128,19 +65,17 @@ fn cmd_train(argv: &[String]) -> Result<()> {
     }
     if let (false, Some(init)) = (resumed, t.cfg.init.clone()) {
         let src = t.init_from(Path::new(&init))?;
-        eprintln!("weights, BN and clips from {init} (trained at widths {src:?}); new optimizer and schedule");
+        eprintln!("weights, BN and clips from {init} (trained at widths {}); new optimizer and schedule", list(&src));
     }
-    a.finish_keys(&["out", "export-widths", "calib-batches", "name"]);
-    a.finish()?;
     eprintln!(
-        "training {} on {} images, widths {:?}, {} steps/epoch x {} epochs",
+        "training {} on {} images, widths {}, {} steps/epoch x {} epochs",
         t.cfg.arch,
         t.steps_per_epoch() * t.cfg.batch,
-        t.cfg.widths,
+        list(&t.cfg.widths),
         t.steps_per_epoch(),
         t.cfg.epochs
     );
-    t.run(ckpt.as_deref(), every, max_steps)?;
+    t.run(ckpt, a.ckpt_every, a.max_steps)?;
     for &w in &t.cfg.widths {
         eprintln!("width {w}: test accuracy {:.2}%", train::evaluate(&t.net, &test, w)? * 100.0);
     }
@@ -148,41 +83,30 @@ fn cmd_train(argv: &[String]) -> Result<()> {
         println!("stopped at step {}/{} (resume with --resume --ckpt)", t.step, t.total_steps());
         return Ok(());
     }
-    if a.opt::<PathBuf>("out")?.is_some() {
-        finish_export(&t, &a, &test)?;
+    if let Some(out) = &a.out {
+        finish_export(&t, out, &a.export, &test)?;
     }
     Ok(())
 }
 
-fn cmd_export(argv: &[String]) -> Result<()> {
-    let a = Args::parse(argv, &[])?;
-    let ckpt: PathBuf = a.req("ckpt")?;
-    let cfg = train::checkpoint_config(&ckpt)?;
-    let dir = a.opt::<PathBuf>("data-dir")?.unwrap_or_else(|| data::default_dir(&cfg.dataset));
-    a.finish_keys(&["out", "export-widths", "calib-batches", "name"]);
-    a.finish()?;
+fn cmd_export(a: ExportArgs) -> Result<()> {
+    let cfg = train::checkpoint_config(&a.ckpt)?;
+    let dir = a.data_dir.clone().unwrap_or_else(|| data::default_dir(&cfg.dataset));
     let train_ds = data::load(&dir, &cfg.dataset, Split::Train)?;
     let test = data::load(&dir, &cfg.dataset, Split::Test)?;
     let mut t = Trainer::new(cfg, &train_ds)?;
-    t.resume(&ckpt)?;
-    finish_export(&t, &a, &test)
+    t.resume(&a.ckpt)?;
+    finish_export(&t, &a.out, &a.export, &test)
 }
 
-fn cmd_eval(argv: &[String]) -> Result<()> {
-    let a = Args::parse(argv, &[])?;
-    let model: PathBuf = a.req("model")?;
-    let (ds, dir) = dataset_and_dir(&a)?;
-    let bits = parse_bits(&a.get("bits", "1-8".to_string())?)?;
-    let limit = a.get("limit", usize::MAX)?;
-    let threads = a.get(
-        "threads",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-    )?;
-    a.finish()?;
-    let bytes = std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;
-    let test = data::load(&dir, &ds, Split::Test)?.truncate(limit);
+fn cmd_eval(a: EvalArgs) -> Result<()> {
+    let model = &a.model;
+    let (ds, dir) = a.data.resolve();
+    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
+    let test = data::load(&dir, &ds, Split::Test)?.truncate(a.limit.unwrap_or(usize::MAX));
     let t0 = Instant::now();
-    let table = evaluate::eval_widths(&bytes, &test, &bits, threads)?;
+    let table = evaluate::eval_widths(&bytes, &test, &a.bits, threads)?;
     println!("model {}  dataset {ds}  n {}  ({:.1} s)", model.display(), test.len(), t0.elapsed().as_secs_f64());
     println!("| width | activation bits | accuracy |");
     println!("|---|---|---|");
@@ -199,13 +123,10 @@ fn cmd_eval(argv: &[String]) -> Result<()> {
 }
 
 /// Cuts the first `n` test images and labels into uncompressed IDX files.
-fn cmd_fixture(argv: &[String]) -> Result<()> {
-    let a = Args::parse(argv, &[])?;
-    let (ds, dir) = dataset_and_dir(&a)?;
-    let out: PathBuf = a.get("out-dir", PathBuf::from("fixtures"))?;
-    let n: usize = a.get("n", 100)?;
-    let prefix: String = a.get("prefix", format!("{}-t{n}", if ds == "mnist" { "mnist" } else { "fmnist" }))?;
-    a.finish()?;
+fn cmd_fixture(a: FixtureArgs) -> Result<()> {
+    let (ds, dir) = a.data.resolve();
+    let (out, n) = (&a.out_dir, a.n);
+    let prefix = a.prefix.clone().unwrap_or_else(|| format!("{}-t{n}", if ds == "mnist" { "mnist" } else { "fmnist" }));
     let find = |stem: &str| -> Result<Vec<u8>> {
         for name in [stem.to_string(), format!("{stem}.gz")] {
             let p = dir.join(name);
@@ -231,21 +152,19 @@ fn cmd_fixture(argv: &[String]) -> Result<()> {
     let mut ol = vec![0, 0, 8, 1];
     ol.extend_from_slice(&(n as u32).to_be_bytes());
     ol.extend_from_slice(&lpix[..n]);
-    std::fs::create_dir_all(&out)?;
+    std::fs::create_dir_all(out)?;
     std::fs::write(out.join(format!("{prefix}-images.idx3")), oi)?;
     std::fs::write(out.join(format!("{prefix}-labels.idx1")), ol)?;
     println!("wrote {n} samples to {}/{prefix}-{{images.idx3,labels.idx1}}", out.display());
     Ok(())
 }
 
-fn cmd_upgrade(argv: &[String]) -> Result<()> {
-    let a = Args::parse(argv, &[])?;
-    let model: PathBuf = a.req("model")?;
-    let out: PathBuf = a.get("out", model.clone())?;
-    a.finish()?;
-    let old = std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;
+fn cmd_upgrade(a: UpgradeArgs) -> Result<()> {
+    let model = &a.model;
+    let out = a.out.as_ref().unwrap_or(model);
+    let old = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
     let new = anybit::format::upgrade(&old).map_err(|e| anyhow::anyhow!("{}: {e}", model.display()))?;
-    std::fs::write(&out, &new).with_context(|| format!("writing {}", out.display()))?;
+    std::fs::write(out, &new).with_context(|| format!("writing {}", out.display()))?;
     let version = |b: &[u8]| anybit::format::read(b).map(|f| f.graph().version).unwrap_or(0);
     println!("{} (version {}, {} bytes) -> {} (version {}, {} bytes)", model.display(), version(&old), old.len(), out.display(), version(&new), new.len());
     Ok(())

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use anybit::Bits;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
 
@@ -16,22 +17,22 @@ use crate::ops::{self, BatchNormTrain, BnStats, Im2col, MaxPool, Pact, WeightQua
 use crate::rng::Rng;
 use crate::wavelet::{bands, BandBits, WaveletQuant};
 
-pub const NWIDTHS: usize = 8;
+pub const NWIDTHS: usize = Bits::MAX.count();
 
 /// Which widths use the wavelet path instead of the nested DoReFa codes, and how.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WaveletCfg {
-    pub widths: Vec<u8>,
+    pub widths: Vec<Bits>,
     pub levels: usize,
     /// Bits of (LL, HL/LH, HH) relative to the width.
     pub alloc: (i8, i8, i8),
 }
 
 impl WaveletCfg {
-    pub fn op(&self, width: u8) -> Option<WaveletQuant> {
+    pub fn op(&self, width: Bits) -> Option<WaveletQuant> {
         self.widths
             .contains(&width)
-            .then(|| WaveletQuant { levels: self.levels, bits: BandBits::relative(width, self.alloc) })
+            .then(|| WaveletQuant { levels: self.levels, bits: BandBits::relative(width.get(), self.alloc) })
     }
 }
 
@@ -94,8 +95,8 @@ pub struct Bn {
 
 impl Bn {
     /// The per-channel (scale, bias) this BN folds to at `width`; export writes exactly these.
-    pub fn folded(&self, width: u8) -> Result<(Vec<f32>, Vec<f32>)> {
-        let i = width as usize - 1;
+    pub fn folded(&self, width: Bits) -> Result<(Vec<f32>, Vec<f32>)> {
+        let i = width.count() - 1;
         let g = self.gamma[i].as_tensor().to_vec1::<f32>()?;
         let b = self.beta[i].as_tensor().to_vec1::<f32>()?;
         let run = self.running.lock().unwrap();
@@ -139,23 +140,23 @@ pub struct Net {
     pub input: [usize; 3],
     pub layers: Vec<Layer>,
     /// Activation bits at each weight width (index width-1).
-    pub act_bits: [u8; NWIDTHS],
+    pub act_bits: [Bits; NWIDTHS],
     pub wavelet: Option<WaveletCfg>,
     pub device: Device,
 }
 
 impl QLayer {
-    pub fn bits(&self, width: u8, act_bits: &[u8; NWIDTHS]) -> (u8, u8) {
+    pub fn bits(&self, width: Bits, act_bits: &[Bits; NWIDTHS]) -> (Bits, Bits) {
         if self.fixed8 {
-            (8, 8)
+            (Bits::MAX, Bits::MAX)
         } else {
-            (width, act_bits[width as usize - 1])
+            (width, act_bits[width.count() - 1])
         }
     }
-    pub fn clip_value(&self, width: u8) -> Result<f32> {
+    pub fn clip_value(&self, width: Bits) -> Result<f32> {
         match self.fixed_clip {
             Some(c) => Ok(c),
-            None => Ok(self.clip[width as usize - 1].as_tensor().to_vec1::<f32>()?[0]),
+            None => Ok(self.clip[width.count() - 1].as_tensor().to_vec1::<f32>()?[0]),
         }
     }
 }
@@ -169,11 +170,8 @@ impl Net {
         clip_init: f32,
         seed: u64,
         wavelet: Option<WaveletCfg>,
-        min_act_bits: u8,
+        min_act_bits: Bits,
     ) -> Result<Net> {
-        if !(1..=8).contains(&min_act_bits) {
-            bail!("minimum activation bits {min_act_bits} must be in 1..=8");
-        }
         let specs = parse_arch(arch)?;
         let dev = Device::Cpu;
         let mut rng = Rng::new(seed);
@@ -240,7 +238,10 @@ impl Net {
                 }
             }
         }
-        let act_bits = std::array::from_fn(|i| (i as u8 + 1).max(min_act_bits));
+        let mut act_bits = [Bits::MAX; NWIDTHS];
+        for w in Bits::all_desc() {
+            act_bits[w.count() - 1] = w.max(min_act_bits);
+        }
         Ok(Net { arch: arch.into(), input, layers, act_bits, wavelet, device: dev })
     }
 
@@ -252,11 +253,8 @@ impl Net {
     }
 
     /// Logits [N, classes] for a batch [N, H, W, C] at weight width `width`.
-    pub fn forward(&self, x: &Tensor, width: u8, mode: Mode) -> Result<Tensor> {
-        if !(1..=8).contains(&width) {
-            bail!("width {width} outside 1..=8");
-        }
-        let wi = width as usize - 1;
+    pub fn forward(&self, x: &Tensor, width: Bits, mode: Mode) -> Result<Tensor> {
+        let wi = width.count() - 1;
         let n = x.dim(0)?;
         let mut x = x.clone();
         let frozen = mode == Mode::Eval;
@@ -306,7 +304,7 @@ impl Net {
                         }
                     }
                     if let Some(bn) = &q.bn {
-                        x = self.batchnorm(bn, &x, wi, mode)?;
+                        x = self.batchnorm(bn, &x, width, mode)?;
                     }
                 }
             }
@@ -314,9 +312,10 @@ impl Net {
         Ok(x)
     }
 
-    fn batchnorm(&self, bn: &Bn, x: &Tensor, wi: usize, mode: Mode) -> Result<Tensor> {
+    fn batchnorm(&self, bn: &Bn, x: &Tensor, width: Bits, mode: Mode) -> Result<Tensor> {
+        let wi = width.count() - 1;
         if mode == Mode::Eval {
-            let (s, b) = bn.folded(wi as u8 + 1)?;
+            let (s, b) = bn.folded(width)?;
             let s = Tensor::from_vec(s, bn.channels, &self.device)?;
             let b = Tensor::from_vec(b, bn.channels, &self.device)?;
             return Ok(x.broadcast_mul(&s)?.broadcast_add(&b)?);
@@ -419,8 +418,8 @@ impl Net {
     }
 
     /// Copies one width's BN parameters, running statistics and clips to another width.
-    pub fn copy_width(&self, from: u8, to: u8) -> Result<()> {
-        let (f, t) = (from as usize - 1, to as usize - 1);
+    pub fn copy_width(&self, from: Bits, to: Bits) -> Result<()> {
+        let (f, t) = (from.count() - 1, to.count() - 1);
         for q in self.qlayers() {
             q.clip[t].set(&q.clip[f].as_tensor().copy()?)?;
             if let Some(bn) = &q.bn {
@@ -434,10 +433,10 @@ impl Net {
     }
 
     /// Restarts the calibration average of one width's running statistics.
-    pub fn reset_calibration(&self, width: u8) {
+    pub fn reset_calibration(&self, width: Bits) {
         for q in self.qlayers() {
             if let Some(bn) = &q.bn {
-                bn.running.lock().unwrap()[width as usize - 1].2 = 0;
+                bn.running.lock().unwrap()[width.count() - 1].2 = 0;
             }
         }
     }

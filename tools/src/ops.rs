@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use anybit::quant;
+use anybit::{quant, Bits};
 use candle_core::{
     bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor,
 };
@@ -123,7 +123,7 @@ impl CustomOp1 for Im2col {
 
 #[derive(Clone, Copy, Debug)]
 pub struct Pact {
-    pub bits: u8,
+    pub bits: Bits,
 }
 
 impl CustomOp2 for Pact {
@@ -192,7 +192,7 @@ pub fn weight_codes8(w: &[f32]) -> Vec<u8> {
 }
 
 /// The values the runtime uses for `bits`-bit weights.
-pub fn weight_values(w: &[f32], bits: u8) -> Vec<f32> {
+pub fn weight_values(w: &[f32], bits: Bits) -> Vec<f32> {
     let (e, m) = weight_stats(w);
     w.iter()
         .map(|&v| quant::weight_value(quant::derive_code(quant::dorefa_code8(v, m), bits), bits, e))
@@ -201,7 +201,7 @@ pub fn weight_values(w: &[f32], bits: u8) -> Vec<f32> {
 
 #[derive(Clone, Copy, Debug)]
 pub struct WeightQuant {
-    pub bits: u8,
+    pub bits: Bits,
 }
 
 impl CustomOp1 for WeightQuant {
@@ -578,14 +578,14 @@ mod tests {
         let xs = [-1.0f32, 0.0, 0.1, 0.49, 0.5, 1.2, 2.0, 3.5, f32::NAN];
         let x = Var::from_tensor(&Tensor::new(&xs, &Device::Cpu).unwrap()).unwrap();
         let a = Var::new(&[2.0f32], &Device::Cpu).unwrap();
-        for bits in 1..=8u8 {
+        for bits in Bits::all_desc() {
             let y = x.as_tensor().apply_op2(a.as_tensor(), Pact { bits }).unwrap();
             let yv = data(&y).unwrap();
             for (v, q) in xs.iter().zip(&yv) {
                 assert_eq!(*q, quant::act_value(quant::act_code(*v, 2.0, bits), 2.0, bits));
             }
         }
-        let y = x.as_tensor().apply_op2(a.as_tensor(), Pact { bits: 4 }).unwrap().sum_all().unwrap();
+        let y = x.as_tensor().apply_op2(a.as_tensor(), Pact { bits: Bits::new(4).unwrap() }).unwrap().sum_all().unwrap();
         let gs = y.backward().unwrap();
         assert_eq!(data(gs.get(x.as_tensor()).unwrap()).unwrap(), vec![0., 0., 1., 1., 1., 1., 0., 0., 0.]);
         // x >= alpha: 2.0 and 3.5.
@@ -601,7 +601,7 @@ mod tests {
         let (e, m) = weight_stats(&w);
         let codes = weight_codes8(&w);
         let t = Tensor::from_vec(w.clone(), 500, &Device::Cpu).unwrap();
-        for bits in 1..=8u8 {
+        for bits in Bits::all_desc() {
             let q = data(&t.apply_op1(WeightQuant { bits }).unwrap()).unwrap();
             for i in 0..w.len() {
                 let want = quant::weight_value(quant::derive_code(codes[i], bits), bits, e);
@@ -609,7 +609,7 @@ mod tests {
                 assert_eq!(codes[i], quant::dorefa_code8(w[i], m));
             }
             let distinct: std::collections::BTreeSet<u32> = q.iter().map(|v| v.to_bits()).collect();
-            assert!(distinct.len() <= 1 << bits);
+            assert!(distinct.len() <= 1 << bits.get());
         }
     }
 }

@@ -5,10 +5,11 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anybit::format::EvalResult;
+use anybit::Bits;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor, D};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -25,7 +26,7 @@ pub struct TrainConfig {
     pub dataset: String,
     pub arch: String,
     /// Trained weight widths, descending (the first is the distillation teacher).
-    pub widths: Vec<u8>,
+    pub widths: Vec<Bits>,
     pub epochs: usize,
     pub batch: usize,
     pub lr: f32,
@@ -43,7 +44,7 @@ pub struct TrainConfig {
     pub limit: usize,
     /// Widths trained (and evaluated) through the wavelet path instead of the nested codes.
     #[serde(default)]
-    pub wavelet_widths: Vec<u8>,
+    pub wavelet_widths: Vec<Bits>,
     #[serde(default = "one")]
     pub wavelet_levels: usize,
     /// Sub-band bits relative to the width: LL, HL/LH, HH.
@@ -54,8 +55,8 @@ pub struct TrainConfig {
     #[serde(default)]
     pub init: Option<String>,
     /// Activation bits never below this (2: the 1-bit width runs W1A2 instead of W1A1).
-    #[serde(default = "one")]
-    pub min_act_bits: u8,
+    #[serde(default = "one_bit")]
+    pub min_act_bits: Bits,
 }
 
 /// The CLI's defaults (tools/README.md lists them).
@@ -64,7 +65,7 @@ impl Default for TrainConfig {
         TrainConfig {
             dataset: "mnist".into(),
             arch: "c32,p,c64,p,c64,f10".into(),
-            widths: vec![8],
+            widths: vec![Bits::MAX],
             epochs: 2,
             batch: 128,
             lr: 2e-3,
@@ -80,14 +81,17 @@ impl Default for TrainConfig {
             wavelet_levels: 1,
             wavelet_alloc: default_alloc(),
             init: None,
-            min_act_bits: 1,
+            min_act_bits: Bits::MIN,
         }
     }
 }
 
-/// Serde default of the fields that older checkpoints lack and whose default is 1.
-fn one<T: From<u8>>() -> T {
-    T::from(1)
+// Serde defaults of the fields that older checkpoints lack and whose default is 1.
+fn one() -> usize {
+    1
+}
+fn one_bit() -> Bits {
+    Bits::MIN
 }
 pub fn default_alloc() -> (i8, i8, i8) {
     (1, 0, -1)
@@ -164,7 +168,7 @@ fn make_batch(ds: &Dataset, idx: &[usize], shift: usize, flip: bool, rng: &mut R
 }
 
 /// Top-1 accuracy at `width` (frozen BN), in batches to bound memory.
-pub fn evaluate(net: &Net, ds: &Dataset, width: u8) -> Result<f64> {
+pub fn evaluate(net: &Net, ds: &Dataset, width: Bits) -> Result<f64> {
     let mut correct = 0usize;
     let bs = 500;
     let (h, w) = (ds.rows, ds.cols);
@@ -179,8 +183,8 @@ pub fn evaluate(net: &Net, ds: &Dataset, width: u8) -> Result<f64> {
 
 impl<'a> Trainer<'a> {
     pub fn new(cfg: TrainConfig, train: &'a Dataset) -> Result<Self> {
-        if cfg.widths.is_empty() || cfg.widths.iter().any(|w| !(1..=8).contains(w)) {
-            bail!("trained widths {:?} must be non-empty, each in 1..=8", cfg.widths);
+        if cfg.widths.is_empty() {
+            bail!("no trained widths");
         }
         if cfg.batch == 0 || cfg.batch > train.len() {
             bail!("batch {} must be in 1..={}", cfg.batch, train.len());
@@ -331,7 +335,7 @@ impl<'a> Trainer<'a> {
     /// data set), keeping this run's fresh optimizer and schedule: e.g. a dedicated 8-bit model as
     /// the start of joint training. Widths this run trains that the source did not get the BN and
     /// clips of the nearest width the source trained. Returns the source's trained widths.
-    pub fn init_from(&mut self, dir: &Path) -> Result<Vec<u8>> {
+    pub fn init_from(&mut self, dir: &Path) -> Result<Vec<Bits>> {
         let src = read_meta(dir)?.config;
         if src.arch != self.cfg.arch || src.dataset != self.cfg.dataset {
             bail!("--init {}: that run trained {} on {}, this one {} on {}", dir.display(), src.arch, src.dataset, self.cfg.arch, self.cfg.dataset);
@@ -351,7 +355,7 @@ impl<'a> Trainer<'a> {
         let mut a = meta.config.clone();
         a.epochs = self.cfg.epochs;
         if a != self.cfg {
-            bail!("checkpoint {} was trained with {:?}, not {:?}", dir.display(), meta.config, self.cfg);
+            bail!("checkpoint {} was trained with {}, not {}", dir.display(), serde_json::to_string(&meta.config)?, serde_json::to_string(&self.cfg)?);
         }
         let st = read_state(dir)?;
         self.net.load_state(&st)?;
@@ -380,14 +384,14 @@ fn read_state(dir: &Path) -> Result<HashMap<String, Tensor>> {
 
 /// The trained width whose BN and clips stand in for untrained width `w`: the nearest one above
 /// it, else the highest.
-fn nearest_trained(trained: &[u8], w: u8) -> Result<u8> {
+fn nearest_trained(trained: &[Bits], w: Bits) -> Result<Bits> {
     trained.iter().copied().filter(|&t| t > w).min().or_else(|| trained.iter().copied().max()).context("no trained width")
 }
 
 /// Fills widths that were not trained (BN and clips from the nearest trained width, preferring the
 /// higher one), then re-estimates their BN statistics on `batches` training batches. Export-time
 /// calibration only: the runtime switches width with no data.
-pub fn fill_untrained(net: &Net, trained: &[u8], all: &[u8], train: &Dataset, batches: usize, batch: usize, seed: u64) -> Result<()> {
+pub fn fill_untrained(net: &Net, trained: &[Bits], all: &[Bits], train: &Dataset, batches: usize, batch: usize, seed: u64) -> Result<()> {
     let mut rng = Rng::new(seed ^ 0xCA11);
     for &w in all {
         if trained.contains(&w) {
@@ -405,12 +409,12 @@ pub fn fill_untrained(net: &Net, trained: &[u8], all: &[u8], train: &Dataset, ba
 }
 
 pub struct ExportReport {
-    pub accuracy: Vec<(u8, f64)>,
+    pub accuracy: Vec<(Bits, f64)>,
     pub bytes: usize,
 }
 
 /// Evaluates every width on `test`, writes the model with that table, returns the table.
-pub fn export_model(net: &Net, dataset: &str, name: &str, widths: &[u8], test: &Dataset, out: &PathBuf) -> Result<ExportReport> {
+pub fn export_model(net: &Net, dataset: &str, name: &str, widths: &[Bits], test: &Dataset, out: &Path) -> Result<ExportReport> {
     let mut accuracy = Vec::new();
     for &w in widths {
         let acc = evaluate(net, test, w)?;
@@ -420,11 +424,11 @@ pub fn export_model(net: &Net, dataset: &str, name: &str, widths: &[u8], test: &
     }
     // The runtime has no wavelet decoder: the file carries only the nested-code widths.
     let wav = net.wavelet.as_ref().map(|c| c.widths.clone()).unwrap_or_default();
-    let file_widths: Vec<u8> = widths.iter().copied().filter(|w| !wav.contains(w)).collect();
+    let file_widths: Vec<Bits> = widths.iter().copied().filter(|w| !wav.contains(w)).collect();
     if file_widths.is_empty() {
         bail!("every exported width uses the wavelet path, which the runtime cannot run");
     }
-    let file_acc: Vec<(u8, f64)> = accuracy.iter().copied().filter(|(w, _)| !wav.contains(w)).collect();
+    let file_acc: Vec<(u8, f64)> = accuracy.iter().filter(|(w, _)| !wav.contains(w)).map(|&(w, a)| (w.get(), a)).collect();
     let eval = vec![EvalResult { dataset: dataset.into(), n: test.len(), accuracy: file_acc }];
     let bytes = export::write(net, name, &file_widths, Some(export::labels(dataset)), eval)?;
     if let Some(dir) = out.parent() {
@@ -464,5 +468,18 @@ mod tests {
         assert_eq!(seen, [true, true], "64 draws should give both orientations");
         let (x, _) = make_batch(&ds, &[0], 0, false, &mut rng).unwrap();
         assert_eq!(x.flatten_all().unwrap().to_vec1::<f32>().unwrap(), ds.images);
+    }
+
+    #[test]
+    fn a_checkpoint_without_the_later_fields_still_loads() {
+        // meta.json as written before wavelet widths, --init and --min-act-bits existed.
+        let meta = r#"{"config": {"dataset": "mnist", "arch": "c32,p,c64,p,c64,f10", "widths": [8, 4, 2, 1],
+            "epochs": 3, "batch": 128, "lr": 0.002, "clip_lr": 0.01, "weight_decay": 0.0, "clip_init": 4.0,
+            "seed": 1, "shift": 1, "flip": false, "distill": true, "limit": 0}, "step": 7, "adam_t": 7, "wall_s": 1.5}"#;
+        let cfg = serde_json::from_str::<Meta>(meta).unwrap().config;
+        assert_eq!(cfg.widths.iter().map(|w| w.get()).collect::<Vec<_>>(), [8, 4, 2, 1]);
+        assert_eq!((cfg.min_act_bits, cfg.wavelet_levels, cfg.init.as_deref()), (Bits::MIN, 1, None));
+        assert!(serde_json::to_string(&cfg).unwrap().contains(r#""widths":[8,4,2,1]"#));
+        assert!(serde_json::from_str::<Meta>(&meta.replace("[8, 4, 2, 1]", "[8, 9]")).is_err());
     }
 }

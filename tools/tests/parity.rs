@@ -9,6 +9,8 @@ use anybit_tools::rng::Rng;
 use anybit_tools::train::{self, TrainConfig, Trainer};
 use anybit_tools::{evaluate, export};
 use candle_core::{Device, Tensor};
+use common::bits;
+
 
 /// Logit tolerance: both sides compute the same quantized values; only the float summation
 /// order of the convolutions and the folded affine (fma or not) differ. Relative to the largest
@@ -27,28 +29,28 @@ fn runtime_matches_trainer_with_two_bit_activations_at_one_bit() {
 }
 
 fn parity_at_every_width(min_act_bits: u8) {
+    let widths = bits(&[1, 2, 3, 4, 5, 6, 7, 8]);
     let ds = common::fixture();
     let cfg = TrainConfig {
         dataset: "mnist".into(),
         arch: "c8,p,c16,p,c16,f10".into(),
-        widths: vec![8, 4, 2, 1],
+        widths: bits(&[8, 4, 2, 1]),
         epochs: 6,
         batch: 25,
         lr: 3e-3,
         clip_init: 3.0,
         seed: 42,
-        min_act_bits,
+        min_act_bits: bits(&[min_act_bits])[0],
         ..TrainConfig::default()
     };
     // A short run so BN statistics, clips and weights are not at their initial values.
     let mut t = Trainer::new(cfg, &ds).unwrap();
     t.run(None, usize::MAX, None).unwrap();
-    let widths: Vec<u8> = (1..=8).collect();
     train::fill_untrained(&t.net, &t.cfg.widths, &widths, &ds, 2, 25, 7).unwrap();
     let bytes = export::write(&t.net, "parity", &widths, None, vec![]).unwrap();
     let mut model = anybit::model::Model::from_bytes(&bytes).unwrap();
-    let declared: Vec<(u8, u8)> = model.widths().iter().map(|w| (w.w, w.a)).collect();
-    let expected: Vec<(u8, u8)> = widths.iter().map(|&w| (w, w.max(min_act_bits))).collect();
+    let declared: Vec<(u8, u8)> = model.widths().iter().map(|w| (w.w.get(), w.a.get())).collect();
+    let expected: Vec<(u8, u8)> = widths.iter().map(|w| (w.get(), w.get().max(min_act_bits))).collect();
     assert_eq!(declared, expected, "(weight, activation) bits the file declares");
 
     let x = Tensor::from_slice(&ds.images, (ds.len(), 28, 28, 1), &Device::Cpu).unwrap();
@@ -82,7 +84,7 @@ fn export_rejects_nothing_the_runtime_needs() {
         TrainConfig {
             dataset: "mnist".into(),
             arch: "c4,p,c4,f10".into(),
-            widths: vec![2],
+            widths: bits(&[2]),
             epochs: 1,
             batch: 10,
             lr: 1e-3,
@@ -93,7 +95,7 @@ fn export_rejects_nothing_the_runtime_needs() {
         &ds,
     )
     .unwrap();
-    let (graph, codes, tensors) = export::build(&t.net, "x", &[2, 5], None, vec![]).unwrap();
+    let (graph, codes, tensors) = export::build(&t.net, "x", &bits(&[2, 5]), None, vec![]).unwrap();
     assert_eq!(graph.widths.len(), 2);
     assert_eq!(codes.len() % 8, 0);
     // conv1 (fixed 8) + conv2 + fc, 2 widths: wscale+clip each, fc bias, 2 affines x (scale, bias).

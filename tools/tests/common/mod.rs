@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use anybit::Bits;
 use anybit_tools::data::{self, Dataset};
 
 pub fn root() -> PathBuf {
@@ -13,4 +14,9 @@ pub fn fixture() -> Dataset {
     let img = std::fs::read(dir.join("mnist-t100-images.idx3")).expect("fixtures/mnist-t100-images.idx3");
     let lab = std::fs::read(dir.join("mnist-t100-labels.idx1")).expect("fixtures/mnist-t100-labels.idx1");
     data::from_idx(&img, &lab).expect("fixture parses")
+}
+
+/// Widths from plain numbers, as a test writes them.
+pub fn bits(v: &[u8]) -> Vec<Bits> {
+    v.iter().map(|&b| Bits::new(b).expect("a width in 1..=8")).collect()
 }
