@@ -242,7 +242,9 @@ impl Model {
                 }
                 acc = acc.max(g.cols * g.rows * 4);
                 col_sums = col_sums.max(g.cols * 4);
-                let a = PackedSize::acts(g.cols, g.depth, g.abits, best_scheme(g.wbits, g.abits));
+                // The layers checked their widths when they were built.
+                let (wb, ab) = (crate::Bits::new(g.wbits).unwrap_or(crate::Bits::MAX), crate::Bits::new(g.abits).unwrap_or(crate::Bits::MAX));
+                let a = PackedSize::acts(g.cols, g.depth, ab, best_scheme(wb, ab));
                 i16s = i16s.max(a.i16s * 2);
                 words = words.max(a.words * 8);
                 bytes = bytes.max(a.bytes);

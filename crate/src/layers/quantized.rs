@@ -117,7 +117,9 @@ impl QuantWeights {
     /// width's biases, and the weights packed for `width`.
     pub fn param_bytes(&self, width: Width) -> usize {
         let (wbits, abits) = self.bits_at(width);
-        let packed = PackedSize::of(self.rows, self.depth, wbits, kernels::best_scheme(wbits, abits)).heap_bytes();
+        // The widths were checked when the layer was built.
+        let (wb, ab) = (crate::Bits::new(wbits).unwrap_or(crate::Bits::MAX), crate::Bits::new(abits).unwrap_or(crate::Bits::MAX));
+        let packed = PackedSize::of(self.rows, self.depth, wb, kernels::best_scheme(wb, ab)).heap_bytes();
         let biases: usize = self.widths.iter().filter_map(|p| p.bias.as_ref()).map(|b| b.len() * 4).sum();
         self.codes8.len() + biases + self.groups * packed
     }
@@ -131,7 +133,8 @@ impl QuantWeights {
             crate::bail!(ErrorKind::UnsupportedWidth, "{}: no parameters for width #{index}", self.name);
         };
         let (wbits, abits) = self.bits_at(width);
-        let scheme = kernels::best_scheme(wbits, abits);
+        let (wb, ab) = (crate::Bits::new(wbits)?, crate::Bits::new(abits)?);
+        let scheme = kernels::best_scheme(wb, ab);
         let group_len = self.rows * self.depth;
         let mut derived = vec![0u8; group_len];
         let mut packed = Vec::with_capacity(self.groups);
@@ -140,7 +143,7 @@ impl QuantWeights {
             for (d, &c) in derived.iter_mut().zip(src) {
                 *d = quant::derive_code(c, wbits);
             }
-            packed.push(PackedWeights::new(&derived, self.rows, self.depth, wbits, scheme)?);
+            packed.push(PackedWeights::new(&derived, self.rows, self.depth, wb, scheme)?);
         }
         let lw = quant::levels(wbits) as f32;
         let la = quant::levels(abits) as f32;
@@ -185,7 +188,7 @@ impl QuantWeights {
     ) -> Result<()> {
         let a = self.active()?;
         let Context { isa, threads, col_codes, acts, acc, .. } = ctx;
-        acts.pack(&col_codes[..cols * self.depth], cols, self.depth, a.abits, a.scheme)?;
+        acts.pack(&col_codes[..cols * self.depth], cols, self.depth, crate::Bits::new(a.abits)?, a.scheme)?;
         acc.clear();
         acc.resize(cols * self.rows, 0);
         kernels::gemm(*isa, &a.packed[g], acts, acc, *threads)?;
