@@ -1,17 +1,10 @@
 //! Portable micro-kernels in plain Rust: the `Scalar` Isa in wasm and the native path. Written
 //! as simple slice loops over whole tiles so LLVM can auto-vectorize them for the host.
 
-use super::job::{Driver, Job};
-use super::{bitserial, dot16, dot8, lut, Scheme};
+use super::job::{drivers_by_scheme_name, Job};
+use super::{bitserial, dot16, dot8, lut};
 
-pub fn driver(scheme: Scheme) -> Driver {
-    match scheme {
-        Scheme::Dot16 => dot16,
-        Scheme::BitSerial => bitserial,
-        Scheme::Lut => lut,
-        Scheme::Dot8 => dot8,
-    }
-}
+drivers_by_scheme_name!();
 
 /// Writes one tile's results, clipping rows and columns beyond the problem.
 #[inline]

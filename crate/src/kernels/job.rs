@@ -16,6 +16,23 @@ pub(crate) struct Job<'a> {
 /// A micro-kernel driver: one (Isa, Scheme) pair's loop over a job's tiles.
 pub(crate) type Driver = fn(Job<'_>);
 
+/// Defines `driver(scheme)` in an instruction set's module whose drivers are named after the
+/// schemes (`dot16`, `bitserial`, `lut`, `dot8`), as every complete kernel family is.
+macro_rules! drivers_by_scheme_name {
+    () => {
+        pub fn driver(scheme: $crate::kernels::Scheme) -> $crate::kernels::job::Driver {
+            use $crate::kernels::Scheme;
+            match scheme {
+                Scheme::Dot16 => dot16,
+                Scheme::BitSerial => bitserial,
+                Scheme::Lut => lut,
+                Scheme::Dot8 => dot8,
+            }
+        }
+    };
+}
+pub(super) use drivers_by_scheme_name;
+
 /// Blocks per thread when splitting columns (see `run_columns`).
 #[cfg(feature = "threads")]
 const CHUNKS_PER_THREAD: usize = 4;

@@ -7,17 +7,10 @@
 
 use core::arch::wasm32::*;
 
-use super::job::{Driver, Job};
-use super::{bitserial, dot16, dot8, lut, Scheme};
+use super::job::{drivers_by_scheme_name, Job};
+use super::{bitserial, dot16, dot8, lut};
 
-pub fn driver(scheme: Scheme) -> Driver {
-    match scheme {
-        Scheme::Dot16 => dot16,
-        Scheme::BitSerial => bitserial,
-        Scheme::Lut => lut,
-        Scheme::Dot8 => dot8,
-    }
-}
+drivers_by_scheme_name!();
 
 /// Sums each of four i32x4 vectors across its lanes: `[Σ a, Σ b, Σ c, Σ d]`.
 #[inline(always)]
