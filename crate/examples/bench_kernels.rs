@@ -1,11 +1,11 @@
 //! Native kernel benchmark: `cargo run --release -p anybit --example bench_kernels [-- CONFIG_JSON]`
 //! (add `--features threads` to measure several threads). Prints the markdown table of
-//! `anybit::kernels::bench` and, with `--json`, the raw report. The wasm figures come from the
+//! `anybit::bench` and, with `--json`, the raw report. The wasm figures come from the
 //! same routine through `bench/` (Node and headless Chromium).
 
 use std::time::Instant;
 
-use anybit::kernels::bench;
+use anybit::bench;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -9,6 +9,7 @@
 //! - [`policy`]: per-width latency predicted from an on-device calibration; width choice for a budget.
 //! - `wasm` (wasm32 only): the JavaScript API.
 
+pub mod bench;
 pub mod bits;
 pub mod error;
 pub mod format;
@@ -18,6 +19,7 @@ pub mod model;
 pub mod policy;
 pub mod quant;
 pub mod tensor;
+pub mod timing;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 

@@ -72,67 +72,23 @@ impl Calibration {
     }
 }
 
-/// Runs `f` for `min_ms` untimed, then times it until `min_ms` more have passed (and at least
-/// twice) and returns the fastest call, ms: interference only ever adds time. The untimed part
-/// is for the engine as much as the caches: a wasm engine runs new code in a baseline tier
-/// first and swaps optimized code in after some use (V8: 2-3x slower before; seen here as
-/// predictions 1.3-2.4x too high without it).
-fn fastest(now: &dyn Fn() -> f64, min_ms: f64, f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
-    let start = now();
-    let mut n = 0;
-    while n < 1 || (now() - start < min_ms && n < 1000) {
-        f()?;
-        n += 1;
-    }
-    let start = now();
-    let mut best = f64::INFINITY;
-    let mut n = 0;
-    while n < 2 || (now() - start < min_ms && n < 1000) {
-        let t0 = now();
-        f()?;
-        best = best.min(now() - t0);
-        n += 1;
-    }
-    Ok(best)
-}
-
-/// The mean of a sample (NaN when empty).
-pub fn mean(xs: &[f64]) -> f64 {
-    xs.iter().sum::<f64>() / xs.len() as f64
-}
-
-/// Groups [`typical_ms`] splits a width's passes into.
-pub const GROUPS: usize = 5;
-
-/// A width's latency from its passes in the order they ran: the median of the means of
-/// [`GROUPS`] consecutive groups (the plain mean below that many). A mean, so a CPU that runs in
-/// slices (DevTools throttling: most short passes at full speed, a few absorbing the pauses)
-/// reads as slow as it is, where a quartile or the fastest pass read it as unthrottled; the
-/// median over groups, so one stall of the whole process (seen: about 70 ms among 1 ms passes,
-/// which made one width's plain mean 2.3x the others') moves one group only.
-pub fn typical_ms(xs: &[f64]) -> f64 {
-    if xs.len() < GROUPS {
-        return mean(xs);
-    }
-    let mut means: Vec<f64> = (0..GROUPS).map(|g| mean(&xs[g * xs.len() / GROUPS..(g + 1) * xs.len() / GROUPS])).collect();
-    means.sort_by(f64::total_cmp);
-    means[GROUPS / 2]
-}
+pub use crate::timing::{mean, typical_ms, GROUPS};
+use crate::timing::fastest;
 
 /// Times one GEMM shape with the scheme the runtime would pick, activation packing included.
 fn time_gemm(model: &Model, g: &GemmShape, now: &dyn Fn() -> f64, min_ms: f64) -> Result<f64> {
-    let scheme = best_scheme(g.wbits.get(), g.abits.get());
+    let scheme = best_scheme(g.wbits, g.abits);
     // Mid-range codes: kernel speed does not depend on the values.
     let wmask = g.wbits.levels() as u8;
     let amask = g.abits.levels() as u8;
     let w: Vec<u8> = (0..g.rows * g.depth).map(|i| (i as u8).wrapping_mul(37) & wmask).collect();
     let a: Vec<u8> = (0..g.cols * g.depth).map(|i| (i as u8).wrapping_mul(101) & amask).collect();
-    let pw = PackedWeights::new(&w, g.rows, g.depth, g.wbits.get(), scheme)?;
+    let pw = PackedWeights::new(&w, g.rows, g.depth, g.wbits, scheme)?;
     let mut pa = PackedActs::new();
     let mut out = vec![0i32; g.rows * g.cols];
     let (isa, threads) = (model.isa(), model.threads());
     let one = fastest(now, min_ms, &mut || {
-        pa.pack_threads(&a, g.cols, g.depth, g.abits.get(), scheme, threads)?;
+        pa.pack_threads(&a, g.cols, g.depth, g.abits, scheme, threads)?;
         gemm(isa, &pw, &pa, &mut out, threads)
     })?;
     Ok(one * g.count as f64)

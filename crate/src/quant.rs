@@ -17,17 +17,11 @@
 //! `L_a = 2^a - 1`, standing for `a * alpha / L_a` (zero is a level: ReLU outputs stay exact).
 
 use crate::bits::Bits;
-use crate::error::Result;
 
 /// Largest code of a `bits`-bit unsigned quantizer.
 #[inline]
 pub fn levels(bits: Bits) -> u32 {
     bits.levels()
-}
-
-/// Kept for the kernels' own code checks until they take [`Bits`].
-pub fn check_bits(bits: u8) -> Result<()> {
-    Bits::new(bits).map(|_| ())
 }
 
 /// The nested weight code: the `bits`-bit code derived from an 8-bit code (its top `bits` bits).

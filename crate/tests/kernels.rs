@@ -4,7 +4,7 @@
 //! (`scripts/wasm-test.sh`), where each build variant brings its own `Isa::available()`.
 
 use anybit::kernels::{best_scheme, gemm, gemm_reference, Isa, PackedActs, PackedSize, PackedWeights, Scheme, MAX_DEPTH};
-use anybit::ErrorKind;
+use anybit::{Bits, ErrorKind};
 
 /// xorshift64*: tiny, seeded, good enough for test data.
 struct Rng(u64);
@@ -40,13 +40,14 @@ fn check_all(w: &[u8], a: &[u8], rows: usize, cols: usize, depth: usize, wb: u8,
     let mut want = vec![0i32; rows * cols];
     gemm_reference(w, a, rows, cols, depth, &mut want);
     let want_sums: Vec<i32> = (0..cols).map(|c| a[c * depth..(c + 1) * depth].iter().map(|&x| x as i32).sum()).collect();
+    let (wbits, abits) = (Bits::new(wb).unwrap(), Bits::new(ab).unwrap());
     let mut checked = 0;
     for &scheme in Scheme::all() {
-        let pw = PackedWeights::new(w, rows, depth, wb, scheme).unwrap();
-        assert_eq!((pw.rows(), pw.depth(), pw.wbits(), pw.scheme()), (rows, depth, wb, scheme));
+        let pw = PackedWeights::new(w, rows, depth, wbits, scheme).unwrap();
+        assert_eq!((pw.rows(), pw.depth(), pw.wbits(), pw.scheme()), (rows, depth, wbits, scheme));
         let mut pa = PackedActs::new();
         for &threads in thread_counts() {
-            pa.pack_threads(a, cols, depth, ab, scheme, threads).unwrap();
+            pa.pack_threads(a, cols, depth, abits, scheme, threads).unwrap();
             assert_eq!(pa.cols(), cols);
             assert_eq!(pa.col_sums(), &want_sums[..], "{what}: col sums, {scheme:?}, {threads} threads");
             for isa in Isa::available() {
@@ -175,12 +176,12 @@ suite! {
         for &scheme in Scheme::all() {
             let mut pa = PackedActs::new();
             let big = vec![255u8; 33 * 700];
-            pa.pack(&big, 33, 700, 8, scheme).unwrap();
+            pa.pack(&big, 33, 700, Bits::MAX, scheme).unwrap();
             let (rows, cols, depth, wb, ab) = (5, 3, 9, 8, 8);
             let w = rng.codes(rows * depth, wb);
             let a = rng.codes(cols * depth, ab);
-            pa.pack(&a, cols, depth, ab, scheme).unwrap();
-            let pw = PackedWeights::new(&w, rows, depth, wb, scheme).unwrap();
+            pa.pack(&a, cols, depth, Bits::new(ab).unwrap(), scheme).unwrap();
+            let pw = PackedWeights::new(&w, rows, depth, Bits::new(wb).unwrap(), scheme).unwrap();
             let mut want = vec![0; rows * cols];
             gemm_reference(&w, &a, rows, cols, depth, &mut want);
             for isa in Isa::available() {
@@ -193,48 +194,48 @@ suite! {
     }
 
     fn bad_inputs_give_typed_errors() {
+        let b = |bits: u8| Bits::new(bits).unwrap();
         for &scheme in Scheme::all() {
             // Code too large for its width.
-            let e = PackedWeights::new(&[0, 1, 4, 0], 2, 2, 2, scheme).unwrap_err();
+            let e = PackedWeights::new(&[0, 1, 4, 0], 2, 2, b(2), scheme).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::BadValue, "{e}");
             let mut pa = PackedActs::new();
-            let e = pa.pack(&[0, 2], 1, 2, 1, scheme).unwrap_err();
+            let e = pa.pack(&[0, 2], 1, 2, b(1), scheme).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::BadValue, "{e}");
-            // Width outside 1..=8.
-            assert_eq!(PackedWeights::new(&[0], 1, 1, 0, scheme).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
-            assert_eq!(PackedWeights::new(&[0], 1, 1, 9, scheme).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
-            assert_eq!(pa.pack(&[0], 1, 1, 0, scheme).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
+            // Width outside 1..=8: the kernels take `Bits`, which refuses it.
+            assert_eq!(Bits::new(0).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
+            assert_eq!(Bits::new(9).unwrap_err().kind(), ErrorKind::UnsupportedWidth);
             // Wrong number of codes.
-            assert_eq!(PackedWeights::new(&[0; 5], 2, 3, 8, scheme).unwrap_err().kind(), ErrorKind::ShapeMismatch);
-            assert_eq!(pa.pack(&[0; 5], 2, 3, 8, scheme).unwrap_err().kind(), ErrorKind::ShapeMismatch);
+            assert_eq!(PackedWeights::new(&[0; 5], 2, 3, b(8), scheme).unwrap_err().kind(), ErrorKind::ShapeMismatch);
+            assert_eq!(pa.pack(&[0; 5], 2, 3, b(8), scheme).unwrap_err().kind(), ErrorKind::ShapeMismatch);
             // Size overflow and depth beyond the accumulator's range.
-            assert_eq!(PackedWeights::new(&[], usize::MAX, 2, 8, scheme).unwrap_err().kind(), ErrorKind::LimitExceeded);
+            assert_eq!(PackedWeights::new(&[], usize::MAX, 2, b(8), scheme).unwrap_err().kind(), ErrorKind::LimitExceeded);
             let deep = vec![0u8; MAX_DEPTH + 1];
-            assert_eq!(PackedWeights::new(&deep, 1, MAX_DEPTH + 1, 8, scheme).unwrap_err().kind(), ErrorKind::LimitExceeded);
-            assert_eq!(pa.pack(&deep, 1, MAX_DEPTH + 1, 8, scheme).unwrap_err().kind(), ErrorKind::LimitExceeded);
+            assert_eq!(PackedWeights::new(&deep, 1, MAX_DEPTH + 1, b(8), scheme).unwrap_err().kind(), ErrorKind::LimitExceeded);
+            assert_eq!(pa.pack(&deep, 1, MAX_DEPTH + 1, b(8), scheme).unwrap_err().kind(), ErrorKind::LimitExceeded);
 
-            let w = PackedWeights::new(&[1; 6], 2, 3, 8, scheme).unwrap();
+            let w = PackedWeights::new(&[1; 6], 2, 3, b(8), scheme).unwrap();
             let isa = Isa::best();
             // Activations never (successfully) packed.
             let mut out = [0; 8];
             assert_eq!(gemm(isa, &w, &pa, &mut out, 1).unwrap_err().kind(), ErrorKind::InvalidArgument);
             // Depth mismatch.
-            pa.pack(&[1; 8], 2, 4, 8, scheme).unwrap();
+            pa.pack(&[1; 8], 2, 4, b(8), scheme).unwrap();
             assert_eq!(gemm(isa, &w, &pa, &mut out, 1).unwrap_err().kind(), ErrorKind::ShapeMismatch);
             // Output too small.
-            pa.pack(&[1; 6], 2, 3, 8, scheme).unwrap();
+            pa.pack(&[1; 6], 2, 3, b(8), scheme).unwrap();
             assert_eq!(gemm(isa, &w, &pa, &mut out[..3], 1).unwrap_err().kind(), ErrorKind::ShapeMismatch);
             gemm(isa, &w, &pa, &mut out[..4], 1).unwrap();
             assert_eq!(&out[..4], &[3, 3, 3, 3]);
             // Scheme mismatch.
             for &other in Scheme::all().iter().filter(|&&s| s != scheme) {
-                pa.pack(&[1; 6], 2, 3, 8, other).unwrap();
+                pa.pack(&[1; 6], 2, 3, b(8), other).unwrap();
                 assert_eq!(gemm(isa, &w, &pa, &mut out, 1).unwrap_err().kind(), ErrorKind::InvalidArgument);
             }
             // An Isa missing from this build.
             for isa in [Isa::Scalar, Isa::Simd128, Isa::Relaxed] {
                 if !Isa::available().contains(&isa) {
-                    pa.pack(&[1; 6], 2, 3, 8, scheme).unwrap();
+                    pa.pack(&[1; 6], 2, 3, b(8), scheme).unwrap();
                     assert_eq!(gemm(isa, &w, &pa, &mut out, 1).unwrap_err().kind(), ErrorKind::InvalidArgument);
                 }
             }
@@ -243,15 +244,16 @@ suite! {
 
     fn empty_problems_are_fine() {
         for &scheme in Scheme::all() {
-            let w = PackedWeights::new(&[], 3, 0, 4, scheme).unwrap();
+            let four = Bits::new(4).unwrap();
+            let w = PackedWeights::new(&[], 3, 0, four, scheme).unwrap();
             let mut pa = PackedActs::new();
-            pa.pack(&[], 2, 0, 4, scheme).unwrap();
+            pa.pack(&[], 2, 0, four, scheme).unwrap();
             let mut out = [9; 6];
             gemm(Isa::best(), &w, &pa, &mut out, 2).unwrap();
             assert_eq!(out, [0; 6]);
             assert_eq!(pa.col_sums(), &[0, 0]);
-            pa.pack(&[], 0, 5, 4, scheme).unwrap();
-            let w = PackedWeights::new(&[0; 15], 3, 5, 4, scheme).unwrap();
+            pa.pack(&[], 0, 5, four, scheme).unwrap();
+            let w = PackedWeights::new(&[0; 15], 3, 5, four, scheme).unwrap();
             gemm(Isa::best(), &w, &pa, &mut [], 2).unwrap();
         }
     }
@@ -263,7 +265,7 @@ suite! {
         assert!(Scheme::all().contains(&Scheme::Dot16) && Scheme::all().contains(&Scheme::BitSerial));
         for wb in 1..=8 {
             for ab in 1..=8 {
-                assert!(Scheme::all().contains(&best_scheme(wb, ab)));
+                assert!(Scheme::all().contains(&best_scheme(Bits::new(wb).unwrap(), Bits::new(ab).unwrap())));
             }
         }
         let names: Vec<_> = av.iter().map(|i| i.name()).collect();
@@ -280,8 +282,9 @@ suite! {
             for wb in 1..=8u8 {
                 for &(rows, depth) in &[(1, 1), (3, 7), (17, 33), (64, 288), (10, 3136)] {
                     let codes: Vec<u8> = (0..rows * depth).map(|i| (i % (1 << wb)) as u8).collect();
-                    let Ok(p) = PackedWeights::new(&codes, rows, depth, wb, scheme) else { continue };
-                    let size = PackedSize::of(rows, depth, wb, scheme);
+                    let wbits = Bits::new(wb).unwrap();
+                    let Ok(p) = PackedWeights::new(&codes, rows, depth, wbits, scheme) else { continue };
+                    let size = PackedSize::of(rows, depth, wbits, scheme);
                     assert_eq!(p.heap_bytes(), size.heap_bytes(), "{scheme:?} w{wb} {rows}x{depth}");
                     assert!(size.heap_bytes() >= rows * depth * wb as usize / 8, "{scheme:?} w{wb}: smaller than the bits");
                     checked += 1;

@@ -7,6 +7,8 @@
 //! u64 (little-endian: depth index `k` is bit `k % 64` of u64 `k / 64`, i.e. bit `k % 8` of byte
 //! `k / 8` of the v128), padding bits zero so they contribute nothing.
 
+use super::scheme::Layout;
+
 /// Depth per word.
 pub const KW_BITS: usize = 128;
 /// u64 per word.
@@ -20,12 +22,42 @@ pub fn words(depth: usize) -> usize {
     depth.div_ceil(KW_BITS)
 }
 
-/// Packs row-major u8 codes `[n][depth]` into `dst` `[n_pad][bits][kw]` (as u64 pairs).
-/// Eight codes at a time: bit `j` of each byte is isolated and a multiply gathers the eight bits
-/// into the top byte (the partial products never collide, so there are no carries).
-/// `sums` (if given) receives each row's code sum; returns the OR of all codes.
-#[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))] // SIMD builds pack with simd128_pack
-pub fn pack_planes(src: &[u8], n: usize, n_pad: usize, depth: usize, bits: u8, dst: &mut [u64], mut sums: Option<&mut [i32]>) -> u8 {
+/// The `BitSerial` [`Layout`].
+pub struct BitSerial;
+
+impl Layout for BitSerial {
+    type Elem = u64;
+    const ROW_TILE: usize = MR;
+    const COL_GRANULE: usize = NR;
+    fn weight_row_len(depth: usize, wbits: u8) -> usize {
+        wbits as usize * words(depth) * U64_PER_WORD
+    }
+    fn act_col_len(depth: usize, abits: u8) -> usize {
+        abits as usize * words(depth) * U64_PER_WORD
+    }
+    fn pack_weights(codes: &[u8], rows: usize, rows_pad: usize, depth: usize, wbits: u8, dst: &mut [u64]) {
+        planes(codes, rows, rows_pad, depth, wbits, dst, None);
+    }
+    fn pack_acts(codes: &[u8], cols: usize, cols_pad: usize, depth: usize, abits: u8, dst: &mut [u64], sums: &mut [i32]) -> u8 {
+        planes(codes, cols, cols_pad, depth, abits, dst, Some(sums))
+    }
+}
+
+/// Packs row-major u8 codes `[n][depth]` into `dst` `[n_pad][bits][kw]` (as u64 pairs); `sums`
+/// (if given) receives each row's code sum. Returns the OR of all codes. SIMD builds use the
+/// SIMD128 packer (same layout).
+fn planes(src: &[u8], n: usize, n_pad: usize, depth: usize, bits: u8, dst: &mut [u64], sums: Option<&mut [i32]>) -> u8 {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return super::simd128_pack::planes(src, n, n_pad, depth, bits, dst, sums);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    pack_planes(src, n, n_pad, depth, bits, dst, sums)
+}
+
+/// The portable [`planes`]. Eight codes at a time: bit `j` of each byte is isolated and a
+/// multiply gathers the eight bits into the top byte (the partial products never collide, so
+/// there are no carries).
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn pack_planes(src: &[u8], n: usize, n_pad: usize, depth: usize, bits: u8, dst: &mut [u64], mut sums: Option<&mut [i32]>) -> u8 {
     const LOW_BITS: u64 = 0x0101_0101_0101_0101;
     const GATHER: u64 = 0x0102_0408_1020_4080;
     let kw = words(depth);

@@ -10,6 +10,8 @@
 //! `((i / 4) * kcs + k / 16) * 64 + (i % 4) * 16 + k % 16` with `kcs = kp / 16`; depth
 //! zero-padded to `kp` (a multiple of 16), rows and columns to whole panels.
 
+use super::scheme::Layout;
+
 /// Depth granule: one v128 of bytes.
 pub const KB: usize = 16;
 /// Rows (columns) per panel.
@@ -21,12 +23,6 @@ pub fn padded_depth(depth: usize) -> usize {
     super::panel::padded_depth::<KB>(depth)
 }
 
-#[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(dead_code))] // used by simd128_pack
-#[inline(always)]
-pub fn panel_index(i: usize, k: usize, kcs: usize) -> usize {
-    super::panel::index::<KB>(i, k, kcs)
-}
-
 /// What the weights were shifted by (the kernel adds `offset * Σ a` back).
 pub fn weight_offset(wbits: u8) -> i32 {
     if wbits >= 8 {
@@ -36,10 +32,34 @@ pub fn weight_offset(wbits: u8) -> i32 {
     }
 }
 
+/// The `Dot8` [`Layout`].
+pub struct Dot8;
+
+impl Layout for Dot8 {
+    type Elem = u8;
+    const ROW_TILE: usize = P;
+    const COL_GRANULE: usize = P;
+    fn weight_row_len(depth: usize, _wbits: u8) -> usize {
+        padded_depth(depth)
+    }
+    fn act_col_len(depth: usize, _abits: u8) -> usize {
+        padded_depth(depth)
+    }
+    fn pack_weights(codes: &[u8], rows: usize, rows_pad: usize, depth: usize, wbits: u8, dst: &mut [u8]) {
+        pack(codes, rows, rows_pad, depth, weight_offset(wbits), dst, None);
+    }
+    fn pack_acts(codes: &[u8], cols: usize, cols_pad: usize, depth: usize, _abits: u8, dst: &mut [u8], sums: &mut [i32]) -> u8 {
+        pack(codes, cols, cols_pad, depth, 0, dst, Some(sums))
+    }
+}
+
 /// Packs row-major codes `[n][depth]` into the panel layout (`n_pad * kp` bytes), subtracting
 /// `offset` (as i8 bytes; padding stays 0, not -offset, so it adds nothing); `sums` (if given)
-/// receives each row's code sum. Returns the OR of all codes.
-#[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))] // SIMD builds pack with simd128_pack
-pub fn pack(src: &[u8], n: usize, n_pad: usize, depth: usize, offset: i32, dst: &mut [u8], sums: Option<&mut [i32]>) -> u8 {
+/// receives each row's code sum. Returns the OR of all codes. SIMD builds use the SIMD128
+/// packer (same layout).
+fn pack(src: &[u8], n: usize, n_pad: usize, depth: usize, offset: i32, dst: &mut [u8], sums: Option<&mut [i32]>) -> u8 {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return super::simd128_pack::dot8(src, n, n_pad, depth, offset, dst, sums);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     super::panel::pack::<u8, KB>(src, n, n_pad, depth, dst, sums, |c| (c as i32 - offset) as u8)
 }

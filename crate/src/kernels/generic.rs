@@ -1,7 +1,10 @@
 //! Portable micro-kernels in plain Rust: the `Scalar` Isa in wasm and the native path. Written
 //! as simple slice loops over whole tiles so LLVM can auto-vectorize them for the host.
 
-use super::{bitserial, dot16, dot8, lut, Job};
+use super::job::{drivers_by_scheme_name, Job};
+use super::{bitserial, dot16, dot8, lut};
+
+drivers_by_scheme_name!();
 
 /// Writes one tile's results, clipping rows and columns beyond the problem.
 #[inline]
@@ -25,14 +28,15 @@ pub fn dot16(job: Job<'_>) {
     const NR: usize = dot16::NR;
     const KB: usize = dot16::KB;
     let Job { w, a, c0, c1, out } = job;
+    let (wd, ad) = (w.data::<i16>(), a.data::<i16>());
     let kcs = dot16::padded_depth(w.depth) / KB;
     let rows = w.rows;
     debug_assert!(c0 % NR == 0);
     for col0 in (c0..c1).step_by(NR) {
         let ncols = NR.min(c1 - col0);
-        let ap = &a.i16s[(col0 / NR) * kcs * dot16::STEP..][..kcs * dot16::STEP];
+        let ap = &ad[(col0 / NR) * kcs * dot16::STEP..][..kcs * dot16::STEP];
         for row0 in (0..rows).step_by(MR) {
-            let wp = &w.i16s[(row0 / MR) * kcs * dot16::STEP..][..kcs * dot16::STEP];
+            let wp = &wd[(row0 / MR) * kcs * dot16::STEP..][..kcs * dot16::STEP];
             let mut acc = [[0i32; MR]; NR];
             for (ws, as_) in wp.chunks_exact(dot16::STEP).zip(ap.chunks_exact(dot16::STEP)) {
                 for (c, accc) in acc.iter_mut().enumerate() {
@@ -52,18 +56,19 @@ pub fn bitserial(job: Job<'_>) {
     const MR: usize = bitserial::MR;
     const NR: usize = bitserial::NR;
     let Job { w, a, c0, c1, out } = job;
+    let (wd, ad) = (w.data::<u64>(), a.data::<u64>());
     let kw = bitserial::words(w.depth);
     let n64 = kw * bitserial::U64_PER_WORD;
-    let (wb, ab) = (w.wbits as usize, a.abits as usize);
+    let (wb, ab) = (w.wbits.count(), a.abits.count());
     let rows = w.rows;
     for col0 in (c0..c1).step_by(NR) {
         let ncols = NR.min(c1 - col0);
         for row0 in (0..rows).step_by(MR) {
             let mut acc = [[0i32; MR]; NR];
             for r in 0..MR {
-                let wr = &w.words[(row0 + r) * wb * n64..(row0 + r + 1) * wb * n64];
+                let wr = &wd[(row0 + r) * wb * n64..(row0 + r + 1) * wb * n64];
                 for c in 0..NR {
-                    let ac = &a.words[(col0 + c) * ab * n64..(col0 + c + 1) * ab * n64];
+                    let ac = &ad[(col0 + c) * ab * n64..(col0 + c + 1) * ab * n64];
                     let mut total = 0i32;
                     for i in 0..wb {
                         let wp = &wr[i * n64..(i + 1) * n64];
@@ -85,9 +90,10 @@ pub fn lut(job: Job<'_>) {
     const MR: usize = lut::MR;
     const L: usize = lut::LANES;
     let Job { w, a, c0, c1, out } = job;
+    let (wd, ad) = (w.data::<u8>(), a.data::<u8>());
     let g_n = lut::groups(w.depth);
-    let (d_n, dbits) = lut::digits(w.wbits);
-    let ab = a.abits as usize;
+    let (d_n, dbits) = lut::digits(w.wbits.get());
+    let ab = a.abits.count();
     let rows = w.rows;
     debug_assert!(c0 % L == 0);
     for col0 in (c0..c1).step_by(L) {
@@ -97,9 +103,9 @@ pub fn lut(job: Job<'_>) {
             let rt = row0 / MR;
             let mut acc = [[0i32; MR]; L];
             for d in 0..d_n {
-                let tables = &w.bytes[(rt * d_n + d) * g_n * MR * 16..][..g_n * MR * 16];
+                let tables = &wd[(rt * d_n + d) * g_n * MR * 16..][..g_n * MR * 16];
                 for j in 0..ab {
-                    let idx = &a.bytes[(cb * ab + j) * g_n * L..][..g_n * L];
+                    let idx = &ad[(cb * ab + j) * g_n * L..][..g_n * L];
                     let shift = j as u32 + d as u32 * dbits;
                     for g in 0..g_n {
                         for (lane, col) in acc.iter_mut().enumerate() {
@@ -120,15 +126,16 @@ pub fn dot8(job: Job<'_>) {
     const P: usize = dot8::P;
     const KB: usize = dot8::KB;
     let Job { w, a, c0, c1, out } = job;
+    let (wd, ad) = (w.data::<u8>(), a.data::<u8>());
     let kcs = dot8::padded_depth(w.depth) / KB;
-    let offset = dot8::weight_offset(w.wbits);
+    let offset = dot8::weight_offset(w.wbits.get());
     let rows = w.rows;
     debug_assert!(c0 % P == 0);
     for col0 in (c0..c1).step_by(P) {
         let ncols = P.min(c1 - col0);
-        let ap = &a.bytes[(col0 / P) * kcs * dot8::STEP..][..kcs * dot8::STEP];
+        let ap = &ad[(col0 / P) * kcs * dot8::STEP..][..kcs * dot8::STEP];
         for row0 in (0..rows).step_by(P) {
-            let wp = &w.bytes[(row0 / P) * kcs * dot8::STEP..][..kcs * dot8::STEP];
+            let wp = &wd[(row0 / P) * kcs * dot8::STEP..][..kcs * dot8::STEP];
             let mut acc = [[0i32; P]; P];
             for (ws, as_) in wp.chunks_exact(dot8::STEP).zip(ap.chunks_exact(dot8::STEP)) {
                 for (c, accc) in acc.iter_mut().enumerate() {

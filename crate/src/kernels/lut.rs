@@ -15,12 +15,39 @@
 //! adjacent), activations `[cols_pad / LANES][plane][group][LANES]`. Depth is zero-padded to a
 //! multiple of 4 and padded entries are zero in the tables, so padding adds nothing.
 
+use super::scheme::Layout;
+
 /// Rows per tile.
 pub const MR: usize = 4;
 /// Columns per index vector (one per byte lane).
 pub const LANES: usize = 16;
 /// Depth indices per group (the 4 bits of a swizzle index).
 pub const GROUP: usize = 4;
+
+/// The `Lut` [`Layout`].
+pub struct Lut;
+
+impl Layout for Lut {
+    type Elem = u8;
+    const ROW_TILE: usize = MR;
+    const COL_GRANULE: usize = LANES;
+    fn weight_row_len(depth: usize, wbits: u8) -> usize {
+        digits(wbits).0 * groups(depth) * 16
+    }
+    fn act_col_len(depth: usize, abits: u8) -> usize {
+        abits as usize * groups(depth)
+    }
+    fn pack_weights(codes: &[u8], rows: usize, rows_pad: usize, depth: usize, wbits: u8, dst: &mut [u8]) {
+        pack_weights(codes, rows, rows_pad, depth, wbits, dst);
+    }
+    /// SIMD builds use the SIMD128 packer (same layout).
+    fn pack_acts(codes: &[u8], cols: usize, cols_pad: usize, depth: usize, abits: u8, dst: &mut [u8], sums: &mut [i32]) -> u8 {
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        return super::simd128_pack::lut_acts(codes, cols, cols_pad, depth, abits, dst, sums);
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+        pack_acts(codes, cols, cols_pad, depth, abits, dst, sums)
+    }
+}
 
 pub fn groups(depth: usize) -> usize {
     depth.div_ceil(GROUP)
@@ -35,15 +62,8 @@ pub fn digits(wbits: u8) -> (usize, u32) {
     }
 }
 
-/// Table lookups a u8 lane can accumulate without overflow: each adds at most 4 * digit max.
-#[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(dead_code))] // used by the SIMD kernel
-pub fn u8_steps(wbits: u8) -> usize {
-    let (_, dbits) = digits(wbits);
-    255 / (GROUP * ((1usize << dbits) - 1))
-}
-
 /// Builds the weight tables for codes `[rows][depth]` into `dst` (len rows_pad * D * G * 16).
-pub fn pack_weights(src: &[u8], rows: usize, rows_pad: usize, depth: usize, wbits: u8, dst: &mut [u8]) {
+fn pack_weights(src: &[u8], rows: usize, rows_pad: usize, depth: usize, wbits: u8, dst: &mut [u8]) {
     let g_n = groups(depth);
     let (d_n, dbits) = digits(wbits);
     let mask = ((1u32 << dbits) - 1) as u8;
@@ -77,8 +97,8 @@ pub fn pack_weights(src: &[u8], rows: usize, rows_pad: usize, depth: usize, wbit
 
 /// Index vectors for activation codes `[cols][depth]` into `dst` (len cols_pad * bits * G), and
 /// each column's code sum into `sums`. Returns the OR of all codes.
-#[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))] // SIMD builds pack with simd128_pack
-pub fn pack_acts(src: &[u8], cols: usize, cols_pad: usize, depth: usize, bits: u8, dst: &mut [u8], sums: &mut [i32]) -> u8 {
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn pack_acts(src: &[u8], cols: usize, cols_pad: usize, depth: usize, bits: u8, dst: &mut [u8], sums: &mut [i32]) -> u8 {
     for c in 0..cols {
         sums[c] = super::panel::sum_codes(&src[c * depth..(c + 1) * depth]);
     }

@@ -19,7 +19,7 @@ pub fn index<const KB: usize>(i: usize, k: usize, kcs: usize) -> usize {
 /// `map`; depth and rows beyond `n` are padded with `T::default()` (zero: padding must add
 /// nothing). `sums` (if given) receives each row's code sum. Returns the OR of all codes (the
 /// caller's range check).
-#[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))] // SIMD builds pack with simd128_pack
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 pub fn pack<T: Copy + Default, const KB: usize>(
     src: &[u8],
     n: usize,
@@ -57,13 +57,13 @@ pub fn pack<T: Copy + Default, const KB: usize>(
 }
 
 /// OR of all codes: one vectorizable pass.
-#[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))] // SIMD builds pack with simd128_pack
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 pub fn or_codes(s: &[u8]) -> u8 {
     s.iter().fold(0u8, |m, &c| m | c)
 }
 
 /// Sum of u8 codes; u32 lanes cannot overflow for depth <= MAX_DEPTH (255 * 32768 < 2^32).
-#[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))] // SIMD builds pack with simd128_pack
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 #[inline]
 pub fn sum_codes(s: &[u8]) -> i32 {
     s.iter().map(|&c| c as u32).sum::<u32>() as i32

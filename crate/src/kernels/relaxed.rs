@@ -6,7 +6,18 @@
 
 use core::arch::wasm32::*;
 
-use super::{dot8, simd128, Job};
+use super::job::{Driver, Job};
+use super::{dot8, simd128, Scheme};
+
+/// Dot16 and BitSerial gain nothing from relaxed SIMD and run the SIMD128 kernels.
+pub fn driver(scheme: Scheme) -> Driver {
+    match scheme {
+        Scheme::Dot16 => simd128::dot16,
+        Scheme::BitSerial => simd128::bitserial,
+        Scheme::Lut => simd128::lut_relaxed,
+        Scheme::Dot8 => dot8,
+    }
+}
 
 #[inline(always)]
 unsafe fn dot8_tile<const N: usize>(mut w: *const u8, mut a: *const u8, kcs: usize) -> [[v128; 4]; N] {
@@ -26,7 +37,7 @@ unsafe fn dot8_tile<const N: usize>(mut w: *const u8, mut a: *const u8, kcs: usi
 }
 
 pub fn dot8(job: Job<'_>) {
-    if job.a.abits > 7 {
+    if job.a.abits.get() > 7 {
         return simd128::dot8(job);
     }
     // SAFETY: as in simd128::dot8.

@@ -7,7 +7,10 @@
 
 use core::arch::wasm32::*;
 
-use super::{bitserial, dot16, dot8, lut, Job};
+use super::job::{drivers_by_scheme_name, Job};
+use super::{bitserial, dot16, dot8, lut};
+
+drivers_by_scheme_name!();
 
 /// Sums each of four i32x4 vectors across its lanes: `[Σ a, Σ b, Σ c, Σ d]`.
 #[inline(always)]
@@ -68,16 +71,17 @@ pub fn dot16(job: Job<'_>) {
     let rows = w.rows;
     // Bounds: column tiles stop below cols_pad (whole panels) and row tiles below rows_pad, so
     // every pointer below stays inside the packed buffers.
-    assert!(a.i16s.len() >= a.cols_pad * kp && w.i16s.len() >= w.rows_pad * kp && c1 <= a.cols_pad);
-    assert!(c0 % dot16::NR == 0 && w.rows_pad % dot16::MR == 0);
+    let (wd, ad) = (w.data::<i16>(), a.data::<i16>());
+    assert!(ad.len() >= a.cols_pad * kp && wd.len() >= w.rows.div_ceil(dot16::MR) * dot16::MR * kp && c1 <= a.cols_pad);
+    assert!(c0 % dot16::NR == 0);
     for cb0 in (c0..c1).step_by(DOT16_COL_BLOCK) {
         let cb1 = (cb0 + DOT16_COL_BLOCK).min(c1);
         for row0 in (0..rows).step_by(dot16::MR) {
-            let wp = unsafe { w.i16s.as_ptr().add(row0 * kp) };
+            let wp = unsafe { wd.as_ptr().add(row0 * kp) };
             for col0 in (cb0..cb1).step_by(N) {
                 let ncols = N.min(c1 - col0);
                 // Column col0 within its panel: panel start + (col0 % 4) * 8.
-                let ap = unsafe { a.i16s.as_ptr().add((col0 / dot16::NR) * dot16::NR * kp + (col0 % dot16::NR) * dot16::KB) };
+                let ap = unsafe { ad.as_ptr().add((col0 / dot16::NR) * dot16::NR * kp + (col0 % dot16::NR) * dot16::KB) };
                 let acc = unsafe { dot16_tile::<N>(wp, ap, kcs) };
                 store_tile4(&acc, out, rows, row0, col0 - c0, ncols);
             }
@@ -116,13 +120,14 @@ pub fn bitserial(job: Job<'_>) {
     const N: usize = 2;
     let Job { w, a, c0, c1, out } = job;
     let kw = bitserial::words(w.depth);
-    let (wb, ab) = (w.wbits as usize, a.abits as usize);
+    let (wb, ab) = (w.wbits.count(), a.abits.count());
     let rows = w.rows;
     // v128 per row/column: planes x words.
     let (wstride, astride) = (wb * kw, ab * kw);
-    assert!(w.words.len() >= w.rows_pad * wstride * 2 && a.words.len() >= a.cols_pad * astride * 2 && c1 <= a.cols_pad);
-    let wbase = w.words.as_ptr() as *const v128;
-    let abase = a.words.as_ptr() as *const v128;
+    let (wd, ad) = (w.data::<u64>(), a.data::<u64>());
+    assert!(wd.len() >= w.rows.div_ceil(bitserial::MR) * bitserial::MR * wstride * 2 && ad.len() >= a.cols_pad * astride * 2 && c1 <= a.cols_pad);
+    let wbase = wd.as_ptr() as *const v128;
+    let abase = ad.as_ptr() as *const v128;
     for col0 in (c0..c1).step_by(N) {
         let ncols = N.min(c1 - col0);
         for row0 in (0..rows).step_by(4) {
@@ -199,17 +204,23 @@ unsafe fn lut_pass<const NB: usize, const RELAXED: bool>(
     }
 }
 
+/// Table lookups a u8 lane can accumulate without overflow: each adds at most 4 * digit max.
+#[inline(always)]
+fn lut_u8_steps(dbits: u32) -> usize {
+    255 / (lut::GROUP * ((1usize << dbits) - 1))
+}
+
 #[inline(always)]
 fn lut_tile<const NB: usize, const RELAXED: bool>(job: &mut Job<'_>, col0: usize, row0: usize) {
     let (w, a) = (job.w, job.a);
     let g_n = lut::groups(w.depth);
-    let (d_n, dbits) = lut::digits(w.wbits);
-    let ab = a.abits as usize;
-    let steps = lut::u8_steps(w.wbits);
+    let (d_n, dbits) = lut::digits(w.wbits.get());
+    let ab = a.abits.count();
+    let steps = lut_u8_steps(dbits);
     let (rt, cb) = (row0 / lut::MR, col0 / lut::LANES);
     let mut acc32 = [[[i32x4_splat(0); 4]; lut::MR]; NB];
-    let wbase = w.bytes.as_ptr() as *const v128;
-    let abase = a.bytes.as_ptr() as *const v128;
+    let wbase = w.data::<u8>().as_ptr() as *const v128;
+    let abase = a.data::<u8>().as_ptr() as *const v128;
     for d in 0..d_n {
         // SAFETY (pointers): tile (rt, d) of the tables and blocks cb..cb+NB of the indices lie
         // inside the buffers; the callers assert the buffer sizes and NB <= blocks left.
@@ -245,9 +256,9 @@ fn lut_tile<const NB: usize, const RELAXED: bool>(job: &mut Job<'_>, col0: usize
 fn lut_impl<const RELAXED: bool>(mut job: Job<'_>) {
     let (w, a) = (job.w, job.a);
     let g_n = lut::groups(w.depth);
-    let (d_n, _) = lut::digits(w.wbits);
-    assert!(w.bytes.len() >= w.rows_pad * d_n * g_n * 16);
-    assert!(a.bytes.len() >= a.cols_pad * a.abits as usize * g_n && job.c1 <= a.cols_pad);
+    let (d_n, _) = lut::digits(w.wbits.get());
+    assert!(w.data::<u8>().len() >= w.rows.div_ceil(lut::MR) * lut::MR * d_n * g_n * 16);
+    assert!(a.data::<u8>().len() >= a.cols_pad * a.abits.count() * g_n && job.c1 <= a.cols_pad);
     assert!(job.c0 % lut::LANES == 0);
     let mut col0 = job.c0;
     while col0 < job.c1 {
@@ -317,16 +328,17 @@ pub(crate) fn dot8_driver(job: Job<'_>, tile: impl Fn(*const u8, *const u8, usiz
     let kp = dot8::padded_depth(w.depth);
     let kcs = kp / dot8::KB;
     let rows = w.rows;
-    let offset = dot8::weight_offset(w.wbits);
-    assert!(a.bytes.len() >= a.cols_pad * kp && w.bytes.len() >= w.rows_pad * kp && c1 <= a.cols_pad);
-    assert!(c0 % dot8::P == 0 && w.rows_pad % dot8::P == 0);
+    let offset = dot8::weight_offset(w.wbits.get());
+    let (wd, ad) = (w.data::<u8>(), a.data::<u8>());
+    assert!(ad.len() >= a.cols_pad * kp && wd.len() >= w.rows.div_ceil(dot8::P) * dot8::P * kp && c1 <= a.cols_pad);
+    assert!(c0 % dot8::P == 0);
     for cb0 in (c0..c1).step_by(DOT16_COL_BLOCK) {
         let cb1 = (cb0 + DOT16_COL_BLOCK).min(c1);
         for row0 in (0..rows).step_by(dot8::P) {
-            let wp = unsafe { w.bytes.as_ptr().add(row0 * kp) };
+            let wp = unsafe { wd.as_ptr().add(row0 * kp) };
             for col0 in (cb0..cb1).step_by(N) {
                 let ncols = N.min(c1 - col0);
-                let ap = unsafe { a.bytes.as_ptr().add((col0 / dot8::P) * dot8::P * kp + (col0 % dot8::P) * dot8::KB) };
+                let ap = unsafe { ad.as_ptr().add((col0 / dot8::P) * dot8::P * kp + (col0 % dot8::P) * dot8::KB) };
                 let acc = tile(wp, ap, kcs);
                 store_tile4_offset(&acc, out, rows, row0, col0, c0, ncols, offset, &a.col_sums);
             }

@@ -84,7 +84,7 @@ fn or_lanes(v: v128) -> u8 {
     (x | x >> 8) as u8
 }
 
-/// [`dot16::widen`] (panel layout) with sums; returns the OR of all codes.
+/// The `Dot16` packer (panel layout) with sums; returns the OR of all codes.
 pub fn widen(src: &[u8], n: usize, n_pad: usize, depth: usize, dst: &mut [i16], mut sums: Option<&mut [i32]>) -> u8 {
     let kp = dot16::padded_depth(depth);
     let kcs = kp / dot16::KB;
@@ -93,7 +93,7 @@ pub fn widen(src: &[u8], n: usize, n_pad: usize, depth: usize, dst: &mut [i16], 
     let d = dst.as_mut_ptr();
     for i in 0..n_pad {
         // SAFETY: panel_index(i, k, kcs) + 8 <= n_pad * kp for every k < kp.
-        let at = |k: usize| unsafe { d.add(dot16::panel_index(i, k, kcs)) as *mut v128 };
+        let at = |k: usize| unsafe { d.add(super::panel::index::<{ dot16::KB }>(i, k, kcs)) as *mut v128 };
         if i >= n {
             for kc in 0..kcs {
                 unsafe { v128_store(at(kc * dot16::KB), i16x8_splat(0)) };
@@ -158,7 +158,7 @@ fn planes_b<const B: usize>(src: &[u8], n: usize, n_pad: usize, depth: usize, ds
     or_lanes(any)
 }
 
-/// [`bitserial::pack_planes`] with optional sums; returns the OR of all codes.
+/// The `BitSerial` packer (bit planes) with optional sums; returns the OR of all codes.
 pub fn planes(src: &[u8], n: usize, n_pad: usize, depth: usize, bits: u8, dst: &mut [u64], sums: Option<&mut [i32]>) -> u8 {
     by_bits!(bits, planes_b(src, n, n_pad, depth, dst, sums))
 }
@@ -269,12 +269,12 @@ fn lut_b<const B: usize>(src: &[u8], cols: usize, cols_pad: usize, depth: usize,
     or_lanes(any)
 }
 
-/// [`lut::pack_acts`] (index vectors and sums); returns the OR of all codes.
+/// The `Lut` activation packer (index vectors and sums); returns the OR of all codes.
 pub fn lut_acts(src: &[u8], cols: usize, cols_pad: usize, depth: usize, bits: u8, dst: &mut [u8], sums: &mut [i32]) -> u8 {
     by_bits!(bits, lut_b(src, cols, cols_pad, depth, dst, sums))
 }
 
-/// [`dot8::pack`] (panel layout, bytes minus `offset`) with optional sums; returns the OR of all
+/// The `Dot8` packer (panel layout, bytes minus `offset`) with optional sums; returns the OR of all
 /// codes.
 pub fn dot8(src: &[u8], n: usize, n_pad: usize, depth: usize, offset: i32, dst: &mut [u8], mut sums: Option<&mut [i32]>) -> u8 {
     let kp = dot8::padded_depth(depth);
@@ -285,7 +285,7 @@ pub fn dot8(src: &[u8], n: usize, n_pad: usize, depth: usize, offset: i32, dst: 
     let d = dst.as_mut_ptr();
     for i in 0..n_pad {
         // SAFETY: panel_index(i, k, kcs) + 16 <= n_pad * kp for every k < kp.
-        let at = |k: usize| unsafe { d.add(dot8::panel_index(i, k, kcs)) as *mut v128 };
+        let at = |k: usize| unsafe { d.add(super::panel::index::<{ dot8::KB }>(i, k, kcs)) as *mut v128 };
         if i >= n {
             for kc in 0..kcs {
                 unsafe { v128_store(at(kc * dot8::KB), u8x16_splat(0)) };

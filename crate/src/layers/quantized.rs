@@ -118,7 +118,7 @@ impl QuantWeights {
     /// width's biases, and the weights packed for `width`.
     pub fn param_bytes(&self, width: Width) -> usize {
         let (wbits, abits) = self.bits_at(width);
-        let packed = PackedSize::of(self.rows, self.depth, wbits.get(), kernels::best_scheme(wbits.get(), abits.get())).heap_bytes();
+        let packed = PackedSize::of(self.rows, self.depth, wbits, kernels::best_scheme(wbits, abits)).heap_bytes();
         let biases: usize = self.widths.iter().filter_map(|p| p.bias.as_ref()).map(|b| b.len() * 4).sum();
         self.codes8.len() + biases + self.groups * packed
     }
@@ -130,7 +130,7 @@ impl QuantWeights {
             crate::bail!(ErrorKind::UnsupportedWidth, "{}: no parameters for width #{index}", self.name);
         };
         let (wbits, abits) = self.bits_at(width);
-        let scheme = kernels::best_scheme(wbits.get(), abits.get());
+        let scheme = kernels::best_scheme(wbits, abits);
         let group_len = self.rows * self.depth;
         let mut derived = vec![0u8; group_len];
         let mut packed = Vec::with_capacity(self.groups);
@@ -139,7 +139,7 @@ impl QuantWeights {
             for (d, &c) in derived.iter_mut().zip(src) {
                 *d = quant::derive_code(c, wbits);
             }
-            packed.push(PackedWeights::new(&derived, self.rows, self.depth, wbits.get(), scheme)?);
+            packed.push(PackedWeights::new(&derived, self.rows, self.depth, wbits, scheme)?);
         }
         let lw = quant::levels(wbits) as f32;
         let la = quant::levels(abits) as f32;
@@ -184,7 +184,7 @@ impl QuantWeights {
     ) -> Result<()> {
         let a = self.active()?;
         let Context { isa, threads, col_codes, acts, acc, .. } = ctx;
-        acts.pack(&col_codes[..cols * self.depth], cols, self.depth, a.abits.get(), a.scheme)?;
+        acts.pack(&col_codes[..cols * self.depth], cols, self.depth, a.abits, a.scheme)?;
         acc.clear();
         acc.resize(cols * self.rows, 0);
         kernels::gemm(*isa, &a.packed[g], acts, acc, *threads)?;

@@ -136,10 +136,10 @@ pub fn prefix_len(header_bytes: &[u8], planes: u8) -> Result<f64, JsValue> {
     crate::format::prefix_len(header_bytes, planes).map(|n| n as f64).map_err(js_error)
 }
 
-/// Runs the kernel benchmark (`kernels::bench`) with `config_json` (a JSON `Config`; `"{}"` for
+/// Runs the kernel benchmark (`bench`) with `config_json` (a JSON `Config`; `"{}"` for
 /// the defaults) and returns its report as a JSON string. Timed with `performance.now()`, so the
 /// same builds measure in Node, pages and workers (bench/ drives it).
 #[wasm_bindgen(js_name = benchKernels)]
 pub fn bench_kernels(config_json: &str) -> Result<String, JsValue> {
-    crate::kernels::bench::run_json(config_json, &performance_now).map_err(js_error)
+    crate::bench::run_json(config_json, &performance_now).map_err(js_error)
 }

@@ -1,4 +1,4 @@
-//! The kernel benchmark routine, shared by every host: the native example
+//! The kernel benchmark routine ([`crate::kernels`]), shared by every host: the native example
 //! (`examples/bench_kernels.rs`) and the wasm builds (the JS export `benchKernels`, driven from
 //! Node and headless Chromium by `bench/`). The host supplies only a millisecond clock.
 //!
@@ -10,8 +10,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{gemm, Isa, PackedActs, PackedWeights, Scheme};
+use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
+use crate::kernels::{gemm, Isa, PackedActs, PackedWeights, Scheme};
+use crate::timing::{interleaved, Reps};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Shape {
@@ -156,46 +158,10 @@ fn codes(n: usize, bits: u8, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(core::cmp::Ordering::Equal));
-    v[v.len() / 2]
-}
-
-/// Times each closure: warm-up calls, then `reps` rounds in which every closure runs one
-/// repetition of at least `rep_ms`, in turn; returns the median (or min) ms per call of each.
-/// Interleaving is what makes ratios between the closures trustworthy here: on a shared machine
-/// speed drifts over seconds (the same kernel read 17-32 GMAC/s across one run), and
-/// alternating short repetitions puts both sides of a ratio in the same drift.
+/// Times each closure with the config's repetitions (see [`interleaved`]).
 fn time_many(now: &dyn Fn() -> f64, cfg: &Config, warmup_ms: f64, fs: &mut [&mut dyn FnMut() -> Result<()>]) -> Result<Vec<f64>> {
-    let (warmup, reps, rep_ms) = (cfg.warmup, cfg.reps.max(1), cfg.rep_ms);
-    let mut inner = Vec::with_capacity(fs.len());
-    for f in fs.iter_mut() {
-        let t0 = now();
-        let mut n = 0;
-        while n < warmup.max(1) || now() - t0 < warmup_ms {
-            f()?;
-            n += 1;
-        }
-        // Calibrate the inner count from one call so each repetition spans rep_ms.
-        let t0 = now();
-        f()?;
-        let one = (now() - t0).max(1e-3);
-        inner.push(((rep_ms / one).ceil() as usize).clamp(1, 100_000));
-    }
-    let mut times = vec![Vec::with_capacity(reps); fs.len()];
-    for _ in 0..reps {
-        for (i, f) in fs.iter_mut().enumerate() {
-            let t0 = now();
-            for _ in 0..inner[i] {
-                f()?;
-            }
-            times[i].push((now() - t0) / inner[i] as f64);
-        }
-    }
-    Ok(times
-        .iter_mut()
-        .map(|t| if cfg.stat == "min" { t.iter().copied().fold(f64::INFINITY, f64::min) } else { median(t) })
-        .collect())
+    let reps = Reps { warmup: cfg.warmup, warmup_ms, reps: cfg.reps, rep_ms: cfg.rep_ms, min: cfg.stat == "min" };
+    interleaved(now, &reps, fs)
 }
 
 fn time_it(now: &dyn Fn() -> f64, cfg: &Config, warmup_ms: f64, f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
@@ -239,13 +205,14 @@ pub fn run(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
             crate::bail!(ErrorKind::InvalidArgument, "bench shape '{}' has a zero dimension", shape.name);
         }
         // The baseline's own operands, run alongside every row (see `time_many`).
-        let base_w = PackedWeights::new(&codes(shape.rows * shape.depth, 8, 1 + si as u64), shape.rows, shape.depth, 8, Scheme::Dot16)?;
+        let base_w = PackedWeights::new(&codes(shape.rows * shape.depth, 8, 1 + si as u64), shape.rows, shape.depth, Bits::MAX, Scheme::Dot16)?;
         let base_a = codes(shape.cols * shape.depth, 8, 1000 + si as u64);
         let mut base_pa = PackedActs::new();
         let mut base_out = vec![0i32; shape.rows * shape.cols];
         let mut widths = vec![(8u8, 8u8)];
         widths.extend(cfg.widths.iter().copied().filter(|&p| p != (8, 8)));
         for (wb, ab) in widths {
+            let (wbits, abits) = (Bits::new(wb)?, Bits::new(ab)?);
             let w = codes(shape.rows * shape.depth, wb, 1 + si as u64);
             let a = codes(shape.cols * shape.depth, ab, 1000 + si as u64);
             let mut reference: Option<Vec<i32>> = None;
@@ -266,9 +233,9 @@ pub fn run(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
                 }
             }
             for &(scheme, isa) in &combos {
-                let pw = PackedWeights::new(&w, shape.rows, shape.depth, wb, scheme)?;
+                let pw = PackedWeights::new(&w, shape.rows, shape.depth, wbits, scheme)?;
                 for &t in &threads {
-                    pa.pack_threads(&a, shape.cols, shape.depth, ab, scheme, t)?;
+                    pa.pack_threads(&a, shape.cols, shape.depth, abits, scheme, t)?;
                     gemm(isa, &pw, &pa, &mut out, t)?;
                     match &reference {
                         None => reference = Some(out.clone()),
@@ -282,14 +249,14 @@ pub fn run(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
                     // First use of this kernel in the run: give the engine time to tier up.
                     let warm = if warmed.insert((scheme, isa, t)) { cfg.first_warmup_ms.max(cfg.warmup_ms) } else { cfg.warmup_ms };
                     let mut run = || {
-                        pa.pack_threads(&a, shape.cols, shape.depth, ab, scheme, t)?;
+                        pa.pack_threads(&a, shape.cols, shape.depth, abits, scheme, t)?;
                         gemm(isa, &pw, &pa, &mut out, t)
                     };
                     let (ms, vs) = if is_base_pair && scheme == Scheme::Dot16 && isa == baseline_isa && t == 1 {
                         (time_it(now, cfg, warm, &mut run)?, 1.0)
                     } else {
                         let mut base = || {
-                            base_pa.pack_threads(&base_a, shape.cols, shape.depth, 8, Scheme::Dot16, 1)?;
+                            base_pa.pack_threads(&base_a, shape.cols, shape.depth, Bits::MAX, Scheme::Dot16, 1)?;
                             gemm(baseline_isa, &base_w, &base_pa, &mut base_out, 1)
                         };
                         let ms = time_many(now, cfg, warm, &mut [&mut base, &mut run])?;
@@ -298,7 +265,7 @@ pub fn run(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
                     let (ms_gemm, ms_pack) = if cfg.gemm_only {
                         (
                             time_it(now, cfg, cfg.warmup_ms, &mut || gemm(isa, &pw, &pa, &mut out, t))?,
-                            time_it(now, cfg, cfg.warmup_ms, &mut || pa.pack_threads(&a, shape.cols, shape.depth, ab, scheme, t))?,
+                            time_it(now, cfg, cfg.warmup_ms, &mut || pa.pack_threads(&a, shape.cols, shape.depth, abits, scheme, t))?,
                         )
                     } else {
                         (0.0, 0.0)
