@@ -2,9 +2,20 @@
 // (`handle(type, args, onProgress)`). worker.js runs it inside a Web Worker; node.js runs it directly.
 
 import { AnybitError, toAnybitError } from './errors.js';
-import { checkWidth } from './width.js';
 
 export const BUILDS = ['scalar', 'simd', 'relaxed', 'threads'];
+
+/**
+ * The one check of a width (bits per weight) before a request reaches wasm: every API taking a
+ * width (load with {width}, setWidth) goes through it, so each refuses alike. `width` if it is an
+ * integer in 1..=8, else an AnybitError with code `unsupported_width`.
+ */
+function checkWidth(width) {
+  if (!(Number.isInteger(width) && width >= 1 && width <= 8)) {
+    throw new AnybitError('unsupported_width', `width must be an integer in 1..=8, got ${JSON.stringify(width)}`);
+  }
+  return width;
+}
 
 // Literal import paths, so that bundlers (Vite, Rollup, webpack) see every build and its wasm file.
 const IMPORTS = {
