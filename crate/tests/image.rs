@@ -1,5 +1,6 @@
 //! Image preprocessing (crate/src/image.rs): RGBA bytes to model inputs, resampling, the MNIST
-//! fit, and typed refusals of bad images. Native tests: nothing here needs a browser.
+//! fit, and typed refusals of bad images. Run natively and as wasm (scripts/wasm-test.sh), where the
+//! page's images are converted.
 
 use anybit::image::{resample, to_input, Fit, ImageOptions};
 use anybit::ErrorKind;
@@ -8,7 +9,8 @@ fn rgba_grey(values: &[u8]) -> Vec<u8> {
     values.iter().flat_map(|&v| [v, v, v, 255]).collect()
 }
 
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn identity_size_keeps_pixels() {
     let px: Vec<u8> = (0..28 * 28).map(|i| (i * 7 % 256) as u8).collect();
     let out = to_input(&rgba_grey(&px), 28, 28, &[28, 28, 1], ImageOptions::default()).unwrap();
@@ -17,7 +19,8 @@ fn identity_size_keeps_pixels() {
     }
 }
 
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn downscale_averages_areas() {
     // 4x2 -> 2x1: each output is the mean of a 2x2 block.
     let src = [0.0, 1.0, 0.5, 0.5, 1.0, 0.0, 0.25, 0.75];
@@ -31,7 +34,8 @@ fn downscale_averages_areas() {
     assert!((mean(&src) - mean(&out)).abs() < 1e-5);
 }
 
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn transparent_is_background_and_invert_flips() {
     // One transparent pixel (whatever its colour) and one opaque black, one opaque white.
     let rgba = [255, 255, 255, 0, 0, 0, 0, 255, 255, 255, 255, 255];
@@ -41,7 +45,8 @@ fn transparent_is_background_and_invert_flips() {
     assert_eq!(inv, vec![0.0, 1.0, 0.0]);
 }
 
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn rgb_models_get_interleaved_channels() {
     let rgba = [255, 0, 10, 255, 0, 255, 20, 255];
     let out = to_input(&rgba, 2, 1, &[1, 2, 3], ImageOptions::default()).unwrap();
@@ -51,7 +56,8 @@ fn rgb_models_get_interleaved_channels() {
     }
 }
 
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn mnist_fit_centres_and_scales_the_ink() {
     // A 10x40 bar in the top-left corner of a 200x200 canvas.
     let (cols, rows) = (200, 200);
@@ -70,13 +76,15 @@ fn mnist_fit_centres_and_scales_the_ink() {
     assert!(cols[0] >= 11 && cols[4] <= 16, "horizontally centred: {cols:?}");
 }
 
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn mnist_fit_of_blank_canvas_is_blank() {
     let out = to_input(&rgba_grey(&[0; 64]), 8, 8, &[28, 28, 1], ImageOptions { fit: Fit::Mnist, ..Default::default() }).unwrap();
     assert!(out.iter().all(|&v| v == 0.0));
 }
 
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn bad_images_are_typed_errors() {
     let opts = ImageOptions::default();
     assert_eq!(to_input(&[], 0, 5, &[28, 28, 1], opts).unwrap_err().kind(), ErrorKind::InvalidArgument);
