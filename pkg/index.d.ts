@@ -167,6 +167,9 @@ export interface Probe {
   deviceMemoryGiB: number | null;
   /** navigator.connection, or null where not exposed. */
   connection: { effectiveType: string | null; saveData: boolean } | null;
+  /** navigator.getBattery() where the runtime's scope has it (a page's window in Chromium; not a
+   * worker, where a browser session runs), else null. */
+  battery: { level: number; charging: boolean } | null;
   tookMs: number;
   build: BuildInfo;
 }

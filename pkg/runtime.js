@@ -5,6 +5,18 @@ import { AnybitError, toAnybitError } from './errors.js';
 
 export const BUILDS = ['scalar', 'simd', 'relaxed', 'threads'];
 
+/**
+ * The one check of a width (bits per weight) before a request reaches wasm: every API taking a
+ * width (load with {width}, setWidth) goes through it, so each refuses alike. `width` if it is an
+ * integer in 1..=8, else an AnybitError with code `unsupported_width`.
+ */
+function checkWidth(width) {
+  if (!(Number.isInteger(width) && width >= 1 && width <= 8)) {
+    throw new AnybitError('unsupported_width', `width must be an integer in 1..=8, got ${JSON.stringify(width)}`);
+  }
+  return width;
+}
+
 // Literal import paths, so that bundlers (Vite, Rollup, webpack) see every build and its wasm file.
 const IMPORTS = {
   scalar: () => import('./wasm/scalar/anybit.js'),
@@ -56,35 +68,6 @@ export function detect({ threadsAllowed = true } = {}) {
   };
 }
 
-// Past this a reported core count is not believed (some browsers report the host's, or a
-// fingerprinting-resistant constant); the runtime never starts more threads than this anyway.
-const MAX_BELIEVED_CORES = 64;
-
-/**
- * The device, as far as this engine says: instruction sets and threads (from detect()), the
- * reported core count (capped), memory and connection hints where the browser exposes them
- * (null elsewhere). Cheap: two WebAssembly.validate calls and property reads.
- */
-export function probe({ threadsAllowed = true } = {}) {
-  const t0 = globalThis.performance?.now() ?? 0;
-  const caps = detect({ threadsAllowed });
-  const nav = globalThis.navigator ?? {};
-  const reported = Number(nav.hardwareConcurrency);
-  const conn = nav.connection;
-  return {
-    simd: caps.simd,
-    relaxedSimd: caps.relaxed,
-    crossOriginIsolated: globalThis.crossOriginIsolated === true,
-    sharedMemory: caps.sharedMemory,
-    workers: caps.worker,
-    reportedCores: Number.isFinite(reported) && reported > 0 ? reported : null,
-    cores: Math.min(caps.cores, MAX_BELIEVED_CORES),
-    deviceMemoryGiB: typeof nav.deviceMemory === 'number' ? nav.deviceMemory : null,
-    connection: conn ? { effectiveType: conn.effectiveType ?? null, saveData: conn.saveData === true } : null,
-    tookMs: (globalThis.performance?.now() ?? 0) - t0,
-  };
-}
-
 /**
  * The build to load and why. 'auto' takes threads when cross-origin isolated with shared memory,
  * workers and two or more cores, else SIMD, else scalar. Relaxed SIMD is only loaded on request.
@@ -130,35 +113,40 @@ async function instantiate(variant, binaryFor, threads) {
 }
 
 // First request of a progressive load: enough for the header of any model the runtime ships
-// (headerLen says whether more is needed), small next to the planes of a real model.
+// (wasm layout says whether more is needed), small next to the planes of a real model.
 const HEADER_PROBE = 16 << 10;
 
 // Past this many bytes without a complete header, stop re-reading the start of a download.
 const MAX_HEADER_SEARCH = 1 << 20;
 
 /**
- * Bit planes in while a model downloads. Once the file's first bytes hold its header, the end of
- * each plane prefix is known (wasm prefixLen), and a progress event can say how many planes are
- * complete: {planes, planeTotal}. Nothing is added for bytes that are not a model file.
+ * The file's layout, learnt while a model downloads: once its first bytes hold the header, one
+ * wasm `layout` call gives where every plane prefix ends (`prefixEnds`), and a progress event can
+ * say how many planes are complete: {planes, planeTotal}. Nothing is added for bytes that are not
+ * a model file.
  */
 function planeCounter(wasm) {
-  let ends = null;
+  let layout = null; // false: not a model, or a header too long to look for
   return {
-    wants: () => ends === null,
+    wants: () => layout === null,
     /** `head`: the file's first bytes so far. */
     learn(head) {
-      if (ends !== null || head.length < 8) return;
+      if (layout !== null || head.length < 8) return;
       try {
-        if (wasm.headerLen(head) > head.length) {
-          if (head.length > MAX_HEADER_SEARCH) ends = [];
-          return;
-        }
-        ends = [1, 2, 3, 4, 5, 6, 7, 8].map((p) => wasm.prefixLen(head, p));
+        const got = wasm.layout(head);
+        if (got.prefixEnds) layout = got;
+        else if (head.length > MAX_HEADER_SEARCH) layout = false;
       } catch {
-        ends = []; // not a model, or a version without plane prefixes: the load reports it
+        layout = false; // not a model: the load reports it
       }
     },
-    at: (loaded) => (ends?.length ? { planes: ends.filter((e) => e <= loaded).length, planeTotal: ends.length } : {}),
+    /** The layout once learnt, else null. */
+    layout: () => layout || null,
+    at: (loaded) => {
+      if (!layout) return {};
+      const ends = layout.prefixEnds.slice(1);
+      return { planes: ends.filter((e) => e <= loaded).length, planeTotal: ends.length };
+    },
   };
 }
 
@@ -245,19 +233,24 @@ async function fetchMore(url, have, end, onProgress, counter) {
 /**
  * Progressive load: only the header, the tensors and the first `planes` bit planes, by HTTP Range
  * requests on the one file (a server that ignores Range sends it whole, which is used as is).
- * Returns {bytes, ranged}.
+ * The layout comes from the counter, which learnt it from the first bytes; wasm is asked again
+ * only when the header is longer than the first request (or to say why the bytes are no model).
+ * Returns {bytes, ranged, layout}.
  */
 async function fetchPrefix(wasm, url, planes, onProgress, counter) {
   const first = await fetchBytes(url, onProgress, [0, HEADER_PROBE], 0, counter);
-  if (!first.partial) return { bytes: first.bytes, ranged: false };
+  if (!first.partial) return { bytes: first.bytes, ranged: false, layout: counter.layout() };
   let bytes = first.bytes;
-  const hlen = wasm.headerLen(bytes);
-  if (hlen > bytes.length) ({ bytes } = await fetchMore(url, bytes, hlen, onProgress, counter));
-  counter.learn(bytes);
-  const end = wasm.prefixLen(bytes, planes);
+  let layout = counter.layout() ?? wasm.layout(bytes);
+  if (!layout.prefixEnds) {
+    ({ bytes } = await fetchMore(url, bytes, layout.headerLen, onProgress, counter));
+    counter.learn(bytes);
+    layout = counter.layout() ?? wasm.layout(bytes);
+  }
+  const end = layout.prefixEnds[planes];
   let ranged = true;
   if (end > bytes.length) ({ bytes, ranged } = await fetchMore(url, bytes, end, onProgress, counter));
-  return { bytes, ranged };
+  return { bytes, ranged, layout };
 }
 
 function asBytes(bytes) {
@@ -305,6 +298,31 @@ export function createRuntime(env = {}) {
     return starting;
   }
 
+  /**
+   * What this device offers: the engine's features and whether threads can run (detect(), the
+   * part that must be known before a build is chosen) with the device facts the loaded build reads
+   * (cores, memory, cross-origin isolation, battery, connection: wasm deviceFacts), and the build.
+   */
+  async function probe() {
+    const t0 = globalThis.performance?.now() ?? 0;
+    const caps = detect({ threadsAllowed: env.threadsAllowed ?? true });
+    const facts = await wasm.deviceFacts();
+    return {
+      simd: caps.simd,
+      relaxedSimd: caps.relaxed,
+      crossOriginIsolated: facts.crossOriginIsolated,
+      sharedMemory: caps.sharedMemory,
+      workers: caps.worker,
+      reportedCores: facts.reportedCores,
+      cores: facts.cores,
+      deviceMemoryGiB: facts.deviceMemoryGiB,
+      connection: facts.connection,
+      battery: facts.battery,
+      tookMs: (globalThis.performance?.now() ?? 0) - t0,
+      build: buildInfo(),
+    };
+  }
+
   function buildInfo() {
     if (!wasm) throw new AnybitError('internal', 'the runtime is not started');
     return { ...wasm.buildInfo(), reason };
@@ -327,9 +345,7 @@ export function createRuntime(env = {}) {
       let next;
       let from = null;
       if (width !== undefined) {
-        if (!(Number.isInteger(width) && width >= 1 && width <= 8)) {
-          throw new AnybitError('unsupported_width', `width must be an integer in 1..=8, got ${JSON.stringify(width)}`);
-        }
+        checkWidth(width);
         if (url === undefined) throw new AnybitError('invalid_argument', 'width (progressive loading) needs a URL');
       }
       // A URL only the environment can read (Node file: URLs) is read whole.
@@ -338,7 +354,7 @@ export function createRuntime(env = {}) {
       if (local === undefined && url !== undefined && width !== undefined) {
         const got = await fetchPrefix(wasm, url, width, onProgress, counter);
         next = wasm.Session.loadPrefix(got.bytes, width);
-        from = { url, length: got.bytes.length, transfer: { ranged: got.ranged, bytes: got.bytes.length } };
+        from = { url, length: got.bytes.length, layout: got.layout, transfer: { ranged: got.ranged, bytes: got.bytes.length } };
       } else {
         const data = url !== undefined ? local ?? (await fetchBytes(url, onProgress, null, 0, counter)).bytes : asBytes(bytes);
         if (url === undefined) onProgress?.({ loaded: data.length, total: data.length });
@@ -359,17 +375,16 @@ export function createRuntime(env = {}) {
       return info();
     },
     info,
-    probe: () => ({ ...probe({ threadsAllowed: env.threadsAllowed ?? true }), build: buildInfo() }),
+    probe,
     widths: () => current().widths(),
     async setWidth({ width }) {
-      if (typeof width !== 'number') {
-        throw new AnybitError('unsupported_width', `width must be a number of bits, got ${JSON.stringify(width)}`);
-      }
+      checkWidth(width);
       const s = current();
-      // A progressively loaded model fetches the planes a wider width needs, then switches.
-      if (source && Number.isInteger(width) && width > s.planesLoaded && width <= 8 && s.widths().some((w) => w.w === width)) {
+      // A progressively loaded model fetches the planes a wider width needs (a width of b bits
+      // needs the first b planes), then switches.
+      if (source?.layout && width > s.planesLoaded && s.widths().some((w) => w.w === width)) {
         // The worker's session holds the bytes so far; only the new ones travel to it.
-        const got = await fetchRest(source.url, source.length, s.bytesFor(width));
+        const got = await fetchRest(source.url, source.length, source.layout.prefixEnds[width]);
         s.extend(got.more, width);
         source.length += got.more.length;
         source.transfer.bytes += got.received;

@@ -7,17 +7,22 @@
 //! - [`tensor`], [`layers`]: f32 NHWC tensors and the layers built on the kernels.
 //! - [`model`]: a graph of layers with a switchable width.
 //! - [`policy`]: per-width latency predicted from an on-device calibration; width choice for a budget.
-//! - `wasm` (wasm32 only): the JavaScript API.
+//! - [`image`]: RGBA images (a canvas's pixels) turned into model inputs.
+//! - [`session`]: a loaded model as an API serves it: whole or progressive loading, width and
+//!   threads, calibrate/decide, run results with probabilities and top classes.
+//! - `wasm` (wasm32 only): the JavaScript API, converting between JS values and [`session`].
 
 pub mod bench;
 pub mod bits;
 pub mod error;
 pub mod format;
+pub mod image;
 pub mod kernels;
 pub mod layers;
 pub mod model;
 pub mod policy;
 pub mod quant;
+pub mod session;
 pub mod tensor;
 pub mod timing;
 #[cfg(target_arch = "wasm32")]

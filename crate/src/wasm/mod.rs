@@ -11,8 +11,12 @@
 //!
 //! Errors are thrown as JS `Error` objects with `name = "AnybitError"`, a stable `code`
 //! (`ErrorKind::code`) and a `message`.
+//!
+//! This module only converts: JS values into the crate's types and back. What a session does
+//! lives in crate/src/session/, image preprocessing in crate/src/image.rs; here are the thread
+//! pool, the build facts and what the platform says about the device (platform.rs).
 
-mod image;
+mod platform;
 mod session;
 
 use serde::Serialize;
@@ -22,12 +26,7 @@ pub use session::Session;
 
 use crate::error::{Error, ErrorKind};
 
-#[wasm_bindgen]
-extern "C" {
-    // `performance` exists on windows, workers and Node (>= 16) alike.
-    #[wasm_bindgen(js_namespace = performance, js_name = now)]
-    fn performance_now() -> f64;
-}
+pub use platform::now_ms;
 
 /// Converts a runtime error into the JS exception the API documents.
 pub(crate) fn js_error(e: Error) -> JsValue {
@@ -40,6 +39,15 @@ pub(crate) fn js_error(e: Error) -> JsValue {
 
 pub(crate) fn invalid(message: impl Into<String>) -> JsValue {
     js_error(Error::new(ErrorKind::InvalidArgument, message))
+}
+
+/// A JS number that counts something (threads, planes, pixels): a non-negative integer; the
+/// range is for whoever takes it to check.
+pub(crate) fn count_arg(value: f64, what: &str) -> Result<usize, JsValue> {
+    if value.fract() != 0.0 || !(0.0..=u32::MAX as f64).contains(&value) {
+        return Err(invalid(format!("{what} must be a non-negative integer, got {value}")));
+    }
+    Ok(value as usize)
 }
 
 /// Serializes plain data (no Maps: objects stay objects, u64 stay numbers).
@@ -121,19 +129,17 @@ pub fn init_threads(n: usize) -> Result<js_sys::Promise, JsValue> {
     Ok(wasm_bindgen_rayon::init_thread_pool(n))
 }
 
-/// Bytes before a model file's data section (the 8-byte length and the JSON header), from at
-/// least its first 9 bytes: how much a progressive loader must fetch to learn the layout.
-#[wasm_bindgen(js_name = headerLen)]
-pub fn header_len(first_bytes: &[u8]) -> Result<f64, JsValue> {
-    crate::format::header_len(first_bytes).map(|n| n as f64).map_err(js_error)
-}
-
-/// End of the file prefix that holds the header, the tensors and the first `planes` (0..=8) bit
-/// planes: what to fetch (HTTP Range `bytes=0-(end-1)`) to run widths up to `planes` bits.
-/// Needs at least `headerLen` bytes.
-#[wasm_bindgen(js_name = prefixLen)]
-pub fn prefix_len(header_bytes: &[u8], planes: u8) -> Result<f64, JsValue> {
-    crate::format::prefix_len(header_bytes, planes).map(|n| n as f64).map_err(js_error)
+/// Where a model file's pieces lie, from its first bytes (at least 9): `{headerLen}` alone while
+/// fewer than `headerLen` bytes are given (fetch that many and ask again), else `{headerLen,
+/// planesStart, planeLen, prefixEnds, fileLen}` where `prefixEnds[p]` ends the prefix holding the
+/// first `p` (0..=8) bit planes: fetch `bytes=0-(prefixEnds[p]-1)` to run widths up to `p` bits.
+#[wasm_bindgen]
+pub fn layout(first_bytes: &[u8]) -> Result<JsValue, JsValue> {
+    use crate::session::{HeaderRead, Layout};
+    match Layout::read(first_bytes).map_err(js_error)? {
+        HeaderRead::NeedHeader { header_len } => to_js(&serde_json::json!({ "headerLen": header_len })),
+        HeaderRead::Complete(layout) => to_js(&layout),
+    }
 }
 
 /// Runs the kernel benchmark (`bench`) with `config_json` (a JSON `Config`; `"{}"` for
@@ -141,5 +147,5 @@ pub fn prefix_len(header_bytes: &[u8], planes: u8) -> Result<f64, JsValue> {
 /// same builds measure in Node, pages and workers (bench/ drives it).
 #[wasm_bindgen(js_name = benchKernels)]
 pub fn bench_kernels(config_json: &str) -> Result<String, JsValue> {
-    crate::bench::run_json(config_json, &performance_now).map_err(js_error)
+    crate::bench::run_json(config_json, &now_ms).map_err(js_error)
 }

@@ -1,0 +1,48 @@
+//! Progressive loading: a session built from a prefix of a file (the header, the tensors and the
+//! first bit planes) that runs the narrow widths at once and is extended with more planes later,
+//! exactly as the whole file would run.
+
+use super::Session;
+use crate::error::{ErrorKind, Result};
+use crate::format::PLANES;
+use crate::model::Model;
+
+impl Session {
+    /// Builds a session from a prefix of a file holding at least `min_planes` (1..=8) bit planes
+    /// (`Layout::prefix_ends[min_planes]` bytes); every piece present is checked against the
+    /// file's SHA-256 digests first. It runs the widths those planes serve, at the widest one.
+    pub fn load_prefix(bytes: &[u8], min_planes: u8, threads: usize) -> Result<Session> {
+        let model = Model::from_prefix(bytes, min_planes)?;
+        let keep = if model.planes_loaded() < PLANES { bytes.to_vec() } else { Vec::new() };
+        Session::new(model, bytes, keep, threads)
+    }
+
+    /// Appends the next bytes of the file (they start where the loaded prefix ends) and rebuilds
+    /// the model with the planes they complete, keeping the width, threads and calibration. A
+    /// corrupt or short piece is refused (`corrupt`, `truncated`) and the session stays as it
+    /// was. Returns the planes now loaded.
+    pub fn extend(&mut self, more: &[u8], min_planes: u8) -> Result<u8> {
+        if self.prefix.is_empty() {
+            crate::bail!(ErrorKind::InvalidArgument, "this session holds the whole file; there is nothing to extend");
+        }
+        let mut bytes = Vec::with_capacity(self.prefix.len() + more.len());
+        bytes.extend_from_slice(&self.prefix);
+        bytes.extend_from_slice(more);
+        let mut model = Model::from_prefix(&bytes, min_planes)?;
+        model.set_threads(self.model.threads());
+        model.set_width(self.model.width())?;
+        self.model = model;
+        self.prefix = if self.model.planes_loaded() < PLANES { bytes } else { Vec::new() };
+        Ok(self.model.planes_loaded())
+    }
+
+    /// Bit planes loaded: 8 for a whole file.
+    pub fn planes_loaded(&self) -> u8 {
+        self.model.planes_loaded()
+    }
+
+    /// Bytes of the file this session keeps to extend later (0 for a whole file).
+    pub fn kept_prefix_len(&self) -> usize {
+        self.prefix.len()
+    }
+}
