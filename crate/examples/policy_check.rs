@@ -1,6 +1,6 @@
 //! Prints the precision policy's predicted latency next to the measured one for every width of a
 //! model: `cargo run --release -p anybit --example policy_check [-- MODEL [THREADS]]`
-//! (default models/mnist.anybit, 1 thread). Issue 5's bar: within 30% at every width.
+//! (default models/mnist.anybit, 1 thread). The bar it checks: within 30% at every width.
 
 use std::time::Instant;
 

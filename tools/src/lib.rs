@@ -13,7 +13,7 @@ pub mod train;
 pub mod wavelet;
 
 /// glibc hands every large buffer back to the OS, so each tensor op pays page faults and zeroing
-/// (candle-notes.md, trap 2). Keep freed memory in the process instead.
+/// of fresh pages on every step. Keep freed memory in the process instead.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     unsafe {

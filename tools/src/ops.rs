@@ -1,8 +1,9 @@
 //! Fused CPU ops for quantization-aware training in NHWC, as candle custom ops with hand-written
 //! backward passes. Why custom: candle 0.11's own paths are slow here (broadcast of one clip value,
-//! BatchNorm backward, conv input-gradient loops) and its max-pool gradient is wrong
-//! (docs: candle-notes.md). The forward passes of the quantizers call the runtime's own functions
-//! in `anybit::quant`, so the trainer computes exactly the values the runtime will.
+//! BatchNorm backward, conv input-gradient loops) and its max-pool gradient is wrong (0.11.1 gives
+//! each window's maximum a quarter of the gradient, and tied maxima a share each). The forward
+//! passes of the quantizers call the runtime's own functions in `anybit::quant`, so the trainer
+//! computes exactly the values the runtime will.
 
 use std::sync::{Arc, Mutex};
 

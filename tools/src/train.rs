@@ -1,5 +1,5 @@
 //! The training loop: one width (dedicated model) or several at once with recursive distillation
-//! (methods.md §1: top width on the labels, each lower width on the softmax of the next higher
+//! (arXiv:2105.01353, building on Any-Precision DNN, arXiv:1911.07346: top width on the labels, each lower width on the softmax of the next higher
 //! width's detached output, one optimizer step per batch), checkpoints that resume mid-epoch, and
 //! export with BN calibration of widths that were not trained.
 

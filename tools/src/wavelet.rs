@@ -1,4 +1,5 @@
-//! Multiscale wavelet quantization of a weight matrix (methods.md §2, RECONSTRUCTED reading):
+//! Multiscale wavelet quantization of a weight matrix (MWQ, arXiv:2103.05363; the paper leaves
+//! details open, so this is one reading of it):
 //! pad [rows, cols] to a multiple of 2^L, apply an L-level orthonormal 2-D Haar transform,
 //! quantize each sub-band with its own learnable scale and bit count (symmetric mid-rise levels),
 //! and transform back. Gradients pass exactly through the (orthonormal) transforms; the
@@ -19,7 +20,7 @@ pub struct BandBits {
 
 impl BandBits {
     /// Allocation relative to the width `b`: LL gets `b + d_ll`, HL/LH `b + d_hl`, HH `b + d_hh`,
-    /// each clamped to 1..=8. The methods note's example at 2 bits is (+1, 0, -1): 3/2/2/1.
+    /// each clamped to 1..=8. At 2 bits the default (+1, 0, -1) gives 3/2/2/1.
     pub fn relative(b: u8, d: (i8, i8, i8)) -> BandBits {
         let f = |x: i8| (b as i8 + x).clamp(1, 8) as u8;
         BandBits { ll: f(d.0), hl_lh: f(d.1), hh: f(d.2) }
@@ -269,7 +270,7 @@ mod tests {
                 assert!((a - b).abs() < 1e-5);
             }
         }
-        // One level on one block matches the methods note's formulas.
+        // One level on one block matches the orthonormal Haar formulas worked by hand.
         let mut b = vec![1.0f32, 2.0, 3.0, 5.0];
         haar_forward(&mut b, 2, 2, 1);
         assert_eq!(b, vec![5.5, -1.5, -2.5, 0.5]);

@@ -1,6 +1,6 @@
 //! `Dot16` packing: codes widened once to i16 (weights at load, activations per call) so the
-//! inner loop is one `i32x4.dot_i16x8_s` per 8 products with no unpacking (anchors.md: widening
-//! at every use runs at a third of the dot's speed).
+//! inner loop is one `i32x4.dot_i16x8_s` per 8 products with no unpacking (widening bytes at every
+//! use would put extend instructions beside each dot in the inner loop).
 //!
 //! Layout: panels of 4 rows (weights) or 4 columns (activations), interleaved per 8 depth:
 //! element (i, k) is at `((i / 4) * kcs + k / 8) * 32 + (i % 4) * 8 + k % 8` with `kcs = kp / 8`.
