@@ -1,6 +1,6 @@
 // Kernel benchmark runner: loads the wasm builds made by scripts/build-wasm.sh
 // (pkg/dist/{scalar,simd,relaxed,threads}/) and runs their benchKernels() export (the Rust routine
-// anybit::kernels::bench, the same one the native example runs) in Node and in headless Chromium.
+// anybit::bench, the same one the native example runs) in Node and in headless Chromium.
 //
 //   node bench/run.mjs [--hosts node,chromium] [--variants scalar,simd,relaxed,threads]
 //                      [--config JSON|@file] [--quick] [--busy] [--threads N] [--tiering] [--json out.json] [--md out.md]

@@ -1,8 +1,11 @@
 //! anybit: run neural networks at any weight precision from 8 bits down to 1 bit.
 //!
 //! Layers of the crate, bottom up (docs/ARCHITECTURE.md has the one-page tour):
+//! - [`bits`]: [`Bits`], a width in 1..=8, checked once where it enters.
 //! - [`quant`]: the nested weight quantizer and PACT activation codes (shared with the trainer).
-//! - [`kernels`]: integer GEMM on bit-packed codes; scalar reference, SIMD128 and relaxed SIMD.
+//! - [`timing`]: measurement on a host-supplied clock, for [`bench`] and [`policy`].
+//! - [`kernels`]: integer GEMM on bit-packed codes, one file per packing scheme (Dot16, BitSerial,
+//!   Lut, Dot8) and per instruction set (generic, SIMD128, relaxed SIMD); [`bench`] measures them.
 //! - [`format`]: the `.anybit` file (safetensors + JSON [`format::Graph`]), bit-plane-major weights.
 //! - [`tensor`], [`layers`]: f32 NHWC tensors and the layers built on the kernels.
 //! - [`model`]: a graph of layers with a switchable width.
