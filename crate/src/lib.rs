@@ -3,10 +3,10 @@
 //! Layers of the crate, bottom up (docs/ARCHITECTURE.md has the one-page tour):
 //! - [`bits`]: [`Bits`], a width in 1..=8, checked once where it enters.
 //! - [`quant`]: the nested weight quantizer and PACT activation codes (shared with the trainer).
-//! - [`timing`]: measurement on a host-supplied clock, for [`bench`] and [`policy`].
+//! - [`timing`]: measurement on a host-supplied clock, for [`mod@bench`] and [`policy`].
 //! - [`kernels`]: integer GEMM on bit-packed codes, one file per packing scheme (Dot16, BitSerial,
-//!   Lut, Dot8) and per instruction set (generic, SIMD128, relaxed SIMD); [`bench`] measures them.
-//! - [`format`]: the `.anybit` file (safetensors + JSON [`format::Graph`]), bit-plane-major weights.
+//!   Lut, Dot8) and per instruction set (generic, SIMD128, relaxed SIMD); [`mod@bench`] measures them.
+//! - [`mod@format`]: the `.anybit` file (safetensors + JSON [`format::Graph`]), bit-plane-major weights.
 //! - [`tensor`], [`layers`]: f32 NHWC tensors and the layers built on the kernels.
 //! - [`model`]: a graph of layers with a switchable width.
 //! - [`policy`]: per-width latency predicted from an on-device calibration; width choice for a budget.

@@ -3,9 +3,9 @@
 //! dequantize themselves (with [`PackedActs::col_sums`] for the weight offset).
 //!
 //! Structure (tract-linalg style): this file dispatches; one module per packing scheme
-//! ([`dot16`], [`bitserial`], [`lut`], [`dot8`]) owns its memory layout and packers; one module
+//! (`dot16`, `bitserial`, `lut`, `dot8`) owns its memory layout and packers; one module
 //! per instruction set holds the micro-kernels for every scheme (`generic` plain Rust,
-//! `simd128`, `relaxed`). [`reference`] is the obviously-correct loop the tests compare
+//! `simd128`, `relaxed`). `reference` is the obviously-correct loop the tests compare
 //! everything with.
 
 mod acts;
