@@ -7,7 +7,7 @@
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
 use crate::format::names::{BIAS, CLIP, SCALE, WSCALE};
-use crate::format::{self, Graph, ModelFile, Op, QuantWeight, Width};
+use crate::format::{self, Graph, Layout, ModelFile, Op, QuantWeight, Width};
 use crate::kernels::{best_scheme, Isa, PackedSize};
 use crate::layers::{
     Add, Affine, Clamp, Context, Conv2d, Dense, Flatten, GemmShape, GlobalAvgPool, Layer, Pool, PoolKind,
@@ -36,6 +36,8 @@ pub struct Model {
     width_index: usize,
     /// Bit planes the codes were built from (8 for a whole file): widths up to this one run.
     planes: u8,
+    /// Where the file's pieces lie: what a width costs to download, and what to fetch to extend.
+    layout: Layout,
     ctx: Context,
 }
 
@@ -86,7 +88,8 @@ impl Model {
         let last = nodes.len() - 1;
         nodes[last].last_use = usize::MAX;
         let planes = file.planes_present();
-        let mut model = Model { graph, nodes, width_index: 0, planes, ctx: Context::default() };
+        let layout = file.layout().clone();
+        let mut model = Model { graph, nodes, width_index: 0, planes, layout, ctx: Context::default() };
         // A valid prefix may hold fewer planes than even the narrowest width needs: which widths
         // can run is the model's question, not the file's.
         let Some(top) = model.loaded_widths().into_iter().max() else {
@@ -109,6 +112,10 @@ impl Model {
     /// Bit planes loaded: 8 for a whole file, fewer for a prefix (progressive loading).
     pub fn planes_loaded(&self) -> u8 {
         self.planes
+    }
+    /// The file's layout, from the header the model was read from.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
     /// The widths the loaded planes serve (all of `widths()` for a whole file).
     pub fn loaded_widths(&self) -> Vec<Bits> {

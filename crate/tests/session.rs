@@ -3,7 +3,8 @@
 //! run results (softmax, top classes, labels) and memory per width, on the real test images in
 //! fixtures/.
 
-use anybit::session::{softmax, HeaderRead, Layout, Session, TOP_K};
+use anybit::format::{HeaderRead, Layout};
+use anybit::session::{softmax, Session, TOP_K};
 use anybit::{Bits, ErrorKind};
 
 const MNIST: &[u8] = include_bytes!("../../models/mnist.anybit");

@@ -10,6 +10,7 @@
 mod graph;
 mod graph_check;
 mod header;
+mod layout;
 pub mod limits;
 pub mod names;
 mod planes;
@@ -30,6 +31,7 @@ pub use graph::{
     MIN_FORMAT_VERSION,
 };
 pub use header::{header_len, METADATA_KEY};
+pub use layout::{HeaderRead, Layout};
 pub use limits::MAX_HEADER_LEN;
 pub use names::{plane_name, width_tensor, FIXED8, PLANES};
 
@@ -53,6 +55,7 @@ pub struct ModelFile {
     fixed8: Vec<u8>,
     planes_present: u8,
     tensors: BTreeMap<String, F32Tensor>,
+    layout: Layout,
 }
 
 impl ModelFile {
@@ -60,6 +63,11 @@ impl ModelFile {
     /// nodes not empty, each op's parameters within the limits (graph_check.rs).
     pub fn graph(&self) -> &Graph {
         &self.graph
+    }
+
+    /// Where the whole file's pieces lie, as its header describes them (also for a prefix).
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// Per node, its inputs (in the order of its `inputs` names) as value indices: 0 is the graph
@@ -157,12 +165,11 @@ pub fn prefix_len(header_bytes: &[u8], planes: u8) -> Result<usize> {
     if planes > PLANES {
         bail!(ErrorKind::InvalidArgument, "planes {planes} is outside 0..=8");
     }
-    let h = parse_header(header_bytes)?;
-    // planes_start + 8 * plane_len == total_len, which did not overflow.
-    Ok(h.planes_start + planes as usize * h.plane_len)
+    Ok(Layout::of(&parse_header(header_bytes)?).prefix_ends[planes as usize] as usize)
 }
 
 fn read_parsed(bytes: &[u8], h: header::Header, min_planes: u8) -> Result<ModelFile> {
+    let layout = Layout::of(&h);
     if bytes.len() > h.total_len {
         bail!(
             ErrorKind::BadLayout,
@@ -219,7 +226,7 @@ fn read_parsed(bytes: &[u8], h: header::Header, min_planes: u8) -> Result<ModelF
     // byte) are bounded by 8 * bytes.len().
     let codes = planes::unpack(&planes, h.plane_len);
     let fixed8 = bytes[h.fixed_start..h.fixed_start + h.fixed_len].to_vec();
-    Ok(ModelFile { graph: h.graph, inputs: h.inputs, codes, fixed8, planes_present: present, tensors })
+    Ok(ModelFile { graph: h.graph, inputs: h.inputs, codes, fixed8, planes_present: present, tensors, layout })
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -1,18 +1,16 @@
-//! A session: one loaded model with its file layout, the selected width and thread count, the
+//! A session: one loaded model (which knows its file's layout), the selected width and thread count, the
 //! device calibration for the precision policy, and runs summarised for a caller. Platform-neutral
 //! (the clock is passed in), so the JavaScript binding (crate/src/wasm/) only converts values and
 //! everything here is tested natively (crate/tests/session.rs).
 
-mod layout;
 mod progressive;
 mod run_result;
 
-pub use layout::{HeaderRead, Layout};
 pub use run_result::{softmax, RunResult, Top, TOP_K};
 
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
-use crate::format::Op;
+use crate::format::{Layout, Op};
 use crate::image::{self, ImageOptions};
 use crate::model::Model;
 use crate::policy::{Budget, Calibration, Decision};
@@ -22,7 +20,6 @@ pub type Clock<'a> = &'a dyn Fn() -> f64;
 
 pub struct Session {
     model: Model,
-    layout: Layout,
     calibration: Option<Calibration>,
     /// The prefix a progressively loaded model was built from, kept so that `extend` can add
     /// planes; empty once every plane is in, and for a whole file.
@@ -32,14 +29,12 @@ pub struct Session {
 impl Session {
     /// Parses and validates a whole `.anybit` file; it runs on `threads` threads at its widest width.
     pub fn load(bytes: &[u8], threads: usize) -> Result<Session> {
-        let model = Model::from_bytes(bytes)?;
-        Session::new(model, bytes, Vec::new(), threads)
+        Ok(Session::new(Model::from_bytes(bytes)?, Vec::new(), threads))
     }
 
-    fn new(mut model: Model, bytes: &[u8], prefix: Vec<u8>, threads: usize) -> Result<Session> {
+    fn new(mut model: Model, prefix: Vec<u8>, threads: usize) -> Session {
         model.set_threads(threads);
-        let layout = Layout::of_loaded(bytes)?;
-        Ok(Session { model, layout, calibration: None, prefix })
+        Session { model, calibration: None, prefix }
     }
 
     pub fn model(&self) -> &Model {
@@ -47,7 +42,7 @@ impl Session {
     }
 
     pub fn layout(&self) -> &Layout {
-        &self.layout
+        self.model.layout()
     }
 
     pub fn width(&self) -> Bits {
@@ -78,7 +73,7 @@ impl Session {
     pub fn memory_per_width(&self) -> Result<Vec<(Bits, u64)>> {
         let mut out = Vec::new();
         for w in self.model.widths().iter().map(|w| w.w) {
-            let kept = if self.prefix.is_empty() { 0 } else { self.layout.bytes_for(w).max(self.prefix.len() as u64) };
+            let kept = if self.prefix.is_empty() { 0 } else { self.layout().bytes_for(w).max(self.prefix.len() as u64) };
             out.push((w, self.model.memory_bytes(w)? as u64 + kept));
         }
         Ok(out)
@@ -108,7 +103,7 @@ impl Session {
             crate::bail!(ErrorKind::InvalidArgument, "the thread pool changed since calibrate(); calibrate again");
         }
         let accuracy = self.model.graph().eval.first().map(|e| e.by_width()).unwrap_or_default();
-        let bytes: Vec<(Bits, u64)> = self.model.widths().iter().map(|w| (w.w, self.layout.bytes_for(w.w))).collect();
+        let bytes: Vec<(Bits, u64)> = self.model.widths().iter().map(|w| (w.w, self.layout().bytes_for(w.w))).collect();
         let memory = self.memory_per_width()?;
         crate::policy::decide(cal, budget, &accuracy, &bytes, &memory)
     }

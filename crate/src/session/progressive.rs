@@ -9,12 +9,12 @@ use crate::model::Model;
 
 impl Session {
     /// Builds a session from a prefix of a file holding at least `min_planes` (1..=8) bit planes
-    /// (`Layout::prefix_ends[min_planes]` bytes); every piece present is checked against the
+    /// (`format::Layout::prefix_ends[min_planes]` bytes); every piece present is checked against the
     /// file's SHA-256 digests first. It runs the widths those planes serve, at the widest one.
     pub fn load_prefix(bytes: &[u8], min_planes: u8, threads: usize) -> Result<Session> {
         let model = Model::from_prefix(bytes, min_planes)?;
         let keep = if model.planes_loaded() < PLANES { bytes.to_vec() } else { Vec::new() };
-        Session::new(model, bytes, keep, threads)
+        Ok(Session::new(model, keep, threads))
     }
 
     /// Appends the next bytes of the file (they start where the loaded prefix ends) and rebuilds

@@ -135,7 +135,7 @@ pub fn init_threads(n: usize) -> Result<js_sys::Promise, JsValue> {
 /// first `p` (0..=8) bit planes: fetch `bytes=0-(prefixEnds[p]-1)` to run widths up to `p` bits.
 #[wasm_bindgen]
 pub fn layout(first_bytes: &[u8]) -> Result<JsValue, JsValue> {
-    use crate::session::{HeaderRead, Layout};
+    use crate::format::{HeaderRead, Layout};
     match Layout::read(first_bytes).map_err(js_error)? {
         HeaderRead::NeedHeader { header_len } => to_js(&serde_json::json!({ "headerLen": header_len })),
         HeaderRead::Complete(layout) => to_js(&layout),

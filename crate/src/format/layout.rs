@@ -1,12 +1,16 @@
-//! [`Layout`]: where a model file's pieces lie, read from its header alone. A progressive loader
+//! [`Layout`]: where a model file's pieces lie, known from its header alone. A progressive loader
 //! needs these figures before it has the file (what to fetch with HTTP Range for each width), so
-//! they come out of the header in one piece instead of one query per figure.
+//! [`Layout::read`] gives them in one piece from the first bytes, and every [`ModelFile`]
+//! carries the layout its header described.
+//!
+//! [`ModelFile`]: super::ModelFile
 
 use serde::Serialize;
 
+use super::header::{header_len, parse_header, Header};
+use super::PLANES;
 use crate::bits::Bits;
 use crate::error::Result;
-use crate::format::{self, PLANES};
 
 /// Byte offsets of a model file: the header, the start and length of the bit planes, the end of
 /// every plane prefix and the whole file's length.
@@ -35,26 +39,23 @@ pub enum HeaderRead {
 impl Layout {
     /// The layout from a file's first bytes (at least 9: the header length and its first byte).
     pub fn read(first_bytes: &[u8]) -> Result<HeaderRead> {
-        let header_len = format::header_len(first_bytes)? as u64;
-        if (first_bytes.len() as u64) < header_len {
-            return Ok(HeaderRead::NeedHeader { header_len });
+        let header_len = header_len(first_bytes)?;
+        if first_bytes.len() < header_len {
+            return Ok(HeaderRead::NeedHeader { header_len: header_len as u64 });
         }
-        let planes_start = format::prefix_len(first_bytes, 0)? as u64;
-        let file_len = format::prefix_len(first_bytes, PLANES)? as u64;
-        let plane_len = (file_len - planes_start) / PLANES as u64;
-        let prefix_ends = std::array::from_fn(|p| planes_start + p as u64 * plane_len);
-        Ok(HeaderRead::Complete(Layout { header_len, planes_start, plane_len, prefix_ends, file_len }))
+        Ok(HeaderRead::Complete(Layout::of(&parse_header(first_bytes)?)))
     }
 
-    /// The layout of a file whose header is known to be complete in `bytes` (a loaded model).
-    pub fn of_loaded(bytes: &[u8]) -> Result<Layout> {
-        match Layout::read(bytes)? {
-            HeaderRead::Complete(layout) => Ok(layout),
-            HeaderRead::NeedHeader { header_len } => crate::bail!(
-                crate::ErrorKind::Truncated,
-                "the file needs {header_len} header bytes, only {} are present",
-                bytes.len()
-            ),
+    /// The layout a parsed header describes.
+    pub(super) fn of(h: &Header) -> Layout {
+        let (planes_start, plane_len) = (h.planes_start as u64, h.plane_len as u64);
+        Layout {
+            header_len: h.data_start as u64,
+            planes_start,
+            plane_len,
+            // planes_start + 8 * plane_len == total_len, which the header check kept from overflowing.
+            prefix_ends: std::array::from_fn(|p| planes_start + p as u64 * plane_len),
+            file_len: h.total_len as u64,
         }
     }
 
