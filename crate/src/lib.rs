@@ -15,10 +15,12 @@
 //!   threads, calibrate/decide, run results with probabilities and top classes.
 //! - `wasm` (wasm32 only): the JavaScript API, converting between JS values and [`session`].
 
+pub mod attack;
 pub mod bench;
 pub mod bits;
 pub mod error;
 pub mod format;
+pub mod grad;
 pub mod image;
 pub mod kernels;
 pub mod layers;

@@ -265,6 +265,87 @@ impl Model {
 
     /// Runs one sample (NHWC, `input_shape()` elements) and returns the last node's output.
     pub fn run(&mut self, input: &[f32]) -> Result<Vec<f32>> {
+        let mut values = self.forward(input, false)?;
+        let out = values.pop().flatten().expect("the last node's output is kept");
+        Ok(out.into_data())
+    }
+
+    /// Runs one sample and keeps every value for backward passes. With `twin`, quantized layers
+    /// run as their float twin (`layers::Context::twin`).
+    pub fn trace(&mut self, input: &[f32], twin: bool) -> Result<Trace> {
+        self.ctx.twin = twin;
+        let values = self.forward(input, true);
+        self.ctx.twin = false;
+        let values: Vec<Tensor> = values?.into_iter().map(|v| v.expect("a trace keeps every value")).collect();
+        // Attacks work on logits: a final softmax is differentiated by the loss, not the model.
+        let last = self.nodes.len();
+        let logits = if self.graph.nodes[last - 1].op == Op::Softmax { self.nodes[last - 1].inputs[0] } else { last };
+        Ok(Trace { values, logits, twin })
+    }
+
+    /// The input gradient for the gradient `grad_logits` of a loss on `trace.logits()`. `flips`
+    /// is empty, or holds for every node the input elements whose gate is inverted (ADV-ReLU,
+    /// `crate::grad`). The trace must come from this model at its current width.
+    pub fn backward(&mut self, trace: &Trace, grad_logits: &[f32], flips: &[Vec<u32>]) -> Result<Vec<f32>> {
+        if trace.values.len() != self.nodes.len() + 1 || trace.values[0].shape() != self.graph.input_shape.as_slice() {
+            crate::bail!(ErrorKind::InvalidArgument, "the trace was not made by this model");
+        }
+        let logits = &trace.values[trace.logits];
+        if grad_logits.len() != logits.len() {
+            crate::bail!(
+                ErrorKind::ShapeMismatch,
+                "the loss gradient has {} values; the logits have {}",
+                grad_logits.len(),
+                logits.len()
+            );
+        }
+        if !flips.is_empty() && flips.len() != self.nodes.len() {
+            crate::bail!(ErrorKind::InvalidArgument, "gate flips for {} nodes; the model has {}", flips.len(), self.nodes.len());
+        }
+        let mut grads: Vec<Option<Tensor>> = vec![None; trace.values.len()];
+        grads[trace.logits] = Some(Tensor::new(logits.shape().to_vec(), grad_logits.to_vec())?);
+        self.ctx.twin = trace.twin;
+        for i in (0..trace.logits).rev() {
+            let Some(grad) = grads[i + 1].take() else { continue };
+            let node = &self.nodes[i];
+            let ins: Vec<&Tensor> = node.inputs.iter().map(|&v| &trace.values[v]).collect();
+            let flip = flips.get(i).map_or(&[][..], |f| f.as_slice());
+            let dins = node.layer.backward(&ins, &grad, flip, &mut self.ctx).map_err(|e| {
+                crate::error::Error::new(e.kind(), format!("{}: {}", node.name, e.message()))
+            });
+            let dins = match dins {
+                Ok(d) => d,
+                Err(e) => {
+                    self.ctx.twin = false;
+                    return Err(e);
+                }
+            };
+            for (&v, d) in node.inputs.iter().zip(dins) {
+                match &mut grads[v] {
+                    Some(acc) => acc.data_mut().iter_mut().zip(d.data()).for_each(|(a, &b)| *a += b),
+                    slot => *slot = Some(d),
+                }
+            }
+        }
+        self.ctx.twin = false;
+        Ok(grads[0].take().map_or_else(|| vec![0.0; trace.values[0].len()], Tensor::into_data))
+    }
+
+    /// The gates of a traced pass (clamps and activation quantizers) on the path to the logits:
+    /// for each, its node, its pre-activations in `trace` and the range where it passes gradient.
+    pub fn gates<'t>(&self, trace: &'t Trace) -> Vec<Gate<'t>> {
+        let mut out = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate().take(trace.logits) {
+            if let (Some(range), [v]) = (node.layer.gate(), node.inputs.as_slice()) {
+                out.push(Gate { node: i, pre: trace.values[*v].data(), range });
+            }
+        }
+        out
+    }
+
+    /// Checks the input and runs every node; `keep` keeps every value (a trace), otherwise each
+    /// is freed after its last use and only the last node's output is left.
+    fn forward(&mut self, input: &[f32], keep: bool) -> Result<Vec<Option<Tensor>>> {
         let expected = numel(&self.graph.input_shape).unwrap_or(0);
         if input.len() != expected {
             crate::bail!(
@@ -289,15 +370,40 @@ impl Model {
                 crate::error::Error::new(e.kind(), format!("{}: {}", node.name, e.message()))
             })?;
             values.push(Some(out));
-            for &v in &node.inputs {
-                if self.dead_after(v, i) {
-                    values[v] = None;
+            if !keep {
+                for &v in &node.inputs {
+                    if self.dead_after(v, i) {
+                        values[v] = None;
+                    }
                 }
             }
         }
-        let out = values.pop().flatten().expect("the last node's output is kept");
-        Ok(out.into_data())
+        Ok(values)
     }
+}
+
+/// Every value of one forward pass (the input, then each node's output), for backward passes.
+pub struct Trace {
+    values: Vec<Tensor>,
+    /// The value the attacks' losses read: the last node's output, or a final softmax's input.
+    logits: usize,
+    twin: bool,
+}
+
+impl Trace {
+    pub fn input(&self) -> &[f32] {
+        self.values[0].data()
+    }
+    pub fn logits(&self) -> &[f32] {
+        self.values[self.logits].data()
+    }
+}
+
+/// A gate of a traced pass: node `node` passes gradient where its input `pre` lies in `range`.
+pub struct Gate<'t> {
+    pub node: usize,
+    pub pre: &'t [f32],
+    pub range: (f32, f32),
 }
 
 fn check_size(shape: &[usize], what: &str) -> Result<()> {

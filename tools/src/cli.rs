@@ -38,6 +38,10 @@ pub enum Command {
     Fixture(FixtureArgs),
     /// Rewrite a model file in the current format version (docs/FORMAT.md, "Versioning").
     Upgrade(UpgradeArgs),
+    /// Attack test images at each width with the runtime's attacks (docs/ATTACKS.md): success
+    /// rate, L2 and Linf of the successful examples, time per image; the last line printed is one
+    /// JSON object.
+    Attack(Box<AttackArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -224,6 +228,69 @@ pub struct EvalArgs {
     /// Worker threads, each with its own model [default: the number of CPUs].
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct AttackArgs {
+    /// The `.anybit` file.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// fgsm, bim, pgd-linf, pgd-l2, mi-fgsm, deepfool or cw-l2.
+    #[arg(long, value_parser = parse_attack)]
+    pub attack: anybit::attack::AttackKind,
+    /// Correct every gradient with ADV-ReLU (arXiv 2010.10712).
+    #[arg(long)]
+    pub adv_relu: bool,
+    /// ADV-ReLU's tentative step (L2, pixel scale).
+    #[arg(long, default_value_t = anybit::grad::DEFAULT_ETA, requires = "adv_relu")]
+    pub adv_eta: f32,
+    /// ADV-ReLU's share of state-changing units per gate whose gradient is inverted.
+    #[arg(long, default_value_t = anybit::grad::DEFAULT_FRACTION, requires = "adv_relu")]
+    pub adv_fraction: f32,
+    /// Perturbation budget on the pixel scale [0, 1] (Linf, or L2 for pgd-l2) [default: the
+    /// attack's, docs/ATTACKS.md].
+    #[arg(long)]
+    pub eps: Option<f32>,
+    /// Iterations (C&W: Adam steps per constant) [default: the attack's].
+    #[arg(long)]
+    pub steps: Option<u32>,
+    /// Step size (C&W: Adam's learning rate) [default: the attack's].
+    #[arg(long)]
+    pub step_size: Option<f32>,
+    /// Targeted attack towards this class [default: untargeted]. Images of that class are skipped.
+    #[arg(long)]
+    pub target: Option<usize>,
+    /// PGD: binary-search the smallest budget up to --eps that succeeds.
+    #[arg(long)]
+    pub min_eps: bool,
+    /// Binary-search steps (C&W's constant; the budget with --min-eps) [default: 9 / 8].
+    #[arg(long)]
+    pub search_steps: Option<u32>,
+    /// Attack the first N images that the model classifies correctly at each width.
+    #[arg(long, default_value_t = 1000)]
+    pub n: usize,
+    /// Weight widths to attack, e.g. 8,4,2,1 or 1-8.
+    #[arg(long, default_value = "8,4,2,1", value_parser = parse_widths)]
+    pub bits: ::std::vec::Vec<Bits>,
+    /// Craft at each width and evaluate at every width (the cross-precision success matrix), on
+    /// the first N images classified correctly at every width in --bits.
+    #[arg(long)]
+    pub transfer: bool,
+    /// Attack training images instead of test images (for tuning without touching the test set).
+    #[arg(long)]
+    pub train_split: bool,
+    /// Seed of the random starts.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads, each with its own model [default: the number of CPUs].
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+fn parse_attack(s: &str) -> Result<anybit::attack::AttackKind, String> {
+    s.parse().map_err(|e: anybit::Error| e.message().to_string())
 }
 
 #[derive(Debug, Args)]

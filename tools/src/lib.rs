@@ -2,6 +2,7 @@
 //! fused custom ops), export to `.anybit`, and evaluation through the runtime itself.
 
 pub mod adam;
+pub mod attack;
 pub mod cli;
 pub mod data;
 pub mod evaluate;

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anybit::Bits;
-use anybit_tools::cli::{Cli, Command, EvalArgs, ExportArgs, ExportOpts, FixtureArgs, TrainArgs, UpgradeArgs};
+use anybit_tools::cli::{AttackArgs, Cli, Command, EvalArgs, ExportArgs, ExportOpts, FixtureArgs, TrainArgs, UpgradeArgs};
 use anybit_tools::data::{self, Split};
 use anybit_tools::train::{self, Trainer};
 use anybit_tools::{evaluate, tune_allocator};
@@ -21,6 +21,7 @@ fn main() {
         Command::Eval(a) => cmd_eval(a),
         Command::Fixture(a) => cmd_fixture(a),
         Command::Upgrade(a) => cmd_upgrade(a),
+        Command::Attack(a) => cmd_attack(*a),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");
@@ -167,5 +168,64 @@ fn cmd_upgrade(a: UpgradeArgs) -> Result<()> {
     std::fs::write(out, &new).with_context(|| format!("writing {}", out.display()))?;
     let version = |b: &[u8]| anybit::format::read(b).map(|f| f.graph().version).unwrap_or(0);
     println!("{} (version {}, {} bytes) -> {} (version {}, {} bytes)", model.display(), version(&old), old.len(), out.display(), version(&new), new.len());
+    Ok(())
+}
+
+fn cmd_attack(a: AttackArgs) -> Result<()> {
+    use anybit_tools::attack;
+    let model = &a.model;
+    let (ds, dir) = a.data.resolve();
+    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
+    let split = if a.train_split { Split::Train } else { Split::Test };
+    let data = data::load(&dir, &ds, split)?;
+    let params = anybit::attack::Params {
+        eps: a.eps,
+        steps: a.steps,
+        step_size: a.step_size,
+        target: a.target,
+        adv_relu: attack::adv_relu(a.adv_relu, a.adv_eta, a.adv_fraction),
+        min_eps: a.min_eps,
+        search_steps: a.search_steps,
+        seed: a.seed,
+    };
+    // Checked once here, so a bad value is one clear message before any image is loaded.
+    let probe = anybit::model::Model::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", model.display()))?;
+    let classes = probe.output_shape().iter().product();
+    let settings = anybit::attack::Settings::resolve(a.attack, &params, data.pixels(), classes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let plan = attack::Plan { kind: a.attack, params, n: a.n, threads };
+    let t0 = Instant::now();
+    eprintln!(
+        "{} on {} ({ds}, {}), widths {}{}: eps {}, steps {}, step {}{}",
+        a.attack,
+        model.display(),
+        if a.train_split { "training images" } else { "test images" },
+        list(&a.bits),
+        if a.adv_relu { ", ADV-ReLU" } else { "" },
+        settings.eps,
+        settings.steps,
+        settings.step_size,
+        settings.target.map_or(String::new(), |t| format!(", target {t}"))
+    );
+    let mut out = attack::run(&bytes, &data, &a.bits, &plan, a.transfer)?;
+    println!("({:.1} s)", t0.elapsed().as_secs_f64());
+    let head = serde_json::json!({
+        "model": model.display().to_string(),
+        "dataset": ds,
+        "attack": a.attack.name(),
+        "adv_relu": a.adv_relu,
+        "n": a.n,
+        "settings": {
+            "eps": settings.eps, "steps": settings.steps, "step_size": settings.step_size,
+            "target": settings.target, "min_eps": settings.min_eps, "search_steps": settings.search_steps,
+            "adv_eta": a.adv_relu.then_some(a.adv_eta), "adv_fraction": a.adv_relu.then_some(a.adv_fraction),
+            "split": if a.train_split { "train" } else { "test" }, "seed": a.seed,
+        },
+    });
+    let mut obj = head.as_object().cloned().unwrap_or_default();
+    if let Some(rest) = out.as_object_mut() {
+        obj.extend(std::mem::take(rest));
+    }
+    println!("{}", serde_json::Value::Object(obj));
     Ok(())
 }

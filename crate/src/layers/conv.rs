@@ -1,6 +1,6 @@
 //! 2-D convolution on NHWC images via im2col on activation codes and the integer GEMM.
 
-use super::{image_dims, single, window_out, Context, Layer, QuantWeights};
+use super::{gate_grad, image_dims, single, window_out, Context, Layer, QuantWeights};
 use crate::error::{ErrorKind, Result};
 use crate::format::Width;
 use crate::tensor::Tensor;
@@ -53,38 +53,44 @@ impl Conv2d {
         Ok((h, w, c, ho, wo))
     }
 
-    /// Gathers the activation codes of group `g` into `ctx.col_codes` as [ho*wo][kh*kw*cin_g],
-    /// with zero codes (= the value 0) where the window reaches into the padding.
-    fn im2col(&self, g: usize, dims: (usize, usize, usize, usize, usize), ctx: &mut Context) {
+    /// Calls `f(column, tap, pixel)` for every in-bounds tap of group `g`: the window of output
+    /// `column` reads input channels `pixel..pixel + cin_g` into `tap..tap + cin_g` of its column
+    /// ([ho*wo][kh*kw*cin_g]). Taps reaching into the padding are skipped (they hold the value 0).
+    /// One walk serves im2col (forward) and its transpose (backward).
+    fn taps(&self, g: usize, dims: (usize, usize, usize, usize, usize), mut f: impl FnMut(usize, usize, usize)) {
         let (h, w, c, ho, wo) = dims;
         let [kh, kw] = self.kernel;
         let cg = self.in_per_group;
-        let depth = self.weights.depth();
-        let Context { input_codes, col_codes, .. } = ctx;
-        col_codes.clear();
-        col_codes.resize(ho * wo * depth, 0);
         for oy in 0..ho {
             for ox in 0..wo {
-                let col = &mut col_codes[(oy * wo + ox) * depth..(oy * wo + ox + 1) * depth];
                 for ky in 0..kh {
-                    let iy = (oy * self.stride[0] + ky * self.dilation[0]) as isize
-                        - self.padding[0] as isize;
+                    let iy = (oy * self.stride[0] + ky * self.dilation[0]) as isize - self.padding[0] as isize;
                     if iy < 0 || iy >= h as isize {
                         continue;
                     }
                     for kx in 0..kw {
-                        let ix = (ox * self.stride[1] + kx * self.dilation[1]) as isize
-                            - self.padding[1] as isize;
+                        let ix = (ox * self.stride[1] + kx * self.dilation[1]) as isize - self.padding[1] as isize;
                         if ix < 0 || ix >= w as isize {
                             continue;
                         }
-                        let src = (iy as usize * w + ix as usize) * c + g * cg;
-                        let dst = (ky * kw + kx) * cg;
-                        col[dst..dst + cg].copy_from_slice(&input_codes[src..src + cg]);
+                        f(oy * wo + ox, (ky * kw + kx) * cg, (iy as usize * w + ix as usize) * c + g * cg);
                     }
                 }
             }
         }
+    }
+
+    /// im2col of group `g`: `src` (the image, codes or values) into `dst` as [ho*wo][kh*kw*cin_g],
+    /// zero where the window reaches into the padding (the code 0 stands for the value 0).
+    fn im2col<T: Copy + Default>(&self, g: usize, dims: (usize, usize, usize, usize, usize), src: &[T], dst: &mut Vec<T>) {
+        let (_, _, _, ho, wo) = dims;
+        let (cg, depth) = (self.in_per_group, self.weights.depth());
+        dst.clear();
+        dst.resize(ho * wo * depth, T::default());
+        self.taps(g, dims, |col, tap, pixel| {
+            let at = col * depth + tap;
+            dst[at..at + cg].copy_from_slice(&src[pixel..pixel + cg]);
+        });
     }
 }
 
@@ -100,12 +106,47 @@ impl Layer for Conv2d {
         let (_, _, _, ho, wo) = dims;
         let m = self.weights.outputs();
         let mut out = Tensor::zeros(vec![ho, wo, m]);
+        if ctx.twin {
+            let xc = self.weights.clamp_input(x.data())?;
+            let mut cols = Vec::new();
+            for g in 0..self.weights.groups() {
+                self.im2col(g, dims, &xc, &mut cols);
+                self.weights.float_gemm_group(g, &cols, out.data_mut(), m)?;
+            }
+            return Ok(out);
+        }
         self.weights.quantize_input(x.data(), ctx)?;
         for g in 0..self.weights.groups() {
-            self.im2col(g, dims, ctx);
+            let mut cols = std::mem::take(&mut ctx.col_codes);
+            self.im2col(g, dims, &ctx.input_codes, &mut cols);
+            ctx.col_codes = cols;
             self.weights.gemm_group(g, ho * wo, ctx, out.data_mut(), m)?;
         }
         Ok(out)
+    }
+
+    fn backward(&self, inputs: &[&Tensor], grad: &Tensor, flip: &[u32], _ctx: &mut Context) -> Result<Vec<Tensor>> {
+        let x = single(inputs, self.weights.name())?;
+        let dims = self.out_dims(x.shape())?;
+        let (_, _, _, ho, wo) = dims;
+        let (m, cg, depth) = (self.weights.outputs(), self.in_per_group, self.weights.depth());
+        let mut dx = Tensor::zeros(x.shape().to_vec());
+        let mut dcols = vec![0.0f32; ho * wo * depth];
+        for g in 0..self.weights.groups() {
+            dcols.fill(0.0);
+            self.weights.backward_group(g, grad.data(), m, &mut dcols)?;
+            let d = dx.data_mut();
+            self.taps(g, dims, |col, tap, pixel| {
+                let at = col * depth + tap;
+                d[pixel..pixel + cg].iter_mut().zip(&dcols[at..at + cg]).for_each(|(a, &b)| *a += b);
+            });
+        }
+        gate_grad(x.data(), self.gate().unwrap_or((0.0, 0.0)), flip, dx.data_mut())?;
+        Ok(vec![dx])
+    }
+
+    fn gate(&self) -> Option<(f32, f32)> {
+        self.weights.clip().map(|c| (0.0, c))
     }
 
     fn set_width(&mut self, index: usize, width: Width) -> Result<()> {

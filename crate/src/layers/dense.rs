@@ -1,6 +1,6 @@
 //! Fully connected layer: flattens its input (H, W, C order) and runs the integer GEMM.
 
-use super::{single, Context, Layer, QuantWeights};
+use super::{gate_grad, single, Context, Layer, QuantWeights};
 use crate::error::{ErrorKind, Result};
 use crate::format::Width;
 use crate::tensor::{numel, Tensor};
@@ -36,12 +36,30 @@ impl Layer for Dense {
         let x = single(inputs, self.weights.name())?;
         let out_shape = self.output_shape(&[x.shape()])?;
         let mut out = Tensor::zeros(out_shape);
+        let m = self.weights.outputs();
+        if ctx.twin {
+            let xc = self.weights.clamp_input(x.data())?;
+            self.weights.float_gemm_group(0, &xc, out.data_mut(), m)?;
+            return Ok(out);
+        }
         self.weights.quantize_input(x.data(), ctx)?;
         let Context { input_codes, col_codes, .. } = ctx;
         std::mem::swap(input_codes, col_codes);
-        let m = self.weights.outputs();
         self.weights.gemm_group(0, 1, ctx, out.data_mut(), m)?;
         Ok(out)
+    }
+
+    fn backward(&self, inputs: &[&Tensor], grad: &Tensor, flip: &[u32], _ctx: &mut Context) -> Result<Vec<Tensor>> {
+        let x = single(inputs, self.weights.name())?;
+        self.output_shape(&[x.shape()])?;
+        let mut dx = Tensor::zeros(x.shape().to_vec());
+        self.weights.backward_group(0, grad.data(), self.weights.outputs(), dx.data_mut())?;
+        gate_grad(x.data(), self.gate().unwrap_or((0.0, 0.0)), flip, dx.data_mut())?;
+        Ok(vec![dx])
+    }
+
+    fn gate(&self) -> Option<(f32, f32)> {
+        self.weights.clip().map(|c| (0.0, c))
     }
 
     fn set_width(&mut self, index: usize, width: Width) -> Result<()> {

@@ -1,7 +1,7 @@
 //! Layers that work value by value or channel by channel: activations, the folded BatchNorm
 //! affine, residual add, flatten and softmax.
 
-use super::{single, Context, Layer};
+use super::{gate_grad, no_flips, single, Context, Layer};
 use crate::error::{ErrorKind, Result};
 use crate::format::Width;
 use crate::tensor::{numel, Tensor};
@@ -21,6 +21,15 @@ impl Layer for Clamp {
         let mut out = single(inputs, &self.name)?.clone();
         out.data_mut().iter_mut().for_each(|v| *v = v.max(self.min).min(self.max));
         Ok(out)
+    }
+    fn backward(&self, inputs: &[&Tensor], grad: &Tensor, flip: &[u32], _ctx: &mut Context) -> Result<Vec<Tensor>> {
+        let x = single(inputs, &self.name)?;
+        let mut dx = grad.clone();
+        gate_grad(x.data(), (self.min, self.max), flip, dx.data_mut())?;
+        Ok(vec![dx])
+    }
+    fn gate(&self) -> Option<(f32, f32)> {
+        Some((self.min, self.max))
     }
 }
 
@@ -74,6 +83,16 @@ impl Layer for Affine {
         }
         Ok(out)
     }
+    fn backward(&self, inputs: &[&Tensor], grad: &Tensor, flip: &[u32], _ctx: &mut Context) -> Result<Vec<Tensor>> {
+        no_flips(flip, &self.name)?;
+        single(inputs, &self.name)?;
+        let scale = &self.params[self.active].0;
+        let mut dx = grad.clone();
+        for px in dx.data_mut().chunks_exact_mut(scale.len()) {
+            px.iter_mut().zip(scale).for_each(|(v, s)| *v *= s);
+        }
+        Ok(vec![dx])
+    }
     fn set_width(&mut self, index: usize, _width: Width) -> Result<()> {
         if index >= self.params.len() {
             crate::bail!(ErrorKind::UnsupportedWidth, "{}: no parameters for width #{index}", self.name);
@@ -111,6 +130,10 @@ impl Layer for Add {
         }
         Ok(out)
     }
+    fn backward(&self, inputs: &[&Tensor], grad: &Tensor, flip: &[u32], _ctx: &mut Context) -> Result<Vec<Tensor>> {
+        no_flips(flip, &self.name)?;
+        Ok(inputs.iter().map(|_| grad.clone()).collect())
+    }
 }
 
 pub struct Flatten {
@@ -128,6 +151,11 @@ impl Layer for Flatten {
     fn forward(&self, inputs: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
         let x = single(inputs, &self.name)?;
         x.clone().reshape(vec![x.len()])
+    }
+    fn backward(&self, inputs: &[&Tensor], grad: &Tensor, flip: &[u32], _ctx: &mut Context) -> Result<Vec<Tensor>> {
+        no_flips(flip, &self.name)?;
+        let x = single(inputs, &self.name)?;
+        Ok(vec![grad.clone().reshape(x.shape().to_vec())?])
     }
 }
 
@@ -152,6 +180,18 @@ impl Layer for Softmax {
             softmax_in_place(row);
         }
         Ok(out)
+    }
+    /// `dx = y * (g - sum(g * y))` per row, with `y` the softmax.
+    fn backward(&self, inputs: &[&Tensor], grad: &Tensor, flip: &[u32], ctx: &mut Context) -> Result<Vec<Tensor>> {
+        no_flips(flip, &self.name)?;
+        let y = self.forward(inputs, ctx)?;
+        let n = y.shape().last().copied().unwrap_or(1);
+        let mut dx = grad.clone();
+        for (d, yr) in dx.data_mut().chunks_exact_mut(n).zip(y.data().chunks_exact(n)) {
+            let s: f32 = d.iter().zip(yr).map(|(g, y)| g * y).sum();
+            d.iter_mut().zip(yr).for_each(|(g, y)| *g = y * (*g - s));
+        }
+        Ok(vec![dx])
     }
 }
 

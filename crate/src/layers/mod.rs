@@ -1,20 +1,26 @@
 //! Layers: plain structs built from named weights, each implementing [`Layer`].
 //!
-//! A layer's forward pass takes its inputs by reference and writes a new tensor, so a later
-//! backward pass (input gradients for attacks) can be added as another trait method without
-//! changing the forward code: every input a backward pass needs is still alive in the model.
-//! Quantized layers ([`Conv2d`], [`Dense`]) quantize their own input with a per-width PACT clip,
-//! run an integer kernel on the codes, and dequantize; everything between them is f32.
+//! A layer's forward pass takes its inputs by reference and writes a new tensor; its backward
+//! pass takes the same inputs again and the gradient of its output, and returns the gradient of
+//! each input (input gradients for attacks: weights get none). Quantized layers ([`Conv2d`],
+//! [`Dense`]) quantize their own input with a per-width PACT clip, run an integer kernel on the
+//! codes, and dequantize; everything between them is f32.
+//!
+//! Gradient semantics (docs/ATTACKS.md): the forward pass is the quantized one; an activation
+//! quantizer passes the gradient unchanged where its input lies in `[0, clip]` and blocks it
+//! outside (the straight-through estimator), a clamp does the same for its own range, and the
+//! backward products use the dequantized weights of the current width.
 
 mod conv;
 mod dense;
 mod elementwise;
+mod float;
 mod pool;
 mod quantized;
 
 pub use conv::Conv2d;
 pub use dense::Dense;
-pub use elementwise::{Add, Affine, Clamp, Flatten, Softmax};
+pub use elementwise::{softmax_in_place, Add, Affine, Clamp, Flatten, Softmax};
 pub use pool::{GlobalAvgPool, Pool, PoolKind};
 pub use quantized::{QuantWeights, WidthParams};
 
@@ -29,6 +35,10 @@ use crate::tensor::Tensor;
 pub struct Context {
     pub isa: Isa,
     pub threads: usize,
+    /// Run quantized layers as their float twin: the dequantized weights of the current width
+    /// on the clamped but unrounded input. The twin is differentiable everywhere the quantized
+    /// pass has a straight-through gradient, so finite differences on it check backward passes.
+    pub twin: bool,
     pub(crate) input_codes: Vec<u8>,
     pub(crate) col_codes: Vec<u8>,
     pub(crate) acts: PackedActs,
@@ -40,6 +50,7 @@ impl Context {
         Context {
             isa,
             threads: threads.max(1),
+            twin: false,
             input_codes: Vec::new(),
             col_codes: Vec::new(),
             acts: PackedActs::new(),
@@ -58,6 +69,15 @@ pub trait Layer: Send + Sync {
     /// The output shape for these input shapes, or a `ShapeMismatch` error saying what is wrong.
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>>;
     fn forward(&self, inputs: &[&Tensor], ctx: &mut Context) -> Result<Tensor>;
+    /// The gradient of each input given the same inputs as `forward` and the gradient of the
+    /// output. `flip` lists elements of a gated input (see [`Layer::gate`]) whose gate is inverted
+    /// (ADV-ReLU); it is empty for the plain gradient.
+    fn backward(&self, inputs: &[&Tensor], grad: &Tensor, flip: &[u32], ctx: &mut Context) -> Result<Vec<Tensor>>;
+    /// The range `[lo, hi]` inside which this layer passes the gradient of its (only) input: a
+    /// clamp's range or an activation quantizer's `[0, clip]`. `None` for layers without a gate.
+    fn gate(&self) -> Option<(f32, f32)> {
+        None
+    }
     /// Select the parameters of width `index` (an index into the model's width list).
     fn set_width(&mut self, _index: usize, _width: Width) -> Result<()> {
         Ok(())
@@ -92,6 +112,36 @@ impl GemmShape {
     pub fn macs(&self) -> u64 {
         (self.rows * self.depth * self.cols * self.count) as u64
     }
+}
+
+/// Gates `grad` by the input `x`: zero where `x` is outside `[lo, hi]`, except that elements listed
+/// in `flip` take the opposite decision.
+pub(crate) fn gate_grad(x: &[f32], (lo, hi): (f32, f32), flip: &[u32], grad: &mut [f32]) -> Result<()> {
+    let inside = |v: f32| v >= lo && v <= hi;
+    let mut flipped = Vec::with_capacity(flip.len());
+    for &i in flip {
+        match (x.get(i as usize), grad.get(i as usize)) {
+            (Some(&v), Some(&g)) => flipped.push((i as usize, if inside(v) { 0.0 } else { g })),
+            _ => crate::bail!(ErrorKind::InvalidArgument, "gate flip #{i} is outside the {} inputs", x.len()),
+        }
+    }
+    for (g, &v) in grad.iter_mut().zip(x) {
+        if !inside(v) {
+            *g = 0.0;
+        }
+    }
+    for (i, g) in flipped {
+        grad[i] = g;
+    }
+    Ok(())
+}
+
+/// Checks that a layer without a gate got no flips.
+pub(crate) fn no_flips(flip: &[u32], layer: &str) -> Result<()> {
+    if !flip.is_empty() {
+        crate::bail!(ErrorKind::InvalidArgument, "{layer} has no gate to flip");
+    }
+    Ok(())
 }
 
 /// Checks the number of inputs and returns the only one.

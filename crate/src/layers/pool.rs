@@ -1,6 +1,6 @@
 //! Max, average and global average pooling over NHWC images.
 
-use super::{image_dims, single, window_out, Context, Layer};
+use super::{image_dims, no_flips, single, window_out, Context, Layer};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -28,6 +28,16 @@ impl Pool {
         let wo = window_out(w, pl, pr, self.kernel[1], self.stride[1], 1, &self.name)?;
         Ok((h, w, c, ho, wo))
     }
+
+    /// The in-bounds input rows `y0..y1` and columns `x0..x1` of output window (oy, ox): padding
+    /// never contributes.
+    fn window(&self, oy: usize, ox: usize, h: usize, w: usize) -> (usize, usize, usize, usize) {
+        let y0 = (oy * self.stride[0]).saturating_sub(self.padding[0]);
+        let y1 = (oy * self.stride[0] + self.kernel[0]).saturating_sub(self.padding[0]).min(h);
+        let x0 = (ox * self.stride[1]).saturating_sub(self.padding[1]);
+        let x1 = (ox * self.stride[1] + self.kernel[1]).saturating_sub(self.padding[1]).min(w);
+        (y0, y1.max(y0), x0, x1.max(x0))
+    }
 }
 
 impl Layer for Pool {
@@ -46,12 +56,8 @@ impl Layer for Pool {
             PoolKind::Avg => 0.0,
         };
         for oy in 0..ho {
-            // Window bounds clipped to the image; padding never contributes.
-            let y0 = (oy * self.stride[0]).saturating_sub(self.padding[0]);
-            let y1 = (oy * self.stride[0] + self.kernel[0]).saturating_sub(self.padding[0]).min(h);
             for ox in 0..wo {
-                let x0 = (ox * self.stride[1]).saturating_sub(self.padding[1]);
-                let x1 = (ox * self.stride[1] + self.kernel[1]).saturating_sub(self.padding[1]).min(w);
+                let (y0, y1, x0, x1) = self.window(oy, ox, h, w);
                 let o = &mut dst[(oy * wo + ox) * c..(oy * wo + ox + 1) * c];
                 o.fill(init);
                 for iy in y0..y1 {
@@ -63,7 +69,7 @@ impl Layer for Pool {
                         }
                     }
                 }
-                let count = (y1.saturating_sub(y0) * x1.saturating_sub(x0)) as f32;
+                let count = ((y1 - y0) * (x1 - x0)) as f32;
                 match self.kind {
                     // A window entirely in the padding has no value; 0 rather than -inf.
                     PoolKind::Max if count == 0.0 => o.fill(0.0),
@@ -73,6 +79,54 @@ impl Layer for Pool {
             }
         }
         Ok(out)
+    }
+
+    /// Max pooling passes each output's gradient to the first input holding the window's
+    /// maximum; average pooling spreads it evenly over the window's in-bounds inputs.
+    fn backward(&self, inputs: &[&Tensor], grad: &Tensor, flip: &[u32], _ctx: &mut Context) -> Result<Vec<Tensor>> {
+        no_flips(flip, &self.name)?;
+        let x = single(inputs, &self.name)?;
+        let (h, w, c, ho, wo) = self.dims(x.shape())?;
+        let mut dx = Tensor::zeros(x.shape().to_vec());
+        let (src, g, d) = (x.data(), grad.data(), dx.data_mut());
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let (y0, y1, x0, x1) = self.window(oy, ox, h, w);
+                let count = (y1 - y0) * (x1 - x0);
+                if count == 0 {
+                    continue;
+                }
+                let go = &g[(oy * wo + ox) * c..(oy * wo + ox + 1) * c];
+                match self.kind {
+                    PoolKind::Max => {
+                        for ch in 0..c {
+                            let mut best = (f32::NEG_INFINITY, None);
+                            for iy in y0..y1 {
+                                for ix in x0..x1 {
+                                    let i = (iy * w + ix) * c + ch;
+                                    if best.1.is_none() || src[i] > best.0 {
+                                        best = (src[i], Some(i));
+                                    }
+                                }
+                            }
+                            if let (_, Some(i)) = best {
+                                d[i] += go[ch];
+                            }
+                        }
+                    }
+                    PoolKind::Avg => {
+                        let share = 1.0 / count as f32;
+                        for iy in y0..y1 {
+                            for ix in x0..x1 {
+                                let di = &mut d[(iy * w + ix) * c..(iy * w + ix + 1) * c];
+                                di.iter_mut().zip(go).for_each(|(a, &b)| *a += b * share);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(vec![dx])
     }
 }
 
@@ -98,5 +152,17 @@ impl Layer for GlobalAvgPool {
         let n = (h * w) as f32;
         o.iter_mut().for_each(|a| *a /= n);
         Ok(out)
+    }
+
+    fn backward(&self, inputs: &[&Tensor], grad: &Tensor, flip: &[u32], _ctx: &mut Context) -> Result<Vec<Tensor>> {
+        no_flips(flip, &self.name)?;
+        let x = single(inputs, &self.name)?;
+        let (h, w, c) = image_dims(x.shape(), &self.name)?;
+        let share = 1.0 / (h * w) as f32;
+        let mut dx = Tensor::zeros(x.shape().to_vec());
+        for px in dx.data_mut().chunks_exact_mut(c) {
+            px.iter_mut().zip(grad.data()).for_each(|(a, &b)| *a = b * share);
+        }
+        Ok(vec![dx])
     }
 }

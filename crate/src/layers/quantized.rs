@@ -1,7 +1,9 @@
 //! The part Conv2d and Dense share: 8-bit codes kept for the life of the model, the packed
 //! weights of the current width derived from them, and integer GEMM + dequantization.
 
-use super::Context;
+use std::sync::OnceLock;
+
+use super::{float, Context};
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
 use crate::format::{Precision, Width};
@@ -26,6 +28,10 @@ struct Active {
     abits: Bits,
     scheme: Scheme,
     clip: f32,
+    wscale: f32,
+    /// The dequantized weights of this width, [groups * rows][depth], made on the first float
+    /// twin or backward pass (inference never needs them, so it never pays their memory).
+    float: OnceLock<Vec<f32>>,
     /// E * clip / (2^wb * La): turns `2*acc - Lw*colsum` into the real dot product. A weight
     /// code c stands for E ((2c + 1) / 2^wb - 1) = E (2c - Lw) / 2^wb and an activation code a for
     /// a * clip / La, so the dot product is E clip / (2^wb La) * (2 Σ c a - Lw Σ a).
@@ -150,6 +156,8 @@ impl QuantWeights {
             abits,
             scheme,
             clip: params.clip,
+            wscale: params.wscale,
+            float: OnceLock::new(),
             step: params.wscale * params.clip / (n * la),
             lw: lw as i32,
             bias: params.bias.clone(),
@@ -200,6 +208,44 @@ impl QuantWeights {
                 *d = a.step * (2 * v as i64 - correction) as f32 + bias;
             }
         }
+        Ok(())
+    }
+
+    /// The clip of the input quantizer at the current width: the gradient passes inside `[0, clip]`.
+    pub fn clip(&self) -> Option<f32> {
+        self.active.as_ref().map(|a| a.clip)
+    }
+
+    /// The float twin's input: clamped to `[0, clip]` like the quantizer, but not rounded.
+    pub(crate) fn clamp_input(&self, x: &[f32]) -> Result<Vec<f32>> {
+        let clip = self.active()?.clip;
+        Ok(x.iter().map(|&v| v.max(0.0).min(clip)).collect())
+    }
+
+    /// Dequantized weights of group `g` at the current width, [rows][depth].
+    fn float_group(&self, g: usize) -> Result<&[f32]> {
+        let a = self.active()?;
+        let all = a.float.get_or_init(|| {
+            self.codes8.iter().map(|&c| quant::weight_value(quant::derive_code(c, a.wbits), a.wbits, a.wscale)).collect()
+        });
+        let len = self.rows * self.depth;
+        Ok(&all[g * len..(g + 1) * len])
+    }
+
+    /// The float twin of `gemm_group`: `cols` float columns ([cols][depth]) against the dequantized
+    /// weights, written to `out` like `gemm_group`.
+    pub(crate) fn float_gemm_group(&self, g: usize, cols: &[f32], out: &mut [f32], out_stride: usize) -> Result<()> {
+        let w = self.float_group(g)?;
+        let bias = self.active()?.bias.as_deref();
+        float::matmul_nt(cols, w, self.depth, bias, out, out_stride, g * self.rows);
+        Ok(())
+    }
+
+    /// Backward of group `g`: adds to `dcols` ([cols][depth]) the gradient of the columns given
+    /// the gradient `grad` of the output (laid out like `gemm_group`'s `out`).
+    pub(crate) fn backward_group(&self, g: usize, grad: &[f32], out_stride: usize, dcols: &mut [f32]) -> Result<()> {
+        let w = self.float_group(g)?;
+        float::matmul_tn_acc(grad, out_stride, g * self.rows, w, self.depth, dcols);
         Ok(())
     }
 
