@@ -52,7 +52,11 @@ impl Loss {
                 for (gi, pi) in g.iter_mut().zip(&p) {
                     *gi = sign * pi;
                 }
-                g[class] -= sign;
+                // p[class] - 1 as minus the other probabilities: the difference cancels in f32
+                // once the model is confident (p[class] rounds to 1 when the rest sum below 6e-8),
+                // which dropped the class logit's term from the gradient.
+                let rest: f32 = p.iter().enumerate().filter(|&(i, _)| i != class).map(|(_, pi)| pi).sum();
+                g[class] = -sign * rest;
                 (sign * (lse - logits[class]), g)
             }
             Loss::Difference { to, from } => {
