@@ -100,7 +100,7 @@ impl Default for AdvRelu {
 }
 
 /// Defaults chosen on MNIST training images (docs/ATTACKS.md says how).
-pub const DEFAULT_ETA: f32 = 0.5;
+pub const DEFAULT_ETA: f32 = 1.0;
 pub const DEFAULT_FRACTION: f32 = 0.5;
 
 impl AdvRelu {
