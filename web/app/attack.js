@@ -124,8 +124,7 @@ export class AttackDemo {
   cancel() {
     if (!this.#running) return;
     this.#running.controller.abort();
-    $('attack-cancel').disabled = true;
-    $('attack-progress-text').textContent = `Cancelling after ${this.#running.done} of ${this.#running.total} steps…`;
+    $('attack-progress-text').textContent = `Cancelling after ${this.#running.done} of ${this.#running.total} gradient steps…`;
   }
 
   #classHint() {
@@ -250,7 +249,9 @@ export class AttackDemo {
       what = { name: 'Your drawing', file: 'drawing' };
     } else {
       if (!this.#file) throw badSetting('no image file chosen: choose one first, or pick a test image.');
-      request.image = this.#file.image;
+      // A copy: the request may be transferred to the worker, and the file can be attacked again.
+      const { image } = this.#file;
+      request.image = new ImageData(new Uint8ClampedArray(image.data), image.width, image.height);
       request.imageOptions = { invert: this.#file.invert, fit: entry.fit };
       what = { name: this.#file.name, file: 'file' };
     }
@@ -276,7 +277,10 @@ export class AttackDemo {
     }
     const me = { controller: new AbortController(), done: 0, total: 0 };
     this.#running = me;
+    // Attack is disabled while it runs: a keyboard user's focus moves to Cancel, and back after.
+    const keyboard = document.activeElement === $('attack-run');
     this.#setState('running');
+    if (keyboard) $('attack-cancel').focus();
     this.#progress(0, 0);
     $('attack-status').textContent = `Running ${ATTACKS[request.attack].name} on ${what.name} at ${bits(request.width)}…`;
     let result;
@@ -292,7 +296,7 @@ export class AttackDemo {
       this.#running = null;
       this.#setState('idle');
       if (e?.code === 'aborted') {
-        $('attack-status').textContent = `Cancelled after ${me.done} of ${me.total} steps.`;
+        $('attack-status').textContent = `Cancelled after ${me.done} of ${me.total} gradient steps.`;
       } else if (e?.code === 'invalid_argument') {
         this.#alert(e, 'Check the attack settings');
       } else {
@@ -308,6 +312,7 @@ export class AttackDemo {
 
   #setState(state) {
     const card = $('attack-card');
+    const refocus = state !== 'running' && document.activeElement === $('attack-cancel');
     card.dataset.state = state;
     const busy = state === 'running';
     card.setAttribute('aria-busy', String(busy));
@@ -316,6 +321,7 @@ export class AttackDemo {
     $('attack-cancel').disabled = !busy;
     $('attack-progress-box').hidden = !busy;
     for (const el of document.querySelectorAll('#attack-form fieldset.settings')) el.disabled = busy;
+    if (refocus) $('attack-run').focus();
   }
 
   #progress(done, total) {
@@ -325,7 +331,7 @@ export class AttackDemo {
     bar.value = done;
     bar.dataset.done = String(done);
     bar.dataset.total = String(total);
-    $('attack-progress-text').textContent = total ? `${done} of ${total} steps` : 'Starting…';
+    $('attack-progress-text').textContent = total ? `${done} of ${total} gradient steps` : 'Starting…';
   }
 
   #alert(err, context) {
