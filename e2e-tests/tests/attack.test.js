@@ -239,10 +239,7 @@ describe('adversarial examples', () => {
     });
   }
 
-  // todo: the runtime's fit "mnist" (crate/src/image.rs) can give a pixel of 1.0000001, which the
-  // attack refuses ("pixel #297 is 1.0000001; attacks work on pixels in [0, 1]",
-  // crate/src/attack/mod.rs); reported to the runtime side. The test runs and says so until then.
-  test('the drawing on the pad can be attacked', { todo: 'runtime: fit "mnist" output can exceed 1 by float rounding' }, async () => {
+  test('the drawing on the pad can be attacked', async () => {
     const { page } = browser;
     await page.locator('#pad').scrollIntoViewIfNeeded();
     await drawStrokes(page, '#pad', DIGITS[3]);
