@@ -177,3 +177,32 @@ fn a_width_the_loaded_planes_do_not_serve_is_refused() {
     assert_eq!(r.predictions.iter().map(|p| p.width).collect::<Vec<_>>(), vec![b(1), b(2)]);
     assert_eq!(s.width(), b(2));
 }
+
+#[test]
+fn an_rgba_image_is_converted_as_run_image_converts_it() {
+    let mut s = Session::load(MNIST, 1).unwrap();
+    let now = clock();
+    let x = digit(3);
+    let rgba: Vec<u8> = MNIST_IMAGES[16 + 3 * 784..16 + 4 * 784].iter().flat_map(|&v| [v, v, v, 255]).collect();
+    let mut req = AttackRequest::new(AttackKind::Fgsm);
+    req.params.eps = Some(0.05);
+    s.attack_start_image(&rgba, (28, 28), Default::default(), &req, &now).unwrap();
+    let r = s.attack_finish(&now).unwrap();
+    assert!(r.original.iter().zip(&x).all(|(a, b)| (a - b).abs() < 1e-6));
+    // fit: mnist resamples, which can overshoot 1 by a rounding error: such an image still starts,
+    // on pixels clamped to [0, 1].
+    let fit = anybit::image::ImageOptions { fit: anybit::image::Fit::Mnist, ..Default::default() };
+    // A drawn stroke: a white bar on a 64x64 black canvas (found to overshoot by 1.2e-7).
+    let side = 64;
+    let mut over = vec![0u8; side * side * 4];
+    for (i, px) in over.chunks_mut(4).enumerate() {
+        let (r, c) = (i / side, i % side);
+        let ink = if (12..51).contains(&r) && (32..35).contains(&c) { 255 } else { 0 };
+        px.copy_from_slice(&[ink, ink, ink, 255]);
+    }
+    let fitted = s.image_input(&over, side, side, fit).unwrap();
+    assert!(fitted.iter().any(|&v| v > 1.0), "the conversion overshoots (else this check checks nothing)");
+    s.attack_start_image(&over, (side, side), fit, &req, &now).unwrap();
+    let r = s.attack_finish(&now).unwrap();
+    assert!(r.original.iter().all(|v| (0.0..=1.0).contains(v)));
+}

@@ -19,6 +19,7 @@ use super::{softmax, Clock, Session, Top};
 use crate::attack::{Attack, AttackKind, Goal, Params, Settings};
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
+use crate::image::ImageOptions;
 use crate::model::Model;
 
 /// What a caller asks for besides the attack's own parameters.
@@ -151,6 +152,24 @@ impl Session {
         let original = image.to_vec();
         self.attack = Some(AttackRun { attack, original, width, label, round: request.round, ms: now() - start });
         Ok(())
+    }
+
+    /// Sets up `request` on `cols x rows` RGBA bytes, converted as `run_image` converts them.
+    pub fn attack_start_image(
+        &mut self,
+        rgba: &[u8],
+        (cols, rows): (usize, usize),
+        opts: ImageOptions,
+        request: &AttackRequest,
+        now: Clock,
+    ) -> Result<()> {
+        let mut input = self.image_input(rgba, cols, rows, opts)?;
+        // Resampling (fit: mnist) can overshoot 1 by a rounding error; attacks take pixels in
+        // [0, 1] and a user's image should not be refused for the converter's arithmetic.
+        for v in &mut input {
+            *v = v.clamp(0.0, 1.0);
+        }
+        self.attack_start(&input, request, now)
     }
 
     /// Runs steps of the attack in progress for about `max_ms` (at least one step).

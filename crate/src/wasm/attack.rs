@@ -69,16 +69,14 @@ impl Session {
     #[wasm_bindgen(js_name = attackStart)]
     pub fn attack_start(&mut self, image: &JsValue, options: Option<js_sys::Object>, request: JsValue) -> Result<(), JsValue> {
         let request = request_arg(request)?;
-        let input = if let Some(f) = image.dyn_ref::<js_sys::Float32Array>() {
+        if let Some(f) = image.dyn_ref::<js_sys::Float32Array>() {
             if options.is_some() {
                 return Err(invalid("image options apply to images only, not to a Float32Array"));
             }
-            f.to_vec()
-        } else {
-            let (rgba, cols, rows, opts) = image_arg(image, options)?;
-            self.core.image_input(&rgba, cols, rows, opts).map_err(js_error)?
-        };
-        self.core.attack_start(&input, &request, &now_ms).map_err(js_error)
+            return self.core.attack_start(&f.to_vec(), &request, &now_ms).map_err(js_error);
+        }
+        let (rgba, cols, rows, opts) = image_arg(image, options)?;
+        self.core.attack_start_image(&rgba, (cols, rows), opts, &request, &now_ms).map_err(js_error)
     }
 
     /// Runs steps of the attack in progress for about `maxMs` (at least one step); returns
