@@ -29,6 +29,8 @@ export type ErrorCode =
   | 'disposed'
   /** The wasm instance trapped; create a new session. */
   | 'crashed'
+  /** The request was cancelled through its AbortSignal (attack). */
+  | 'aborted'
   | 'internal';
 
 export declare class AnybitError extends Error {
@@ -227,6 +229,91 @@ export interface Decision {
   reasons: string[];
 }
 
+/** The attacks of `Session.attack` (docs/ATTACKS.md in the anybit repository). */
+export type AttackName = 'fgsm' | 'bim' | 'pgd-linf' | 'pgd-l2' | 'mi-fgsm' | 'deepfool' | 'cw-l2';
+
+export interface AttackRequest {
+  /** NHWC floats in [0, 1] (inputShape elements), or an RGBA image converted as run() converts it. */
+  image: Float32Array | ImageLike;
+  /** As run()'s image options; images only. */
+  imageOptions?: ImageOptions;
+  attack: AttackName;
+  /** Budget on the pixel scale [0, 1]: Linf radius (fgsm, bim, pgd-linf, mi-fgsm) or L2 radius
+   * (pgd-l2); deepfool and cw-l2 take none. Default: the attack's. */
+  eps?: number;
+  steps?: number;
+  /** Step size (C&W: Adam's learning rate). */
+  stepSize?: number;
+  /** Targeted attack towards this class; untargeted when left out. */
+  target?: number;
+  /** Apply the ADV-ReLU correction to every gradient. */
+  advRelu?: boolean;
+  /** Attacked width; default the current width. The session's width is unchanged afterwards. */
+  width?: number;
+  /** The class to move away from; default the prediction on the original at the attacked width. */
+  label?: number;
+  /** Seed of the random start (PGD). */
+  seed?: number;
+  /** Round the adversarial image to 8-bit pixel levels k/255, what a PNG holds (default true).
+   * Success, norms and predictions are those of the rounded image. */
+  round?: boolean;
+}
+
+export interface AttackProgress {
+  /** Gradient evaluations done. */
+  done: number;
+  /** The most the attack may take; done jumps to it when the attack ends early. */
+  total: number;
+}
+
+/** The parts of an AbortSignal the package uses (so the types need no DOM lib in Node). */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+export interface AttackOptions {
+  onProgress?: (progress: AttackProgress) => void;
+  /** An AbortSignal: aborting it stops the attack at its next slice (tens of ms), and the promise
+   * rejects with code 'aborted'. Already aborted: rejects at once. */
+  signal?: AbortSignalLike;
+}
+
+export interface ClassScore {
+  index: number;
+  label: string | null;
+  /** Softmax probability. */
+  probability: number;
+}
+
+export interface AttackResult {
+  attack: AttackName;
+  width: number;
+  advRelu: boolean;
+  label: number;
+  target: number | null;
+  /** The model at the attacked width meets the goal on `adversarial` (as returned: rounded by default). */
+  success: boolean;
+  /** Model input layout (inputShape). */
+  original: Float32Array;
+  adversarial: Float32Array;
+  /** adversarial - original. */
+  perturbation: Float32Array;
+  inputShape: number[];
+  /** Norms of the perturbation on the pixel scale [0, 1]. */
+  l2: number;
+  linf: number;
+  /** Gradient evaluations spent. */
+  gradients: number;
+  /** Time spent computing (slices and final checks), not the pauses between slices. */
+  ms: number;
+  /** The settings used, defaults filled in; eps is null for deepfool and cw-l2. */
+  settings: { eps: number | null; steps: number; stepSize: number; searchSteps: number; seed: number };
+  /** Every loaded width, narrowest first. */
+  predictions: { width: number; original: ClassScore; adversarial: ClassScore }[];
+}
+
 export declare class Session {
   private constructor();
   /** The build in use, as reported when the session started. */
@@ -250,6 +337,8 @@ export declare class Session {
   /** Runs one sample: NHWC floats (inputShape elements) or an RGBA image. */
   run(input: Float32Array): Promise<RunResult>;
   run(input: ImageLike, options?: ImageOptions): Promise<RunResult>;
+  /** Attacks the loaded model on one image, in slices (progress, cancel); other requests wait for it. */
+  attack(request: AttackRequest, options?: AttackOptions): Promise<AttackResult>;
   /** Frees the model and stops the worker; later calls reject with code 'disposed'. */
   dispose(): Promise<void>;
 }

@@ -24,7 +24,10 @@ export async function createSession({ build = 'auto', threads, worker } = {}) {
 
   const fail = (err) => {
     broken = err;
-    for (const { reject } of pending.values()) reject(err);
+    for (const { reject, settled } of pending.values()) {
+      settled();
+      reject(err);
+    }
     pending.clear();
   };
   w.addEventListener('message', ({ data }) => {
@@ -34,6 +37,7 @@ export async function createSession({ build = 'auto', threads, worker } = {}) {
       p.onProgress?.(data.progress);
     } else {
       pending.delete(data.id);
+      p.settled();
       if (data.ok) p.resolve(data.result);
       else p.reject(new AnybitError(data.error?.code ?? 'internal', data.error?.message ?? 'unknown error'));
     }
@@ -43,15 +47,21 @@ export async function createSession({ build = 'auto', threads, worker } = {}) {
     fail(new AnybitError('runtime_unavailable', `the anybit worker failed: ${e.message ?? 'could not start it'}`));
   });
 
-  const call = (type, args, onProgress) => {
+  // `signal` aborting sends a cancel for the request, which the worker handles on arrival (ahead
+  // of its queue); the request then rejects with code 'aborted' once the worker has stopped it.
+  const call = (type, args, onProgress, signal) => {
     if (broken) return Promise.reject(broken);
     return new Promise((resolve, reject) => {
       const id = nextId++;
-      pending.set(id, { resolve, reject, onProgress });
+      const cancel = () => w.postMessage({ id: nextId++, type: 'cancel', args: { id } });
+      signal?.addEventListener('abort', cancel, { once: true });
+      const settled = () => signal?.removeEventListener('abort', cancel);
+      pending.set(id, { resolve, reject, onProgress, settled });
       try {
         w.postMessage({ id, type, args });
       } catch (e) {
         pending.delete(id);
+        settled();
         reject(new AnybitError('invalid_argument', `cannot send ${type} to the worker: ${e.message}`));
       }
     });

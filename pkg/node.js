@@ -30,6 +30,6 @@ export async function createSession({ build = 'auto', threads } = {}) {
       return bytes;
     },
   });
-  const call = (type, args, onProgress) => runtime.handle(type, args, onProgress);
+  const call = (type, args, onProgress, signal) => runtime.handle(type, args, onProgress, signal);
   return new Session(call, () => call('dispose'), await call('init', { build }));
 }

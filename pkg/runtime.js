@@ -17,6 +17,59 @@ function checkWidth(width) {
   return width;
 }
 
+/** The attacks `Session.attack` runs (the runtime's names; docs/ATTACKS.md). */
+export const ATTACKS = ['fgsm', 'bim', 'pgd-linf', 'pgd-l2', 'mi-fgsm', 'deepfool', 'cw-l2'];
+
+// An attack runs in slices of about this many ms; between two the event loop is free, so progress
+// reaches the caller and a cancel is seen: the slice bounds how long a cancel waits.
+const ATTACK_SLICE_MS = 40;
+
+// The JS type of every key of an attack request. Ranges are the runtime's to check (one place,
+// the same for every caller); this says which key is wrong before wasm sees the object.
+const ATTACK_KEYS = {
+  attack: 'string', eps: 'number', steps: 'number', stepSize: 'number', target: 'number', advRelu: 'boolean',
+  width: 'number', label: 'number', seed: 'number', round: 'boolean', image: 'object', imageOptions: 'object',
+};
+
+function checkAttackRequest(request) {
+  if (!request || typeof request !== 'object') {
+    throw new AnybitError('invalid_argument', 'attack needs a request object: {image, attack, eps?, steps?, ...}');
+  }
+  for (const [key, value] of Object.entries(request)) {
+    const type = ATTACK_KEYS[key];
+    if (!Object.hasOwn(ATTACK_KEYS, key)) {
+      throw new AnybitError('invalid_argument', `unknown attack request key "${key}"; the keys are ${Object.keys(ATTACK_KEYS).join(', ')}`);
+    }
+    if (value !== undefined && (typeof value !== type || value === null)) {
+      const shown = typeof value === 'number' || value == null ? String(value) : JSON.stringify(value) ?? typeof value;
+      throw new AnybitError('invalid_argument', `attack request: ${key} must be a ${type}, got ${shown}`);
+    }
+  }
+  if (request.attack === undefined) throw new AnybitError('invalid_argument', `attack request: name the attack (one of ${ATTACKS.join(', ')})`);
+  if (request.width !== undefined) checkWidth(request.width);
+  const { image } = request;
+  if (!(image instanceof Float32Array || (image && 'data' in image && 'width' in image && 'height' in image))) {
+    throw new AnybitError('invalid_argument', 'attack request: image must be a Float32Array or an ImageData ({width, height, data})');
+  }
+  return request;
+}
+
+const aborted = () => new AnybitError('aborted', 'the attack was cancelled');
+
+// The next macrotask, so that messages (a cancel) are handled between slices. setTimeout would be
+// clamped to 4 ms after a few nested calls; a MessageChannel message is not.
+function nextTask() {
+  if (typeof setImmediate === 'function') return new Promise((r) => setImmediate(r));
+  return new Promise((r) => {
+    const c = new MessageChannel();
+    c.port1.onmessage = () => {
+      c.port1.close();
+      r();
+    };
+    c.port2.postMessage(null);
+  });
+}
+
 // Literal import paths, so that bundlers (Vite, Rollup, webpack) see every build and its wasm file.
 const IMPORTS = {
   scalar: () => import('./wasm/scalar/anybit.js'),
@@ -274,6 +327,10 @@ export function createRuntime(env = {}) {
   let session = null;
   // A progressively loaded model: where more planes come from and how many bytes of it are in.
   let source = null;
+  // While an attack runs (its slices leave the event loop free), other requests wait for its end:
+  // they would otherwise run between slices on a session the attack is using (in Node; the worker
+  // also queues its requests).
+  let busy = null;
 
   async function init({ build: requested = 'auto', threads } = {}) {
     if (starting) return starting;
@@ -417,6 +474,24 @@ export function createRuntime(env = {}) {
       }
       throw new AnybitError('invalid_argument', 'run needs a Float32Array or an ImageData ({width, height, data})');
     },
+    async attack({ request }, onProgress, signal) {
+      const s = current();
+      const { image, imageOptions, ...rest } = checkAttackRequest(request);
+      if (signal?.aborted) throw aborted();
+      s.attackStart(image, imageOptions, rest);
+      try {
+        for (;;) {
+          const { done, total, finished } = s.attackStep(ATTACK_SLICE_MS);
+          onProgress?.({ done, total });
+          if (finished) break;
+          await nextTask();
+          if (signal?.aborted) throw aborted();
+        }
+        return s.attackFinish();
+      } finally {
+        s.attackCancel(); // nothing left after attackFinish; after a cancel or failure, the run
+      }
+    },
     dispose() {
       session?.free();
       session = null;
@@ -426,13 +501,24 @@ export function createRuntime(env = {}) {
   };
 
   return {
-    async handle(type, args = {}, onProgress) {
+    /** `signal`: an AbortSignal that cancels an attack between two slices. */
+    async handle(type, args = {}, onProgress, signal) {
       try {
         const handler = Object.hasOwn(handlers, type) ? handlers[type] : null;
         if (!handler) throw new AnybitError('invalid_argument', `unknown request "${type}"`);
         // A failed start fails every later request alike (with the start's error).
         if (type !== 'init') await (starting ?? init());
-        return await handler(args, onProgress);
+        while (busy) await busy;
+        if (type !== 'attack') return await handler(args, onProgress);
+        // Set with no await since the check above, so a second attack waits for this one.
+        let release;
+        busy = new Promise((r) => (release = r));
+        try {
+          return await handler(args, onProgress, signal);
+        } finally {
+          busy = null;
+          release();
+        }
       } catch (e) {
         const err = toAnybitError(e);
         if (err.code === 'crashed') session = null;

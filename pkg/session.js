@@ -21,9 +21,9 @@ export class Session {
     return this.#build;
   }
 
-  #request(type, args, onProgress) {
+  #request(type, args, onProgress, signal) {
     if (this.#disposed) return Promise.reject(new AnybitError('disposed', `${type}: the session is disposed`));
-    return this.#call(type, args, onProgress);
+    return this.#call(type, args, onProgress, signal);
   }
 
   buildInfo() {
@@ -91,6 +91,23 @@ export class Session {
 
   run(input, options) {
     return this.#request('run', options === undefined ? { input } : { input, options });
+  }
+
+  /**
+   * Attacks the loaded model on one image (AttackRequest in index.d.ts) and resolves to the
+   * AttackResult. It runs in slices: `onProgress({done, total})` follows it, and `signal` aborting
+   * stops it at the next slice (rejects with code 'aborted'). The session's width is unchanged
+   * afterwards; other requests wait until the attack ends.
+   */
+  async attack(request, { onProgress, signal } = {}) {
+    if (onProgress !== undefined && typeof onProgress !== 'function') {
+      throw new AnybitError('invalid_argument', 'onProgress must be a function');
+    }
+    if (signal !== undefined && !(typeof signal?.aborted === 'boolean' && typeof signal.addEventListener === 'function')) {
+      throw new AnybitError('invalid_argument', 'signal must be an AbortSignal');
+    }
+    if (signal?.aborted) throw new AnybitError('aborted', 'the attack was cancelled before it started');
+    return this.#request('attack', { request }, onProgress, signal);
   }
 
   /** Frees the model and stops the worker; later calls reject with code `disposed`. */

@@ -10,6 +10,7 @@
 //                    a wider width picked later fetches the missing planes
 
 import { createSession } from '../anybit/index.js';
+import { AttackDemo } from './attack.js';
 import { renderAccuracy, renderLatency } from './charts.js';
 import { Pad } from './draw.js';
 import { loadSamples, toInput } from './idx.js';
@@ -55,6 +56,12 @@ const state = {
 
 const $ = (id) => document.getElementById(id);
 const pad = new Pad($('pad'), onDraw);
+// The adversarial-example section (attack.js) uses the same session, model and inputs.
+const attack = new AttackDemo({
+  session: () => client,
+  model: () => ({ info: state.info, labels: state.labels, samples: state.samples, entry: MODELS[state.key] }),
+  pad,
+});
 const bits = (w) => `${w} bit${w === 1 ? '' : 's'}`;
 const labelOf = (i) => state.labels?.[i] ?? String(i);
 
@@ -129,6 +136,7 @@ function setInput(input) {
 
 function pickSample(index) {
   view.selectSample(state.samples, index, state.labels);
+  attack.followSample(index);
   return setInput({ kind: 'sample', key: `sample:${index}`, index, what: `Test image ${index + 1}` });
 }
 
@@ -257,6 +265,7 @@ async function loadModel(key, url = MODELS[key].url) {
   const gen = ++state.gen;
   Object.assign(state, { key, info: null, input: null, prev: null, last: null, runs: new Map(), auto: false, calibration: null, calibrations: 0 });
   pad.clear();
+  attack.reset(entry);
   view.clearResult();
   view.showPad(entry.draw, entry.name);
   $('widths').disabled = true;
@@ -305,6 +314,7 @@ async function loadModel(key, url = MODELS[key].url) {
     return;
   }
   state.samples = samples;
+  attack.ready();
   // The strip (100 small canvases) is drawn once the first prediction is on screen: drawing it
   // first would hold up the worker's answer on this thread.
   await pickSample(0);

@@ -3,9 +3,11 @@
 //! (the clock is passed in), so the JavaScript binding (crate/src/wasm/) only converts values and
 //! everything here is tested natively (crate/tests/session.rs).
 
+mod attack;
 mod progressive;
 mod run_result;
 
+pub use attack::{AttackProgress, AttackReport, AttackRequest, AttackRun, AttackSettings, WidthPrediction};
 pub use run_result::{softmax, RunResult, Top, TOP_K};
 
 use crate::bits::Bits;
@@ -24,6 +26,8 @@ pub struct Session {
     /// The prefix a progressively loaded model was built from, kept so that `extend` can add
     /// planes; empty once every plane is in, and for a whole file.
     prefix: Vec<u8>,
+    /// The attack in progress, run in slices (attack.rs).
+    attack: Option<AttackRun>,
 }
 
 impl Session {
@@ -34,7 +38,7 @@ impl Session {
 
     fn new(mut model: Model, prefix: Vec<u8>, threads: usize) -> Session {
         model.set_threads(threads);
-        Session { model, calibration: None, prefix }
+        Session { model, calibration: None, prefix, attack: None }
     }
 
     pub fn model(&self) -> &Model {
@@ -113,14 +117,22 @@ impl Session {
         let start = now();
         let output = self.model.run(input)?;
         let ms = now() - start;
-        // A graph that ends in Softmax already outputs probabilities.
-        let ends_in_softmax = matches!(self.model.graph().nodes.last().map(|n| &n.op), Some(Op::Softmax));
-        Ok(RunResult::new(output, ends_in_softmax, self.model.labels(), self.model.width(), ms))
+        Ok(RunResult::new(output, self.ends_in_softmax(), self.model.labels(), self.model.width(), ms))
+    }
+
+    /// A graph that ends in Softmax already outputs probabilities.
+    fn ends_in_softmax(&self) -> bool {
+        matches!(self.model.graph().nodes.last().map(|n| &n.op), Some(Op::Softmax))
     }
 
     /// Runs on `cols x rows` RGBA bytes, converted to the model input by `image::to_input`.
     pub fn run_image(&mut self, rgba: &[u8], cols: usize, rows: usize, opts: ImageOptions, now: Clock) -> Result<RunResult> {
-        let input = image::to_input(rgba, cols, rows, self.model.input_shape(), opts)?;
+        let input = self.image_input(rgba, cols, rows, opts)?;
         self.run(&input, now)
+    }
+
+    /// `cols x rows` RGBA bytes as this model's input (`image::to_input`), as `run_image` sees them.
+    pub fn image_input(&self, rgba: &[u8], cols: usize, rows: usize, opts: ImageOptions) -> Result<Vec<f32>> {
+        image::to_input(rgba, cols, rows, self.model.input_shape(), opts)
     }
 }

@@ -16,6 +16,7 @@
 //! lives in crate/src/session/, image preprocessing in crate/src/image.rs; here are the thread
 //! pool, the build facts and what the platform says about the device (platform.rs).
 
+mod attack;
 mod platform;
 mod session;
 

@@ -13,7 +13,7 @@ use crate::session::RunResult;
 
 #[wasm_bindgen]
 pub struct Session {
-    core: crate::session::Session,
+    pub(super) core: crate::session::Session,
 }
 
 #[derive(Serialize)]
@@ -32,7 +32,7 @@ struct Info<'a> {
 }
 
 /// A JS width argument as `Bits` (`unsupported_width` when it is not an integer in 1..=8).
-fn width_arg(value: f64) -> Result<Bits, JsValue> {
+pub(super) fn width_arg(value: f64) -> Result<Bits, JsValue> {
     Bits::from_f64(value, "width").map_err(js_error)
 }
 
@@ -171,30 +171,37 @@ impl Session {
     /// background, values in [0, 1]. `options`: `{invert: bool, fit: "stretch" | "mnist"}`.
     #[wasm_bindgen(js_name = runImage)]
     pub fn run_image(&mut self, image: &JsValue, options: Option<js_sys::Object>) -> Result<JsValue, JsValue> {
-        let opts: ImageOptions = match options {
-            None => ImageOptions::default(),
-            Some(o) => serde_wasm_bindgen::from_value(o.into()).map_err(|e| invalid(format!("bad runImage options: {e}")))?,
-        };
-        let get = |key: &str| js_sys::Reflect::get(image, &key.into()).unwrap_or(JsValue::UNDEFINED);
-        // ImageData names its columns `width` and its rows `height`.
-        let side = |key: &str| -> Result<usize, JsValue> {
-            let v = get(key).as_f64().ok_or_else(|| invalid(format!("image.{key} is not a number")))?;
-            match count_arg(v, &format!("image.{key}"))? {
-                n @ 1..=MAX_SIDE => Ok(n),
-                n => Err(invalid(format!("image.{key} must be an integer in 1..={MAX_SIDE}, got {n}"))),
-            }
-        };
-        let (cols, rows) = (side("width")?, side("height")?);
-        let data = get("data");
-        let rgba = if let Some(a) = data.dyn_ref::<js_sys::Uint8ClampedArray>() {
-            a.to_vec()
-        } else if let Some(a) = data.dyn_ref::<js_sys::Uint8Array>() {
-            a.to_vec()
-        } else {
-            return Err(invalid("image.data must be a Uint8ClampedArray or Uint8Array of RGBA bytes"));
-        };
+        let (rgba, cols, rows, opts) = image_arg(image, options)?;
         run_result(self.core.run_image(&rgba, cols, rows, opts, &now_ms).map_err(js_error)?)
     }
+}
+
+/// An ImageData-like `{width, height, data}` and its options as (RGBA bytes, columns, rows,
+/// options): what `runImage` and `attackStart` take.
+pub(super) fn image_arg(image: &JsValue, options: Option<js_sys::Object>) -> Result<(Vec<u8>, usize, usize, ImageOptions), JsValue> {
+    let opts: ImageOptions = match options {
+        None => ImageOptions::default(),
+        Some(o) => serde_wasm_bindgen::from_value(o.into()).map_err(|e| invalid(format!("bad image options: {e}")))?,
+    };
+    let get = |key: &str| js_sys::Reflect::get(image, &key.into()).unwrap_or(JsValue::UNDEFINED);
+    // ImageData names its columns `width` and its rows `height`.
+    let side = |key: &str| -> Result<usize, JsValue> {
+        let v = get(key).as_f64().ok_or_else(|| invalid(format!("image.{key} is not a number")))?;
+        match count_arg(v, &format!("image.{key}"))? {
+            n @ 1..=MAX_SIDE => Ok(n),
+            n => Err(invalid(format!("image.{key} must be an integer in 1..={MAX_SIDE}, got {n}"))),
+        }
+    };
+    let (cols, rows) = (side("width")?, side("height")?);
+    let data = get("data");
+    let rgba = if let Some(a) = data.dyn_ref::<js_sys::Uint8ClampedArray>() {
+        a.to_vec()
+    } else if let Some(a) = data.dyn_ref::<js_sys::Uint8Array>() {
+        a.to_vec()
+    } else {
+        return Err(invalid("image.data must be a Uint8ClampedArray or Uint8Array of RGBA bytes"));
+    };
+    Ok((rgba, cols, rows, opts))
 }
 
 /// A run's summary as a plain object, with `logits` and `probabilities` as Float32Arrays.

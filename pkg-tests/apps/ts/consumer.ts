@@ -1,5 +1,5 @@
 // A strict TypeScript consumer of the package's public API (compiled with tsc --noEmit only).
-import { AnybitError, createSession, type BuildInfo, type ModelInfo, type Progress, type RunResult } from 'anybit';
+import { AnybitError, createSession, type AttackResult, type BuildInfo, type ClassScore, type ModelInfo, type Progress, type RunResult } from 'anybit';
 
 const session = await createSession({ build: 'auto', threads: 2 });
 const build: BuildInfo = session.build;
@@ -11,10 +11,18 @@ const result: RunResult = await session.run(new Float32Array(info.inputShape.red
 const best: string | null = result.top[0].label;
 const image = await session.run({ width: 2, height: 2, data: new Uint8ClampedArray(16) }, { invert: true, fit: 'mnist' });
 const canvas: RunResult = await session.run(new ImageData(28, 28));
+const abort = new AbortController();
+const attacked: AttackResult = await session.attack(
+  { image: new Float32Array(784), attack: 'pgd-linf', eps: 0.1, width: 1, round: false },
+  { onProgress: ({ done, total }) => console.log(done, total), signal: abort.signal },
+);
+const scores: ClassScore[] = attacked.predictions.map((p) => p.adversarial);
+const eps: number | null = attacked.settings.eps;
+console.log(attacked.success, attacked.adversarial[0], attacked.target ?? 'untargeted', scores.length, eps);
 try {
   await session.load(new Uint8Array(8));
 } catch (e) {
-  if (e instanceof AnybitError && e.code === 'bad_magic') console.log(e.message);
+  if (e instanceof AnybitError && (e.code === 'bad_magic' || e.code === 'aborted')) console.log(e.message);
 }
 console.log(build.variant, build.threadCount, result.probabilities[0], best, image.predicted, canvas.label);
 await session.dispose();
