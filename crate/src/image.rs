@@ -79,7 +79,9 @@ pub fn to_input(rgba: &[u8], cols: usize, rows: usize, shape: &[usize], opts: Im
     let mut out = vec![0f32; out_rows * out_cols * channels];
     for (c, p) in resized.iter().enumerate() {
         for (i, &v) in p.iter().enumerate() {
-            out[i * channels + c] = v;
+            // Area weights sum to 1 only up to rounding: a resampled white pixel can come out at
+            // 1.0000001, which callers that require [0, 1] (attacks) would refuse.
+            out[i * channels + c] = v.clamp(0.0, 1.0);
         }
     }
     Ok(out)

@@ -9,6 +9,9 @@
 //! - [`mod@format`]: the `.anybit` file (safetensors + JSON [`format::Graph`]), bit-plane-major weights.
 //! - [`tensor`], [`layers`]: f32 NHWC tensors and the layers built on the kernels.
 //! - [`model`]: a graph of layers with a switchable width.
+//! - [`grad`]: input gradients of losses on the logits through the quantized pass (straight-through
+//!   at activation quantizers and clamps), and the ADV-ReLU correction; [`attack`]: seven attacks
+//!   built on them as resumable runs (docs/ATTACKS.md).
 //! - [`policy`]: per-width latency predicted from an on-device calibration; width choice for a budget.
 //! - [`image`]: RGBA images (a canvas's pixels) turned into model inputs.
 //! - [`session`]: a loaded model as an API serves it: whole or progressive loading, width and

@@ -244,20 +244,20 @@ pub struct AttackArgs {
     #[arg(long)]
     pub adv_relu: bool,
     /// ADV-ReLU's tentative step (L2, pixel scale).
-    #[arg(long, default_value_t = anybit::grad::DEFAULT_ETA, requires = "adv_relu")]
+    #[arg(long, default_value_t = anybit::grad::DEFAULT_ETA, requires = "adv_relu", allow_hyphen_values = true)]
     pub adv_eta: f32,
     /// ADV-ReLU's share of state-changing units per gate whose gradient is inverted.
     #[arg(long, default_value_t = anybit::grad::DEFAULT_FRACTION, requires = "adv_relu")]
     pub adv_fraction: f32,
     /// Perturbation budget on the pixel scale [0, 1] (Linf, or L2 for pgd-l2) [default: the
     /// attack's, docs/ATTACKS.md].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub eps: Option<f32>,
     /// Iterations (C&W: Adam steps per constant) [default: the attack's].
     #[arg(long)]
     pub steps: Option<u32>,
     /// Step size (C&W: Adam's learning rate) [default: the attack's].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub step_size: Option<f32>,
     /// Targeted attack towards this class [default: untargeted]. Images of that class are skipped.
     #[arg(long)]

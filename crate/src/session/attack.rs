@@ -163,12 +163,7 @@ impl Session {
         request: &AttackRequest,
         now: Clock,
     ) -> Result<()> {
-        let mut input = self.image_input(rgba, cols, rows, opts)?;
-        // Resampling (fit: mnist) can overshoot 1 by a rounding error; attacks take pixels in
-        // [0, 1] and a user's image should not be refused for the converter's arithmetic.
-        for v in &mut input {
-            *v = v.clamp(0.0, 1.0);
-        }
+        let input = self.image_input(rgba, cols, rows, opts)?;
         self.attack_start(&input, request, now)
     }
 
