@@ -41,16 +41,16 @@ target() {
   done
 }
 
-# Every attack at widths 8, 4, 2, 1 on the first 100 correctly classified images (C&W: 20 at 4
+# Every attack at widths 8, 4, 2, 1 on the first 50 correctly classified images (C&W: 10 at 4
 # and 1; its 8 and 2 come from target()).
 table() {
   local m=$1 d=$2 s=$3
   for adv in "" --adv-relu; do
     local tag=${adv:+-adv}
     for a in fgsm bim pgd-linf pgd-l2 mi-fgsm deepfool; do
-      run "$s-$a-table$tag" --model "$m" $d --attack $a --bits 8,4,2,1 --n 100 $adv
+      run "$s-$a-table$tag" --model "$m" $d --attack $a --bits 8,4,2,1 --n 50 $adv
     done
-    run "$s-cw-l2-4-1$tag" --model "$m" $d --attack cw-l2 --bits 4,1 --n 20 $adv
+    run "$s-cw-l2-4-1$tag" --model "$m" $d --attack cw-l2 --bits 4,1 --n 10 $adv
   done
 }
 

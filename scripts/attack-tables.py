@@ -18,7 +18,7 @@ ATTACKS = ["fgsm", "bim", "pgd-linf", "pgd-l2", "mi-fgsm", "deepfool", "cw-l2"]
 
 def table(model):
     print(f"\n**{model}**: success rate / mean L2 of the successful examples (pixel scale [0, 1]); "
-          "images: the first 100 classified correctly at each width (C&W: 50 at 8 and 2 bits, 20 at 4 and 1)\n")
+          "images: the first 50 classified correctly at each width (C&W: 50 at 8 and 2 bits, 10 at 4 and 1)\n")
     print("| attack | ADV-ReLU | 8 bits | 4 bits | 2 bits | 1 bit |")
     print("|---|---|---|---|---|---|")
     for a in ATTACKS:
