@@ -99,7 +99,7 @@ impl Layer for Pool {
                 let go = &g[(oy * wo + ox) * c..(oy * wo + ox + 1) * c];
                 match self.kind {
                     PoolKind::Max => {
-                        for ch in 0..c {
+                        for (ch, &g) in go.iter().enumerate() {
                             let mut best = (f32::NEG_INFINITY, None);
                             for iy in y0..y1 {
                                 for ix in x0..x1 {
@@ -110,7 +110,7 @@ impl Layer for Pool {
                                 }
                             }
                             if let (_, Some(i)) = best {
-                                d[i] += go[ch];
+                                d[i] += g;
                             }
                         }
                     }
