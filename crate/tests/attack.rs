@@ -1,7 +1,12 @@
 //! The attacks (crate/src/attack) on the shipped MNIST model and the foolbox samples (test images
 //! 0..19): valid images within budget, success rates and perturbation sizes that say the
 //! gradients lead somewhere, the resumable run's bookkeeping, determinism, ADV-ReLU, and typed
-//! refusals of every bad parameter. Runs natively and as wasm, with fewer samples in wasm.
+//! refusals of every bad parameter. Runs natively and as wasm, with fewer samples in wasm and a
+//! shorter C&W there (its success rates are asserted natively). wasm-bindgen's runner gives up on
+//! a headless Chromium page that stays busy for 20 s, and a test binary's tests run back to back
+//! without yielding: the scalar wasm build (several times slower than SIMD128) therefore runs only
+//! the first and the last test here and marks the others ignored; the SIMD128 and relaxed builds
+//! run them all.
 
 mod grad_support;
 
@@ -17,11 +22,23 @@ fn cw_params() -> Params {
     Params { steps: Some(40), search_steps: Some(6), step_size: Some(0.05), ..Params::default() }
 }
 
-fn params_for(kind: AttackKind) -> Params {
-    if kind == AttackKind::CwL2 {
-        cw_params()
+/// Shorter still where only the run's validity is checked, in wasm.
+fn cw_light() -> Params {
+    if LIGHT {
+        Params { steps: Some(8), search_steps: Some(3), step_size: Some(0.1), ..Params::default() }
     } else {
-        Params::default()
+        cw_params()
+    }
+}
+
+/// The defaults, shortened in wasm where only the run's validity is checked.
+fn params_for(kind: AttackKind) -> Params {
+    match kind {
+        AttackKind::CwL2 => cw_light(),
+        AttackKind::Bim | AttackKind::PgdLinf | AttackKind::PgdL2 | AttackKind::MiFgsm if LIGHT => {
+            Params { steps: Some(5), ..Params::default() }
+        }
+        _ => Params::default(),
     }
 }
 
@@ -88,7 +105,7 @@ fn every_attack_gives_valid_images_within_budget() {
             }
             // Budgets other than the defaults are respected too.
             for (kind, eps) in [(AttackKind::PgdLinf, 0.05), (AttackKind::Bim, 0.1), (AttackKind::PgdL2, 0.7), (AttackKind::MiFgsm, 0.02)] {
-                let p = Params { eps: Some(eps), ..Params::default() };
+                let p = Params { eps: Some(eps), ..params_for(kind) };
                 run_checked(&mut model, x, *label, kind, &p, &format!("w{w} sample {i} {kind} eps {eps}"));
             }
         }
@@ -99,12 +116,13 @@ fn every_attack_gives_valid_images_within_budget() {
 /// gets right; DeepFool and C&W succeed with far smaller L2 perturbations.
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(all(target_arch = "wasm32", not(target_feature = "simd128")), ignore)]
 fn untargeted_success_and_minimal_perturbations() {
     let mut model = Model::from_bytes(MNIST).unwrap();
     let widths: &[u8] = if LIGHT { &[8] } else { &[8, 4, 1] };
     for &w in widths {
         model.set_width(bits(w)).unwrap();
-        let taken = if LIGHT { 5 } else if w == 8 { 20 } else { 10 };
+        let taken = if LIGHT { 2 } else if w == 8 { 20 } else { 10 };
         let set = correct(&mut model, taken);
         let n = set.len();
         assert!(n * 10 >= taken * 9, "w{w}: only {n} of {taken} samples classified correctly");
@@ -116,9 +134,11 @@ fn untargeted_success_and_minimal_perturbations() {
             let o = run_checked(&mut model, x, *label, AttackKind::DeepFool, &Params::default(), &format!("w{w} #{i} deepfool"));
             df_ok += o.success as usize;
             df_l2 += if o.success { o.l2 } else { 0.0 };
-            let o = run_checked(&mut model, x, *label, AttackKind::CwL2, &cw_params(), &format!("w{w} #{i} cw"));
-            cw_ok += o.success as usize;
-            cw_l2 += if o.success { o.l2 } else { 0.0 };
+            if !LIGHT {
+                let o = run_checked(&mut model, x, *label, AttackKind::CwL2, &cw_params(), &format!("w{w} #{i} cw"));
+                cw_ok += o.success as usize;
+                cw_l2 += if o.success { o.l2 } else { 0.0 };
+            }
         }
         let mean = |s: f32, k: usize| s / k.max(1) as f32;
         let (pgd_m, df_m, cw_m) = (mean(pgd_l2, pgd_ok), mean(df_l2, df_ok), mean(cw_l2, cw_ok));
@@ -128,13 +148,17 @@ fn untargeted_success_and_minimal_perturbations() {
         let (pgd_min, cw_min) = if w == 1 { (0.8, 0.3) } else { (1.0, 0.8) };
         assert!(pgd_ok as f32 + 1.0 >= pgd_min * n as f32, "w{w}: pgd-linf fooled {pgd_ok} of {n}");
         assert!(df_ok * 10 >= n * 9, "w{w}: deepfool fooled {df_ok} of {n}");
-        assert!(cw_ok as f32 >= cw_min * n as f32, "w{w}: cw fooled {cw_ok} of {n}");
-        assert!(df_m < 0.6 * pgd_m && cw_m < 0.6 * pgd_m, "w{w}: mean L2 deepfool {df_m}, cw {cw_m}, pgd {pgd_m}");
+        assert!(df_m < 0.6 * pgd_m, "w{w}: mean L2 deepfool {df_m}, pgd {pgd_m}");
+        if !LIGHT {
+            assert!(cw_ok as f32 >= cw_min * n as f32, "w{w}: cw fooled {cw_ok} of {n}");
+            assert!(cw_m < 0.6 * pgd_m, "w{w}: mean L2 cw {cw_m}, pgd {pgd_m}");
+        }
     }
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(all(target_arch = "wasm32", not(target_feature = "simd128")), ignore)]
 fn targeted_attacks_reach_the_target() {
     let mut model = Model::from_bytes(MNIST).unwrap();
     let set = correct(&mut model, if LIGHT { 3 } else { 12 });
@@ -144,29 +168,33 @@ fn targeted_attacks_reach_the_target() {
         let p = Params { target: Some(target), ..Params::default() };
         let o = run_checked(&mut model, x, *label, AttackKind::PgdLinf, &p, &format!("#{i} pgd -> {target}"));
         pgd_ok += o.success as usize;
-        let p = Params { target: Some(target), ..cw_params() };
-        let o = run_checked(&mut model, x, *label, AttackKind::CwL2, &p, &format!("#{i} cw -> {target}"));
-        cw_ok += o.success as usize;
+        if !LIGHT {
+            let p = Params { target: Some(target), ..cw_params() };
+            let o = run_checked(&mut model, x, *label, AttackKind::CwL2, &p, &format!("#{i} cw -> {target}"));
+            cw_ok += o.success as usize;
+        }
     }
     let n = set.len();
     println!("targeted: pgd-linf {pgd_ok} of {n}, cw {cw_ok} of {n}");
     assert!(pgd_ok * 10 >= n * 8, "targeted pgd-linf reached {pgd_ok} of {n}");
-    // The short C&W reaches 9 of the 12 natively; the first 3 alone (wasm) hold two hard
-    // targets (1 of 3 natively and in wasm), too few for a rate: there it must reach one.
-    let cw_min = if LIGHT { 1 } else { (n * 7).div_ceil(10) };
-    assert!(cw_ok >= cw_min, "targeted cw reached {cw_ok} of {n}");
+    // The short C&W reaches 9 of the 12 (natively only: see the module comment).
+    if !LIGHT {
+        assert!(cw_ok >= (n * 7).div_ceil(10), "targeted cw reached {cw_ok} of {n}");
+    }
 }
 
 /// The minimal-budget search stays within its budget and finds less than the full budget.
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(all(target_arch = "wasm32", not(target_feature = "simd128")), ignore)]
 fn min_eps_search_stays_within_the_budget() {
     let mut model = Model::from_bytes(MNIST).unwrap();
-    let set = correct(&mut model, if LIGHT { 2 } else { 5 });
+    let set = correct(&mut model, if LIGHT { 1 } else { 5 });
     for (i, (x, label)) in set.iter().enumerate() {
         // Step sizes that let one run cross its whole budget (they scale with the searched eps).
-        for (kind, eps, step) in [(AttackKind::PgdLinf, 0.3f32, 0.03), (AttackKind::PgdL2, 3.0, 0.3)] {
-            let p = Params { eps: Some(eps), min_eps: true, steps: Some(20), step_size: Some(step), search_steps: Some(5), ..Params::default() };
+        let (steps, k) = if LIGHT { (10, 2.0) } else { (20, 1.0) };
+        for (kind, eps, step) in [(AttackKind::PgdLinf, 0.3f32, 0.03 * k), (AttackKind::PgdL2, 3.0, 0.3 * k)] {
+            let p = Params { eps: Some(eps), min_eps: true, steps: Some(steps), step_size: Some(step), search_steps: Some(if LIGHT { 3 } else { 5 }), ..Params::default() };
             let o = run_checked(&mut model, x, *label, kind, &p, &format!("#{i} {kind} min-eps"));
             let size = if kind == AttackKind::PgdL2 { o.l2 } else { o.linf };
             assert!(o.success, "#{i} {kind}: the search found nothing within eps {eps}");
@@ -179,6 +207,7 @@ fn min_eps_search_stays_within_the_budget() {
 
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(all(target_arch = "wasm32", not(target_feature = "simd128")), ignore)]
 fn adv_relu_attacks_give_valid_outputs() {
     let mut model = Model::from_bytes(MNIST).unwrap();
     let (x, label) = samples(false).swap_remove(4);
@@ -193,6 +222,7 @@ fn adv_relu_attacks_give_valid_outputs() {
 
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(all(target_arch = "wasm32", not(target_feature = "simd128")), ignore)]
 fn same_seed_same_result() {
     let mut model = Model::from_bytes(MNIST).unwrap();
     let (x, label) = samples(false).swap_remove(2);
