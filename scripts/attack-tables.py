@@ -17,20 +17,25 @@ def cell(b):
 ATTACKS = ["fgsm", "bim", "pgd-linf", "pgd-l2", "mi-fgsm", "deepfool", "cw-l2"]
 
 def table(model):
-    print(f"\n**{model}**: success rate / mean L2 of the successful examples (pixel scale [0, 1]); "
-          "images: the first 50 classified correctly at each width (C&W: 50 at 8 and 2 bits, 10 at 4 and 1)\n")
-    print("| attack | ADV-ReLU | 8 bits | 4 bits | 2 bits | 1 bit |")
-    print("|---|---|---|---|---|---|")
+    print(f"\n**{model}**: success rate / mean L2 of the successful examples (pixel scale [0, 1]) over "
+          "the first N test images classified correctly at each width (C&W: N at 8 and 2 bits, in brackets at 4 and 1)\n")
+    print("| attack | ADV-ReLU | N | 8 bits | 4 bits | 2 bits | 1 bit |")
+    print("|---|---|---|---|---|---|---|")
     for a in ATTACKS:
         for adv in ["", "-adv"]:
             cells = []
+            ns = []
             for w in ["8", "4", "2", "1"]:
                 if a == "cw-l2":
                     r = load(f"{model}-cw-l2-8-2{adv}" if w in "82" else f"{model}-cw-l2-4-1{adv}")
                 else:
                     r = load(f"{model}-{a}-table{adv}")
-                cells.append(cell(r and r["bits"].get(w)))
-            print(f'| {a} | {"yes" if adv else "no"} | ' + " | ".join(cells) + " |")
+                b = r and r["bits"].get(w)
+                cells.append(cell(b))
+                if b and b["n"] not in ns:
+                    ns.append(b["n"])
+            n = " (".join(str(x) for x in ns) + (")" if len(ns) > 1 else "")
+            print(f'| {a} | {"yes" if adv else "no"} | {n or "-"} | ' + " | ".join(cells) + " |")
 
 def target(model):
     print(f"\n**{model}**: ADV-ReLU against the plain attack (mean L2 of successful examples; ratio = ADV-ReLU / plain, target <= 0.90 at equal or higher success)\n")
