@@ -172,6 +172,7 @@ fn cmd_upgrade(a: UpgradeArgs) -> Result<()> {
 }
 
 fn cmd_attack(a: AttackArgs) -> Result<()> {
+    use anybit::attack::shortest;
     use anybit_tools::attack;
     let model = &a.model;
     let (ds, dir) = a.data.resolve();
@@ -202,9 +203,9 @@ fn cmd_attack(a: AttackArgs) -> Result<()> {
         if a.train_split { "training images" } else { "test images" },
         list(&a.bits),
         if a.adv_relu { ", ADV-ReLU" } else { "" },
-        short(settings.eps),
+        shortest(settings.eps),
         settings.steps,
-        short(settings.step_size),
+        shortest(settings.step_size),
         settings.target.map_or(String::new(), |t| format!(", target {t}"))
     );
     let mut out = attack::run(&bytes, &data, &a.bits, &plan, a.transfer)?;
@@ -216,9 +217,9 @@ fn cmd_attack(a: AttackArgs) -> Result<()> {
         "adv_relu": a.adv_relu,
         "n": a.n,
         "settings": {
-            "eps": short(settings.eps), "steps": settings.steps, "step_size": short(settings.step_size),
+            "eps": shortest(settings.eps), "steps": settings.steps, "step_size": shortest(settings.step_size),
             "target": settings.target, "min_eps": settings.min_eps, "search_steps": settings.search_steps,
-            "adv_eta": a.adv_relu.then_some(short(a.adv_eta)), "adv_fraction": a.adv_relu.then_some(short(a.adv_fraction)),
+            "adv_eta": a.adv_relu.then_some(shortest(a.adv_eta)), "adv_fraction": a.adv_relu.then_some(shortest(a.adv_fraction)),
             "split": if a.train_split { "train" } else { "test" }, "seed": a.seed,
         },
     });
@@ -228,9 +229,4 @@ fn cmd_attack(a: AttackArgs) -> Result<()> {
     }
     println!("{}", serde_json::Value::Object(obj));
     Ok(())
-}
-
-/// An f32 setting as its shortest decimal (0.3, not 0.30000001192092896).
-fn short(v: f32) -> f64 {
-    format!("{v}").parse().unwrap_or(v as f64)
 }

@@ -372,6 +372,12 @@ impl Attack {
     }
 }
 
+/// The f64 nearest the shortest decimal of `v`, for reports: an eps of 0.2 reads 0.2 in JSON and
+/// JavaScript, not 0.20000000298 (the f32 widened).
+pub fn shortest(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(v as f64)
+}
+
 /// (L2, Linf) of `a - b`.
 pub fn norms(a: &[f32], b: &[f32]) -> (f32, f32) {
     let mut l2 = 0.0f64;

@@ -16,7 +16,7 @@
 use serde::Serialize;
 
 use super::{softmax, Clock, Session, Top};
-use crate::attack::{Attack, AttackKind, Goal, Params, Settings};
+use crate::attack::{shortest, Attack, AttackKind, Goal, Params, Settings};
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
 use crate::image::ImageOptions;
@@ -262,12 +262,6 @@ impl Session {
         while !self.attack_step(f64::INFINITY, now)?.finished {}
         self.attack_finish(now)
     }
-}
-
-/// The f64 nearest the shortest decimal of `v`: an eps of 0.2 reads 0.2 in JavaScript, not
-/// 0.20000000298 (the f32 widened).
-fn shortest(v: f32) -> f64 {
-    v.to_string().parse().unwrap_or(v as f64)
 }
 
 /// Rounds `adv` to the nearest k/255 in place. An Linf attack's pixel that rounding pushed out of
