@@ -7,6 +7,9 @@ use anybit::format::{HeaderRead, Layout};
 use anybit::session::{softmax, Session, TOP_K};
 use anybit::{Bits, ErrorKind};
 
+mod common;
+use common::{b, clock};
+
 const MNIST: &[u8] = include_bytes!("../../models/mnist.anybit");
 const FASHION: &[u8] = include_bytes!("../../models/fashion-mnist.anybit");
 const WIDE: &[u8] = include_bytes!("../../fixtures/mnist-wide.anybit");
@@ -15,18 +18,6 @@ const MNIST_LABELS: &[u8] = include_bytes!("../../fixtures/mnist-t100-labels.idx
 const FASHION_IMAGES: &[u8] = include_bytes!("../../fixtures/fmnist-t100-images.idx3");
 const FASHION_LABELS: &[u8] = include_bytes!("../../fixtures/fmnist-t100-labels.idx1");
 
-fn b(n: u8) -> Bits {
-    Bits::new(n).unwrap()
-}
-
-/// A clock that advances 0.5 ms per reading: deterministic, and fast in debug builds.
-fn clock() -> impl Fn() -> f64 {
-    let t = std::cell::Cell::new(0.0f64);
-    move || {
-        t.set(t.get() + 0.5);
-        t.get()
-    }
-}
 
 /// The images of an IDX3 file as model inputs in [0, 1] (rows x cols x 1).
 fn images(idx: &[u8]) -> Vec<Vec<f32>> {

@@ -5,23 +5,14 @@
 
 use anybit::attack::{AttackKind, Params};
 use anybit::session::{AttackRequest, Session};
-use anybit::{Bits, ErrorKind};
+use anybit::ErrorKind;
+
+mod common;
+use common::{b, clock};
 
 const MNIST: &[u8] = include_bytes!("../../models/mnist.anybit");
 const MNIST_IMAGES: &[u8] = include_bytes!("../../fixtures/mnist-t100-images.idx3");
 
-fn b(n: u8) -> Bits {
-    Bits::new(n).unwrap()
-}
-
-/// A clock that advances 0.5 ms per reading: slices end after a known number of readings.
-fn clock() -> impl Fn() -> f64 {
-    let t = std::cell::Cell::new(0.0f64);
-    move || {
-        t.set(t.get() + 0.5);
-        t.get()
-    }
-}
 
 /// Test digit `i` (0..100) as model input in [0, 1].
 fn digit(i: usize) -> Vec<f32> {

@@ -1,4 +1,4 @@
-//! Helpers shared by the layer and model tests.
+//! Helpers shared by the layer, model and session tests.
 
 /// Small seeded generator (xorshift64*), so failures reproduce without a rand dependency.
 pub struct Rng(pub u64);
@@ -19,5 +19,22 @@ impl Rng {
     }
     pub fn floats(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
         (0..n).map(|_| self.f32(lo, hi)).collect()
+    }
+}
+
+/// A width from a plain number, as a test writes it.
+#[allow(dead_code)]
+pub fn b(n: u8) -> anybit::Bits {
+    anybit::Bits::new(n).unwrap()
+}
+
+/// A clock that advances 0.5 ms per reading: deterministic (an attack's slices end after a known
+/// number of readings), and fast in debug builds.
+#[allow(dead_code)]
+pub fn clock() -> impl Fn() -> f64 {
+    let t = std::cell::Cell::new(0.0f64);
+    move || {
+        t.set(t.get() + 0.5);
+        t.get()
     }
 }
