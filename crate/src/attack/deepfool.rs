@@ -37,8 +37,8 @@ impl DeepFool {
             return Ok((work, true));
         }
         // The nearest linearized boundary: |f_k| / ||w_k||; a zero gradient never wins. The
-        // 1e-4 keeps the step nonzero on the boundary itself, the 1e-8 guards tiny gradients
-        // (a browser DeepFool without it blew up).
+        // 1e-4 keeps the step nonzero on the boundary itself, and the 1e-8 bounds the step where
+        // the gradient is tiny (|f| / ||w||^2 would be huge).
         let mut best: Option<(f32, usize)> = None;
         for (k, (f, w)) in g.losses.iter().enumerate() {
             let norm = l2_norm(w);
