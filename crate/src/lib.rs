@@ -32,6 +32,7 @@ pub mod policy;
 pub mod quant;
 pub mod session;
 pub mod tensor;
+pub mod text;
 pub mod timing;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

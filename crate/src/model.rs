@@ -6,13 +6,14 @@
 
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
-use crate::format::names::{BIAS, CLIP, SCALE, WSCALE};
+use crate::format::names::{BIAS, CLIP, LO, SCALE, STEP, WSCALE};
 use crate::format::{self, Graph, Layout, ModelFile, Op, QuantWeight, Width};
 use crate::kernels::{best_scheme, Isa, PackedSize};
 use crate::layers::{
-    Add, Affine, Clamp, Context, Conv2d, Dense, Flatten, GemmShape, GlobalAvgPool, Layer, Pool, PoolKind,
-    QuantWeights, Softmax, WidthParams,
+    ActQuant, Add, Affine, Attention, Clamp, ClsPool, Context, Conv2d, Dense, Embed, Flatten, Gelu, GemmShape,
+    GlobalAvgPool, Layer, LayerNorm, Linear, MeanPool, Pool, PoolKind, QuantWeights, Softmax, WidthParams,
 };
+use crate::layers::tokens::FIELDS;
 use crate::tensor::{numel, Tensor};
 
 /// Largest intermediate tensor a model may declare, in elements (1 GiB of f32). A file that
@@ -39,6 +40,8 @@ pub struct Model {
     /// Where the file's pieces lie: what a width costs to download, and what to fetch to extend.
     layout: Layout,
     ctx: Context,
+    /// The last node that reads the graph input (text models read its mask in every layer).
+    input_last_use: usize,
 }
 
 /// What a build of the runtime can do, for reports ("what actually runs").
@@ -87,9 +90,10 @@ impl Model {
         }
         let last = nodes.len() - 1;
         nodes[last].last_use = usize::MAX;
+        let input_last_use = nodes.iter().rposition(|n| n.inputs.contains(&0)).unwrap_or(0);
         let planes = file.planes_present();
         let layout = file.layout().clone();
-        let mut model = Model { graph, nodes, width_index: 0, planes, layout, ctx: Context::default() };
+        let mut model = Model { graph, nodes, width_index: 0, planes, layout, ctx: Context::default(), input_last_use };
         // A valid prefix may hold fewer planes than even the narrowest width needs: which widths
         // can run is the model's question, not the file's.
         let Some(top) = model.loaded_widths().into_iter().max() else {
@@ -198,7 +202,11 @@ impl Model {
 
     /// Whether value `v` (0: the input, k: node k-1's output) is dead once node `i` has run.
     fn dead_after(&self, v: usize, i: usize) -> bool {
-        v == 0 || self.nodes[v - 1].last_use <= i
+        if v == 0 {
+            i >= self.input_last_use
+        } else {
+            self.nodes[v - 1].last_use <= i
+        }
     }
 
     fn width_of(&self, w: Bits) -> Result<Width> {
@@ -346,20 +354,12 @@ impl Model {
     /// Checks the input and runs every node; `keep` keeps every value (a trace), otherwise each
     /// is freed after its last use and only the last node's output is left.
     fn forward(&mut self, input: &[f32], keep: bool) -> Result<Vec<Option<Tensor>>> {
-        let expected = numel(&self.graph.input_shape).unwrap_or(0);
-        if input.len() != expected {
-            crate::bail!(
-                ErrorKind::ShapeMismatch,
-                "input has {} values; the model expects {:?} = {expected}",
-                input.len(),
-                self.graph.input_shape
-            );
-        }
+        let shape = self.input_shape_for(input.len())?;
         if let Some(i) = input.iter().position(|v| !v.is_finite()) {
             crate::bail!(ErrorKind::BadValue, "input value #{i} is {}", input[i]);
         }
         let mut values: Vec<Option<Tensor>> = Vec::with_capacity(self.nodes.len() + 1);
-        values.push(Some(Tensor::new(self.graph.input_shape.clone(), input.to_vec())?));
+        values.push(Some(Tensor::new(shape, input.to_vec())?));
         for (i, node) in self.nodes.iter().enumerate() {
             let ins: Vec<&Tensor> = node
                 .inputs
@@ -379,6 +379,64 @@ impl Model {
             }
         }
         Ok(values)
+    }
+}
+
+impl Model {
+    /// Whether this is a text model (its input is tokens; `graph().text` holds the vocabulary).
+    pub fn is_text(&self) -> bool {
+        self.graph.text.is_some()
+    }
+
+    /// The shape of an input of `len` values: the model's `input_shape`, or for a text model
+    /// `[tokens, 3]` for any 1 <= tokens <= its maximum.
+    fn input_shape_for(&self, len: usize) -> Result<Vec<usize>> {
+        let shape = &self.graph.input_shape;
+        if self.is_text() {
+            let tokens = len / FIELDS;
+            if len % FIELDS == 0 && (1..=shape[0]).contains(&tokens) {
+                return Ok(vec![tokens, FIELDS]);
+            }
+            crate::bail!(
+                ErrorKind::ShapeMismatch,
+                "input has {len} values; the model takes 1 to {} tokens of (id, type, mask)",
+                shape[0]
+            );
+        }
+        let expected = numel(shape).unwrap_or(0);
+        if len != expected {
+            crate::bail!(ErrorKind::ShapeMismatch, "input has {len} values; the model expects {shape:?} = {expected}");
+        }
+        Ok(shape.clone())
+    }
+
+    /// Runs a text model on token ids with their types and mask (1 attends, 0 is padding; all
+    /// of one length), returning the last node's output with its shape.
+    pub fn run_tokens(&mut self, ids: &[u32], types: &[u32], mask: &[u8]) -> Result<Tensor> {
+        if !self.is_text() {
+            crate::bail!(ErrorKind::InvalidArgument, "this model takes images, not tokens");
+        }
+        if types.len() != ids.len() || mask.len() != ids.len() {
+            crate::bail!(
+                ErrorKind::ShapeMismatch,
+                "{} ids, {} types and {} mask values: one each per token",
+                ids.len(),
+                types.len(),
+                mask.len()
+            );
+        }
+        let input: Vec<f32> = (0..ids.len()).flat_map(|t| [ids[t] as f32, types[t] as f32, mask[t] as f32]).collect();
+        let mut values = self.forward(&input, false)?;
+        Ok(values.pop().flatten().expect("the last node's output is kept"))
+    }
+
+    /// A valid input of the model's largest shape, for timing (calibration): a constant image,
+    /// or tokens of id 0 (every vocabulary has one), type 0, attending.
+    pub fn sample_input(&self) -> Vec<f32> {
+        if self.is_text() {
+            return (0..self.graph.input_shape[0]).flat_map(|_| [0.0, 0.0, 1.0]).collect();
+        }
+        vec![0.5; numel(&self.graph.input_shape).unwrap_or(0)]
     }
 }
 
@@ -441,9 +499,33 @@ fn quant_weights(
         // `format` gave wscale and clip the shape [1].
         let scalar = |suffix: &str| Ok::<_, crate::Error>(file.tensor(name, b, suffix)?.data[0]);
         let bias = if w.bias { Some(file.tensor(name, b, BIAS)?.data.clone()) } else { None };
-        params.push(WidthParams { wscale: scalar(WSCALE)?, clip: scalar(CLIP)?, bias });
+        params.push(WidthParams { wscale: scalar(WSCALE)?, clip: scalar(CLIP)?, bias, row_scales: None });
     }
     QuantWeights::new(name, codes.to_vec(), groups, out / groups, depth, w.precision, params)
+}
+
+/// A `linear` node's weights: per-channel scales per width, one bias for all widths, and
+/// activations quantized per token.
+fn linear_weights(graph: &Graph, name: &str, w: &QuantWeight, file: &ModelFile) -> Result<QuantWeights> {
+    let codes = file.layer_codes(w)?;
+    let (out, depth) = (w.shape[0], w.shape[1]);
+    let bias = if w.bias { Some(file.shared_tensor(name, BIAS)?.data.clone()) } else { None };
+    let mut params = Vec::with_capacity(graph.widths.len());
+    for width in &graph.widths {
+        let scales = file.tensor(name, width.w, WSCALE)?.data.clone();
+        params.push(WidthParams { wscale: 1.0, clip: 1.0, bias: bias.clone(), row_scales: Some(scales) });
+    }
+    Ok(QuantWeights::new(name, codes.to_vec(), 1, out, depth, w.precision, params)?.with_acts(ActQuant::Dynamic))
+}
+
+/// Per-width (scale, bias) pairs of an `affine` or `layer_norm` node.
+fn affine_params(graph: &Graph, name: &str, file: &ModelFile) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
+    let mut params = Vec::with_capacity(graph.widths.len());
+    for width in &graph.widths {
+        let get = |suffix: &str| Ok::<_, crate::Error>(file.tensor(name, width.w, suffix)?.data.clone());
+        params.push((get(SCALE)?, get(BIAS)?));
+    }
+    Ok(params)
 }
 
 fn build_layer(graph: &Graph, node: &format::Node, file: &ModelFile) -> Result<Box<dyn Layer>> {
@@ -464,17 +546,21 @@ fn build_layer(graph: &Graph, node: &format::Node, file: &ModelFile) -> Result<B
         Op::Relu => Box::new(Clamp { name, min: 0.0, max: f32::INFINITY }),
         Op::Relu6 => Box::new(Clamp { name, min: 0.0, max: 6.0 }),
         Op::Clamp { min, max } => Box::new(Clamp { name, min: *min, max: *max }),
-        Op::Affine => {
-            let mut params = Vec::with_capacity(graph.widths.len());
-            for width in &graph.widths {
-                let b = width.w;
-                let get = |suffix: &str| Ok::<_, crate::Error>(file.tensor(&name, b, suffix)?.data.clone());
-                params.push((get(SCALE)?, get(BIAS)?));
-            }
-            Box::new(Affine::new(&name, params)?)
-        }
+        Op::Affine => Box::new(Affine::new(&name, affine_params(graph, &name, file)?)?),
         Op::Add => Box::new(Add { name }),
         Op::Flatten => Box::new(Flatten { name }),
         Op::Softmax => Box::new(Softmax { name }),
+        Op::Linear { weight } => Box::new(Linear::new(linear_weights(graph, &name, weight, file)?)?),
+        Op::LayerNorm { eps } => Box::new(LayerNorm::new(&name, *eps, affine_params(graph, &name, file)?)?),
+        Op::Gelu => Box::new(Gelu { name }),
+        Op::Embed { vocab, positions, types, hidden, rows } => {
+            let table = file.table(&name)?.to_vec();
+            let lo = file.shared_tensor(&name, LO)?.data.clone();
+            let step = file.shared_tensor(&name, STEP)?.data.clone();
+            Box::new(Embed::new(&name, *vocab, *positions, *types, *hidden, rows, table, lo, step)?)
+        }
+        Op::Attention { heads } => Box::new(Attention { name, heads: *heads }),
+        Op::MeanPool => Box::new(MeanPool { name }),
+        Op::ClsPool => Box::new(ClsPool { name }),
     })
 }

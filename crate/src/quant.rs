@@ -67,6 +67,28 @@ pub fn dorefa_code8(w: f32, max_abs_tanh: f32) -> u8 {
     (t * 256.0).floor().clamp(0.0, 255.0) as u8
 }
 
+/// 8-bit code of a float weight on the mid-rise grid of scale `e` (`weight_value`'s levels):
+/// `w / e` in [-1, 1] cut into 256 equal intervals, so a pretrained weight imported this way
+/// truncates to every width like a trained one.
+#[inline]
+pub fn linear_code8(w: f32, e: f32) -> u8 {
+    let t = if e > 0.0 { w / (2.0 * e) + 0.5 } else { 0.5 };
+    (t * 256.0).floor().clamp(0.0, 255.0) as u8
+}
+
+/// The least-squares scale of a row of weights `w` given their `bits`-bit codes: the `E` that
+/// minimises `Σ (w - weight_value(c, bits, E))^2`, so that each width of an imported (untrained)
+/// model fits its coarser levels as well as one scale can.
+pub fn fit_scale(w: &[f32], codes8: &[u8], bits: Bits) -> f32 {
+    let (mut num, mut den) = (0f64, 0f64);
+    for (&x, &c) in w.iter().zip(codes8) {
+        let v = weight_value(derive_code(c, bits), bits, 1.0) as f64;
+        num += x as f64 * v;
+        den += v * v;
+    }
+    if den > 0.0 { (num / den).max(0.0) as f32 } else { 0.0 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

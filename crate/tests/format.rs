@@ -184,6 +184,7 @@ fn model_without_quantized_layers() {
         version: 1,
         name: "affine only".into(),
         input_shape: vec![1, 1, 2],
+        text: None,
         labels: None,
         widths: vec![Width::new(3, 5).unwrap()],
         nodes: vec![

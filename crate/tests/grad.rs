@@ -302,6 +302,7 @@ fn flip_model() -> (Vec<u8>, Vec<f32>, f32) {
         version: format::FORMAT_VERSION,
         name: "flips".into(),
         input_shape: vec![1, 1, 4],
+        text: None,
         labels: None,
         widths: vec![format::Width::new(8, 8).unwrap()],
         nodes: vec![

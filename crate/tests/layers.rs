@@ -28,6 +28,7 @@ fn params(rng: &mut Rng, outputs: usize, bias: bool) -> WidthParams {
         wscale: rng.f32(0.05, 0.5),
         clip: rng.f32(0.5, 3.0),
         bias: bias.then(|| rng.floats(outputs, -1.0, 1.0)),
+        row_scales: None,
     }
 }
 
@@ -159,7 +160,7 @@ fn dense_matches_reference_and_flattens_hwc() {
 
 #[test]
 fn quantized_layers_reject_wrong_shapes_and_unset_width() {
-    let q = QuantWeights::new("c", vec![0; 2 * 9 * 3], 1, 2, 27, Precision::Model, vec![WidthParams { wscale: 1.0, clip: 1.0, bias: None }]).unwrap();
+    let q = QuantWeights::new("c", vec![0; 2 * 9 * 3], 1, 2, 27, Precision::Model, vec![WidthParams { wscale: 1.0, clip: 1.0, bias: None, row_scales: None }]).unwrap();
     let mut conv = Conv2d::new(q, [3, 3], [1, 1], [0; 4], [1, 1], 3).unwrap();
     let x = Tensor::zeros(vec![5, 5, 3]);
     let err = conv.forward(&[&x], &mut Context::default()).unwrap_err();
@@ -175,7 +176,7 @@ fn quantized_layers_reject_wrong_shapes_and_unset_width() {
     let err = QuantWeights::new("c", vec![0; 10], 1, 2, 27, Precision::Model, vec![]).err().unwrap();
     assert_eq!(err.kind(), ErrorKind::BadShape);
     // A non-positive clip.
-    let err = QuantWeights::new("c", vec![0; 54], 1, 2, 27, Precision::Model, vec![WidthParams { wscale: 1.0, clip: 0.0, bias: None }]).err().unwrap();
+    let err = QuantWeights::new("c", vec![0; 54], 1, 2, 27, Precision::Model, vec![WidthParams { wscale: 1.0, clip: 0.0, bias: None, row_scales: None }]).err().unwrap();
     assert_eq!(err.kind(), ErrorKind::BadValue);
 }
 

@@ -30,6 +30,7 @@ fn graph() -> Graph {
         version: FORMAT_VERSION,
         name: "wiring-test".into(),
         input_shape: vec![6, 6, 1],
+        text: None,
         labels: Some(vec!["a".into(), "b".into(), "c".into()]),
         widths: WIDTHS.iter().map(|&n| Width::new(n, n).unwrap()).collect(),
         nodes: vec![
@@ -88,7 +89,7 @@ fn by_hand(f: &Fixture, width_index: usize, x: &[f32]) -> Vec<f32> {
         WIDTHS
             .iter()
             .map(|&n| b(n))
-            .map(|b| WidthParams { wscale: t(name, b, "wscale")[0], clip: t(name, b, "clip")[0], bias: bias.then(|| t(name, b, "bias")) })
+            .map(|b| WidthParams { wscale: t(name, b, "wscale")[0], clip: t(name, b, "clip")[0], bias: bias.then(|| t(name, b, "bias")), row_scales: None })
             .collect()
     };
     let width = Width::new(WIDTHS[width_index], WIDTHS[width_index]).unwrap();

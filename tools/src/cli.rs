@@ -42,6 +42,43 @@ pub enum Command {
     /// rate, L2 and Linf of the successful examples, time per image; the last line printed is one
     /// JSON object.
     Attack(Box<AttackArgs>),
+    /// Import a pretrained BERT-layout text encoder (a Hugging Face folder with config.json,
+    /// model.safetensors and vocab.txt) into one `.anybit` file for every width, vocabulary and
+    /// tokenizer settings included (docs/TEXT.md).
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The folder: config.json, model.safetensors, vocab.txt, and tokenizer.json where present
+    /// (for MiniLM-L6: scripts/fetch-minilm.sh fetches it).
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
+    /// The `.anybit` file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Model name in the file [default: the folder's name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Longest input in tokens, [CLS] and [SEP] included; longer texts are truncated and the
+    /// truncation reported [default: the folder's max_seq_length, else its tokenizer's
+    /// truncation length, else the position table's size].
+    #[arg(long)]
+    pub max_tokens: Option<usize>,
+    /// Bits per value of the word-embedding rows (positions and types take 8).
+    #[arg(long, default_value = "5", value_parser = parse_bits)]
+    pub embed_bits: Bits,
+    /// How token vectors become the output.
+    #[arg(long, value_enum, default_value = "mean")]
+    pub pooling: crate::import::Pooling,
+    /// Widths the file serves.
+    #[arg(long, default_value = "8,7,6,5,4,3,2,1", value_parser = parse_widths)]
+    pub widths: ::std::vec::Vec<Bits>,
+}
+
+fn parse_bits(s: &str) -> Result<Bits, String> {
+    let b: u8 = s.trim().parse().map_err(|_| format!("`{s}` is not a bit width (an integer in 1..=8)"))?;
+    Bits::new(b).map_err(|_| format!("{b} bits must be in 1..=8"))
 }
 
 #[derive(Debug, Args)]

@@ -110,6 +110,7 @@ pub fn build(
         version: FORMAT_VERSION,
         name: name.into(),
         input_shape: net.input.to_vec(),
+        text: None,
         labels,
         widths: widths.iter().map(|&w| Width { w, a: net.act_bits[w.count() - 1] }).collect(),
         nodes,

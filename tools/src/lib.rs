@@ -6,6 +6,7 @@ pub mod attack;
 pub mod cli;
 pub mod data;
 pub mod evaluate;
+pub mod import;
 pub mod export;
 pub mod net;
 pub mod ops;

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anybit::Bits;
-use anybit_tools::cli::{AttackArgs, Cli, Command, EvalArgs, ExportArgs, ExportOpts, FixtureArgs, TrainArgs, UpgradeArgs};
+use anybit_tools::cli::{AttackArgs, Cli, Command, EvalArgs, ExportArgs, ExportOpts, FixtureArgs, ImportArgs, TrainArgs, UpgradeArgs};
 use anybit_tools::data::{self, Split};
 use anybit_tools::train::{self, Trainer};
 use anybit_tools::{evaluate, tune_allocator};
@@ -22,6 +22,7 @@ fn main() {
         Command::Fixture(a) => cmd_fixture(a),
         Command::Upgrade(a) => cmd_upgrade(a),
         Command::Attack(a) => cmd_attack(*a),
+        Command::Import(a) => cmd_import(a),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");
@@ -228,5 +229,33 @@ fn cmd_attack(a: AttackArgs) -> Result<()> {
         obj.extend(std::mem::take(rest));
     }
     println!("{}", serde_json::Value::Object(obj));
+    Ok(())
+}
+
+fn cmd_import(a: ImportArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let opts = anybit_tools::import::ImportOptions {
+        dir: a.from.clone(),
+        name: a.name,
+        max_tokens: a.max_tokens,
+        embed_bits: a.embed_bits,
+        pooling: a.pooling,
+        widths: a.widths.clone(),
+    };
+    println!("importing {} (widths {}, word embeddings at {} bits)", a.from.display(), list(&a.widths), a.embed_bits);
+    let m = anybit_tools::import::import(&opts)?;
+    std::fs::write(&a.out, &m.bytes).with_context(|| format!("writing {}", a.out.display()))?;
+    let text = m.graph.text.as_ref().expect("an import is a text model");
+    println!(
+        "wrote {} ({} bytes): {} parameters, vocabulary {}, up to {} tokens; embedding table {} bytes, {} bytes per bit plane ({:.1} s)",
+        a.out.display(),
+        m.bytes.len(),
+        m.params,
+        text.vocab.len(),
+        m.max_tokens,
+        m.table_bytes,
+        m.plane_bytes,
+        t0.elapsed().as_secs_f64()
+    );
     Ok(())
 }

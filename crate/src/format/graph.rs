@@ -27,7 +27,12 @@ pub struct Graph {
     pub version: u32,
     pub name: String,
     /// Input tensor shape without the batch dimension, NHWC order: [height, width, channels].
+    /// A text model's input is `[max_tokens, 3]`: per token its id, its type and its attention
+    /// mask (1 attends, 0 is padding); it runs on any length from 1 to `max_tokens`.
     pub input_shape: Vec<usize>,
+    /// A text model's vocabulary and tokenizer settings, so that one file is all a page needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<Text>,
     /// Optional class names, one per output logit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<String>>,
@@ -53,6 +58,24 @@ pub struct Graph {
 pub struct Digests {
     pub tensors: String,
     pub planes: Vec<String>,
+}
+
+/// What a text model carries besides its weights: the WordPiece vocabulary (ids are indices)
+/// and the tokenizer's settings (`crate::text`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Text {
+    pub vocab: Vec<String>,
+    pub tokenizer: crate::text::TokenizerConfig,
+}
+
+/// A run of consecutive rows of an embedding table stored at one bit width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowBits {
+    /// Rows in this run.
+    pub rows: usize,
+    pub bits: Bits,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,21 +174,52 @@ pub enum Op {
     Add,
     Flatten,
     Softmax,
+    /// Per-token fully connected layer on `[tokens, in]` (or `[in]`): weights follow the model
+    /// width with per-output-channel scales (`{node}.w{b}.wscale` is `[out]`), activations are
+    /// quantized per token to `a` bits over the token's own range (dynamic, asymmetric), and the
+    /// bias `{node}.bias` is shared by all widths.
+    Linear { weight: QuantWeight },
+    /// Normalizes each token over the last dimension, then a per-width affine
+    /// (`{node}.w{b}.scale`, `.bias`).
+    LayerNorm { eps: f32 },
+    /// `x * Phi(x)` with the Gaussian CDF (the erf form BERT uses).
+    Gelu,
+    /// Token + position + token-type embeddings of the graph input `[tokens, 3]`. The three
+    /// tables are one stack of `vocab + positions + types` rows of `hidden` values, each row
+    /// stored as `bits`-bit codes `q` standing for `lo + step * q` (`codes.{node}`,
+    /// `{node}.lo`, `{node}.step`); `rows` gives the bits of consecutive runs of rows.
+    Embed { vocab: usize, positions: usize, types: usize, hidden: usize, rows: Vec<RowBits> },
+    /// Multi-head self-attention: inputs `[q, k, v, "input"]`, the last for the padding mask;
+    /// softmax(q k^T / sqrt(head size)) v per head, in f32.
+    Attention { heads: usize },
+    /// Mean over the tokens whose mask is 1: inputs `[x, "input"]`, output `[hidden]`.
+    MeanPool,
+    /// The first token's vector (`[CLS]`): output `[hidden]`.
+    ClsPool,
 }
 
 impl Op {
     /// The quantized weight of a `conv2d` or `dense` node.
     pub fn weight(&self) -> Option<&QuantWeight> {
         match self {
-            Op::Conv2d { weight, .. } | Op::Dense { weight } => Some(weight),
+            Op::Conv2d { weight, .. } | Op::Dense { weight } | Op::Linear { weight } => Some(weight),
             _ => None,
         }
     }
 
     pub(super) fn weight_mut(&mut self) -> Option<&mut QuantWeight> {
         match self {
-            Op::Conv2d { weight, .. } | Op::Dense { weight } => Some(weight),
+            Op::Conv2d { weight, .. } | Op::Dense { weight } | Op::Linear { weight } => Some(weight),
             _ => None,
         }
+    }
+}
+
+impl RowBits {
+    /// Bytes of a table of `hidden`-wide rows stored in these runs (rows packed back to back,
+    /// least significant bit first), or `None` on overflow.
+    pub fn table_bytes(runs: &[RowBits], hidden: usize) -> Option<usize> {
+        let bits = runs.iter().try_fold(0usize, |acc, r| acc.checked_add(r.rows.checked_mul(hidden)?.checked_mul(r.bits.count())?))?;
+        Some(bits.div_ceil(8))
     }
 }

@@ -29,8 +29,10 @@ pub(crate) struct CheckedGraph<'g> {
     pub inputs: Vec<Vec<usize>>,
     /// `has_width[b]`: the model supports weight width b.
     pub has_width: [bool; 9],
-    /// How many per-width F32 tensors the file must hold.
+    /// How many F32 tensors the file must hold (per-width ones and shared ones).
     pub tensor_count: usize,
+    /// The embedding nodes' packed tables: (node index, bytes of `codes.{node}`).
+    pub tables: Vec<(usize, usize)>,
 }
 
 /// Reads only `format` and `version`, ignoring everything else, so that a file from a newer
@@ -66,7 +68,7 @@ pub(crate) fn check_graph(g: &Graph) -> Result<CheckedGraph<'_>> {
     if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&g.version) {
         bail!(ErrorKind::UnsupportedVersion, "format version {} is not supported", g.version);
     }
-    check_input_shape(&g.input_shape)?;
+    check_input_shape(g)?;
 
     let mut has_width = [false; 9];
     if g.widths.is_empty() {
@@ -104,6 +106,7 @@ pub(crate) fn check_graph(g: &Graph) -> Result<CheckedGraph<'_>> {
     let mut inputs = Vec::with_capacity(g.nodes.len());
     let (mut layers, mut fixed) = (Vec::new(), Vec::new());
     let mut tensor_count = 0usize;
+    let mut tables = Vec::new();
     for (i, node) in g.nodes.iter().enumerate() {
         let name = node.name.as_str();
         if !valid_node_name(name) {
@@ -115,6 +118,8 @@ pub(crate) fn check_graph(g: &Graph) -> Result<CheckedGraph<'_>> {
         // Inputs are checked before inserting this node, so a node cannot read itself.
         let arity_ok = match node.op {
             Op::Add => (2..=MAX_ADD_INPUTS).contains(&node.inputs.len()),
+            Op::Attention { .. } => node.inputs.len() == 4,
+            Op::MeanPool => node.inputs.len() == 2,
             _ => node.inputs.len() == 1,
         };
         if !arity_ok {
@@ -136,30 +141,70 @@ pub(crate) fn check_graph(g: &Graph) -> Result<CheckedGraph<'_>> {
             };
             values.push(value);
         }
+        // The token ids, types and mask exist only in the graph input, so the nodes that read them
+        // must be wired to it.
+        let reads_mask = match node.op {
+            Op::Embed { .. } => Some(0),
+            Op::Attention { .. } => Some(3),
+            Op::MeanPool => Some(1),
+            _ => None,
+        };
+        if let Some(k) = reads_mask {
+            if g.text.is_none() || values[k] != 0 {
+                bail!(
+                    ErrorKind::BadGraph,
+                    "node {name}: input #{k} must be \"input\" of a text model (the token ids, types and mask)"
+                );
+            }
+        }
         inputs.push(values);
         if node_index.insert(name, i).is_some() {
             bail!(ErrorKind::BadGraph, "node name {name:?} is used twice");
         }
-        let per_width = check_op(name, &node.op)?;
+        let (per_width, shared) = check_op(name, &node.op)?;
+        if let Op::Embed { vocab, positions, rows, hidden, .. } = &node.op {
+            let Some(text) = &g.text else { unreachable!("checked with the inputs") };
+            if *vocab != text.vocab.len() || *positions < g.input_shape[0] {
+                bail!(
+                    ErrorKind::BadGraph,
+                    "node {name}: {vocab} word rows and {positions} positions, for a vocabulary of {} and inputs of up to {} tokens",
+                    text.vocab.len(),
+                    g.input_shape[0]
+                );
+            }
+            // check_op bounded the table.
+            tables.push((i, super::graph::RowBits::table_bytes(rows, *hidden).unwrap_or(0)));
+        }
         if let Some(w) = node.op.weight() {
             let count = weight_count(name, w)?;
             let store = if in_fixed_store(g.version, w.precision) { &mut fixed } else { &mut layers };
             store.push(Layer { node: i, offset: w.code_offset, count });
         }
-        tensor_count += per_width * n_widths;
+        tensor_count += per_width * n_widths + shared;
     }
 
     let code_end = check_code_ranges(g, layers)?;
     let fixed_end = check_code_ranges(g, fixed)?;
-    Ok(CheckedGraph { code_end, fixed_end, node_index, inputs, has_width, tensor_count })
+    Ok(CheckedGraph { code_end, fixed_end, node_index, inputs, has_width, tensor_count, tables })
 }
 
-fn check_input_shape(shape: &[usize]) -> Result<()> {
-    if shape.len() != 3 || shape.contains(&0) {
-        bail!(
+fn check_input_shape(g: &Graph) -> Result<()> {
+    let shape = g.input_shape.as_slice();
+    match &g.text {
+        None if shape.len() != 3 || shape.contains(&0) => bail!(
             ErrorKind::BadShape,
             "input_shape {shape:?} must be [height, width, channels], nonzero"
-        );
+        ),
+        Some(_) if !matches!(shape, &[n, 3] if (1..=MAX_TOKENS).contains(&n)) => bail!(
+            ErrorKind::BadShape,
+            "a text model's input_shape {shape:?} must be [max_tokens, 3] with max_tokens in 1..={MAX_TOKENS}"
+        ),
+        Some(text) if text.vocab.is_empty() || text.vocab.len() > MAX_VOCAB => bail!(
+            ErrorKind::LimitExceeded,
+            "a vocabulary of {} tokens is outside 1..={MAX_VOCAB}",
+            text.vocab.len()
+        ),
+        _ => {}
     }
     let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     match n {
@@ -171,8 +216,9 @@ fn check_input_shape(shape: &[usize]) -> Result<()> {
     }
 }
 
-/// Checks one op's own parameters; returns how many F32 tensors it has per width.
-fn check_op(name: &str, op: &Op) -> Result<usize> {
+/// Checks one op's own parameters; returns how many F32 tensors it has per width and how many
+/// shared by all widths.
+fn check_op(name: &str, op: &Op) -> Result<(usize, usize)> {
     match op {
         Op::Conv2d { weight, stride, padding, dilation, groups } => {
             let s = &weight.shape;
@@ -199,7 +245,7 @@ fn check_op(name: &str, op: &Op) -> Result<usize> {
             if in_g.checked_mul(*groups).is_none_or(|c| c > MAX_CHANNELS) || out > MAX_CHANNELS {
                 bail!(ErrorKind::LimitExceeded, "conv {name}: channels exceed {MAX_CHANNELS}");
             }
-            Ok(2 + weight.bias as usize)
+            Ok((2 + weight.bias as usize, 0))
         }
         Op::Dense { weight } => {
             let s = &weight.shape;
@@ -209,7 +255,51 @@ fn check_op(name: &str, op: &Op) -> Result<usize> {
                     "dense {name}: weight shape {s:?} must be [out, in], nonzero"
                 );
             }
-            Ok(2 + weight.bias as usize)
+            Ok((2 + weight.bias as usize, 0))
+        }
+        Op::Linear { weight } => {
+            let s = &weight.shape;
+            if s.len() != 2 || s.contains(&0) || s[0] > MAX_CHANNELS || s[1] > MAX_CHANNELS {
+                bail!(
+                    ErrorKind::BadShape,
+                    "linear {name}: weight shape {s:?} must be [out, in], each in 1..={MAX_CHANNELS}"
+                );
+            }
+            Ok((1, weight.bias as usize))
+        }
+        Op::LayerNorm { eps } => {
+            if !(eps.is_finite() && *eps > 0.0 && *eps <= 1.0) {
+                bail!(ErrorKind::BadValue, "layer_norm {name}: eps {eps} must be in (0, 1]");
+            }
+            Ok((2, 0))
+        }
+        Op::Embed { vocab, positions, types, hidden, rows } => {
+            let all = [*vocab, *positions, *types, *hidden];
+            if all.contains(&0) || *hidden > MAX_CHANNELS || *positions > MAX_TOKENS || *types > MAX_TOKEN_TYPES || *vocab > MAX_VOCAB {
+                bail!(
+                    ErrorKind::BadShape,
+                    "embed {name}: vocab {vocab}, positions {positions}, types {types} and hidden {hidden} must be nonzero \
+                     and at most {MAX_VOCAB}, {MAX_TOKENS}, {MAX_TOKEN_TYPES} and {MAX_CHANNELS}"
+                );
+            }
+            let listed = rows.iter().try_fold(0usize, |a, r| a.checked_add(r.rows));
+            if listed != Some(vocab + positions + types) || rows.iter().any(|r| r.rows == 0) {
+                bail!(
+                    ErrorKind::BadShape,
+                    "embed {name}: the row runs must be nonempty and cover the {} rows of the three tables",
+                    vocab + positions + types
+                );
+            }
+            if super::graph::RowBits::table_bytes(rows, *hidden).is_none_or(|b| b > MAX_CODES) {
+                bail!(ErrorKind::LimitExceeded, "embed {name}: the table exceeds {MAX_CODES} bytes");
+            }
+            Ok((0, 2))
+        }
+        Op::Attention { heads } => {
+            if *heads == 0 || *heads > MAX_CHANNELS {
+                bail!(ErrorKind::BadValue, "attention {name}: {heads} heads");
+            }
+            Ok((0, 0))
         }
         Op::MaxPool { kernel, stride, padding } | Op::AvgPool { kernel, stride, padding } => {
             if kernel[0] > MAX_KERNEL || kernel[1] > MAX_KERNEL {
@@ -219,7 +309,7 @@ fn check_op(name: &str, op: &Op) -> Result<usize> {
                 );
             }
             check_window(name, *kernel, *stride, *padding, [1, 1])?;
-            Ok(0)
+            Ok((0, 0))
         }
         Op::Clamp { min, max } => {
             if !min.is_finite() || !max.is_finite() || min > max {
@@ -228,10 +318,18 @@ fn check_op(name: &str, op: &Op) -> Result<usize> {
                     "clamp {name}: bounds [{min}, {max}] must be finite and ordered"
                 );
             }
-            Ok(0)
+            Ok((0, 0))
         }
-        Op::Affine => Ok(2),
-        Op::GlobalAvgPool | Op::Relu | Op::Relu6 | Op::Add | Op::Flatten | Op::Softmax => Ok(0),
+        Op::Affine => Ok((2, 0)),
+        Op::GlobalAvgPool
+        | Op::Relu
+        | Op::Relu6
+        | Op::Add
+        | Op::Flatten
+        | Op::Softmax
+        | Op::Gelu
+        | Op::MeanPool
+        | Op::ClsPool => Ok((0, 0)),
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::error::Category;
 
 use super::graph_check::{check_graph, parse_graph, CheckedGraph};
 use super::limits::{MAX_CHANNELS, MAX_HEADER_LEN};
-use super::names::{plane_name, width_tensor, BIAS, CLIP, FIXED8, PLANES, SCALE, WSCALE};
+use super::names::{plane_name, shared_tensor, table_name, width_tensor, BIAS, CLIP, FIXED8, LO, PLANES, SCALE, SHARED, STEP, WSCALE};
 use crate::bail;
 use crate::error::{Error, ErrorKind, Result};
 use super::graph::{Graph, Op};
@@ -50,6 +50,8 @@ pub(crate) struct Header {
     pub fixed_start: usize,
     pub fixed_len: usize,
     pub f32s: Vec<F32Entry>,
+    /// The embedding nodes' packed tables: (node name, start, end).
+    pub tables: Vec<(String, usize, usize)>,
     /// End of the header (start of the data section).
     pub data_start: usize,
 }
@@ -115,12 +117,12 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header> {
     }
     let cg = check_graph(&graph)?;
     let (f32s, u8s) = check_table(&graph, &cg, &meta, data_start)?;
-    let U8Layout { fixed_start, fixed_len, planes_start, plane_len } = u8s;
+    let U8Layout { fixed_start, fixed_len, planes_start, plane_len, tables } = u8s;
     let Some(total_len) = data_start.checked_add(meta.data_len()) else {
         bail!(ErrorKind::BadLayout, "data section length overflows");
     };
     let inputs = cg.inputs;
-    Ok(Header { graph, inputs, total_len, planes_start, plane_len, fixed_start, fixed_len, f32s, data_start })
+    Ok(Header { graph, inputs, total_len, planes_start, plane_len, fixed_start, fixed_len, f32s, tables, data_start })
 }
 
 /// Where the U8 data lies: the `fixed8` codes (version 2) and then the planes.
@@ -129,6 +131,7 @@ pub(crate) struct U8Layout {
     pub fixed_len: usize,
     pub planes_start: usize,
     pub plane_len: usize,
+    pub tables: Vec<(String, usize, usize)>,
 }
 
 /// Checks the tensor table against the graph: exactly the required F32 tensors with their shapes,
@@ -143,7 +146,9 @@ fn check_table(
     let names = meta.offset_keys();
     let plane_len = cg.code_end.div_ceil(8);
     let has_fixed = graph.version >= 2;
-    let n_u8 = PLANES as usize + has_fixed as usize;
+    let table_names: Vec<(String, usize)> =
+        cg.tables.iter().map(|&(node, bytes)| (table_name(&graph.nodes[node].name), bytes)).collect();
+    let n_u8 = PLANES as usize + has_fixed as usize + table_names.len();
     if names.len() < n_u8 {
         bail!(
             ErrorKind::BadLayout,
@@ -152,7 +157,11 @@ fn check_table(
         );
     }
     let n_f32 = names.len() - n_u8;
-    let is_u8_name = |name: &str| (has_fixed && name == FIXED8) || (0..PLANES).any(|b| name == plane_name(b));
+    let table_of = |name: &str| table_names.iter().position(|(t, _)| t == name);
+    let is_u8_name = |name: &str| {
+        (has_fixed && name == FIXED8) || (0..PLANES).any(|b| name == plane_name(b)) || table_of(name).is_some()
+    };
+    let mut tables: Vec<(String, usize, usize)> = Vec::new();
     let mut f32s = Vec::with_capacity(n_f32);
     let mut channels: HashMap<usize, usize> = HashMap::new();
     // (start, end) of the fixed8 tensor and of each plane by bit.
@@ -181,7 +190,12 @@ fn check_table(
             if info.dtype != Dtype::U8 {
                 bail!(ErrorKind::BadLayout, "{name:?} has dtype {:?}, expected U8", info.dtype);
             }
-            let want = if name == FIXED8 { cg.fixed_end } else { plane_len };
+            let table = table_of(name);
+            let want = match table {
+                Some(t) => table_names[t].1,
+                None if name == FIXED8 => cg.fixed_end,
+                None => plane_len,
+            };
             if info.shape != [want] {
                 bail!(
                     ErrorKind::BadLayout,
@@ -189,7 +203,10 @@ fn check_table(
                     info.shape
                 );
             }
-            if name == FIXED8 {
+            if let Some(t) = table {
+                let node = &graph.nodes[cg.tables[t].0].name;
+                tables.push((node.clone(), start, end));
+            } else if name == FIXED8 {
                 fixed = Some((start, end));
             } else if let Some(bit) = (0..PLANES).find(|&b| *name == plane_name(b)) {
                 planes[bit as usize] = Some(start);
@@ -243,7 +260,11 @@ fn check_table(
         );
     }
     let fixed_start = if fixed_start == fixed_end { planes_start } else { fixed_start };
-    Ok((f32s, U8Layout { fixed_start, fixed_len: fixed_end - fixed_start, planes_start, plane_len }))
+    // Tables are part of the tensors section that every prefix holds.
+    if let Some((name, _, _)) = tables.iter().find(|&&(_, _, end)| end > fixed_start) {
+        bail!(ErrorKind::BadLayout, "the table of {name:?} must come before {FIXED8:?} and the planes");
+    }
+    Ok((f32s, U8Layout { fixed_start, fixed_len: fixed_end - fixed_start, planes_start, plane_len, tables }))
 }
 
 /// The shape and value rule a per-width tensor must have, from its name.
@@ -257,15 +278,31 @@ fn expected(
     let unknown = || Error::new(ErrorKind::BadLayout, format!("unknown tensor {name:?}"));
     let (rest, suffix) = name.rsplit_once('.').ok_or_else(unknown)?;
     let (node_name, wpart) = rest.rsplit_once('.').ok_or_else(unknown)?;
+    let &node = cg.node_index.get(node_name).ok_or_else(unknown)?;
+    let op = &graph.nodes[node].op;
+    if wpart == SHARED {
+        return match (op, suffix) {
+            (Op::Linear { weight }, BIAS) if weight.bias => Ok((vec![weight.shape[0]], Rule::Finite)),
+            (Op::Embed { vocab, positions, types, .. }, LO | STEP) => {
+                let rule = if suffix == STEP { Rule::NonNegative } else { Rule::Finite };
+                Ok((vec![vocab + positions + types], rule))
+            }
+            _ => Err(unknown()),
+        };
+    }
     let width = match wpart.as_bytes() {
         [b'w', d @ b'1'..=b'8'] => (d - b'0') as usize,
         _ => return Err(unknown()),
     };
-    let &node = cg.node_index.get(node_name).ok_or_else(unknown)?;
     if !cg.has_width[width] {
         return Err(unknown());
     }
-    let op = &graph.nodes[node].op;
+    if let Op::Linear { weight } = op {
+        return match suffix {
+            WSCALE => Ok((vec![weight.shape[0]], Rule::NonNegative)),
+            _ => Err(unknown()),
+        };
+    }
     if let Some(w) = op.weight() {
         return match suffix {
             WSCALE => Ok((vec![1], Rule::NonNegative)),
@@ -274,7 +311,7 @@ fn expected(
             _ => Err(unknown()),
         };
     }
-    if matches!(op, Op::Affine) && (suffix == SCALE || suffix == BIAS) {
+    if matches!(op, Op::Affine | Op::LayerNorm { .. }) && (suffix == SCALE || suffix == BIAS) {
         // The channel count is not in the graph: the first tensor of the node fixes it.
         let c = match actual {
             [c] if (1..=MAX_CHANNELS).contains(c) => *c,
@@ -291,10 +328,22 @@ fn expected(
 
 fn first_missing(graph: &Graph, meta: &Metadata) -> Option<String> {
     for node in &graph.nodes {
+        let shared: &[&str] = match &node.op {
+            Op::Linear { weight } if weight.bias => &[BIAS],
+            Op::Embed { .. } => &[LO, STEP],
+            _ => &[],
+        };
+        for s in shared {
+            let name = shared_tensor(&node.name, s);
+            if meta.info(&name).is_none() {
+                return Some(name);
+            }
+        }
         let suffixes: &[&str] = match &node.op {
+            Op::Linear { .. } => &[WSCALE],
             op if op.weight().is_some_and(|w| w.bias) => &[WSCALE, CLIP, BIAS],
             op if op.weight().is_some() => &[WSCALE, CLIP],
-            Op::Affine => &[SCALE, BIAS],
+            Op::Affine | Op::LayerNorm { .. } => &[SCALE, BIAS],
             _ => &[],
         };
         for w in &graph.widths {

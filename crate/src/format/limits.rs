@@ -17,3 +17,9 @@ pub const MAX_CHANNELS: usize = 1 << 16;
 pub const MAX_ADD_INPUTS: usize = 16;
 /// Largest input tensor (height * width * channels).
 pub const MAX_INPUT_ELEMS: usize = 1 << 24;
+/// Longest token sequence a text model may take (and rows of its position table).
+pub const MAX_TOKENS: usize = 8192;
+/// Largest vocabulary of a text model.
+pub const MAX_VOCAB: usize = 1 << 20;
+/// Largest number of token types (segments) of a text model.
+pub const MAX_TOKEN_TYPES: usize = 16;

@@ -27,7 +27,7 @@ use graph::in_fixed_store;
 use header::{parse_header, Rule};
 
 pub use graph::{
-    Digests, EvalResult, Graph, Node, Op, Precision, QuantWeight, Width, FORMAT_NAME, FORMAT_VERSION,
+    Digests, EvalResult, Graph, Node, Op, Precision, QuantWeight, RowBits, Text, Width, FORMAT_NAME, FORMAT_VERSION,
     MIN_FORMAT_VERSION,
 };
 pub use header::{header_len, METADATA_KEY};
@@ -55,6 +55,8 @@ pub struct ModelFile {
     fixed8: Vec<u8>,
     planes_present: u8,
     tensors: BTreeMap<String, F32Tensor>,
+    /// The embedding nodes' packed tables, by node name.
+    tables: BTreeMap<String, Vec<u8>>,
     layout: Layout,
 }
 
@@ -127,6 +129,21 @@ impl ModelFile {
     }
 
     /// The per-width tensor `"{node}.w{width}.{suffix}"`.
+    /// A tensor shared by all widths (`names::shared_tensor`).
+    pub fn shared_tensor(&self, node: &str, suffix: &str) -> Result<&F32Tensor> {
+        let name = names::shared_tensor(node, suffix);
+        self.tensors.get(&name).ok_or_else(|| {
+            Error::new(ErrorKind::BadGraph, format!("tensor {name:?} is not in the file"))
+        })
+    }
+
+    /// The packed table of an `embed` node (`names::table_name`).
+    pub fn table(&self, node: &str) -> Result<&[u8]> {
+        self.tables.get(node).map(|t| t.as_slice()).ok_or_else(|| {
+            Error::new(ErrorKind::BadGraph, format!("the table of {node:?} is not in the file"))
+        })
+    }
+
     pub fn tensor(&self, node: &str, width: Bits, suffix: &str) -> Result<&F32Tensor> {
         let name = width_tensor(node, width, suffix);
         self.tensors.get(&name).ok_or_else(|| {
@@ -226,7 +243,8 @@ fn read_parsed(bytes: &[u8], h: header::Header, min_planes: u8) -> Result<ModelF
     // byte) are bounded by 8 * bytes.len().
     let codes = planes::unpack(&planes, h.plane_len);
     let fixed8 = bytes[h.fixed_start..h.fixed_start + h.fixed_len].to_vec();
-    Ok(ModelFile { graph: h.graph, inputs: h.inputs, codes, fixed8, planes_present: present, tensors, layout })
+    let tables = h.tables.iter().map(|(node, s, e)| (node.clone(), bytes[*s..*e].to_vec())).collect();
+    Ok(ModelFile { graph: h.graph, inputs: h.inputs, codes, fixed8, planes_present: present, tensors, tables, layout })
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -273,6 +291,17 @@ pub fn write(
     codes: &[u8],
     tensors: &BTreeMap<String, F32Tensor>,
 ) -> Result<Vec<u8>> {
+    write_with_tables(graph, codes, tensors, &BTreeMap::new())
+}
+
+/// [`write`] for a graph with `embed` nodes: `tables` holds each one's packed table by node name
+/// (`names::table_name` in the file).
+pub fn write_with_tables(
+    graph: &Graph,
+    codes: &[u8],
+    tensors: &BTreeMap<String, F32Tensor>,
+    tables: &BTreeMap<String, Vec<u8>>,
+) -> Result<Vec<u8>> {
     let (graph, plane_codes, fixed_codes) = lay_out(graph, codes)?;
     let graph = &graph;
     let cg = graph_check::check_graph(graph)?;
@@ -304,6 +333,13 @@ pub fn write(
             name.clone(),
             TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(st_err)?,
         ));
+    }
+    for (node, table) in tables {
+        let name = names::table_name(node);
+        if tensors.contains_key(&name) {
+            bail!(ErrorKind::InvalidArgument, "{name:?} is reserved for the table of {node:?}");
+        }
+        views.push((name, TensorView::new(Dtype::U8, vec![table.len()], table).map_err(st_err)?));
     }
     if tensors.contains_key(FIXED8) {
         bail!(ErrorKind::InvalidArgument, "{FIXED8:?} is reserved for the fixed 8-bit codes");
@@ -380,5 +416,5 @@ pub fn upgrade(bytes: &[u8]) -> Result<Vec<u8>> {
         w.code_offset = codes.len();
         codes.extend_from_slice(layer);
     }
-    write(&graph, &codes, &file.tensors)
+    write_with_tables(&graph, &codes, &file.tensors, &file.tables)
 }

@@ -25,6 +25,23 @@ pub const CLIP: &str = "clip";
 pub const BIAS: &str = "bias";
 pub const SCALE: &str = "scale";
 
+/// Shared-tensor suffixes of an `embed` node: each row's offset and step.
+pub const LO: &str = "lo";
+pub const STEP: &str = "step";
+
+/// Name of a tensor shared by all widths: `"{node}.shared.{suffix}"`. The `shared` segment can
+/// never read as a width segment `w{b}`, so these names cannot collide with per-width ones.
+pub fn shared_tensor(node: &str, suffix: &str) -> String {
+    format!("{node}.{SHARED}.{suffix}")
+}
+pub const SHARED: &str = "shared";
+
+/// Name of the U8 tensor holding an `embed` node's packed table. The `codes.` prefix sorts before
+/// `fixed8.codes` and the planes, so tables lie inside every prefix of the file.
+pub fn table_name(node: &str) -> String {
+    format!("codes.{node}")
+}
+
 /// Name of a per-width tensor: `"{node}.w{width}.{suffix}"`.
 pub fn width_tensor(node: &str, width: Bits, suffix: &str) -> String {
     format!("{node}.w{width}.{suffix}")

@@ -207,3 +207,55 @@ pub fn softmax_in_place(v: &mut [f32]) {
         v.iter_mut().for_each(|x| *x /= sum);
     }
 }
+
+/// GELU, `x * Phi(x)` with the Gaussian CDF in its erf form (BERT's `gelu`, not the tanh
+/// approximation).
+pub struct Gelu {
+    pub name: String,
+}
+
+impl Layer for Gelu {
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        Ok(single(inputs, &self.name)?.to_vec())
+    }
+    fn forward(&self, inputs: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
+        let mut out = single(inputs, &self.name)?.clone();
+        out.data_mut().iter_mut().for_each(|v| *v = gelu(*v));
+        Ok(out)
+    }
+    fn backward(&self, _: &[&Tensor], _: &Tensor, _: &[u32], _: &mut Context) -> Result<Vec<Tensor>> {
+        super::no_backward(&self.name)
+    }
+}
+
+pub fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// The error function (std has none), to f32 precision: the Taylor series below 0.5, where the
+/// complementary form would lose digits, and Numerical Recipes' Chebyshev fit of erfc
+/// (fractional error below 1.2e-7) above.
+pub fn erf(x: f32) -> f32 {
+    let z = x.abs() as f64;
+    if z < 0.5 {
+        // erf(z) = 2/sqrt(pi) * sum (-1)^n z^(2n+1) / (n! (2n+1))
+        let z2 = z * z;
+        let mut term = z;
+        let mut sum = z;
+        for n in 1..12 {
+            term *= -z2 / n as f64;
+            sum += term / (2 * n + 1) as f64;
+        }
+        return (x.signum() as f64 * sum * std::f64::consts::FRAC_2_SQRT_PI) as f32;
+    }
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let erfc = t * poly.exp();
+    (x.signum() as f64 * (1.0 - erfc)) as f32
+}

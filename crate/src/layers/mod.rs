@@ -15,14 +15,20 @@ mod conv;
 mod dense;
 mod elementwise;
 mod float;
+mod linear;
+mod norm;
 mod pool;
 mod quantized;
+pub mod tokens;
 
 pub use conv::Conv2d;
 pub use dense::Dense;
-pub use elementwise::{softmax_in_place, Add, Affine, Clamp, Flatten, Softmax};
+pub use elementwise::{erf, gelu, softmax_in_place, Add, Affine, Clamp, Flatten, Gelu, Softmax};
+pub use linear::Linear;
+pub use norm::{normalize, LayerNorm};
 pub use pool::{GlobalAvgPool, Pool, PoolKind};
-pub use quantized::{QuantWeights, WidthParams};
+pub use quantized::{ActQuant, QuantWeights, WidthParams};
+pub use tokens::{Attention, ClsPool, Embed, MeanPool};
 
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
@@ -142,6 +148,12 @@ pub(crate) fn no_flips(flip: &[u32], layer: &str) -> Result<()> {
         crate::bail!(ErrorKind::InvalidArgument, "{layer} has no gate to flip");
     }
     Ok(())
+}
+
+/// The backward pass of the text layers: attacks and their gradients run on image models; text
+/// models are fine-tuned by the trainer, which has its own autodiff.
+pub(crate) fn no_backward<T>(layer: &str) -> Result<T> {
+    crate::bail!(ErrorKind::InvalidArgument, "{layer}: text layers have no backward pass in the runtime")
 }
 
 /// Checks the number of inputs and returns the only one.

@@ -19,6 +19,18 @@ pub struct WidthParams {
     pub clip: f32,
     /// Optional per-output bias, added after dequantization.
     pub bias: Option<Vec<f32>>,
+    /// Optional per-output-channel factors of `wscale` (a `linear` node's per-channel scales).
+    pub row_scales: Option<Vec<f32>>,
+}
+
+/// How a quantized layer turns its f32 input into activation codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActQuant {
+    /// PACT: clamp to `[0, clip]` (a per-width parameter) and round to `a` bits.
+    Pact,
+    /// Per column (token) over its own range `[lo, hi]`, rounded to `a` bits: for inputs with no
+    /// fixed sign or range, such as a transformer's hidden states.
+    Dynamic,
 }
 
 /// What the current width resolved to: packed weights for each group and the dequantization.
@@ -38,6 +50,10 @@ struct Active {
     step: f32,
     lw: i32,
     bias: Option<Vec<f32>>,
+    row_scales: Option<Vec<f32>>,
+    /// Dynamic activations: `Σ_k (2 c_k - Lw)` of each row, so that a column's offset `lo`
+    /// enters as `lo * rowsum`.
+    row_codes: Vec<i64>,
 }
 
 pub struct QuantWeights {
@@ -50,6 +66,7 @@ pub struct QuantWeights {
     /// 8-bit codes, [groups * rows][depth], row-major.
     codes8: Vec<u8>,
     precision: Precision,
+    acts: ActQuant,
     widths: Vec<WidthParams>,
     active: Option<Active>,
 }
@@ -74,7 +91,8 @@ impl QuantWeights {
         }
         for (i, p) in widths.iter().enumerate() {
             let bias_ok = p.bias.as_ref().is_none_or(|b| b.len() == groups * rows);
-            if !(p.clip > 0.0 && p.clip.is_finite() && p.wscale.is_finite() && bias_ok) {
+            let rows_ok = p.row_scales.as_ref().is_none_or(|r| r.len() == groups * rows && r.iter().all(|v| v.is_finite()));
+            if !(p.clip > 0.0 && p.clip.is_finite() && p.wscale.is_finite() && bias_ok && rows_ok) {
                 crate::bail!(ErrorKind::BadValue, "{name}: invalid parameters for width #{i}");
             }
         }
@@ -85,9 +103,16 @@ impl QuantWeights {
             depth,
             codes8,
             precision,
+            acts: ActQuant::Pact,
             widths,
             active: None,
         })
+    }
+
+    /// The same layer with activations quantized by `acts`.
+    pub fn with_acts(mut self, acts: ActQuant) -> Self {
+        self.acts = acts;
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -125,8 +150,9 @@ impl QuantWeights {
     pub fn param_bytes(&self, width: Width) -> usize {
         let (wbits, abits) = self.bits_at(width);
         let packed = PackedSize::of(self.rows, self.depth, wbits, kernels::best_scheme(wbits, abits)).heap_bytes();
-        let biases: usize = self.widths.iter().filter_map(|p| p.bias.as_ref()).map(|b| b.len() * 4).sum();
-        self.codes8.len() + biases + self.groups * packed
+        let per_row: usize = self.widths.iter().flat_map(|p| [p.bias.as_ref(), p.row_scales.as_ref()]).flatten().map(|b| b.len() * 4).sum();
+        let row_codes = if self.acts == ActQuant::Dynamic { self.outputs() * 8 } else { 0 };
+        self.codes8.len() + per_row + row_codes + self.groups * packed
     }
 
     /// Derive the b-bit codes from the stored 8-bit ones and pack them for the kernel. No file
@@ -140,14 +166,20 @@ impl QuantWeights {
         let group_len = self.rows * self.depth;
         let mut derived = vec![0u8; group_len];
         let mut packed = Vec::with_capacity(self.groups);
+        let lw = quant::levels(wbits) as f32;
+        let mut row_codes = Vec::new();
         for g in 0..self.groups {
             let src = &self.codes8[g * group_len..(g + 1) * group_len];
             for (d, &c) in derived.iter_mut().zip(src) {
                 *d = quant::derive_code(c, wbits);
             }
+            if self.acts == ActQuant::Dynamic {
+                row_codes.extend(derived.chunks_exact(self.depth).map(|row| {
+                    row.iter().map(|&c| 2 * c as i64).sum::<i64>() - lw as i64 * self.depth as i64
+                }));
+            }
             packed.push(PackedWeights::new(&derived, self.rows, self.depth, wbits, scheme)?);
         }
-        let lw = quant::levels(wbits) as f32;
         let la = quant::levels(abits) as f32;
         let n = (1u32 << wbits.get()) as f32;
         self.active = Some(Active {
@@ -158,9 +190,15 @@ impl QuantWeights {
             clip: params.clip,
             wscale: params.wscale,
             float: OnceLock::new(),
-            step: params.wscale * params.clip / (n * la),
+            // Dynamic activations carry their own step per column; the weight half is the same.
+            step: match self.acts {
+                ActQuant::Pact => params.wscale * params.clip / (n * la),
+                ActQuant::Dynamic => params.wscale / n,
+            },
             lw: lw as i32,
             bias: params.bias.clone(),
+            row_scales: params.row_scales.clone(),
+            row_codes,
         });
         Ok(())
     }
@@ -204,8 +242,47 @@ impl QuantWeights {
             let dst = &mut out[col * out_stride + base..col * out_stride + base + self.rows];
             for (r, (d, &v)) in dst.iter_mut().zip(row_acc).enumerate() {
                 let bias = a.bias.as_ref().map_or(0.0, |b| b[base + r]);
+                let step = a.row_scales.as_ref().map_or(a.step, |s| a.step * s[base + r]);
                 // i64: 2*acc can exceed i32 for deep layers even though acc itself fits.
-                *d = a.step * (2 * v as i64 - correction) as f32 + bias;
+                *d = step * (2 * v as i64 - correction) as f32 + bias;
+            }
+        }
+        Ok(())
+    }
+
+    /// A dynamic-activation layer on `tokens` columns of f32 input (`x`: [tokens][depth]), one
+    /// group: each column is quantized over its own `[lo, hi]` to `a` bits, `x ≈ lo + s q`, so
+    /// `Σ w x ≈ s Σ w q + lo Σ w`; written to `out` as [tokens][rows].
+    pub(crate) fn gemm_dynamic(&self, x: &[f32], tokens: usize, ctx: &mut Context, out: &mut [f32]) -> Result<()> {
+        let a = self.active()?;
+        if self.acts != ActQuant::Dynamic || self.groups != 1 {
+            crate::bail!(ErrorKind::InvalidArgument, "{}: not a one-group layer with dynamic activations", self.name);
+        }
+        let la = quant::levels(a.abits) as f32;
+        let mut ranges = Vec::with_capacity(tokens);
+        ctx.col_codes.clear();
+        for col in x.chunks_exact(self.depth).take(tokens) {
+            let (lo, hi) = col.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+            let s = if hi > lo { (hi - lo) / la } else { 0.0 };
+            let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
+            ctx.col_codes.extend(col.iter().map(|&v| (((v - lo) * inv + 0.5).floor()).clamp(0.0, la) as u8));
+            ranges.push((lo, s));
+        }
+        let Context { isa, threads, col_codes, acts, acc, .. } = ctx;
+        acts.pack(&col_codes[..tokens * self.depth], tokens, self.depth, a.abits, a.scheme)?;
+        acc.clear();
+        acc.resize(tokens * self.rows, 0);
+        kernels::gemm(*isa, &a.packed[0], acts, acc, *threads)?;
+        let sums = acts.col_sums();
+        for (col, &(lo, s)) in ranges.iter().enumerate() {
+            let correction = a.lw as i64 * sums[col] as i64;
+            let row_acc = &acc[col * self.rows..(col + 1) * self.rows];
+            let dst = &mut out[col * self.rows..(col + 1) * self.rows];
+            for (r, (d, &v)) in dst.iter_mut().zip(row_acc).enumerate() {
+                let bias = a.bias.as_ref().map_or(0.0, |b| b[r]);
+                let step = a.row_scales.as_ref().map_or(a.step, |rs| a.step * rs[r]);
+                let dot = s as f64 * (2 * v as i64 - correction) as f64 + lo as f64 * a.row_codes[r] as f64;
+                *d = (step as f64 * dot) as f32 + bias;
             }
         }
         Ok(())
@@ -226,7 +303,15 @@ impl QuantWeights {
     fn float_group(&self, g: usize) -> Result<&[f32]> {
         let a = self.active()?;
         let all = a.float.get_or_init(|| {
-            self.codes8.iter().map(|&c| quant::weight_value(quant::derive_code(c, a.wbits), a.wbits, a.wscale)).collect()
+            let depth = self.depth;
+            self.codes8
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| {
+                    let e = a.row_scales.as_ref().map_or(a.wscale, |r| a.wscale * r[i / depth]);
+                    quant::weight_value(quant::derive_code(c, a.wbits), a.wbits, e)
+                })
+                .collect()
         });
         let len = self.rows * self.depth;
         Ok(&all[g * len..(g + 1) * len])

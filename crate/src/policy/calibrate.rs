@@ -37,7 +37,7 @@ fn time_gemm(model: &Model, g: &GemmShape, now: &dyn Fn() -> f64, min_ms: f64) -
 pub fn calibrate(model: &mut Model, now: &dyn Fn() -> f64, min_ms: f64) -> Result<Calibration> {
     let start = now();
     let current = model.width();
-    let input = vec![0.5f32; crate::tensor::numel(model.input_shape()).unwrap_or(0)];
+    let input = model.sample_input();
     let loaded = model.loaded_widths();
     // Warm-up, untimed: rounds over every loaded width until they stop getting faster (none of
     // the last 20 beat the best by 3%), at least 40 * min_ms and at most 150 * min_ms. A wasm

@@ -51,6 +51,7 @@ pub fn graph() -> Graph {
         version: 1,
         name: "tiny".into(),
         input_shape: vec![8, 8, 1],
+        text: None,
         labels: Some(vec!["a".into(), "b".into(), "c".into()]),
         widths: vec![
             Width::new(8, 8).unwrap(),

@@ -157,6 +157,7 @@ impl Reference {
                 Op::Add => RefOp::Add,
                 Op::Flatten => RefOp::Flatten,
                 Op::Softmax => RefOp::Softmax,
+                other => panic!("the gradient reference interprets image models only, not {other:?}"),
             };
             clips.push(match &op {
                 RefOp::Conv { clip, .. } | RefOp::Dense { clip, .. } => Some(*clip),
@@ -431,6 +432,7 @@ fn graph(name: &str, input_shape: Vec<usize>, nodes: Vec<Node>) -> Graph {
         version: FORMAT_VERSION,
         name: name.into(),
         input_shape,
+        text: None,
         labels: None,
         widths: WIDTHS.iter().map(|&w| Width::new(w, w).unwrap()).collect(),
         nodes,

@@ -1,0 +1,364 @@
+//! `anybit import`: a pretrained BERT-layout encoder (a Hugging Face folder: `config.json`,
+//! `model.safetensors`, `vocab.txt`, and `tokenizer.json` / sentence-transformers settings where
+//! present) turned into one `.anybit` file that serves every width 8..1 and carries its
+//! vocabulary and tokenizer settings.
+//!
+//! What is quantized how (docs/TEXT.md):
+//! - The six projections of every layer (Q, K, V, attention output, both feed-forward ones) are
+//!   `linear` nodes in the bit planes: each row's 8-bit codes on the mid-rise grid of its largest
+//!   magnitude, and for every width the least-squares scale of the row's truncated codes
+//!   (`quant::fit_scale`). No retraining: this is the baseline a fine-tuned model improves on.
+//! - The embedding tables (words, positions, token types) are one `embed` table outside the
+//!   planes, each row as uniform codes over its own clipped range (the clip that minimises the
+//!   row's squared error). Word rows take `embed_bits` (a third of the weights: the file-size
+//!   lever); position and type rows 8 bits.
+//! - LayerNorms and biases stay f32.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anybit::format::{self, names, EvalResult, F32Tensor, Graph, Node, Op, Precision, QuantWeight, RowBits, Text, Width};
+use anybit::text::TokenizerConfig;
+use anybit::{quant, Bits};
+use anyhow::{bail, ensure, Context, Result};
+use serde::Deserialize;
+
+/// How the encoder's token vectors become the model output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pooling {
+    /// Mean over the attended tokens (sentence-transformers' default).
+    Mean,
+    /// The `[CLS]` token's vector.
+    Cls,
+}
+
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    pub dir: PathBuf,
+    pub name: Option<String>,
+    /// Longest input in tokens (with `[CLS]`/`[SEP]`) [default: the folder's own setting].
+    pub max_tokens: Option<usize>,
+    pub embed_bits: Bits,
+    pub pooling: Pooling,
+    pub widths: Vec<Bits>,
+}
+
+/// What an import made, for the report.
+pub struct Imported {
+    pub bytes: Vec<u8>,
+    pub graph: Graph,
+    pub params: usize,
+    pub max_tokens: usize,
+    /// Bytes of the embedding table, and of one bit plane.
+    pub table_bytes: usize,
+    pub plane_bytes: usize,
+}
+
+#[derive(Deserialize)]
+struct BertConfig {
+    hidden_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    intermediate_size: usize,
+    max_position_embeddings: usize,
+    type_vocab_size: usize,
+    vocab_size: usize,
+    layer_norm_eps: f32,
+    #[serde(default = "gelu")]
+    hidden_act: String,
+}
+
+fn gelu() -> String {
+    "gelu".into()
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// The weights of a safetensors file by name, as f32 (with or without the `bert.` prefix).
+struct Weights {
+    map: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+impl Weights {
+    fn load(path: &Path) -> Result<Weights> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
+        let mut map = BTreeMap::new();
+        for (name, view) in st.tensors() {
+            if view.dtype() != safetensors::Dtype::F32 {
+                continue; // e.g. the int64 `position_ids` buffer
+            }
+            let data = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            map.insert(name.strip_prefix("bert.").unwrap_or(&name).to_string(), (view.shape().to_vec(), data));
+        }
+        Ok(Weights { map })
+    }
+
+    fn get(&self, name: &str, shape: &[usize]) -> Result<&[f32]> {
+        let Some((s, data)) = self.map.get(name) else { bail!("the weights have no tensor {name:?}") };
+        ensure!(s == shape, "tensor {name:?} has shape {s:?}, expected {shape:?}");
+        Ok(data)
+    }
+}
+
+/// The tokenizer settings and vocabulary of the folder.
+fn tokenizer(dir: &Path, max_tokens: usize) -> Result<(Vec<String>, TokenizerConfig)> {
+    let vocab_path = dir.join("vocab.txt");
+    let text = std::fs::read_to_string(&vocab_path).with_context(|| format!("reading {}", vocab_path.display()))?;
+    // As Hugging Face reads it: one token per line, trailing whitespace trimmed.
+    let vocab: Vec<String> = text.lines().map(|l| l.trim_end().to_string()).collect();
+    let mut cfg = TokenizerConfig::bert_uncased(max_tokens);
+    let tj = dir.join("tokenizer.json");
+    if tj.exists() {
+        let t = read_json(&tj)?;
+        let norm = &t["normalizer"];
+        ensure!(norm["type"] == "BertNormalizer", "{}: normalizer {} is not a BertNormalizer", tj.display(), norm["type"]);
+        ensure!(t["pre_tokenizer"]["type"] == "BertPreTokenizer", "{}: pre-tokenizer {} is not BertPreTokenizer", tj.display(), t["pre_tokenizer"]["type"]);
+        let model = &t["model"];
+        ensure!(model["type"] == "WordPiece", "{}: model {} is not WordPiece", tj.display(), model["type"]);
+        let flag = |v: &serde_json::Value, d: bool| v.as_bool().unwrap_or(d);
+        cfg.lowercase = flag(&norm["lowercase"], true);
+        cfg.strip_accents = flag(&norm["strip_accents"], cfg.lowercase);
+        cfg.clean_text = flag(&norm["clean_text"], true);
+        cfg.handle_chinese_chars = flag(&norm["handle_chinese_chars"], true);
+        if let Some(u) = model["unk_token"].as_str() {
+            cfg.unk_token = u.into();
+        }
+        if let Some(p) = model["continuing_subword_prefix"].as_str() {
+            cfg.continuing_subword_prefix = p.into();
+        }
+        if let Some(m) = model["max_input_chars_per_word"].as_u64() {
+            cfg.max_input_chars_per_word = m as usize;
+        }
+        // The vocabulary inside tokenizer.json is the one its ids come from: it must agree.
+        if let Some(map) = model["vocab"].as_object() {
+            for (tok, id) in map {
+                let ok = id.as_u64().and_then(|i| vocab.get(i as usize)).is_some_and(|v| v == tok);
+                ensure!(ok, "{} and vocab.txt disagree on token {tok:?}", tj.display());
+            }
+            ensure!(map.len() == vocab.len(), "{} has {} tokens, vocab.txt {}", tj.display(), map.len(), vocab.len());
+        }
+    } else {
+        let tc = dir.join("tokenizer_config.json");
+        if tc.exists() {
+            let lower = read_json(&tc)?["do_lower_case"].as_bool().unwrap_or(true);
+            cfg.lowercase = lower;
+            cfg.strip_accents = lower;
+        }
+    }
+    // Check the settings and vocabulary the way the runtime will.
+    anybit::text::Tokenizer::new(vocab.clone(), cfg.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((vocab, cfg))
+}
+
+/// The folder's own longest input: sentence-transformers' `max_seq_length`, else the tokenizer's
+/// truncation length, else the position table's size.
+fn default_max_tokens(dir: &Path, positions: usize) -> Result<usize> {
+    let st = dir.join("sentence_bert_config.json");
+    if st.exists() {
+        if let Some(n) = read_json(&st)?["max_seq_length"].as_u64() {
+            return Ok(n as usize);
+        }
+    }
+    let tj = dir.join("tokenizer.json");
+    if tj.exists() {
+        if let Some(n) = read_json(&tj)?["truncation"]["max_length"].as_u64() {
+            return Ok(n as usize);
+        }
+    }
+    Ok(positions)
+}
+
+/// One embedding row as `bits`-bit codes over a clipped range: returns (lo, step) and appends the
+/// codes. The clip (a fraction of the row's range) minimises the squared error, as outliers would
+/// otherwise stretch the step of every other value.
+fn quantize_row(row: &[f32], bits: Bits, codes: &mut Vec<u8>) -> (f32, f32) {
+    let top = bits.levels() as f32;
+    let (mn, mx) = row.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let code = |v: f32, lo: f32, step: f32| if step > 0.0 { ((v - lo) / step).round().clamp(0.0, top) } else { 0.0 };
+    let mut best = (f64::INFINITY, mn, 0.0);
+    for k in 0..=10 {
+        let r = 1.0 - 0.05 * k as f32;
+        let (lo, hi) = (mn * r, mx * r);
+        let step = (hi - lo) / top;
+        let err: f64 = row.iter().map(|&v| ((lo + step * code(v, lo, step) - v) as f64).powi(2)).sum();
+        if err < best.0 {
+            best = (err, lo, step);
+        }
+    }
+    let (_, lo, step) = best;
+    codes.extend(row.iter().map(|&v| code(v, lo, step) as u8));
+    (lo, step)
+}
+
+/// Codes packed least significant bit first, back to back (docs/FORMAT.md, `embed`).
+fn pack_bits(codes: &[(u8, Bits)]) -> Vec<u8> {
+    let total: usize = codes.iter().map(|(_, b)| b.count()).sum();
+    let mut out = vec![0u8; total.div_ceil(8)];
+    let mut pos = 0;
+    for &(c, b) in codes {
+        for i in 0..b.count() {
+            if c >> i & 1 == 1 {
+                out[(pos + i) / 8] |= 1 << ((pos + i) % 8);
+            }
+        }
+        pos += b.count();
+    }
+    out
+}
+
+/// Builds the graph, codes, tensors and table while the layers are added.
+struct Builder {
+    widths: Vec<Bits>,
+    nodes: Vec<Node>,
+    codes: Vec<u8>,
+    tensors: BTreeMap<String, F32Tensor>,
+    params: usize,
+}
+
+fn tensor(data: Vec<f32>) -> F32Tensor {
+    F32Tensor { shape: vec![data.len()], data }
+}
+
+impl Builder {
+    fn node(&mut self, name: &str, inputs: &[&str], op: Op) -> String {
+        self.nodes.push(Node { name: name.into(), inputs: inputs.iter().map(|s| s.to_string()).collect(), op });
+        name.into()
+    }
+
+    /// A `linear` node from a `[out, in]` weight and its bias.
+    fn linear(&mut self, name: &str, input: &str, w: &[f32], bias: &[f32], out: usize, depth: usize) -> String {
+        self.codes.resize(self.codes.len().div_ceil(8) * 8, 0);
+        let offset = self.codes.len();
+        let mut scales: Vec<Vec<f32>> = vec![Vec::with_capacity(out); self.widths.len()];
+        for row in w.chunks_exact(depth) {
+            let e = row.iter().fold(0f32, |m, &v| m.max(v.abs()));
+            let start = self.codes.len();
+            self.codes.extend(row.iter().map(|&v| quant::linear_code8(v, e)));
+            for (s, &b) in scales.iter_mut().zip(&self.widths) {
+                s.push(quant::fit_scale(row, &self.codes[start..], b));
+            }
+        }
+        for (s, &b) in scales.into_iter().zip(&self.widths) {
+            self.tensors.insert(names::width_tensor(name, b, names::WSCALE), tensor(s));
+        }
+        self.tensors.insert(names::shared_tensor(name, names::BIAS), tensor(bias.to_vec()));
+        self.params += w.len() + bias.len();
+        let weight = QuantWeight { shape: vec![out, depth], code_offset: offset, precision: Precision::Model, bias: true };
+        self.node(name, &[input], Op::Linear { weight })
+    }
+
+    fn layer_norm(&mut self, name: &str, input: &str, gamma: &[f32], beta: &[f32], eps: f32) -> String {
+        for &b in &self.widths {
+            self.tensors.insert(names::width_tensor(name, b, names::SCALE), tensor(gamma.to_vec()));
+            self.tensors.insert(names::width_tensor(name, b, names::BIAS), tensor(beta.to_vec()));
+        }
+        self.params += gamma.len() + beta.len();
+        self.node(name, &[input], Op::LayerNorm { eps })
+    }
+}
+
+pub fn import(opts: &ImportOptions) -> Result<Imported> {
+    let dir = &opts.dir;
+    let cfg: BertConfig = serde_json::from_value(read_json(&dir.join("config.json"))?)
+        .with_context(|| format!("{}: not a BERT config", dir.join("config.json").display()))?;
+    ensure!(cfg.hidden_act == "gelu", "activation {:?} is not supported (only BERT's erf gelu)", cfg.hidden_act);
+    let (h, heads, ff) = (cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size);
+    ensure!(heads > 0 && h % heads == 0, "hidden size {h} is not a multiple of {heads} heads");
+    let max_tokens = match opts.max_tokens {
+        Some(n) => n,
+        None => default_max_tokens(dir, cfg.max_position_embeddings)?,
+    };
+    ensure!(
+        (2..=cfg.max_position_embeddings).contains(&max_tokens),
+        "max tokens {max_tokens} must be in 2..={} (the position table)",
+        cfg.max_position_embeddings
+    );
+    let (vocab, tok) = tokenizer(dir, max_tokens)?;
+    ensure!(vocab.len() == cfg.vocab_size, "vocab.txt has {} tokens, config.json says {}", vocab.len(), cfg.vocab_size);
+    let w = Weights::load(&dir.join("model.safetensors"))?;
+
+    let mut b = Builder { widths: opts.widths.clone(), nodes: Vec::new(), codes: Vec::new(), tensors: BTreeMap::new(), params: 0 };
+
+    // Embeddings: words, then the positions the model can reach, then types, as one table.
+    let words = w.get("embeddings.word_embeddings.weight", &[cfg.vocab_size, h])?;
+    let positions = w.get("embeddings.position_embeddings.weight", &[cfg.max_position_embeddings, h])?;
+    let types = w.get("embeddings.token_type_embeddings.weight", &[cfg.type_vocab_size, h])?;
+    let mut codes = Vec::new();
+    let (mut lo, mut step) = (Vec::new(), Vec::new());
+    let mut row_codes: Vec<(u8, Bits)> = Vec::new();
+    let eight = Bits::MAX;
+    let tables: [(&[f32], usize, Bits); 3] =
+        [(words, cfg.vocab_size, opts.embed_bits), (&positions[..max_tokens * h], max_tokens, eight), (types, cfg.type_vocab_size, eight)];
+    let mut runs = Vec::new();
+    for (table, rows, bits) in tables {
+        for row in table.chunks_exact(h).take(rows) {
+            codes.clear();
+            let (l, s) = quantize_row(row, bits, &mut codes);
+            lo.push(l);
+            step.push(s);
+            row_codes.extend(codes.iter().map(|&c| (c, bits)));
+        }
+        runs.push(RowBits { rows, bits });
+    }
+    b.params += words.len() + max_tokens * h + types.len();
+    let table = pack_bits(&row_codes);
+    let table_bytes = table.len();
+    b.tensors.insert(names::shared_tensor("embed", names::LO), tensor(lo));
+    b.tensors.insert(names::shared_tensor("embed", names::STEP), tensor(step));
+    let op = Op::Embed { vocab: cfg.vocab_size, positions: max_tokens, types: cfg.type_vocab_size, hidden: h, rows: runs };
+    let mut x = b.node("embed", &[names::INPUT], op);
+    let ln = |name: &str| -> Result<(&[f32], &[f32])> { Ok((w.get(&format!("{name}.weight"), &[h])?, w.get(&format!("{name}.bias"), &[h])?)) };
+    let (g, be) = ln("embeddings.LayerNorm")?;
+    x = b.layer_norm("embed.ln", &x, g, be, cfg.layer_norm_eps);
+
+    for l in 0..cfg.num_hidden_layers {
+        let p = format!("encoder.layer.{l}");
+        let lin = |b: &mut Builder, name: &str, input: &str, src: &str, out: usize, depth: usize| -> Result<String> {
+            let wt = w.get(&format!("{p}.{src}.weight"), &[out, depth])?;
+            let bias = w.get(&format!("{p}.{src}.bias"), &[out])?;
+            Ok(b.linear(&format!("l{l}.{name}"), input, wt, bias, out, depth))
+        };
+        let q = lin(&mut b, "q", &x, "attention.self.query", h, h)?;
+        let k = lin(&mut b, "k", &x, "attention.self.key", h, h)?;
+        let v = lin(&mut b, "v", &x, "attention.self.value", h, h)?;
+        let att = b.node(&format!("l{l}.attn"), &[&q, &k, &v, names::INPUT], Op::Attention { heads });
+        let o = lin(&mut b, "attn.out", &att, "attention.output.dense", h, h)?;
+        let add = b.node(&format!("l{l}.attn.add"), &[&o, &x], Op::Add);
+        let (g, be) = ln(&format!("{p}.attention.output.LayerNorm"))?;
+        let mid = b.layer_norm(&format!("l{l}.attn.ln"), &add, g, be, cfg.layer_norm_eps);
+        let up = lin(&mut b, "ffn.in", &mid, "intermediate.dense", ff, h)?;
+        let act = b.node(&format!("l{l}.ffn.gelu"), &[&up], Op::Gelu);
+        let down = lin(&mut b, "ffn.out", &act, "output.dense", h, ff)?;
+        let add = b.node(&format!("l{l}.ffn.add"), &[&down, &mid], Op::Add);
+        let (g, be) = ln(&format!("{p}.output.LayerNorm"))?;
+        x = b.layer_norm(&format!("l{l}.ffn.ln"), &add, g, be, cfg.layer_norm_eps);
+    }
+    match opts.pooling {
+        Pooling::Mean => b.node("pool", &[&x, names::INPUT], Op::MeanPool),
+        Pooling::Cls => b.node("pool", &[&x], Op::ClsPool),
+    };
+
+    let name = opts.name.clone().unwrap_or_else(|| {
+        dir.file_name().map_or_else(|| "encoder".into(), |n| n.to_string_lossy().into_owned())
+    });
+    let graph = Graph {
+        format: format::FORMAT_NAME.into(),
+        version: format::FORMAT_VERSION,
+        name,
+        input_shape: vec![max_tokens, 3],
+        text: Some(Text { vocab, tokenizer: tok }),
+        labels: None,
+        widths: opts.widths.iter().map(|&w| Width { w, a: Bits::MAX }).collect(),
+        nodes: b.nodes,
+        eval: Vec::<EvalResult>::new(),
+        sha256: None,
+    };
+    let plane_bytes = b.codes.len().div_ceil(8);
+    let tables = BTreeMap::from([("embed".to_string(), table)]);
+    let bytes = format::write_with_tables(&graph, &b.codes, &b.tensors, &tables).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Imported { bytes, graph, params: b.params, max_tokens, table_bytes, plane_bytes })
+}
