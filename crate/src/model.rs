@@ -6,7 +6,7 @@
 
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
-use crate::format::names::{BIAS, CLIP, LO, SCALE, STEP, WSCALE};
+use crate::format::names::{BIAS, CLIP, LO, SCALE, SMOOTH, STEP, WSCALE};
 use crate::format::{self, Graph, Layout, ModelFile, Op, QuantWeight, Width};
 use crate::kernels::{best_scheme, Isa, PackedSize};
 use crate::layers::{
@@ -452,6 +452,10 @@ impl Trace {
     pub fn input(&self) -> &[f32] {
         self.values[0].data()
     }
+    /// The output of node `i` (in graph order).
+    pub fn output(&self, i: usize) -> &Tensor {
+        &self.values[i + 1]
+    }
     pub fn logits(&self) -> &[f32] {
         self.values[self.logits].data()
     }
@@ -550,7 +554,10 @@ fn build_layer(graph: &Graph, node: &format::Node, file: &ModelFile) -> Result<B
         Op::Add => Box::new(Add { name }),
         Op::Flatten => Box::new(Flatten { name }),
         Op::Softmax => Box::new(Softmax { name }),
-        Op::Linear { weight } => Box::new(Linear::new(linear_weights(graph, &name, weight, file)?)?),
+        Op::Linear { weight, smooth } => {
+            let smooth = if *smooth { Some(file.shared_tensor(&name, SMOOTH)?.data.clone()) } else { None };
+            Box::new(Linear::new(linear_weights(graph, &name, weight, file)?, smooth)?)
+        }
         Op::LayerNorm { eps } => Box::new(LayerNorm::new(&name, *eps, affine_params(graph, &name, file)?)?),
         Op::Gelu => Box::new(Gelu { name }),
         Op::Embed { vocab, positions, types, hidden, rows } => {

@@ -71,9 +71,12 @@ pub struct ImportArgs {
     /// How token vectors become the output.
     #[arg(long, value_enum, default_value = "mean")]
     pub pooling: crate::import::Pooling,
-    /// Widths the file serves.
+    /// Widths the file serves (8 must be among them).
     #[arg(long, default_value = "8,7,6,5,4,3,2,1", value_parser = parse_widths)]
     pub widths: ::std::vec::Vec<Bits>,
+    /// Quantize the projections' inputs without SmoothQuant's per-channel factors.
+    #[arg(long)]
+    pub no_smooth: bool,
 }
 
 fn parse_bits(s: &str) -> Result<Bits, String> {

@@ -241,6 +241,7 @@ fn cmd_import(a: ImportArgs) -> Result<()> {
         embed_bits: a.embed_bits,
         pooling: a.pooling,
         widths: a.widths.clone(),
+        smooth: !a.no_smooth,
     };
     println!("importing {} (widths {}, word embeddings at {} bits)", a.from.display(), list(&a.widths), a.embed_bits);
     let m = anybit_tools::import::import(&opts)?;

@@ -177,8 +177,15 @@ pub enum Op {
     /// Per-token fully connected layer on `[tokens, in]` (or `[in]`): weights follow the model
     /// width with per-output-channel scales (`{node}.w{b}.wscale` is `[out]`), activations are
     /// quantized per token to `a` bits over the token's own range (dynamic, asymmetric), and the
-    /// bias `{node}.bias` is shared by all widths.
-    Linear { weight: QuantWeight },
+    /// bias `{node}.shared.bias` is shared by all widths. With `smooth`, the input is divided by
+    /// per-channel factors `{node}.shared.smooth` (`[in]`, > 0) before it is quantized, the
+    /// weights having been multiplied by them (SmoothQuant): outlier channels of the hidden state
+    /// then stop widening every token's quantization step.
+    Linear {
+        weight: QuantWeight,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        smooth: bool,
+    },
     /// Normalizes each token over the last dimension, then a per-width affine
     /// (`{node}.w{b}.scale`, `.bias`).
     LayerNorm { eps: f32 },
@@ -202,14 +209,14 @@ impl Op {
     /// The quantized weight of a `conv2d` or `dense` node.
     pub fn weight(&self) -> Option<&QuantWeight> {
         match self {
-            Op::Conv2d { weight, .. } | Op::Dense { weight } | Op::Linear { weight } => Some(weight),
+            Op::Conv2d { weight, .. } | Op::Dense { weight } | Op::Linear { weight, .. } => Some(weight),
             _ => None,
         }
     }
 
     pub(super) fn weight_mut(&mut self) -> Option<&mut QuantWeight> {
         match self {
-            Op::Conv2d { weight, .. } | Op::Dense { weight } | Op::Linear { weight } => Some(weight),
+            Op::Conv2d { weight, .. } | Op::Dense { weight } | Op::Linear { weight, .. } => Some(weight),
             _ => None,
         }
     }

@@ -257,7 +257,7 @@ fn check_op(name: &str, op: &Op) -> Result<(usize, usize)> {
             }
             Ok((2 + weight.bias as usize, 0))
         }
-        Op::Linear { weight } => {
+        Op::Linear { weight, smooth } => {
             let s = &weight.shape;
             if s.len() != 2 || s.contains(&0) || s[0] > MAX_CHANNELS || s[1] > MAX_CHANNELS {
                 bail!(
@@ -265,7 +265,7 @@ fn check_op(name: &str, op: &Op) -> Result<(usize, usize)> {
                     "linear {name}: weight shape {s:?} must be [out, in], each in 1..={MAX_CHANNELS}"
                 );
             }
-            Ok((1, weight.bias as usize))
+            Ok((1, weight.bias as usize + *smooth as usize))
         }
         Op::LayerNorm { eps } => {
             if !(eps.is_finite() && *eps > 0.0 && *eps <= 1.0) {

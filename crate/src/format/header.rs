@@ -11,7 +11,7 @@ use serde_json::error::Category;
 
 use super::graph_check::{check_graph, parse_graph, CheckedGraph};
 use super::limits::{MAX_CHANNELS, MAX_HEADER_LEN};
-use super::names::{plane_name, shared_tensor, table_name, width_tensor, BIAS, CLIP, FIXED8, LO, PLANES, SCALE, SHARED, STEP, WSCALE};
+use super::names::{plane_name, shared_tensor, table_name, width_tensor, BIAS, CLIP, FIXED8, LO, PLANES, SCALE, SHARED, SMOOTH, STEP, WSCALE};
 use crate::bail;
 use crate::error::{Error, ErrorKind, Result};
 use super::graph::{Graph, Op};
@@ -282,7 +282,8 @@ fn expected(
     let op = &graph.nodes[node].op;
     if wpart == SHARED {
         return match (op, suffix) {
-            (Op::Linear { weight }, BIAS) if weight.bias => Ok((vec![weight.shape[0]], Rule::Finite)),
+            (Op::Linear { weight, .. }, BIAS) if weight.bias => Ok((vec![weight.shape[0]], Rule::Finite)),
+            (Op::Linear { weight, smooth: true }, SMOOTH) => Ok((vec![weight.shape[1]], Rule::Positive)),
             (Op::Embed { vocab, positions, types, .. }, LO | STEP) => {
                 let rule = if suffix == STEP { Rule::NonNegative } else { Rule::Finite };
                 Ok((vec![vocab + positions + types], rule))
@@ -297,7 +298,7 @@ fn expected(
     if !cg.has_width[width] {
         return Err(unknown());
     }
-    if let Op::Linear { weight } = op {
+    if let Op::Linear { weight, .. } = op {
         return match suffix {
             WSCALE => Ok((vec![weight.shape[0]], Rule::NonNegative)),
             _ => Err(unknown()),
@@ -329,7 +330,12 @@ fn expected(
 fn first_missing(graph: &Graph, meta: &Metadata) -> Option<String> {
     for node in &graph.nodes {
         let shared: &[&str] = match &node.op {
-            Op::Linear { weight } if weight.bias => &[BIAS],
+            Op::Linear { weight, smooth } => match (weight.bias, smooth) {
+                (true, true) => &[BIAS, SMOOTH],
+                (true, false) => &[BIAS],
+                (false, true) => &[SMOOTH],
+                (false, false) => &[],
+            },
             Op::Embed { .. } => &[LO, STEP],
             _ => &[],
         };

@@ -28,6 +28,8 @@ pub const SCALE: &str = "scale";
 /// Shared-tensor suffixes of an `embed` node: each row's offset and step.
 pub const LO: &str = "lo";
 pub const STEP: &str = "step";
+/// Shared-tensor suffix of a `linear` node's smoothing factors.
+pub const SMOOTH: &str = "smooth";
 
 /// Name of a tensor shared by all widths: `"{node}.shared.{suffix}"`. The `shared` segment can
 /// never read as a width segment `w{b}`, so these names cannot collide with per-width ones.

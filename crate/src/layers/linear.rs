@@ -10,14 +10,22 @@ use crate::tensor::Tensor;
 
 pub struct Linear {
     pub weights: QuantWeights,
+    /// The reciprocals of the smoothing factors the input is divided by, if any.
+    inv_smooth: Option<Vec<f32>>,
 }
 
 impl Linear {
-    pub fn new(weights: QuantWeights) -> Result<Self> {
+    pub fn new(weights: QuantWeights, smooth: Option<Vec<f32>>) -> Result<Self> {
         if weights.groups() != 1 {
             crate::bail!(ErrorKind::BadShape, "{}: linear layers have one group", weights.name());
         }
-        Ok(Linear { weights })
+        if let Some(s) = &smooth {
+            if s.len() != weights.depth() || !s.iter().all(|v| v.is_finite() && *v > 0.0) {
+                crate::bail!(ErrorKind::BadValue, "{}: {} smoothing factors for {} inputs, each must be > 0", weights.name(), s.len(), weights.depth());
+            }
+        }
+        let inv_smooth = smooth.map(|s| s.iter().map(|v| 1.0 / v).collect());
+        Ok(Linear { weights, inv_smooth })
     }
 
     /// Tokens of an input shape `[tokens, in]` or `[in]` (one token).
@@ -49,10 +57,18 @@ impl Layer for Linear {
         let x = super::single(inputs, self.weights.name())?;
         let mut out = Tensor::zeros(self.output_shape(&[x.shape()])?);
         let tokens = self.tokens(x.shape())?;
+        let smoothed: Vec<f32>;
+        let xs = match &self.inv_smooth {
+            Some(inv) => {
+                smoothed = x.data().chunks_exact(inv.len()).flat_map(|t| t.iter().zip(inv).map(|(v, s)| v * s)).collect();
+                &smoothed[..]
+            }
+            None => x.data(),
+        };
         if ctx.twin {
-            self.weights.float_gemm_group(0, x.data(), out.data_mut(), self.weights.outputs())?;
+            self.weights.float_gemm_group(0, xs, out.data_mut(), self.weights.outputs())?;
         } else {
-            self.weights.gemm_dynamic(x.data(), tokens, ctx, out.data_mut())?;
+            self.weights.gemm_dynamic(xs, tokens, ctx, out.data_mut())?;
         }
         Ok(out)
     }
@@ -76,6 +92,6 @@ impl Layer for Linear {
     }
 
     fn param_bytes(&self, width: Width) -> usize {
-        self.weights.param_bytes(width)
+        self.weights.param_bytes(width) + self.inv_smooth.as_ref().map_or(0, |s| s.len() * 4)
     }
 }
