@@ -1,0 +1,124 @@
+//! BERT's normalizer, with every output character remembering which input character it came
+//! from.
+//!
+//! A model only needs the ids, but a caller that highlights or explains a prediction needs to
+//! point back into the text the user typed, after characters were dropped (controls, accents),
+//! inserted (spaces around CJK ideographs) or multiplied (`İ` lowercases to two characters).
+//! Carrying the original index alongside each character through every step keeps that mapping
+//! exact without a second pass.
+//!
+//! The steps and their order follow Hugging Face `tokenizers`' `BertNormalizer`, and so do the
+//! Unicode tables: `unicode_categories` and `unicode-normalization-alignments` are the crates HF
+//! builds with (Unicode 9-era tables). Newer tables would be "more correct" and would also
+//! disagree with the model's training-time tokenizer on every character assigned or
+//! recategorised since, which is the one thing a tokenizer for an existing model must not do.
+//! `chars.json.gz` in the tests holds HF's answer for every scalar value.
+
+use unicode_categories::UnicodeCategories;
+use unicode_normalization_alignments::UnicodeNormalization;
+
+use super::TokenizerConfig;
+
+/// A normalized character and the index (in Unicode scalar values) of the input character it
+/// stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NormChar {
+    pub c: char,
+    pub orig: usize,
+}
+
+/// `\t`, `\n`, `\r` are controls by category, but BERT treats them as the spaces they look like.
+fn is_bert_whitespace(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r') || c.is_whitespace()
+}
+
+/// "Other" in HF's sense: Cc, Cf and Co. Unassigned code points (Cn) are kept, as HF keeps them.
+fn is_bert_control(c: char) -> bool {
+    !matches!(c, '\t' | '\n' | '\r') && c.is_other()
+}
+
+/// The ideograph blocks BERT splits one character at a time; kana and hangul are not among them
+/// because those scripts separate words with spaces.
+pub fn is_cjk_ideograph(c: char) -> bool {
+    matches!(c as u32,
+        0x4E00..=0x9FFF
+        | 0x3400..=0x4DBF
+        | 0x20000..=0x2A6DF
+        | 0x2A700..=0x2B73F
+        | 0x2B740..=0x2B81F
+        | 0x2B920..=0x2CEAF
+        | 0xF900..=0xFAFF
+        | 0x2F800..=0x2FA1F)
+}
+
+/// Runs the enabled steps in HF's order: clean, CJK spacing, accents (NFD, drop Mn), lowercase.
+pub fn normalize(text: &str, config: &TokenizerConfig) -> Vec<NormChar> {
+    let mut out: Vec<NormChar> = Vec::with_capacity(text.len());
+    for (orig, c) in text.chars().enumerate() {
+        if config.clean_text {
+            if c == '\0' || c == '\u{FFFD}' || is_bert_control(c) {
+                continue;
+            }
+            let c = if is_bert_whitespace(c) { ' ' } else { c };
+            push_cjk(&mut out, c, orig, config.handle_chinese_chars);
+        } else {
+            push_cjk(&mut out, c, orig, config.handle_chinese_chars);
+        }
+    }
+    if config.strip_accents {
+        out = strip_accents(&out);
+    }
+    if config.lowercase {
+        out = lowercase(&out);
+    }
+    out
+}
+
+fn push_cjk(out: &mut Vec<NormChar>, c: char, orig: usize, handle_chinese_chars: bool) {
+    if handle_chinese_chars && is_cjk_ideograph(c) {
+        out.extend([' ', c, ' '].map(|c| NormChar { c, orig }));
+    } else {
+        out.push(NormChar { c, orig });
+    }
+}
+
+/// NFD, then drop nonspacing marks.
+///
+/// Canonical reordering can move a mark past its neighbour, so the decomposer's output is not
+/// one-to-one with its input. HF assigns origins by position: an output char flagged as "new"
+/// (the tail of a decomposition) inherits the origin of the input char consumed last, any other
+/// output char consumes the next input char. Doing the same keeps offsets identical to HF even
+/// for marks out of canonical order.
+fn strip_accents(chars: &[NormChar]) -> Vec<NormChar> {
+    let mut out = Vec::with_capacity(chars.len());
+    let mut next = 0usize;
+    for (c, change) in chars.iter().map(|n| n.c).nfd() {
+        let orig = if change > 0 {
+            next.checked_sub(1).and_then(|i| chars.get(i)).map_or(0, |n| n.orig)
+        } else {
+            let orig = chars.get(next).map_or(0, |n| n.orig);
+            next += 1;
+            orig
+        };
+        if !c.is_mark_nonspacing() {
+            out.push(NormChar { c, orig });
+        }
+    }
+    out
+}
+
+/// Full Unicode lowercasing: one char may become several (`İ` -> `i` + U+0307), each keeping the
+/// origin of the char it came from.
+fn lowercase(chars: &[NormChar]) -> Vec<NormChar> {
+    let mut out = Vec::with_capacity(chars.len());
+    for n in chars {
+        out.extend(n.c.to_lowercase().map(|c| NormChar { c, orig: n.orig }));
+    }
+    out
+}
+
+/// The normalized text alone, as HF's `normalizer.normalize_str` returns it: what the tests
+/// compare against HF for every scalar value.
+pub fn normalize_str(text: &str, config: &TokenizerConfig) -> String {
+    normalize(text, config).into_iter().map(|n| n.c).collect()
+}
