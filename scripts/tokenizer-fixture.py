@@ -13,7 +13,8 @@ Made with (tokenizers 0.23.3, Python 3):
 
 Outputs (crate/tests/fixtures/tokenizer/README.md says what each holds):
     vocab.txt        the wheel's vocabulary, copied
-    edge.jsonl       hand-written hard cases: {"text"| "repeat"+"n", "ids", "offsets"}
+    edge.jsonl       hand-written hard cases: {"text", "normalized", "ids", "offsets"}, or
+                     {"repeat", "n", "ids", "offsets"} for texts too long to store
     truncation.jsonl synthetic long texts encoded with HF truncation at max_length
     chars.json.gz    every Unicode scalar value through HF's normalizer and pre-tokenizer alone
     semeval.jsonl.gz every SemEval-2020 task 5 training sentence: ids and offsets (no text);
@@ -23,6 +24,7 @@ Outputs (crate/tests/fixtures/tokenizer/README.md says what each holds):
 import argparse
 import csv
 import gzip
+import io
 import json
 import os
 import shutil
@@ -57,6 +59,9 @@ def edge_texts():
         "café résumé naïve façade",
         "cafe\u0301 re\u0301sume\u0301",
         "a\u0301\u0316 a\u0316\u0301 o\u0308\u0304",
+        # spacing marks with nonzero combining classes: kept by the accent filter, so NFD's
+        # reordering (226 before 216 becomes 216 before 226) is visible in the output
+        "\U0001D16D\U0001D165 x\U0001D16D\U0001D165\u0301 \U0001D15F\U0001D16E",
         "\u0301leading mark",
         "Ångström Øresund Ærø",
         "Zürich Straße Maße",
@@ -133,6 +138,11 @@ def ranges(cps):
     return out
 
 
+def gzip_text(path):
+    """A gzip stream with no timestamp, so rerunning the script changes no bytes."""
+    return io.TextIOWrapper(gzip.GzipFile(path, "wb", compresslevel=9, mtime=0), encoding="utf-8")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokenizer", required=True)
@@ -153,7 +163,9 @@ def main():
     with open(os.path.join(args.out, "edge.jsonl"), "w", encoding="utf-8") as f:
         for text in edge_texts():
             ids, offs = encode_all(tok, text)
-            f.write(json.dumps({"text": text, "ids": ids, "offsets": offs}, ensure_ascii=False) + "\n")
+            # The normalized text too: it shows what ids cannot (e.g. NFD's mark reordering).
+            f.write(json.dumps({"text": text, "normalized": tok.normalizer.normalize_str(text), "ids": ids,
+                                "offsets": offs}, ensure_ascii=False) + "\n")
         # Too big to store literally; the test rebuilds the text from the recipe.
         for rep, n in [("a", 102400), ("ab ", 3000), ("é", 1000)]:
             ids, offs = encode_all(tok, rep * n)
@@ -198,13 +210,13 @@ def main():
             punct.append(cp)
         elif parts != ["a" + c + "b"]:
             raise SystemExit(f"unexpected pre-tokenization of U+{cp:04X}: {parts}")
-    with gzip.open(os.path.join(args.out, "chars.json.gz"), "wt", encoding="utf-8", compresslevel=9) as f:
+    with gzip_text(os.path.join(args.out, "chars.json.gz")) as f:
         json.dump({"removed": ranges(removed), "spaced": ranges(spaced), "mapped": changed, "punct": ranges(punct), "space": ranges(space)}, f,
                   ensure_ascii=False, separators=(",", ":"))
 
     # SemEval: ids and offsets keyed by file and sentenceID; the text stays in the data set.
     n = 0
-    with gzip.open(os.path.join(args.out, "semeval.jsonl.gz"), "wt", encoding="utf-8", compresslevel=9) as f:
+    with gzip_text(os.path.join(args.out, "semeval.jsonl.gz")) as f:
         for name, col in [("subtask1_train.csv", "sentence"), ("subtask2_train.csv", "sentence")]:
             with open(os.path.join(args.semeval, name), encoding="utf-8", newline="") as cf:
                 for row in csv.DictReader(cf):

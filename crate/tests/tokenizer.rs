@@ -5,6 +5,7 @@
 //! (Node and Chromium, `scripts/wasm-test.sh`); the all-code-points table and SemEval-2020 task 5
 //! (16,551 sentences, read from `shared/data` when present) are native only.
 
+use anybit::text::normalize::normalize_str;
 use anybit::text::{Encoding, Tokenizer, TokenizerConfig};
 use anybit::ErrorKind;
 use serde_json::Value;
@@ -77,6 +78,12 @@ suite! {
             let got = tok.encode(&text);
             let (want_ids, want_offsets) = (ids(&rec["ids"]), offsets(&rec["offsets"]));
             failures.extend(compare("edge", &text, &got, &want_ids, &want_offsets));
+            if let Some(want) = rec.get("normalized") {
+                let ours = normalize_str(&text, tok.config());
+                if ours != want.as_str().unwrap() {
+                    failures.push(format!("normalized {text:?}: ours {ours:?} HF {want}"));
+                }
+            }
             assert_eq!(got.pieces_total, want_ids.len() - 2);
             assert!(!got.truncated);
             n += 1;
@@ -198,7 +205,6 @@ suite! {
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
     use super::*;
-    use anybit::text::normalize::normalize_str;
     use anybit::text::pretokenize::{classify, CharClass};
     use std::collections::HashMap;
     use std::io::Read;
