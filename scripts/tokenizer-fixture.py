@@ -15,6 +15,7 @@ Outputs (crate/tests/fixtures/tokenizer/README.md says what each holds):
     vocab.txt        the wheel's vocabulary, copied
     edge.jsonl       hand-written hard cases: {"text", "normalized", "ids", "offsets"}, or
                      {"repeat", "n", "ids", "offsets"} for texts too long to store
+    variants.jsonl   the edge texts under the 15 other settings of the normalizer's switches
     truncation.jsonl synthetic long texts encoded with HF truncation at max_length
     chars.json.gz    every Unicode scalar value through HF's normalizer and pre-tokenizer alone
     semeval.jsonl.gz every SemEval-2020 task 5 training sentence: ids and offsets (no text);
@@ -25,12 +26,14 @@ import argparse
 import csv
 import gzip
 import io
+import itertools
 import json
 import os
 import shutil
 
 import tokenizers
 from tokenizers import Tokenizer
+from tokenizers.normalizers import BertNormalizer
 
 
 def edge_texts():
@@ -170,6 +173,25 @@ def main():
         for rep, n in [("a", 102400), ("ab ", 3000), ("é", 1000)]:
             ids, offs = encode_all(tok, rep * n)
             f.write(json.dumps({"repeat": rep, "n": n, "ids": ids, "offsets": offs}, ensure_ascii=False) + "\n")
+
+    # Every combination of the normalizer's four switches (cased models turn lowercase and
+    # accent stripping off; some turn CJK spacing or cleaning off), on the literal edge texts.
+    with open(os.path.join(args.out, "variants.jsonl"), "w", encoding="utf-8") as f:
+        for flags in itertools.product([False, True], repeat=4):
+            clean, chinese, accents, lower = flags
+            if flags == (True, True, True, True):
+                continue  # MiniLM's own setting: edge.jsonl
+            var = Tokenizer.from_file(args.tokenizer)
+            var.no_padding()
+            var.no_truncation()
+            var.normalizer = BertNormalizer(clean_text=clean, handle_chinese_chars=chinese,
+                                            strip_accents=accents, lowercase=lower)
+            for text in edge_texts():
+                ids, offs = encode_all(var, text)
+                f.write(json.dumps({"clean_text": clean, "handle_chinese_chars": chinese,
+                                    "strip_accents": accents, "lowercase": lower, "text": text,
+                                    "normalized": var.normalizer.normalize_str(text), "ids": ids,
+                                    "offsets": offs}, ensure_ascii=False) + "\n")
 
     # HF's LongestFirst truncation on a single sequence, with its own special-token budget.
     with open(os.path.join(args.out, "truncation.jsonl"), "w", encoding="utf-8") as f:

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 const VOCAB: &str = include_str!("fixtures/tokenizer/vocab.txt");
 const EDGE: &str = include_str!("fixtures/tokenizer/edge.jsonl");
+const VARIANTS: &str = include_str!("fixtures/tokenizer/variants.jsonl");
 const TRUNCATION: &str = include_str!("fixtures/tokenizer/truncation.jsonl");
 
 /// MiniLM's tokenizer with no length limit worth the name, as the fixtures were made with HF's
@@ -90,6 +91,34 @@ suite! {
         }
         assert!(n >= 70, "the edge corpus lost lines: {n}");
         assert!(failures.is_empty(), "{} of {n} edge texts differ from HF:\n{}", failures.len(), failures.join("\n"));
+    }
+
+    fn other_normalizer_settings_match_hf() {
+        let vocab: Vec<String> = tokenizer().vocab().to_vec();
+        let mut failures = Vec::new();
+        let mut tokenizers = std::collections::HashMap::new();
+        let mut n = 0;
+        for line in VARIANTS.lines() {
+            let rec: Value = serde_json::from_str(line).unwrap();
+            let flag = |name: &str| rec[name].as_bool().unwrap();
+            let mut config = TokenizerConfig::bert_uncased(usize::MAX);
+            config.clean_text = flag("clean_text");
+            config.handle_chinese_chars = flag("handle_chinese_chars");
+            config.strip_accents = flag("strip_accents");
+            config.lowercase = flag("lowercase");
+            let key = format!("{config:?}");
+            let tok = tokenizers.entry(key).or_insert_with(|| Tokenizer::new(vocab.clone(), config.clone()).unwrap());
+            let text = rec["text"].as_str().unwrap();
+            let what = format!("clean {} chinese {} accents {} lower {}", config.clean_text, config.handle_chinese_chars, config.strip_accents, config.lowercase);
+            failures.extend(compare(&what, text, &tok.encode(text), &ids(&rec["ids"]), &offsets(&rec["offsets"])));
+            let ours = normalize_str(text, &config);
+            if ours != rec["normalized"].as_str().unwrap() {
+                failures.push(format!("{what}: normalized {text:?}: ours {ours:?} HF {}", rec["normalized"]));
+            }
+            n += 1;
+        }
+        assert_eq!(tokenizers.len(), 15);
+        assert!(failures.is_empty(), "{} of {n} differ from HF:\n{}", failures.len(), failures.join("\n"));
     }
 
     fn truncation_matches_hf() {

@@ -55,14 +55,20 @@ pub fn is_cjk_ideograph(c: char) -> bool {
 pub fn normalize(text: &str, config: &TokenizerConfig) -> Vec<NormChar> {
     let mut out: Vec<NormChar> = Vec::with_capacity(text.len());
     for (orig, c) in text.chars().enumerate() {
-        if config.clean_text {
-            if c == '\0' || c == '\u{FFFD}' || is_bert_control(c) {
-                continue;
-            }
-            let c = if is_bert_whitespace(c) { ' ' } else { c };
-            push_cjk(&mut out, c, orig, config.handle_chinese_chars);
+        let c = if !config.clean_text {
+            c
+        } else if c == '\0' || c == '\u{FFFD}' || is_bert_control(c) {
+            continue;
+        } else if is_bert_whitespace(c) {
+            ' '
         } else {
-            push_cjk(&mut out, c, orig, config.handle_chinese_chars);
+            c
+        };
+        if config.handle_chinese_chars && is_cjk_ideograph(c) {
+            // The spaces make each ideograph a word; all three point back at the ideograph.
+            out.extend([' ', c, ' '].map(|c| NormChar { c, orig }));
+        } else {
+            out.push(NormChar { c, orig });
         }
     }
     if config.strip_accents {
@@ -72,14 +78,6 @@ pub fn normalize(text: &str, config: &TokenizerConfig) -> Vec<NormChar> {
         out = lowercase(&out);
     }
     out
-}
-
-fn push_cjk(out: &mut Vec<NormChar>, c: char, orig: usize, handle_chinese_chars: bool) {
-    if handle_chinese_chars && is_cjk_ideograph(c) {
-        out.extend([' ', c, ' '].map(|c| NormChar { c, orig }));
-    } else {
-        out.push(NormChar { c, orig });
-    }
 }
 
 /// NFD, then drop nonspacing marks.
