@@ -43,7 +43,7 @@ pub struct TokenizerConfig {
     pub continuing_subword_prefix: String,
     /// 100 for BERT; a longer word is one `unk_token`.
     pub max_input_chars_per_word: usize,
-    /// Tokens including [CLS] and [SEP]; longer encodings are truncated.
+    /// Tokens including `[CLS]` and `[SEP]`; longer encodings are truncated.
     pub max_length: usize,
 }
 
@@ -95,10 +95,10 @@ impl fmt::Debug for Tokenizer {
 pub struct Encoding {
     pub ids: Vec<u32>,
     /// Character offsets (Unicode scalar values, like Python str indices) into the ORIGINAL text,
-    /// end exclusive; [CLS]/[SEP] get (0, 0) like HF.
+    /// end exclusive; `[CLS]`/`[SEP]` get (0, 0) like HF.
     pub offsets: Vec<(usize, usize)>,
     pub truncated: bool,
-    /// Word pieces the text had before truncation (excluding [CLS]/[SEP]).
+    /// Word pieces the text had before truncation (excluding `[CLS]`/`[SEP]`).
     pub pieces_total: usize,
 }
 
@@ -167,7 +167,7 @@ impl Tokenizer {
         self.wordpiece.id(token)
     }
 
-    /// [CLS] tokens [SEP], truncated to config.max_length (keeping the first max_length-2 word
+    /// `[CLS]` tokens `[SEP]`, truncated to config.max_length (keeping the first max_length-2 word
     /// pieces).
     pub fn encode(&self, text: &str) -> Encoding {
         self.encode_with_max(text, self.config.max_length)
