@@ -13,6 +13,8 @@
 //!   at activation quantizers and clamps), and the ADV-ReLU correction; [`attack`]: seven attacks
 //!   built on them as resumable runs (docs/ATTACKS.md).
 //! - [`policy`]: per-width latency predicted from an on-device calibration; width choice for a budget.
+//! - [`text`]: BERT WordPiece tokenization, id-for-id and offset-for-offset with Hugging Face
+//!   `tokenizers`, for text models.
 //! - [`image`]: RGBA images (a canvas's pixels) turned into model inputs.
 //! - [`session`]: a loaded model as an API serves it: whole or progressive loading, width and
 //!   threads, calibrate/decide, run results with probabilities and top classes.
