@@ -46,6 +46,27 @@ pub enum Command {
     /// model.safetensors and vocab.txt) into one `.anybit` file for every width, vocabulary and
     /// tokenizer settings included (docs/TEXT.md).
     Import(ImportArgs),
+    /// Tokenize texts with a text model's own tokenizer: one JSON line per input,
+    /// {"ids":[...],"offsets":[[start,end],...],"truncated":false}, offsets in characters
+    /// (Unicode scalar values), end exclusive; [CLS]/[SEP] have [0,0].
+    Tokenize(TokenizeArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["text", "csv"])))]
+pub struct TokenizeArgs {
+    /// The `.anybit` text model whose vocabulary and settings to use.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// One text.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// A CSV file with a header row: every row's text in --column.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// The CSV column holding the texts.
+    #[arg(long, default_value = "sentence")]
+    pub column: String,
 }
 
 #[derive(Debug, Args)]

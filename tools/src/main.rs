@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anybit::Bits;
-use anybit_tools::cli::{AttackArgs, Cli, Command, EvalArgs, ExportArgs, ExportOpts, FixtureArgs, ImportArgs, TrainArgs, UpgradeArgs};
+use anybit_tools::cli::{AttackArgs, Cli, Command, EvalArgs, ExportArgs, ExportOpts, FixtureArgs, ImportArgs, TokenizeArgs, TrainArgs, UpgradeArgs};
 use anybit_tools::data::{self, Split};
 use anybit_tools::train::{self, Trainer};
 use anybit_tools::{evaluate, tune_allocator};
@@ -23,6 +23,7 @@ fn main() {
         Command::Upgrade(a) => cmd_upgrade(a),
         Command::Attack(a) => cmd_attack(*a),
         Command::Import(a) => cmd_import(a),
+        Command::Tokenize(a) => cmd_tokenize(a),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");
@@ -258,5 +259,20 @@ fn cmd_import(a: ImportArgs) -> Result<()> {
         m.plane_bytes,
         t0.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+fn cmd_tokenize(a: TokenizeArgs) -> Result<()> {
+    use anybit_tools::tokenize;
+    let tok = tokenize::tokenizer_of(&a.model)?;
+    let texts = match (a.text, a.csv) {
+        (Some(t), _) => vec![t],
+        (None, Some(path)) => tokenize::csv_column(&path, &a.column)?,
+        (None, None) => unreachable!("clap requires --text or --csv"),
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    tokenize::run(&tok, &texts, &mut out)?;
+    std::io::Write::flush(&mut out)?;
     Ok(())
 }
