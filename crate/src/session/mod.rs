@@ -6,9 +6,11 @@
 mod attack;
 mod progressive;
 mod run_result;
+mod text;
 
 pub use attack::{AttackProgress, AttackReport, AttackRequest, AttackRun, AttackSettings, WidthPrediction};
 pub use run_result::{softmax, RunResult, Top, TOP_K};
+pub use text::{utf16_offsets, Encoded, TextClasses, TextRun, TokenClasses, MAX_TEXT_BYTES};
 
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
@@ -28,6 +30,8 @@ pub struct Session {
     prefix: Vec<u8>,
     /// The attack in progress, run in slices (attack.rs).
     attack: Option<AttackRun>,
+    /// A text model's tokenizer, built from the file's vocabulary on first use (text.rs).
+    tokenizer: Option<crate::text::Tokenizer>,
 }
 
 impl Session {
@@ -38,7 +42,7 @@ impl Session {
 
     fn new(mut model: Model, prefix: Vec<u8>, threads: usize) -> Session {
         model.set_threads(threads);
-        Session { model, calibration: None, prefix, attack: None }
+        Session { model, calibration: None, prefix, attack: None, tokenizer: None }
     }
 
     pub fn model(&self) -> &Model {
@@ -133,6 +137,9 @@ impl Session {
 
     /// `cols x rows` RGBA bytes as this model's input (`image::to_input`), as `run_image` sees them.
     pub fn image_input(&self, rgba: &[u8], cols: usize, rows: usize, opts: ImageOptions) -> Result<Vec<f32>> {
+        if self.model.is_text() {
+            crate::bail!(ErrorKind::InvalidArgument, "this model takes text, not images: use encode() or run_text()");
+        }
         image::to_input(rgba, cols, rows, self.model.input_shape(), opts)
     }
 }
