@@ -91,6 +91,9 @@ export interface ModelInfo {
   threads: number;
   /** Accuracy figures stored in the model file (may be empty). */
   eval: unknown[];
+  /** A text model (its input is tokens: use encode() and runText()): the most tokens it takes
+   * ([CLS] and [SEP] included) and its vocabulary's size; null for an image model. */
+  text: { maxTokens: number; vocabSize: number } | null;
   /** For a progressive load (load(url, {width})): bytes received so far and whether every request was
    * answered with a Range (false: the server sent the whole file). null otherwise. */
   transfer: { bytes: number; ranged: boolean } | null;
@@ -152,6 +155,61 @@ export interface RunResult {
   /** Weight width the run used. */
   width: number;
   /** Inference time in milliseconds. */
+  ms: number;
+}
+
+/**
+ * One text through a text model (Session.encode). Token i came from
+ * `text.slice(offsets[2 * i], offsets[2 * i + 1])`.
+ */
+export interface Encoding {
+  /** Token ids, [CLS] first and [SEP] last. */
+  ids: Uint32Array;
+  /** Per token a [start, end) pair, flattened (2 values per token): UTF-16 code-unit indices into
+   * the text, what String.prototype.slice takes. [CLS] and [SEP] have (0, 0). */
+  offsets: Uint32Array;
+  /** The same pairs in Unicode code points (Python str indices, as the anybit CLI and Hugging Face
+   * tokenizers print them); they differ from `offsets` after any character outside the BMP (emoji). */
+  charOffsets: Uint32Array;
+  /** The vocabulary strings of `ids` ('[UNK]' for an unknown word; '##' marks a word's continuation). */
+  tokens: string[];
+  /** Word pieces were dropped to fit `maxTokens` (the text is too long for the model). */
+  truncated: boolean;
+  /** Word pieces of the whole text before truncation ([CLS] and [SEP] not counted). */
+  piecesTotal: number;
+  /** The most tokens the model takes, [CLS] and [SEP] included. */
+  maxTokens: number;
+  /** The model's output: for a sentence-embedding model the pooled embedding (`shape` [hidden]);
+   * for a tagger `[tokens, classes]` logits, row-major. */
+  output: Float32Array;
+  shape: number[];
+  /** Weight width the run used. */
+  width: number;
+  /** Tokenizing and running, in milliseconds. */
+  ms: number;
+}
+
+/** What runText says besides the classes: the encoding, without `output` (it is `logits`). */
+export type TextEncodingFields = Omit<Encoding, 'output' | 'width' | 'ms'>;
+
+/** runText on a sentence classifier (output [classes]): as run() says, plus the encoding. */
+export interface TextRunResult extends RunResult, TextEncodingFields {
+  kind: 'text';
+}
+
+/** runText on a token classifier (output [tokens, classes], e.g. BIO tags): a class per token. */
+export interface TokenRunResult extends TextEncodingFields {
+  kind: 'tokens';
+  /** Classes per token. */
+  classes: number;
+  /** [tokens, classes], row-major. */
+  logits: Float32Array;
+  probabilities: Float32Array;
+  /** Per token: the most probable class, its label (null without labels) and its probability. */
+  predicted: Uint32Array;
+  labels: (string | null)[];
+  probability: Float32Array;
+  width: number;
   ms: number;
 }
 
@@ -337,6 +395,16 @@ export declare class Session {
   /** Runs one sample: NHWC floats (inputShape elements) or an RGBA image. */
   run(input: Float32Array): Promise<RunResult>;
   run(input: ImageLike, options?: ImageOptions): Promise<RunResult>;
+  /**
+   * Tokenizes `text` with the loaded text model's own tokenizer and runs the model (a sentence
+   * embedding for a pooled model). Longer text is truncated to the model's tokens (`truncated`);
+   * empty or whitespace-only text rejects with 'invalid_argument', text over 4 MiB (UTF-8) with
+   * 'limit_exceeded', anything but a string and an image model with 'invalid_argument'.
+   */
+  encode(text: string): Promise<Encoding>;
+  /** Classifies `text` with a text model that has labels: one class for the text (kind 'text')
+   * or one per token (kind 'tokens'). A model without labels rejects: use encode(). */
+  runText(text: string): Promise<TextRunResult | TokenRunResult>;
   /** Attacks the loaded model on one image, in slices (progress, cancel); other requests wait for it. */
   attack(request: AttackRequest, options?: AttackOptions): Promise<AttackResult>;
   /** Frees the model and stops the worker; later calls reject with code 'disposed'. */

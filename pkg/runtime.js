@@ -31,6 +31,15 @@ const ATTACK_KEYS = {
   width: 'number', label: 'number', seed: 'number', round: 'boolean', image: 'object', imageOptions: 'object',
 };
 
+// The runtime checks text too (typed errors from wasm); this says what was passed, in JS terms.
+function checkText(text) {
+  if (typeof text !== 'string') {
+    const what = text === null ? 'null' : Array.isArray(text) ? 'an array' : typeof text;
+    throw new AnybitError('invalid_argument', `text must be a string, got ${what}`);
+  }
+  return text;
+}
+
 function checkAttackRequest(request) {
   if (!request || typeof request !== 'object') {
     throw new AnybitError('invalid_argument', 'attack needs a request object: {image, attack, eps?, steps?, ...}');
@@ -473,6 +482,12 @@ export function createRuntime(env = {}) {
         return s.runImage(input, options);
       }
       throw new AnybitError('invalid_argument', 'run needs a Float32Array or an ImageData ({width, height, data})');
+    },
+    encode({ text }) {
+      return current().encode(checkText(text));
+    },
+    runText({ text }) {
+      return current().runText(checkText(text));
     },
     async attack({ request }, onProgress, signal) {
       const s = current();

@@ -94,6 +94,25 @@ export class Session {
   }
 
   /**
+   * Tokenizes `text` with the loaded text model's own tokenizer (truncated to its maximum tokens;
+   * `truncated` and `piecesTotal` say so) and runs the model: `{ids, offsets, charOffsets,
+   * tokens, truncated, piecesTotal, maxTokens, output, shape, width, ms}` (Encoding in
+   * index.d.ts). `offsets` are [start, end) pairs in UTF-16 code units: `text.slice(offsets[2 * i],
+   * offsets[2 * i + 1])` is token i's text.
+   */
+  encode(text) {
+    return this.#request('encode', { text });
+  }
+
+  /**
+   * Classifies `text` with a text classifier: `kind: 'text'` (one class for the text, fields as
+   * run()'s) or `kind: 'tokens'` (one class per token: a tagger), with the encoding's fields.
+   */
+  runText(text) {
+    return this.#request('runText', { text });
+  }
+
+  /**
    * Attacks the loaded model on one image (AttackRequest in index.d.ts) and resolves to the
    * AttackResult. It runs in slices: `onProgress({done, total})` follows it, and `signal` aborting
    * stops it at the next slice (rejects with code 'aborted'). The session's width is unchanged

@@ -13,7 +13,7 @@ let queue = Promise.resolve();
 const controllers = new Map();
 
 function transferables(result) {
-  return ['logits', 'probabilities', 'original', 'adversarial', 'perturbation']
+  return ['logits', 'probabilities', 'original', 'adversarial', 'perturbation', 'ids', 'offsets', 'charOffsets', 'output', 'predicted', 'probability']
     .filter((k) => result?.[k]?.buffer)
     .map((k) => result[k].buffer);
 }

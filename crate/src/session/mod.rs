@@ -138,7 +138,7 @@ impl Session {
     /// `cols x rows` RGBA bytes as this model's input (`image::to_input`), as `run_image` sees them.
     pub fn image_input(&self, rgba: &[u8], cols: usize, rows: usize, opts: ImageOptions) -> Result<Vec<f32>> {
         if self.model.is_text() {
-            crate::bail!(ErrorKind::InvalidArgument, "this model takes text, not images: use encode() or run_text()");
+            crate::bail!(ErrorKind::InvalidArgument, "this model takes text, not images: give it a string (encode, runText)");
         }
         image::to_input(rgba, cols, rows, self.model.input_shape(), opts)
     }

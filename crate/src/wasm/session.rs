@@ -9,7 +9,7 @@ use crate::bits::Bits;
 use crate::format::{EvalResult, Width};
 use crate::image::{ImageOptions, MAX_SIDE};
 use crate::policy::Budget;
-use crate::session::RunResult;
+use crate::session::{Encoded, RunResult, TextClasses, MAX_TEXT_BYTES};
 
 #[wasm_bindgen]
 pub struct Session {
@@ -29,6 +29,15 @@ struct Info<'a> {
     width: Bits,
     threads: usize,
     eval: &'a [EvalResult],
+    /// A text model's token limit and vocabulary size; `null` for an image model.
+    text: Option<TextInfo>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TextInfo {
+    max_tokens: usize,
+    vocab_size: usize,
 }
 
 /// A JS width argument as `Bits` (`unsupported_width` when it is not an integer in 1..=8).
@@ -103,7 +112,8 @@ impl Session {
     }
 
     /// Everything a UI needs at once: `{name, inputShape, labels, widths, loadedWidths,
-    /// planesLoaded, width, threads, eval}`.
+    /// planesLoaded, width, threads, eval, text}` (`text`: `{maxTokens, vocabSize}` of a text
+    /// model, `null` for an image model).
     pub fn info(&self) -> Result<JsValue, JsValue> {
         let m = self.core.model();
         let g = m.graph();
@@ -117,6 +127,10 @@ impl Session {
             width: m.width(),
             threads: m.threads(),
             eval: &g.eval,
+            text: g.text.as_ref().map(|t| TextInfo {
+                max_tokens: m.input_shape()[0].min(t.tokenizer.max_length),
+                vocab_size: t.vocab.len(),
+            }),
         })
     }
 
@@ -174,6 +188,86 @@ impl Session {
         let (rgba, cols, rows, opts) = image_arg(image, options)?;
         run_result(self.core.run_image(&rgba, cols, rows, opts, &now_ms).map_err(js_error)?)
     }
+
+    /// Tokenizes `text` (a string; truncated to the model's tokens) and runs the text model on
+    /// it. Returns `{ids: Uint32Array, offsets: Uint32Array, charOffsets: Uint32Array, tokens,
+    /// truncated, piecesTotal, maxTokens, output: Float32Array, shape, width, ms}`; the offsets are
+    /// `[start, end]` pairs, one per token, end exclusive: `offsets` in UTF-16 code units (what
+    /// `String.prototype.slice` takes), `charOffsets` in Unicode code points.
+    pub fn encode(&mut self, text: &JsValue) -> Result<JsValue, JsValue> {
+        let text = text_arg(text)?;
+        let e = self.core.encode(&text, &now_ms).map_err(js_error)?;
+        let obj = encoded(&e)?;
+        set(&obj, "output", &js_sys::Float32Array::from(e.output.as_slice()).into())?;
+        Ok(obj)
+    }
+
+    /// Classifies `text` with a text classifier (a model with labels). An output of `[classes]`
+    /// gives `{kind: "text", logits, probabilities, top, predicted, label, ...}` as `run` does; an
+    /// output of `[tokens, classes]` gives `{kind: "tokens", classes, logits, probabilities
+    /// (Float32Array, tokens x classes), predicted: Uint32Array, labels, probability: Float32Array}`,
+    /// one class per token. Both also carry the encoding (`ids`, `offsets`, ... as `encode`).
+    #[wasm_bindgen(js_name = runText)]
+    pub fn run_text(&mut self, text: &JsValue) -> Result<JsValue, JsValue> {
+        let text = text_arg(text)?;
+        let r = self.core.run_text(&text, &now_ms).map_err(js_error)?;
+        let obj = encoded(&r.encoded)?;
+        let part = match &r.classes {
+            TextClasses::Text(c) => {
+                set(&obj, "kind", &"text".into())?;
+                run_result(c.clone())?
+            }
+            TextClasses::Tokens(t) => {
+                set(&obj, "kind", &"tokens".into())?;
+                let part = to_js(t)?;
+                set(&part, "logits", &js_sys::Float32Array::from(t.logits.as_slice()).into())?;
+                set(&part, "probabilities", &js_sys::Float32Array::from(t.probabilities.as_slice()).into())?;
+                set(&part, "predicted", &js_sys::Uint32Array::from(t.predicted.as_slice()).into())?;
+                set(&part, "probability", &js_sys::Float32Array::from(t.probability.as_slice()).into())?;
+                set(&part, "width", &r.encoded.width.get().into())?;
+                set(&part, "ms", &r.encoded.ms.into())?;
+                part
+            }
+        };
+        let (target, source): (&js_sys::Object, &js_sys::Object) = (obj.unchecked_ref(), part.unchecked_ref());
+        js_sys::Object::assign(target, source);
+        Ok(obj)
+    }
+}
+
+fn set(obj: &JsValue, key: &str, value: &JsValue) -> Result<(), JsValue> {
+    js_sys::Reflect::set(obj, &key.into(), value).map(|_| ())
+}
+
+/// A JS text argument: a string (anything else is `invalid_argument`), refused as too long
+/// (`limit_exceeded`) before it is copied into wasm memory when its UTF-16 length alone says so
+/// (every UTF-16 unit is at least one UTF-8 byte).
+fn text_arg(text: &JsValue) -> Result<String, JsValue> {
+    let Some(s) = text.dyn_ref::<js_sys::JsString>() else {
+        let what = if text.is_null() { "null".to_string() } else { String::from(text.js_typeof().as_string().unwrap_or_default()) };
+        return Err(invalid(format!("text must be a string, got {what}")));
+    };
+    let units = s.length() as usize;
+    if units > MAX_TEXT_BYTES {
+        return Err(js_error(crate::Error::new(
+            crate::ErrorKind::LimitExceeded,
+            format!("the text is {units} UTF-16 code units, so at least as many bytes (UTF-8); at most {MAX_TEXT_BYTES} (4 MiB) are accepted"),
+        )));
+    }
+    Ok(String::from(s))
+}
+
+/// An encoding as a plain object with `ids`, `offsets` and `charOffsets` as typed arrays.
+fn encoded(e: &Encoded) -> Result<JsValue, JsValue> {
+    let obj = to_js(e)?;
+    let pairs = |o: &[(usize, usize)]| -> js_sys::Uint32Array {
+        let flat: Vec<u32> = o.iter().flat_map(|&(a, b)| [a as u32, b as u32]).collect();
+        js_sys::Uint32Array::from(flat.as_slice())
+    };
+    set(&obj, "ids", &js_sys::Uint32Array::from(e.ids.as_slice()).into())?;
+    set(&obj, "offsets", &pairs(&e.offsets).into())?;
+    set(&obj, "charOffsets", &pairs(&e.char_offsets).into())?;
+    Ok(obj)
 }
 
 /// An ImageData-like `{width, height, data}` and its options as (RGBA bytes, columns, rows,

@@ -1,5 +1,5 @@
 // A strict TypeScript consumer of the package's public API (compiled with tsc --noEmit only).
-import { AnybitError, createSession, type AttackResult, type BuildInfo, type ClassScore, type ModelInfo, type Progress, type RunResult } from 'anybit';
+import { AnybitError, createSession, type AttackResult, type BuildInfo, type ClassScore, type Encoding, type ModelInfo, type Progress, type RunResult, type TextRunResult, type TokenRunResult } from 'anybit';
 
 const session = await createSession({ build: 'auto', threads: 2 });
 const build: BuildInfo = session.build;
@@ -25,4 +25,12 @@ try {
   if (e instanceof AnybitError && (e.code === 'bad_magic' || e.code === 'aborted')) console.log(e.message);
 }
 console.log(build.variant, build.threadCount, result.probabilities[0], best, image.predicted, canvas.label);
+const encoded: Encoding = await session.encode('Hello, world!');
+const word: string = 'Hello, world!'.slice(encoded.offsets[2], encoded.offsets[3]);
+const ids: Uint32Array = encoded.ids;
+const classified: TextRunResult | TokenRunResult = await session.runText('John lives in Paris');
+if (classified.kind === 'tokens') console.log(classified.labels[1], classified.predicted[1], classified.probability[1]);
+else console.log(classified.top[0].label, classified.piecesTotal);
+const textInfo: { maxTokens: number; vocabSize: number } | null = info.text;
+console.log(word, ids.length, encoded.output.length, encoded.truncated, textInfo?.maxTokens);
 await session.dispose();
