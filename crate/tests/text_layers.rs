@@ -20,12 +20,16 @@ use text_support::*;
 
 /// Float twin against the f64 reference: f32 accumulation over depths of 16 and 32, two layers.
 const TWIN_TOL: f64 = 1e-4;
-/// Quantized pass against the reference that rounds activations as the runtime does. Both pick
-/// the same activation code unless a value lies within f32 noise of a rounding boundary; then one
-/// input moves by one step (1/255 of its token's range), which shifts the next projection by
-/// about 1e-3 of its scale for that token. Over every quantized value of these passes that
-/// happens less than about once per long input, where the pooling divides it by the tokens.
-const QUANT_TOL: f64 = 1e-3;
+/// One node of the quantized pass, fed the runtime's own inputs, against the reference that
+/// rounds activations as the runtime does: same codes, so only f32 rounding is left (seen: 8e-7).
+const NODE_TOL: f64 = 1e-5;
+/// The whole quantized pass against that reference, each running on its own values: both pick
+/// the same activation code unless a value lies within f32 noise (~1e-7 relative) of a rounding
+/// boundary, which among the ~25 000 values a 129-token pass quantizes happens a few times; each
+/// such value then moves by one step (1/255 of its token's range) and the next layers carry the
+/// difference on. Seen: up to 2.6e-3 (one such code in the [CLS] token of a 7-token input), and
+/// 9e-4 over 129 tokens. The node-by-node check (NODE_TOL) is the tight one.
+const QUANT_TOL: f64 = 5e-3;
 
 fn tensor(shape: Vec<usize>, data: Vec<f32>) -> Tensor {
     Tensor::new(shape, data).unwrap()
@@ -70,7 +74,7 @@ fn reference_erf_matches_known_values() {
         assert!((erf(-x) + want).abs() < 1e-12, "erf(-{x})");
     }
     // The two expansions agree where the switch between them lies.
-    for x in [2.0, 2.5, 3.0, 3.5] {
+    for x in [1.5, 2.0, 2.5, 3.0] {
         assert!((erf_series(x) - (1.0 - erfc_cf(x))).abs() < 1e-13, "series and continued fraction at {x}");
     }
     assert_eq!(erf(40.0), 1.0);
@@ -127,12 +131,15 @@ fn float_twin_matches_reference_at_every_width() {
     }
 }
 
+/// Node by node, each fed the runtime's own values of its inputs, the quantized pass equals the
+/// reference to f32 rounding: same activation codes, same dequantized sum. End to end it may
+/// differ by more (QUANT_TOL).
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn quantized_pass_matches_reference_with_dynamic_activations() {
     let mut rng = Rng(0x7e57_0002);
-    // How far the quantized pass lies from the float twin: if the runtime skipped the activation
-    // rounding, the comparison below must be able to tell.
+    // How far activation rounding moves a linear node: if the runtime skipped it, the per-node
+    // comparison must be able to tell.
     let mut rounding_effect = 0f64;
     for pool in [Pool::Mean, Pool::Cls] {
         let built = build(pool, 12);
@@ -143,19 +150,28 @@ fn quantized_pass_matches_reference_with_dynamic_activations() {
             model.set_width(w).unwrap();
             let reference = Reference::new(&file, w);
             for (what, t) in &cases {
+                let what = format!("{pool:?} pool, w{w}, {what}");
                 let out = model.run_tokens(&t.ids, &t.types, &t.mask).unwrap();
                 assert_eq!(out.shape(), &[HIDDEN]);
-                let want = reference.run(t, Acts::Dynamic);
-                assert_close(out.data(), &want, QUANT_TOL, &format!("{pool:?} pool, w{w}, {what}"));
-                // The same through `run` on the flattened input.
-                assert_eq!(model.run(&t.input()).unwrap(), out.data(), "run and run_tokens");
-                let float = reference.run(t, Acts::Float);
-                let scale = float.iter().fold(1f64, |m, v| m.max(v.abs()));
-                rounding_effect = want.iter().zip(&float).fold(rounding_effect, |m, (a, b)| m.max((a - b).abs() / scale));
+                assert_close(out.data(), &reference.run(t, Acts::Dynamic), QUANT_TOL, &what);
+                // The same through `run` on the flattened input, and as a trace.
+                assert_eq!(model.run(&t.input()).unwrap(), out.data(), "{what}: run and run_tokens");
+                let trace = model.trace(&t.input(), false).unwrap();
+                assert_eq!(trace.logits(), out.data(), "{what}: trace and run_tokens");
+                let forced = reference.run_nodes(t, Acts::Dynamic, Some(&trace));
+                let float = reference.run_nodes(t, Acts::Float, Some(&trace));
+                for (i, node) in file.graph().nodes.iter().enumerate() {
+                    assert_close(trace.output(i).data(), &forced[i], NODE_TOL, &format!("{what}: node {} alone", node.name));
+                    if matches!(node.op, format::Op::Linear { .. }) {
+                        let scale = forced[i].iter().fold(1f64, |m, v| m.max(v.abs()));
+                        let moved = forced[i].iter().zip(&float[i]).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+                        rounding_effect = rounding_effect.max(moved / scale);
+                    }
+                }
             }
         }
     }
-    assert!(rounding_effect > 5.0 * QUANT_TOL, "activation rounding moves the output by only {rounding_effect:e}");
+    assert!(rounding_effect > 100.0 * NODE_TOL, "activation rounding moves a linear node by only {rounding_effect:e}");
 }
 
 /// With every token padding, each attends to all keys alike (BERT's additive mask of the most
@@ -776,32 +792,3 @@ fn reference_dequantizes_nested_codes() {
     assert_eq!(names::table_name("embed"), "codes.embed");
 }
 
-#[test]
-fn zz_debug_forced() {
-    let mut rng = Rng(0x7e57_0002);
-    for pool in [Pool::Mean, Pool::Cls] {
-        let built = build(pool, 12);
-        let file = format::read(&built.bytes).unwrap();
-        let mut model = Model::from_bytes(&built.bytes).unwrap();
-        let cases: Vec<(String, Tokens)> = [1, 7, 129].iter().flat_map(|&n| inputs(&mut rng, n)).collect();
-        for w in Bits::all_desc() {
-            model.set_width(w).unwrap();
-            let reference = Reference::new(&file, w);
-            for (what, t) in &cases {
-                let trace = model.trace(&t.input(), false).unwrap();
-                let want = reference.run_nodes(t, Acts::Dynamic, Some(&trace));
-                let mut worst = (0.0, String::new());
-                for (i, node) in file.graph().nodes.iter().enumerate() {
-                    let got = trace.output(i).data();
-                    let scale = want[i].iter().fold(1f64, |m, v| m.max(v.abs()));
-                    let e = got.iter().zip(&want[i]).map(|(&g, &w)| (g as f64 - w).abs()).fold(0.0, f64::max) / scale;
-                    if e > worst.0 { worst = (e, node.name.clone()); }
-                }
-                let free = reference.run(t, Acts::Dynamic);
-                let scale = free.iter().fold(1f64, |m, v| m.max(v.abs()));
-                let e = trace.logits().iter().zip(&free).map(|(&g, &w)| (g as f64 - w).abs()).fold(0.0, f64::max) / scale;
-                println!("{pool:?} w{w} {what}: forced worst {:.2e} at {}, free {:.2e}", worst.0, worst.1, e);
-            }
-        }
-    }
-}

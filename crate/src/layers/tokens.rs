@@ -175,18 +175,24 @@ impl Layer for Attention {
         let dh = hidden / self.heads;
         let scale = 1.0 / (dh as f32).sqrt();
         let keys: Vec<usize> = (0..n).filter(|&j| attends(input, j)).collect();
-        let keys: Vec<usize> = if keys.is_empty() { (0..n).collect() } else { keys };
+        // No key attends: every score gets the same mask, so the weights are equal.
+        let uniform = keys.is_empty();
+        let keys: Vec<usize> = if uniform { (0..n).collect() } else { keys };
         let mut out = Tensor::zeros(vec![n, hidden]);
         let mut p = vec![0f32; keys.len()];
         for h in 0..self.heads {
             let off = h * dh;
             for i in 0..n {
                 let qi = &q[i * hidden + off..i * hidden + off + dh];
-                for (pj, &j) in p.iter_mut().zip(&keys) {
-                    let kj = &k[j * hidden + off..j * hidden + off + dh];
-                    *pj = qi.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>() * scale;
+                if uniform {
+                    p.fill(1.0 / n as f32);
+                } else {
+                    for (pj, &j) in p.iter_mut().zip(&keys) {
+                        let kj = &k[j * hidden + off..j * hidden + off + dh];
+                        *pj = qi.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>() * scale;
+                    }
+                    super::softmax_in_place(&mut p);
                 }
-                super::softmax_in_place(&mut p);
                 let oi = &mut out.data_mut()[i * hidden + off..i * hidden + off + dh];
                 for (&pj, &j) in p.iter().zip(&keys) {
                     let vj = &v[j * hidden + off..j * hidden + off + dh];
