@@ -352,12 +352,14 @@ fn graph_identity_and_schema() {
     // A future version may change the schema: still reported as a version problem.
     assert_eq!(
         graph_kind(|g| {
-            g["version"] = json!(3);
+            g["version"] = json!(format::FORMAT_VERSION + 1);
             g["nodes"] = json!("new");
         }),
         UnsupportedVersion
     );
     assert_eq!(graph_kind(|g| g["version"] = json!(-1)), BadGraph);
+    // Text ops exist from version 3 on: a version-2 graph with one is malformed, not newer.
+    assert_eq!(graph_kind(|g| g["nodes"][0]["op"] = json!({"type": "gelu"})), BadGraph);
     assert_eq!(graph_kind(|g| g["version"] = json!("1")), BadGraph);
     assert_eq!(
         graph_kind(|g| g.as_object_mut().unwrap().remove("version").map(|_| ()).unwrap()),

@@ -7,9 +7,14 @@ use serde::{Deserialize, Serialize};
 use crate::bits::Bits;
 
 pub const FORMAT_NAME: &str = "anybit";
-/// The version writers write. Version 2 keeps the fixed 8-bit layers' codes in their own tensor
-/// before the planes, so that a prefix of the file can run the any-precision widths.
-pub const FORMAT_VERSION: u32 = 2;
+/// The newest version: readers read up to it. Version 2 keeps the fixed 8-bit layers' codes in
+/// their own tensor before the planes, so that a prefix of the file can run the any-precision
+/// widths; version 3 adds text models (the `text` field, the text ops, shared tensors and
+/// embedding tables). Writers write the oldest version that holds the graph
+/// ([`version_needed`]), so image models stay readable by version-2 runtimes.
+pub const FORMAT_VERSION: u32 = 3;
+/// The version that introduced text models.
+pub const TEXT_VERSION: u32 = 3;
 /// The oldest version readers accept (version 1: every layer's codes in the planes).
 pub const MIN_FORMAT_VERSION: u32 = 1;
 
@@ -220,6 +225,22 @@ impl Op {
             _ => None,
         }
     }
+}
+
+/// Whether a graph uses anything of version 3 (text models).
+pub fn uses_text(g: &Graph) -> bool {
+    g.text.is_some()
+        || g.nodes.iter().any(|n| {
+            matches!(
+                n.op,
+                Op::Linear { .. } | Op::LayerNorm { .. } | Op::Gelu | Op::Embed { .. } | Op::Attention { .. } | Op::MeanPool | Op::ClsPool
+            )
+        })
+}
+
+/// The oldest version that can hold `g`: what writers write.
+pub fn version_needed(g: &Graph) -> u32 {
+    if uses_text(g) { TEXT_VERSION } else { 2 }
 }
 
 impl RowBits {

@@ -57,8 +57,18 @@ pub(crate) fn parse_graph(json: &str) -> Result<Graph> {
             probe.version
         );
     }
-    serde_json::from_str(json)
-        .map_err(|e| crate::error::Error::new(ErrorKind::BadGraph, format!("graph JSON: {e}")))
+    let g: Graph = serde_json::from_str(json)
+        .map_err(|e| crate::error::Error::new(ErrorKind::BadGraph, format!("graph JSON: {e}")))?;
+    // Checked on read, not in check_graph: the writer lays codes out through a version-1 view.
+    if g.version < super::graph::TEXT_VERSION && super::graph::uses_text(&g) {
+        bail!(
+            ErrorKind::BadGraph,
+            "a text model (text ops or the text field) needs format version {}, not {}",
+            super::graph::TEXT_VERSION,
+            g.version
+        );
+    }
+    Ok(g)
 }
 
 pub(crate) fn check_graph(g: &Graph) -> Result<CheckedGraph<'_>> {

@@ -28,7 +28,7 @@ use header::{parse_header, Rule};
 
 pub use graph::{
     Digests, EvalResult, Graph, Node, Op, Precision, QuantWeight, RowBits, Text, Width, FORMAT_NAME, FORMAT_VERSION,
-    MIN_FORMAT_VERSION,
+    MIN_FORMAT_VERSION, TEXT_VERSION, uses_text, version_needed,
 };
 pub use header::{header_len, METADATA_KEY};
 pub use layout::{HeaderRead, Layout};
@@ -390,13 +390,13 @@ fn lay_out(graph: &Graph, codes: &[u8]) -> Result<(Graph, Vec<u8>, Vec<u8>)> {
         );
     }
     let mut out = graph.clone();
-    out.version = FORMAT_VERSION;
+    out.version = graph::version_needed(graph);
     let (mut plane_codes, mut fixed_codes) = (Vec::new(), Vec::new());
     for w in out.nodes.iter_mut().filter_map(|n| n.op.weight_mut()) {
         // check_graph bounded every layer's count and range by `end`.
         let n: usize = w.shape.iter().product();
         let src = &codes[w.code_offset..w.code_offset + n];
-        let store = if in_fixed_store(FORMAT_VERSION, w.precision) { &mut fixed_codes } else { &mut plane_codes };
+        let store = if in_fixed_store(out.version, w.precision) { &mut fixed_codes } else { &mut plane_codes };
         store.resize(store.len().div_ceil(8) * 8, 0);
         w.code_offset = store.len();
         store.extend_from_slice(src);

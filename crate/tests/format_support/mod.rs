@@ -128,7 +128,7 @@ pub fn tensors(g: &Graph, seed: u64) -> BTreeMap<String, F32Tensor> {
 /// fixed 8-bit ones in the fixed8 tensor (conv1 at 0, fc at 40).
 pub fn stored_graph() -> Graph {
     let mut g = graph();
-    g.version = format::FORMAT_VERSION;
+    g.version = format::version_needed(&g);
     for (node, off) in [(0, 0), (4, 0), (7, 40)] {
         match &mut g.nodes[node].op {
             Op::Conv2d { weight, .. } | Op::Dense { weight } => weight.code_offset = off,

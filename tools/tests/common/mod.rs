@@ -1,4 +1,5 @@
 //! Shared by the integration tests: the committed real-data fixture (first 100 MNIST test images).
+#![allow(dead_code)] // each test binary uses only some of these
 
 use std::path::PathBuf;
 
