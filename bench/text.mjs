@@ -4,7 +4,7 @@
 //
 //   bash scripts/fetch-minilm.sh && nice python3 scripts/minilm_onnx.py   # model + ONNX files
 //   (cd e2e-tests && npm ci) && (cd bench && npm ci)                      # playwright-core, onnxruntime-web
-//   node bench/text.mjs [--engines ort] [--variants fp32,int8] [--threads 1,2] [--tokens 16,64,128]
+//   node bench/text.mjs [--engines ort,anybit] [--variants fp32,int8] [--threads 1,2] [--tokens 16,64,128]
 //                       [--reps 20] [--warmup 5] [--tiering] [--json out.json]
 //
 // Files: $ANYBIT_CACHE/minilm/ (default ~/.cache/anybit/minilm/): model/vocab.txt and
@@ -45,7 +45,7 @@ const WORDS = ('the model reads this short text and returns one vector for all o
   'run takes on a small machine with two cores when the page is busy or quiet in the morning after work').split(' ');
 
 function parseArgs(argv) {
-  const o = { engines: ['ort'], variants: null, threads: [1, 2], tokens: [16, 64, 128], reps: 20, warmup: 5 };
+  const o = { engines: ['ort', 'anybit'], variants: null, threads: [1, 2], tokens: [16, 64, 128], reps: 20, warmup: 5 };
   const list = (s) => s.split(',').filter(Boolean);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -75,6 +75,11 @@ function modelFiles(engine) {
       fp32: ['/minilm/model-fp32.onnx', join(CACHE, 'onnx', 'model-fp32.onnx')],
       int8: ['/minilm/model-int8.onnx', join(CACHE, 'onnx', 'model-int8.onnx')],
     };
+  }
+  if (engine === 'anybit') {
+    // One file for every width: `anybit import` of the MiniLM folder (docs/TEXT.md).
+    const file = ['/minilm/minilm.anybit', join(CACHE, 'minilm.anybit')];
+    return { 8: file, 4: file, 2: file };
   }
   throw new Error(`no model files known for engine ${engine}`);
 }
@@ -146,7 +151,9 @@ async function main() {
     for (const v of variants) {
       if (!known[v]) throw new Error(`${engine}: no file for variant ${v}`);
       const [url, path] = known[v];
-      need(path, 'run bash scripts/fetch-minilm.sh && nice python3 scripts/minilm_onnx.py');
+      need(path, engine === 'anybit'
+        ? 'run bash scripts/fetch-minilm.sh, then cargo run --release -p anybit-tools -- import --from ~/.cache/anybit/minilm/model --out ~/.cache/anybit/minilm/minilm.anybit, and bash scripts/build-wasm.sh simd threads'
+        : 'run bash scripts/fetch-minilm.sh && nice python3 scripts/minilm_onnx.py');
       overrides[url] = await readFile(path);
       files[engine][v] = url;
       for (const threads of o.threads) settings.push({ engine, variant: v, threads });
@@ -176,10 +183,11 @@ async function main() {
       result.engines[`${s.engine}/${s.variant}/x${s.threads}`] = info;
       console.error(`text: loaded ${s.engine} ${s.variant} x${s.threads}: ${info.name} ${info.version ?? ''} in ${info.loadMs.toFixed(0)} ms`);
       for (const c of checks) {
-        const got = await pages[s.threads].evaluate(([k, ids]) => window.textBench.embed(k, ids), [`${s.engine}/${s.variant}`, c.ids]);
+        const got = await pages[s.threads].evaluate(([k, sentence]) => window.textBench.embed(k, sentence), [`${s.engine}/${s.variant}`, { ids: c.ids, text: c.text }]);
         const maxAbs = Math.max(...got.map((x, i) => Math.abs(x - c.embedding[i])));
         const cos = cosine(got, c.embedding);
-        const ok = s.variant === 'fp32' ? maxAbs <= 1e-4 : cos >= 0.97;
+        const minCos = ENGINES[s.engine].minCosine?.[s.variant] ?? 0.97;
+        const ok = got.length === c.embedding.length && got.every(Number.isFinite) && (s.variant === 'fp32' ? maxAbs <= 1e-4 : cos >= minCos);
         result.checks.push({ ...s, sentenceID: c.sentenceID, tokens: c.ids.length, maxAbs, cosine: cos, ok });
         if (!ok) throw new Error(`${s.engine} ${s.variant} x${s.threads} is wrong on fixture sentence ${c.sentenceID}: max abs ${maxAbs}, cosine ${cos}`);
       }
@@ -190,7 +198,7 @@ async function main() {
     }
 
     const cells = settings.flatMap((s) => o.tokens.map((tokens) => ({ ...s, tokens, ms: [] })));
-    const timeOne = (c) => pages[c.threads].evaluate(([k, ids]) => window.textBench.time(k, ids), [`${c.engine}/${c.variant}`, sentences[c.tokens].ids]);
+    const timeOne = (c) => pages[c.threads].evaluate(([k, sentence]) => window.textBench.time(k, sentence), [`${c.engine}/${c.variant}`, sentences[c.tokens]]);
     for (let r = 0; r < o.warmup; r++) for (const c of cells) await timeOne(c);
     for (let r = 0; r < o.reps; r++) {
       for (let i = 0; i < cells.length; i++) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything a fresh Debian 12 machine needs to build, serve and test anybit.
 # Idempotent: each step checks first, so a second run takes seconds.
-# Usage: scripts/setup.sh [npm]   (npm: only the test harness's npm packages)
+# Usage: scripts/setup.sh [npm|bench]   (npm: only the test harness's npm packages; bench: those
+# and the peer runtimes the benchmarks compare with, which no test needs)
 # Recipe and its traps: docs/TOOLCHAIN.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,11 @@ npm_packages() {
 # `setup.sh npm`: only these, for scripts that need nothing else (scripts/pkg-test.sh).
 if [ "${1:-}" = npm ]; then
   npm_packages
+  exit 0
+fi
+if [ "${1:-}" = bench ]; then
+  npm_packages
+  npm_ci bench "onnxruntime-web, the peer of bench/text.mjs"
   exit 0
 fi
 

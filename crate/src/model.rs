@@ -430,6 +430,27 @@ impl Model {
         Ok(values.pop().flatten().expect("the last node's output is kept"))
     }
 
+    /// Runs one input and returns, for every node in order, its name and the time it took by
+    /// `now` (ms): where a pass spends its time, for benchmarks and layer work.
+    pub fn profile(&mut self, input: &[f32], now: &dyn Fn() -> f64) -> Result<Vec<(String, f64)>> {
+        let shape = self.input_shape_for(input.len())?;
+        let mut values: Vec<Option<Tensor>> = vec![Some(Tensor::new(shape, input.to_vec())?)];
+        let mut out = Vec::with_capacity(self.nodes.len());
+        for (i, node) in self.nodes.iter().enumerate() {
+            let ins: Vec<&Tensor> = node.inputs.iter().map(|&v| values[v].as_ref().expect("kept until its last use")).collect();
+            let t0 = now();
+            let y = node.layer.forward(&ins, &mut self.ctx)?;
+            out.push((node.name.clone(), now() - t0));
+            values.push(Some(y));
+            for &v in &node.inputs {
+                if self.dead_after(v, i) {
+                    values[v] = None;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// A valid input of the model's largest shape, for timing (calibration): a constant image,
     /// or tokens of id 0 (every vocabulary has one), type 0, attending.
     pub fn sample_input(&self) -> Vec<f32> {

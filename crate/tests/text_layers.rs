@@ -81,8 +81,8 @@ fn reference_erf_matches_known_values() {
     assert!((gelu(1.0) - 0.8413447460685429).abs() < 1e-12);
 }
 
-/// The runtime's erf (an f32 Chebyshev fit of erfc beyond 0.5) and GELU against the f64 ones,
-/// over the range hidden states reach and far beyond it.
+/// The runtime's erf (Abramowitz and Stegun 7.1.28: 3e-7 by construction, plus the f32 result's
+/// rounding) and GELU against the f64 ones, over the range hidden states reach and far beyond it.
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn gelu_layer_matches_f64_erf() {
@@ -90,7 +90,7 @@ fn gelu_layer_matches_f64_erf() {
     xs.extend([-1e4, -50.0, -12.0, -6.0, 6.0, 12.0, 50.0, 1e4, 1e-30, -1e-30, 0.0, -0.0, 0.4999, 0.5, 0.5001]);
     for &x in &xs {
         let e = rt_erf(x) as f64;
-        assert!((e - erf(x as f64)).abs() < 3e-7, "erf({x}) = {e}, want {}", erf(x as f64));
+        assert!((e - erf(x as f64)).abs() < 5e-7, "erf({x}) = {e}, want {}", erf(x as f64));
     }
     let layer = Gelu { name: "gelu".into() };
     let mut ctx = Context::default();

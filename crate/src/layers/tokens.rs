@@ -174,29 +174,39 @@ impl Layer for Attention {
         let (q, k, v, input) = (inputs[0].data(), inputs[1].data(), inputs[2].data(), inputs[3]);
         let dh = hidden / self.heads;
         let scale = 1.0 / (dh as f32).sqrt();
-        let keys: Vec<usize> = (0..n).filter(|&j| attends(input, j)).collect();
+        let attended: Vec<bool> = (0..n).map(|j| attends(input, j)).collect();
         // No key attends: every score gets the same mask, so the weights are equal.
-        let uniform = keys.is_empty();
-        let keys: Vec<usize> = if uniform { (0..n).collect() } else { keys };
+        let uniform = !attended.contains(&true);
         let mut out = Tensor::zeros(vec![n, hidden]);
-        let mut p = vec![0f32; keys.len()];
+        // Scores as axpys over a transposed K (`kt[d][j]`), not dot products: a dot product's
+        // sum is a reduction the compiler may not reorder, an axpy vectorizes as written.
+        let mut kt = vec![0f32; dh * n];
+        let mut p = vec![0f32; n];
         for h in 0..self.heads {
             let off = h * dh;
+            for j in 0..n {
+                for d in 0..dh {
+                    kt[d * n + j] = k[j * hidden + off + d];
+                }
+            }
             for i in 0..n {
-                let qi = &q[i * hidden + off..i * hidden + off + dh];
                 if uniform {
                     p.fill(1.0 / n as f32);
                 } else {
-                    for (pj, &j) in p.iter_mut().zip(&keys) {
-                        let kj = &k[j * hidden + off..j * hidden + off + dh];
-                        *pj = qi.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>() * scale;
+                    p.fill(0.0);
+                    for (d, &qd) in q[i * hidden + off..i * hidden + off + dh].iter().enumerate() {
+                        let qd = qd * scale;
+                        p.iter_mut().zip(&kt[d * n..(d + 1) * n]).for_each(|(s, &kv)| *s += qd * kv);
                     }
+                    p.iter_mut().zip(&attended).for_each(|(s, &a)| if !a { *s = f32::NEG_INFINITY });
                     super::softmax_in_place(&mut p);
                 }
                 let oi = &mut out.data_mut()[i * hidden + off..i * hidden + off + dh];
-                for (&pj, &j) in p.iter().zip(&keys) {
-                    let vj = &v[j * hidden + off..j * hidden + off + dh];
-                    oi.iter_mut().zip(vj).for_each(|(o, &x)| *o += pj * x);
+                for (j, &pj) in p.iter().enumerate() {
+                    if pj != 0.0 {
+                        let vj = &v[j * hidden + off..j * hidden + off + dh];
+                        oi.iter_mut().zip(vj).for_each(|(o, &x)| *o += pj * x);
+                    }
                 }
             }
         }
