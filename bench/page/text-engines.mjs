@@ -49,8 +49,11 @@ export const ENGINES = {
     minCosine: { 8: 0.99, 4: 0.8, 2: 0.0 },
     async load({ variant, threads, files }) {
       const { createSession } = await import('/pkg/index.js');
-      // One thread: the SIMD build, as the package picks for a single thread; two: the threads build.
-      const session = await createSession(threads > 1 ? { build: 'threads', threads } : { build: 'simd' });
+      // One thread: the fastest single-thread build this browser runs (relaxed SIMD, else SIMD;
+      // the package's auto choice on an isolated page is the threads build); two: the threads build.
+      const session = threads > 1
+        ? await createSession({ build: 'threads', threads })
+        : await createSession({ build: 'relaxed' }).catch(() => createSession({ build: 'simd' }));
       // The page loads only the bit planes this width needs (HTTP Range), as an app would.
       await session.load(files[variant], { width: Number(variant) });
       return {

@@ -198,8 +198,7 @@ impl Layer for Attention {
                         let qd = qd * scale;
                         p.iter_mut().zip(&kt[d * n..(d + 1) * n]).for_each(|(s, &kv)| *s += qd * kv);
                     }
-                    p.iter_mut().zip(&attended).for_each(|(s, &a)| if !a { *s = f32::NEG_INFINITY });
-                    super::softmax_in_place(&mut p);
+                    softmax_masked(&mut p, &attended);
                 }
                 let oi = &mut out.data_mut()[i * hidden + off..i * hidden + off + dh];
                 for (j, &pj) in p.iter().enumerate() {
@@ -215,6 +214,35 @@ impl Layer for Attention {
     fn backward(&self, _: &[&Tensor], _: &Tensor, _: &[u32], _: &mut Context) -> Result<Vec<Tensor>> {
         no_backward(&self.name)
     }
+}
+
+/// Softmax over the attended entries of `p` (the others become 0), with [`exp_fast`]: wasm has no
+/// exp instruction, and libm's costs more than the rest of a 64-token attention row.
+fn softmax_masked(p: &mut [f32], attended: &[bool]) {
+    let max = p.iter().zip(attended).filter(|(_, &a)| a).fold(f32::NEG_INFINITY, |m, (&v, _)| m.max(v));
+    let mut sum = 0.0;
+    for (v, &a) in p.iter_mut().zip(attended) {
+        *v = if a { exp_fast(*v - max) } else { 0.0 };
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    p.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// `e^x` for `x <= 0` to about 3e-7 relative: `e^x = 2^n e^y` with `n = round(x log2 e)` (built
+/// in the exponent bits) and `y = x - n ln 2` (Cody and Waite's two-part ln 2 keeps it exact),
+/// `|y| <= 0.35`, by its Taylor polynomial; below -87 it is 0.
+#[inline]
+pub fn exp_fast(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    if x < -87.0 {
+        return 0.0;
+    }
+    let n = (x * std::f32::consts::LOG2_E).round();
+    let y = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0 + y * (1.0 + y * (0.5 + y * (1.0 / 6.0 + y * (1.0 / 24.0 + y * (1.0 / 120.0 + y * (1.0 / 720.0))))));
+    f32::from_bits(((n as i32 + 127) as u32) << 23) * p
 }
 
 /// Mean of the token vectors whose mask is 1 (zeros when there are none): `[x, input]` -> `[hidden]`.
@@ -267,5 +295,23 @@ impl Layer for ClsPool {
     }
     fn backward(&self, _: &[&Tensor], _: &Tensor, _: &[u32], _: &mut Context) -> Result<Vec<Tensor>> {
         no_backward(&self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_fast_is_exp_to_f32_precision() {
+        let mut worst = 0f64;
+        for i in 0..=200_000 {
+            let x = -(i as f32) * 87.0 / 200_000.0;
+            let want = (x as f64).exp();
+            worst = worst.max(((exp_fast(x) as f64 - want) / want).abs());
+        }
+        assert!(worst < 3e-7, "relative error {worst}");
+        assert_eq!(exp_fast(-1000.0), 0.0);
+        assert_eq!(exp_fast(0.0), 1.0);
     }
 }

@@ -49,6 +49,11 @@ impl Session {
         &self.model
     }
 
+    /// Per-node times of one pass on `input` (`Model::profile`), for benchmarks.
+    pub fn profile(&mut self, input: &[f32], now: &dyn Fn() -> f64) -> Result<Vec<(String, f64)>> {
+        self.model.profile(input, now)
+    }
+
     pub fn layout(&self) -> &Layout {
         self.model.layout()
     }

@@ -180,6 +180,12 @@ impl Session {
         run_result(self.core.run(input, &now_ms).map_err(js_error)?)
     }
 
+    /// Per-node times (ms) of one pass on `input`, as `[[name, ms], ...]` in graph order: where
+    /// a pass spends its time, for benchmarks (bench/text.mjs --profile).
+    pub fn profile(&mut self, input: &[f32]) -> Result<JsValue, JsValue> {
+        to_js(&self.core.profile(input, &now_ms).map_err(js_error)?)
+    }
+
     /// Runs on a canvas `ImageData` (or any `{width, height, data: RGBA bytes}`: its columns and
     /// rows), converted to the model input as crate/src/image.rs describes: bright ink on a dark
     /// background, values in [0, 1]. `options`: `{invert: bool, fit: "stretch" | "mnist"}`.
