@@ -57,18 +57,18 @@ impl Layer for Linear {
         let x = super::single(inputs, self.weights.name())?;
         let mut out = Tensor::zeros(self.output_shape(&[x.shape()])?);
         let tokens = self.tokens(x.shape())?;
-        let smoothed: Vec<f32>;
-        let xs = match &self.inv_smooth {
-            Some(inv) => {
-                smoothed = x.data().chunks_exact(inv.len()).flat_map(|t| t.iter().zip(inv).map(|(v, s)| v * s)).collect();
-                &smoothed[..]
-            }
-            None => x.data(),
-        };
         if ctx.twin {
+            let smoothed: Vec<f32>;
+            let xs = match &self.inv_smooth {
+                Some(inv) => {
+                    smoothed = x.data().chunks_exact(inv.len()).flat_map(|t| t.iter().zip(inv).map(|(v, s)| v * s)).collect();
+                    &smoothed[..]
+                }
+                None => x.data(),
+            };
             self.weights.float_gemm_group(0, xs, out.data_mut(), self.weights.outputs())?;
         } else {
-            self.weights.gemm_dynamic(xs, tokens, ctx, out.data_mut())?;
+            self.weights.gemm_dynamic(x.data(), self.inv_smooth.as_deref(), tokens, ctx, out.data_mut())?;
         }
         Ok(out)
     }

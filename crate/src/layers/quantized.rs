@@ -252,8 +252,9 @@ impl QuantWeights {
 
     /// A dynamic-activation layer on `tokens` columns of f32 input (`x`: [tokens][depth]), one
     /// group: each column is quantized over its own `[lo, hi]` to `a` bits, `x ≈ lo + s q`, so
-    /// `Σ w x ≈ s Σ w q + lo Σ w`; written to `out` as [tokens][rows].
-    pub(crate) fn gemm_dynamic(&self, x: &[f32], tokens: usize, ctx: &mut Context, out: &mut [f32]) -> Result<()> {
+    /// `Σ w x ≈ s Σ w q + lo Σ w`; written to `out` as [tokens][rows]. With `inv_smooth`, each
+    /// input channel is first multiplied by its factor (in the same pass as the quantization).
+    pub(crate) fn gemm_dynamic(&self, x: &[f32], inv_smooth: Option<&[f32]>, tokens: usize, ctx: &mut Context, out: &mut [f32]) -> Result<()> {
         let a = self.active()?;
         if self.acts != ActQuant::Dynamic || self.groups != 1 {
             crate::bail!(ErrorKind::InvalidArgument, "{}: not a one-group layer with dynamic activations", self.name);
@@ -261,7 +262,16 @@ impl QuantWeights {
         let la = quant::levels(a.abits) as f32;
         let mut ranges = Vec::with_capacity(tokens);
         ctx.col_codes.clear();
+        let mut smoothed = Vec::new();
         for col in x.chunks_exact(self.depth).take(tokens) {
+            let col = match inv_smooth {
+                Some(f) => {
+                    smoothed.clear();
+                    smoothed.extend(col.iter().zip(f).map(|(v, s)| v * s));
+                    &smoothed[..]
+                }
+                None => col,
+            };
             let (lo, hi) = col.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
             let s = if hi > lo { (hi - lo) / la } else { 0.0 };
             let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
