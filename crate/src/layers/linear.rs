@@ -31,8 +31,8 @@ impl Linear {
     /// Tokens of an input shape `[tokens, in]` or `[in]` (one token).
     fn tokens(&self, shape: &[usize]) -> Result<usize> {
         match shape {
-            &[t, d] if d == self.weights.depth() && t > 0 => Ok(t),
-            &[d] if d == self.weights.depth() => Ok(1),
+            [t, d] if *d == self.weights.depth() && *t > 0 => Ok(*t),
+            [d] if *d == self.weights.depth() => Ok(1),
             _ => crate::bail!(
                 ErrorKind::ShapeMismatch,
                 "{}: expects [tokens, {}] or [{}], got {shape:?}",
