@@ -70,13 +70,9 @@ fn check_all(w: &[u8], a: &[u8], rows: usize, cols: usize, depth: usize, wb: u8,
     checked
 }
 
-macro_rules! suite {
-    ($(fn $name:ident() $body:block)*) => {$(
-        #[cfg_attr(not(target_arch = "wasm32"), test)]
-        #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
-        fn $name() $body
-    )*};
-}
+#[path = "common/suite.rs"]
+#[macro_use]
+mod suite;
 
 suite! {
     fn every_width_pair_random() {

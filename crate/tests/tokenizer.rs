@@ -57,13 +57,9 @@ fn compare(what: &str, text: &str, got: &Encoding, want_ids: &[u32], want_offset
     ))
 }
 
-macro_rules! suite {
-    ($(fn $name:ident() $body:block)*) => {$(
-        #[cfg_attr(not(target_arch = "wasm32"), test)]
-        #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
-        fn $name() $body
-    )*};
-}
+#[path = "common/suite.rs"]
+#[macro_use]
+mod suite;
 
 suite! {
     fn edge_corpus_matches_hf() {
