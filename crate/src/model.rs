@@ -354,6 +354,19 @@ impl Model {
     /// Checks the input and runs every node; `keep` keeps every value (a trace), otherwise each
     /// is freed after its last use and only the last node's output is left.
     fn forward(&mut self, input: &[f32], keep: bool) -> Result<Vec<Option<Tensor>>> {
+        Ok(self.forward_timed(input, keep, None)?.0)
+    }
+
+    /// `forward`, also timing each node by `now` (ms) when given: the one node loop that running,
+    /// tracing and profiling share.
+    #[allow(clippy::type_complexity)]
+    fn forward_timed(
+        &mut self,
+        input: &[f32],
+        keep: bool,
+        now: Option<&dyn Fn() -> f64>,
+    ) -> Result<(Vec<Option<Tensor>>, Vec<(String, f64)>)> {
+        let mut times = Vec::new();
         let shape = self.input_shape_for(input.len())?;
         if let Some(i) = input.iter().position(|v| !v.is_finite()) {
             crate::bail!(ErrorKind::BadValue, "input value #{i} is {}", input[i]);
@@ -366,9 +379,13 @@ impl Model {
                 .iter()
                 .map(|&v| values[v].as_ref().expect("value freed before its last use"))
                 .collect();
+            let t0 = now.map(|f| f());
             let out = node.layer.forward(&ins, &mut self.ctx).map_err(|e| {
                 crate::error::Error::new(e.kind(), format!("{}: {}", node.name, e.message()))
             })?;
+            if let (Some(f), Some(t0)) = (now, t0) {
+                times.push((node.name.clone(), f() - t0));
+            }
             values.push(Some(out));
             if !keep {
                 for &v in &node.inputs {
@@ -378,7 +395,7 @@ impl Model {
                 }
             }
         }
-        Ok(values)
+        Ok((values, times))
     }
 }
 
@@ -433,22 +450,7 @@ impl Model {
     /// Runs one input and returns, for every node in order, its name and the time it took by
     /// `now` (ms): where a pass spends its time, for benchmarks and layer work.
     pub fn profile(&mut self, input: &[f32], now: &dyn Fn() -> f64) -> Result<Vec<(String, f64)>> {
-        let shape = self.input_shape_for(input.len())?;
-        let mut values: Vec<Option<Tensor>> = vec![Some(Tensor::new(shape, input.to_vec())?)];
-        let mut out = Vec::with_capacity(self.nodes.len());
-        for (i, node) in self.nodes.iter().enumerate() {
-            let ins: Vec<&Tensor> = node.inputs.iter().map(|&v| values[v].as_ref().expect("kept until its last use")).collect();
-            let t0 = now();
-            let y = node.layer.forward(&ins, &mut self.ctx)?;
-            out.push((node.name.clone(), now() - t0));
-            values.push(Some(y));
-            for &v in &node.inputs {
-                if self.dead_after(v, i) {
-                    values[v] = None;
-                }
-            }
-        }
-        Ok(out)
+        Ok(self.forward_timed(input, false, Some(now))?.1)
     }
 
     /// A valid input of the model's largest shape, for timing (calibration): a constant image,
