@@ -89,6 +89,16 @@ impl Model {
             }
         }
         let last = nodes.len() - 1;
+        if let Some(format::Task::Counterfactual { .. }) = &graph.task {
+            let want = [graph.input_shape[0], format::CF_COLUMNS];
+            if nodes[last].output_shape != want {
+                crate::bail!(
+                    ErrorKind::BadShape,
+                    "a counterfactual model must output {want:?} ([tokens, sentence logits + tags]), not {:?}",
+                    nodes[last].output_shape
+                );
+            }
+        }
         nodes[last].last_use = usize::MAX;
         let input_last_use = nodes.iter().rposition(|n| n.inputs.contains(&0)).unwrap_or(0);
         let planes = file.planes_present();

@@ -195,6 +195,7 @@ fn model_without_quantized_layers() {
                 op: Op::Clamp { min: -1.0, max: 1.0 },
             },
         ],
+        task: None,
         eval: vec![],
         sha256: None,
     };

@@ -310,6 +310,7 @@ fn flip_model() -> (Vec<u8>, Vec<f32>, f32) {
             format::Node { name: "fl".into(), inputs: vec!["cl".into()], op: format::Op::Flatten },
             format::Node { name: "fc".into(), inputs: vec!["fl".into()], op: dense(&mut off, 2, 4, Precision::Fixed8, false) },
         ],
+        task: None,
         eval: vec![],
         sha256: None,
     };

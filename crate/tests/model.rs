@@ -43,6 +43,7 @@ fn graph() -> Graph {
             node("flat", &["pool"], Op::Flatten),
             node("fc", &["flat"], Op::Dense { weight: qw(vec![3, 36], 184, Precision::Fixed8, true) }),
         ],
+        task: None,
         eval: vec![],
         sha256: None,
     }

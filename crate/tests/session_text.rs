@@ -149,6 +149,7 @@ fn build(head: Head) -> Vec<u8> {
         labels,
         widths: Bits::all_desc().map(|w| Width { w, a: Bits::MAX }).collect(),
         nodes: b.nodes,
+        task: None,
         eval: Vec::new(),
         sha256: None,
     };

@@ -114,6 +114,7 @@ pub fn build(
         labels,
         widths: widths.iter().map(|&w| Width { w, a: net.act_bits[w.count() - 1] }).collect(),
         nodes,
+        task: None,
         eval,
         sha256: None,
     };

@@ -446,6 +446,7 @@ fn build(opts: &ImportOptions, smooth: BTreeMap<String, Vec<f32>>) -> Result<Imp
         labels: None,
         widths: opts.widths.iter().map(|&w| Width { w, a: Bits::MAX }).collect(),
         nodes: b.nodes,
+        task: None,
         eval: Vec::<EvalResult>::new(),
         sha256: None,
     };

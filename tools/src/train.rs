@@ -429,7 +429,7 @@ pub fn export_model(net: &Net, dataset: &str, name: &str, widths: &[Bits], test:
         bail!("every exported width uses the wavelet path, which the runtime cannot run");
     }
     let file_acc: Vec<(u8, f64)> = accuracy.iter().filter(|(w, _)| !wav.contains(w)).map(|&(w, a)| (w.get(), a)).collect();
-    let eval = vec![EvalResult { dataset: dataset.into(), n: test.len(), accuracy: file_acc }];
+    let eval = vec![EvalResult { dataset: dataset.into(), metric: None, n: test.len(), accuracy: file_acc }];
     let bytes = export::write(net, name, &file_widths, Some(export::labels(dataset)), eval)?;
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).ok();

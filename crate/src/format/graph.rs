@@ -46,7 +46,11 @@ pub struct Graph {
     /// Nodes in topological order. Node `i` reads the outputs named in `inputs`; the graph input
     /// is named "input". The last node's output is the model output.
     pub nodes: Vec<Node>,
-    /// Accuracy per width measured by the exporter (for the precision policy and the UI).
+    /// What the output means when it is more than one logit per label ([`Task`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<Task>,
+    /// Scores per width measured by the exporter (for the precision policy and the UI). The
+    /// first entry is the one the policy weighs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub eval: Vec<EvalResult>,
     /// SHA-256 digests of the data, filled in by the writer (the caller's value is replaced).
@@ -99,12 +103,50 @@ impl Width {
     }
 }
 
+/// A task whose output needs decoding beyond "one probability per label".
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Task {
+    /// Counterfactual detection (SemEval-2020 Task 5, both subtasks) on a text model whose output
+    /// is `[tokens, 7]`: at token 0 (`[CLS]`) columns 0..2 are the sentence logits (not
+    /// counterfactual, counterfactual); at every token columns 2..7 are the tag logits
+    /// `O, B-Ant, I-Ant, B-Con, I-Con` ([`CF_TAGS`]).
+    Counterfactual {
+        /// Per weight width, the probability of the counterfactual class from which a sentence is
+        /// called counterfactual, as pairs `[w, p]` (picked on the dev split); read through
+        /// [`Task::threshold`].
+        thresholds: Vec<(u8, f32)>,
+    },
+}
+
+/// Columns of a counterfactual model's output: 2 sentence logits, then the tags.
+pub const CF_COLUMNS: usize = 7;
+/// The tags of a counterfactual model's columns 2..7, in order.
+pub const CF_TAGS: [&str; 5] = ["O", "B-Ant", "I-Ant", "B-Con", "I-Con"];
+
+impl Task {
+    /// The decision threshold at weight width `w`: the stored one for `w`, else the nearest wider
+    /// width's, else 0.5.
+    pub fn threshold(&self, w: Bits) -> f32 {
+        let Task::Counterfactual { thresholds } = self;
+        thresholds
+            .iter()
+            .filter(|&&(b, _)| b >= w.get())
+            .min_by_key(|&&(b, _)| b)
+            .map_or(0.5, |&(_, p)| p)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalResult {
     pub dataset: String,
+    /// What `accuracy` holds when it is not top-1 accuracy ("f1", "exact_match", ...); absent
+    /// means accuracy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
     pub n: usize,
-    /// Weight width -> top-1 accuracy in [0, 1], as pairs `[w, acc]`. Plain numbers here so that
+    /// Weight width -> score in [0, 1] (top-1 accuracy unless `metric` says otherwise), as pairs `[w, acc]`. Plain numbers here so that
     /// an out-of-range pair is reported as a bad value (the format's check), not a schema error;
     /// read them through [`EvalResult::by_width`].
     pub accuracy: Vec<(u8, f64)>,
@@ -230,6 +272,7 @@ impl Op {
 /// Whether a graph uses anything of version 3 (text models).
 pub fn uses_text(g: &Graph) -> bool {
     g.text.is_some()
+        || g.task.is_some()
         || g.nodes.iter().any(|n| {
             matches!(
                 n.op,

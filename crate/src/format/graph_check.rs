@@ -8,7 +8,7 @@ use super::limits::*;
 use super::names::{valid_node_name, INPUT};
 use crate::bail;
 use crate::error::{ErrorKind, Result};
-use super::graph::{in_fixed_store, Graph, Op, QuantWeight, FORMAT_NAME, FORMAT_VERSION, MIN_FORMAT_VERSION};
+use super::graph::{in_fixed_store, Graph, Op, QuantWeight, Task, FORMAT_NAME, FORMAT_VERSION, MIN_FORMAT_VERSION};
 
 /// One quantized layer's slice of the flat code sequence.
 #[derive(Clone, Copy, Debug)]
@@ -105,6 +105,10 @@ pub(crate) fn check_graph(g: &Graph) -> Result<CheckedGraph<'_>> {
         }
     }
 
+    if let Some(task) = &g.task {
+        check_task(g, task)?;
+    }
+
     if g.nodes.is_empty() {
         bail!(ErrorKind::BadGraph, "the graph has no nodes");
     }
@@ -196,6 +200,23 @@ pub(crate) fn check_graph(g: &Graph) -> Result<CheckedGraph<'_>> {
     let code_end = check_code_ranges(g, layers)?;
     let fixed_end = check_code_ranges(g, fixed)?;
     Ok(CheckedGraph { code_end, fixed_end, node_index, inputs, has_width, tensor_count, tables })
+}
+
+/// A task's own values; the output shape it needs is checked when the model is built.
+fn check_task(g: &Graph, task: &Task) -> Result<()> {
+    let Task::Counterfactual { thresholds } = task;
+    if g.text.is_none() {
+        bail!(ErrorKind::BadGraph, "a counterfactual task needs a text model");
+    }
+    if thresholds.len() > 8 {
+        bail!(ErrorKind::BadValue, "{} counterfactual thresholds; at most one per width", thresholds.len());
+    }
+    for &(w, p) in thresholds {
+        if !(1..=8).contains(&w) || !(p > 0.0 && p < 1.0) {
+            bail!(ErrorKind::BadValue, "counterfactual threshold ({w}, {p}) out of range: width 1..=8, probability in (0, 1)");
+        }
+    }
+    Ok(())
 }
 
 fn check_input_shape(g: &Graph) -> Result<()> {

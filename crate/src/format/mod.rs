@@ -27,7 +27,7 @@ use graph::in_fixed_store;
 use header::{parse_header, Rule};
 
 pub use graph::{
-    Digests, EvalResult, Graph, Node, Op, Precision, QuantWeight, RowBits, Text, Width, FORMAT_NAME, FORMAT_VERSION,
+    Digests, EvalResult, Graph, Node, Op, Precision, QuantWeight, RowBits, Task, Text, Width, CF_COLUMNS, CF_TAGS, FORMAT_NAME, FORMAT_VERSION,
     MIN_FORMAT_VERSION, TEXT_VERSION, uses_text, version_needed,
 };
 pub use header::{header_len, METADATA_KEY};

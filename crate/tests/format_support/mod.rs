@@ -74,6 +74,7 @@ pub fn graph() -> Graph {
             node("fc", &["gap"], Op::Dense { weight: qw(&[3, 4], 80, Precision::Fixed8, true) }),
             node("prob", &["fc"], Op::Softmax),
         ],
+        task: None,
         eval: vec![],
         sha256: None,
     }

@@ -436,6 +436,7 @@ fn graph(name: &str, input_shape: Vec<usize>, nodes: Vec<Node>) -> Graph {
         labels: None,
         widths: WIDTHS.iter().map(|&w| Width::new(w, w).unwrap()).collect(),
         nodes,
+        task: None,
         eval: vec![],
         sha256: None,
     }

@@ -211,6 +211,7 @@ pub fn build(pool: Pool, seed: u64) -> Built {
         labels: None,
         widths: widths.iter().map(|&w| Width { w, a: Bits::MAX }).collect(),
         nodes: b.nodes,
+        task: None,
         eval: Vec::new(),
         sha256: None,
     };
