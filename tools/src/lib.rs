@@ -3,6 +3,7 @@
 
 pub mod adam;
 pub mod attack;
+pub mod cf;
 pub mod cli;
 pub mod data;
 pub mod evaluate;
