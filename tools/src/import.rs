@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anybit::format::{self, names, EvalResult, F32Tensor, Graph, Node, Op, Precision, QuantWeight, RowBits, Text, Width};
+use anybit::format::{self, names, EvalResult, F32Tensor, Graph, Node, Op, Precision, QuantWeight, RowBits, Task, Text, Width};
 use anybit::text::TokenizerConfig;
 use anybit::{quant, Bits};
 use anyhow::{bail, ensure, Context, Result};
@@ -48,6 +48,9 @@ pub struct ImportOptions {
     pub widths: Vec<Bits>,
     /// Smooth the projections' inputs (SmoothQuant, calibrated on random token sequences).
     pub smooth: bool,
+    /// Stored in the graph as they are (a fine-tuner's task and its measured scores).
+    pub task: Option<Task>,
+    pub eval: Vec<EvalResult>,
 }
 
 /// What an import made, for the report.
@@ -85,12 +88,12 @@ fn read_json(path: &Path) -> Result<serde_json::Value> {
 }
 
 /// The weights of a safetensors file by name, as f32 (with or without the `bert.` prefix).
-struct Weights {
+pub struct Weights {
     map: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
 }
 
 impl Weights {
-    fn load(path: &Path) -> Result<Weights> {
+    pub fn load(path: &Path) -> Result<Weights> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
         let mut map = BTreeMap::new();
@@ -104,10 +107,21 @@ impl Weights {
         Ok(Weights { map })
     }
 
-    fn get(&self, name: &str, shape: &[usize]) -> Result<&[f32]> {
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<&[f32]> {
         let Some((s, data)) = self.map.get(name) else { bail!("the weights have no tensor {name:?}") };
         ensure!(s == shape, "tensor {name:?} has shape {s:?}, expected {shape:?}");
         Ok(data)
+    }
+
+    /// A tensor that may be absent (a fine-tuned folder's extras); present with another shape is
+    /// absent too, and `get` then says why.
+    pub fn try_get(&self, name: &str, shape: &[usize]) -> Option<&[f32]> {
+        self.map.get(name).filter(|(s, _)| s == shape).map(|(_, d)| d.as_slice())
+    }
+
+    /// Every tensor by name (shape, values).
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &(Vec<usize>, Vec<f32>))> {
+        self.map.iter()
     }
 }
 
@@ -182,7 +196,7 @@ fn default_max_tokens(dir: &Path, positions: usize) -> Result<usize> {
 /// One embedding row as `bits`-bit codes over a clipped range: returns (lo, step) and appends the
 /// codes. The clip (a fraction of the row's range) minimises the squared error, as outliers would
 /// otherwise stretch the step of every other value.
-fn quantize_row(row: &[f32], bits: Bits, codes: &mut Vec<u8>) -> (f32, f32) {
+pub fn quantize_row(row: &[f32], bits: Bits, codes: &mut Vec<u8>) -> (f32, f32) {
     let top = bits.levels() as f32;
     let (mn, mx) = row.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     let code = |v: f32, lo: f32, step: f32| if step > 0.0 { ((v - lo) / step).round().clamp(0.0, top) } else { 0.0 };
@@ -239,7 +253,7 @@ impl Builder {
 
     /// A `linear` node from a `[out, in]` weight and its bias, its input smoothed by
     /// `self.smooth[name]` if present.
-    fn linear(&mut self, name: &str, input: &str, w: &[f32], bias: &[f32], out: usize, depth: usize) -> String {
+    fn linear(&mut self, name: &str, input: &str, w: &[f32], bias: &[f32], out: usize, depth: usize, precision: Precision) -> String {
         let smooth = self.smooth.get(name).cloned();
         let scaled: Vec<f32>;
         let w = match &smooth {
@@ -257,6 +271,8 @@ impl Builder {
             let start = self.codes.len();
             self.codes.extend(row.iter().map(|&v| quant::linear_code8(v, e)));
             for (s, &b) in scales.iter_mut().zip(&self.widths) {
+                // A fixed-8 layer runs its 8-bit codes at every width.
+                let b = if precision == Precision::Fixed8 { Bits::MAX } else { b };
                 s.push(quant::fit_scale(row, &self.codes[start..], b));
             }
         }
@@ -265,20 +281,26 @@ impl Builder {
         }
         self.tensors.insert(names::shared_tensor(name, names::BIAS), tensor(bias.to_vec()));
         self.params += w.len() + bias.len();
-        let weight = QuantWeight { shape: vec![out, depth], code_offset: offset, precision: Precision::Model, bias: true };
+        let weight = QuantWeight { shape: vec![out, depth], code_offset: offset, precision, bias: true };
         if let Some(s) = smooth {
             self.tensors.insert(names::shared_tensor(name, names::SMOOTH), tensor(s));
         }
         self.node(name, &[input], Op::Linear { weight, smooth: self.smooth.contains_key(name) })
     }
 
-    fn layer_norm(&mut self, name: &str, input: &str, gamma: &[f32], beta: &[f32], eps: f32) -> String {
+    /// A `layer_norm` node from the folder's `{src}.weight`/`.bias`, or per width from
+    /// `{src}.w{b}.weight`/`.bias` where a fine-tuner stored them.
+    fn layer_norm(&mut self, name: &str, input: &str, w: &Weights, src: &str, h: usize, eps: f32) -> Result<String> {
         for &b in &self.widths {
+            let (gamma, beta) = match (w.try_get(&format!("{src}.w{b}.weight"), &[h]), w.try_get(&format!("{src}.w{b}.bias"), &[h])) {
+                (Some(g), Some(be)) => (g, be),
+                _ => (w.get(&format!("{src}.weight"), &[h])?, w.get(&format!("{src}.bias"), &[h])?),
+            };
             self.tensors.insert(names::width_tensor(name, b, names::SCALE), tensor(gamma.to_vec()));
             self.tensors.insert(names::width_tensor(name, b, names::BIAS), tensor(beta.to_vec()));
         }
-        self.params += gamma.len() + beta.len();
-        self.node(name, &[input], Op::LayerNorm { eps })
+        self.params += 2 * h;
+        Ok(self.node(name, &[input], Op::LayerNorm { eps }))
     }
 }
 
@@ -403,16 +425,14 @@ fn build(opts: &ImportOptions, smooth: BTreeMap<String, Vec<f32>>) -> Result<Imp
     b.tensors.insert(names::shared_tensor("embed", names::STEP), tensor(step));
     let op = Op::Embed { vocab: cfg.vocab_size, positions: max_tokens, types: cfg.type_vocab_size, hidden: h, rows: runs };
     let mut x = b.node("embed", &[names::INPUT], op);
-    let ln = |name: &str| -> Result<(&[f32], &[f32])> { Ok((w.get(&format!("{name}.weight"), &[h])?, w.get(&format!("{name}.bias"), &[h])?)) };
-    let (g, be) = ln("embeddings.LayerNorm")?;
-    x = b.layer_norm("embed.ln", &x, g, be, cfg.layer_norm_eps);
+    x = b.layer_norm("embed.ln", &x, &w, "embeddings.LayerNorm", h, cfg.layer_norm_eps)?;
 
     for l in 0..cfg.num_hidden_layers {
         let p = format!("encoder.layer.{l}");
         let lin = |b: &mut Builder, name: &str, input: &str, src: &str, out: usize, depth: usize| -> Result<String> {
             let wt = w.get(&format!("{p}.{src}.weight"), &[out, depth])?;
             let bias = w.get(&format!("{p}.{src}.bias"), &[out])?;
-            Ok(b.linear(&format!("l{l}.{name}"), input, wt, bias, out, depth))
+            Ok(b.linear(&format!("l{l}.{name}"), input, wt, bias, out, depth, Precision::Model))
         };
         let q = lin(&mut b, "q", &x, "attention.self.query", h, h)?;
         let k = lin(&mut b, "k", &x, "attention.self.key", h, h)?;
@@ -420,19 +440,29 @@ fn build(opts: &ImportOptions, smooth: BTreeMap<String, Vec<f32>>) -> Result<Imp
         let att = b.node(&format!("l{l}.attn"), &[&q, &k, &v, names::INPUT], Op::Attention { heads });
         let o = lin(&mut b, "attn.out", &att, "attention.output.dense", h, h)?;
         let add = b.node(&format!("l{l}.attn.add"), &[&o, &x], Op::Add);
-        let (g, be) = ln(&format!("{p}.attention.output.LayerNorm"))?;
-        let mid = b.layer_norm(&format!("l{l}.attn.ln"), &add, g, be, cfg.layer_norm_eps);
+        let mid = b.layer_norm(&format!("l{l}.attn.ln"), &add, &w, &format!("{p}.attention.output.LayerNorm"), h, cfg.layer_norm_eps)?;
         let up = lin(&mut b, "ffn.in", &mid, "intermediate.dense", ff, h)?;
         let act = b.node(&format!("l{l}.ffn.gelu"), &[&up], Op::Gelu);
         let down = lin(&mut b, "ffn.out", &act, "output.dense", h, ff)?;
         let add = b.node(&format!("l{l}.ffn.add"), &[&down, &mid], Op::Add);
-        let (g, be) = ln(&format!("{p}.output.LayerNorm"))?;
-        x = b.layer_norm(&format!("l{l}.ffn.ln"), &add, g, be, cfg.layer_norm_eps);
+        x = b.layer_norm(&format!("l{l}.ffn.ln"), &add, &w, &format!("{p}.output.LayerNorm"), h, cfg.layer_norm_eps)?;
     }
-    match opts.pooling {
-        Pooling::Mean => b.node("pool", &[&x, names::INPUT], Op::MeanPool),
-        Pooling::Cls => b.node("pool", &[&x], Op::ClsPool),
-    };
+    // A fine-tuned counterfactual folder carries its head: sentence and tag logits per token,
+    // at 8 bits whatever the width (the head is small and every width reads it).
+    let out = format::CF_COLUMNS;
+    match (w.try_get("cf_head.weight", &[out, h]), w.try_get("cf_head.bias", &[out])) {
+        (Some(hw), Some(hb)) => {
+            ensure!(opts.task.is_some(), "the folder carries a counterfactual head (cf_head.*) but no task was given");
+            b.linear("head", &x, hw, hb, out, h, Precision::Fixed8);
+        }
+        _ => {
+            ensure!(opts.task.is_none(), "a task needs a head: the folder has no cf_head.weight [{out}, {h}]");
+            match opts.pooling {
+                Pooling::Mean => b.node("pool", &[&x, names::INPUT], Op::MeanPool),
+                Pooling::Cls => b.node("pool", &[&x], Op::ClsPool),
+            };
+        }
+    }
 
     let name = opts.name.clone().unwrap_or_else(|| {
         dir.file_name().map_or_else(|| "encoder".into(), |n| n.to_string_lossy().into_owned())
@@ -446,8 +476,8 @@ fn build(opts: &ImportOptions, smooth: BTreeMap<String, Vec<f32>>) -> Result<Imp
         labels: None,
         widths: opts.widths.iter().map(|&w| Width { w, a: Bits::MAX }).collect(),
         nodes: b.nodes,
-        task: None,
-        eval: Vec::<EvalResult>::new(),
+        task: opts.task.clone(),
+        eval: opts.eval.clone(),
         sha256: None,
     };
     let plane_bytes = b.codes.len().div_ceil(8);

@@ -38,7 +38,7 @@ fn minilm_matches_the_float64_reference() {
         return;
     };
     let widths: Vec<Bits> = (1..=8).rev().map(|b| Bits::new(b).unwrap()).collect();
-    let opts = ImportOptions { dir, name: None, max_tokens: None, embed_bits: Bits::new(5).unwrap(), pooling: Pooling::Mean, widths, smooth: true };
+    let opts = ImportOptions { dir, name: None, max_tokens: None, embed_bits: Bits::new(5).unwrap(), pooling: Pooling::Mean, widths, smooth: true, task: None, eval: Vec::new() };
     let imported = import(&opts).unwrap();
     assert!(imported.bytes.len() < 20_000_000, "the file is {} bytes, over 20 MB", imported.bytes.len());
     let reference: serde_json::Value =
