@@ -8,6 +8,7 @@
 //   ?threads=<n>     thread count for the threads build
 //   ?width=<bits>    start at this width and download only the bit planes it needs (HTTP Range);
 //                    a wider width picked later fetches the missing planes
+//   ?cf=<url>        the counterfactual demo's model (text.js; default models/counterfactual.anybit)
 
 import { createSession } from '../anybit/index.js';
 import { AttackDemo } from './attack.js';
@@ -16,6 +17,7 @@ import { Pad } from './draw.js';
 import { loadSamples, toInput } from './idx.js';
 import { decodeImageFile } from './imagefile.js';
 import { DEFAULT_MODEL, MODELS } from './models.js';
+import { TextDemo } from './text.js';
 import * as view from './view.js';
 
 const params = new URLSearchParams(location.search);
@@ -364,3 +366,5 @@ const customUrl = requested && !MODELS[requested] ? requested : undefined;
 view.renderModels(MODELS, customUrl ? null : state.key, (key) => loadModel(key));
 wireInputs();
 loadModel(state.key, customUrl);
+// The counterfactual demo has its own session and model, loaded when its section is reached.
+new TextDemo({ build: params.get('build') ?? 'auto', threads, url: params.get('cf') ?? undefined });
