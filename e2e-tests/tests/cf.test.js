@@ -321,6 +321,24 @@ describe('counterfactual demo mechanics on the tiny fixture (random weights)', {
     assert.equal((await pickWidth(page, 8)).width, 8);
   });
 
+  test('Auto times the model, decides for the budget per sentence, and re-scores at its width', async () => {
+    const { page } = ctx;
+    await detect(page, 'If they had, I doubt he would have done so well.');
+    await page.fill('#cf-budget', '1000');
+    const n = await scoredSoFar(page);
+    await page.check('#cf-widths input[value="auto"]');
+    await page.waitForSelector('#cf-decision:not([hidden])', { timeout: 120_000 });
+    const chosen = Number(await page.locator('#cf-decision').getAttribute('data-width'));
+    const r = await readResult(page, n, chosen);
+    const decision = await page.locator('#cf-decision').textContent();
+    console.log(`# Auto, 1000 ms per sentence: ${decision.slice(0, 200)}`);
+    assert.match(decision, new RegExp(`^Auto chose ${chosen}-bit weights`));
+    assert.equal(r.width, chosen);
+    assert.ok(await page.locator('#cf-error').isHidden(), await page.locator('#cf-error').textContent());
+    assert.equal((await pickWidth(page, 8)).width, 8);
+    assert.ok(await page.locator('#cf-decision').isHidden(), 'a width picked by hand ends Auto');
+  });
+
   test('a long sentence is truncated and the page says so', async () => {
     const { page } = ctx;
     const long = `If ${'the committee had met every single week of the year and '.repeat(40)}it would have finished.`;
@@ -365,7 +383,7 @@ describe('counterfactual demo mechanics on the tiny fixture (random weights)', {
     await page.click('#cf-score');
     await page.waitForFunction(() => Number(document.getElementById('cf-score-progress').dataset.done) > 0, null, { timeout: 120_000 });
     assert.ok(await page.locator('#cf-cancel').isVisible());
-    assert.ok(await page.locator('#cf-widths').isDisabled(), 'the width is fixed while scoring');
+    assert.ok(await page.locator('#cf-widths input[value="4"]').isDisabled(), 'the width is fixed while scoring');
     const took = await page.evaluate(() => new Promise((resolve) => {
       const box = document.getElementById('cf-scorer');
       const t0 = performance.now();
@@ -378,7 +396,7 @@ describe('counterfactual demo mechanics on the tiny fixture (random weights)', {
     assert.match(status, /^Cancelled after \d+ of 2000 sentences/);
     assert.ok(await page.locator('#cf-score-error').isHidden(), 'a cancel is not an error');
     assert.ok(await page.locator('#cf-score').isEnabled());
-    assert.ok(await page.locator('#cf-widths').isEnabled(), 'the width can change again');
+    assert.ok(await page.locator('#cf-widths input[value="4"]').isEnabled(), 'the width can change again');
     const r = await detect(page, 'If only I had known.');
     assert.ok(r.scored > 0);
   });

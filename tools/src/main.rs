@@ -24,6 +24,7 @@ fn main() {
         Command::Attack(a) => cmd_attack(*a),
         Command::Import(a) => cmd_import(a),
         Command::Tokenize(a) => cmd_tokenize(a),
+        Command::CfEval(a) => anybit_tools::cf::eval::cli(&a),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");

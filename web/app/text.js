@@ -20,6 +20,7 @@ export const DEFAULT_URL = 'models/counterfactual.anybit';
 
 const $ = (id) => document.getElementById(id);
 const bits = (w) => `${w} bit${w === 1 ? '' : 's'}`;
+const size = (n) => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`);
 // Results kept for the "changed from ... at 8 bits" comparison (width and text as the key).
 const KEEP_RESULTS = 64;
 const TYPING_PAUSE_MS = 400;
@@ -137,8 +138,7 @@ export class TextDemo {
     const bar = $('cf-load-bar');
     bar.max = total || loaded || 1;
     bar.value = loaded;
-    const mib = (n) => (n / 1048576).toFixed(1);
-    const bytes = total ? `${mib(loaded)} of ${mib(total)} MiB` : `${mib(loaded)} MiB`;
+    const bytes = total ? `${size(loaded)} of ${size(total)}` : size(loaded);
     const pl = planeTotal ? `, ${planes ?? 0} of ${planeTotal} bit planes` : '';
     $('cf-load-text').textContent = `Counterfactual model: ${bytes}${pl}`;
     $('cf-load').dataset.planes = String(planes ?? 0);
@@ -165,9 +165,8 @@ export class TextDemo {
   #renderModelNote() {
     const info = this.#info;
     const f1 = this.#f1Table();
-    const mib = (n) => `${(n / 1048576).toFixed(1)} MiB`;
-    const size = info.transfer?.bytes ?? $('cf-load-bar').max;
-    const parts = [`${info.name}, up to ${info.text.maxTokens} tokens, ${mib(size)}`];
+    const bytes = info.transfer?.bytes ?? $('cf-load-bar').max;
+    const parts = [`${info.name}, up to ${info.text.maxTokens} tokens, ${size(bytes)}`];
     if (f1) parts.push(`${f1.metric} on ${f1.dataset}${f1.n ? ` (${f1.n} sentences)` : ''} by width: ${f1.rows.map(([w, s]) => `${w}: ${s.toFixed(3)}`).join(', ')}`);
     $('cf-model-note').textContent = parts.join('. ') + '.';
   }

@@ -2,3 +2,5 @@
 //! its official metrics, fine-tuning a text model for both subtasks, and evaluating a file.
 
 pub mod data;
+pub mod eval;
+pub mod metrics;
