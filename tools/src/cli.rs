@@ -50,6 +50,36 @@ pub enum Command {
     /// {"ids":[...],"offsets":[[start,end],...],"truncated":false}, offsets in characters
     /// (Unicode scalar values), end exclusive; [CLS]/[SEP] have [0,0].
     Tokenize(TokenizeArgs),
+    /// Evaluate a counterfactual model (SemEval-2020 Task 5) with the runtime on a CSV with the
+    /// official columns: subtask 1 precision/recall/F1 of the counterfactual class, or subtask 2
+    /// exact match and word-overlap F1 (overall, antecedent, consequent), per width; the last line
+    /// printed is one JSON object.
+    CfEval(CfEvalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CfEvalArgs {
+    /// The `.anybit` counterfactual model (its file carries the task and per-width thresholds).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// 1: sentence classification (columns sentenceID, sentence, gold_label); 2: antecedent and
+    /// consequent spans (sentenceID, sentence, antecedent_startid, antecedent_endid,
+    /// consequent_startid, consequent_endid).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub task: u8,
+    /// The CSV with a header row and the official columns (others are ignored).
+    #[arg(long, value_name = "FILE")]
+    pub csv: PathBuf,
+    /// Weight widths to evaluate, in this order, e.g. 8,6,4,3,2; each must be in the file.
+    #[arg(long, default_value = "8,6,4,3,2", value_parser = parse_widths)]
+    pub bits: ::std::vec::Vec<Bits>,
+    /// Also write every sentence's prediction at the first listed width to this CSV (the web
+    /// app's download columns).
+    #[arg(long, value_name = "FILE")]
+    pub predictions: Option<PathBuf>,
+    /// Worker threads, each with its own model [default: RAYON_NUM_THREADS, else the CPUs].
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]
