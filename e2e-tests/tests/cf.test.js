@@ -401,6 +401,30 @@ describe('counterfactual demo mechanics on the tiny fixture (random weights)', {
     assert.ok(r.scored > 0);
   });
 
+  test('?cf-width=2 fetches only the planes 2 bits need; picking 8 bits fetches the rest and compares again', async () => {
+    const { page, server } = ctx;
+    const mark = server.transfers.length;
+    const fetched = () => server.transfers.slice(mark).filter((t) => t.path.endsWith('/tiny-cf.anybit'));
+    await open(page, server.origin, '?cf=models/tiny-cf.anybit&cf-width=2');
+    await page.locator('#cf-card').scrollIntoViewIfNeeded();
+    assert.equal((await sectionReady(page)).state, 'ready');
+    const first = fetched();
+    const whole = statSync(TINY).size;
+    const sent = first.reduce((n, t) => n + t.bytes, 0);
+    console.log(`# ?cf-width=2: ${sent} of ${whole} bytes by ${first.length} Range request(s)`);
+    assert.ok(first.every((t) => t.status === 206), JSON.stringify(first));
+    assert.ok(sent < whole, `${sent} of ${whole} bytes`);
+    assert.match(await page.locator('#cf-load-text').textContent(), /2 of 8 bit planes/);
+    assert.match(await page.locator('#cf-model-note').textContent(), /2 of 8 bit planes fetched/);
+    const r = await detect(page, 'If they had, I doubt he would have done so well.');
+    assert.equal(r.width, 2);
+    assert.match(r.change, /No 8-bit result to compare with/);
+    assert.equal((await pickWidth(page, 8)).width, 8);
+    assert.doesNotMatch(await page.locator('#cf-model-note').textContent(), /bit planes fetched/);
+    const r2 = await pickWidth(page, 2);
+    assert.ok(['true', 'false'].includes(r2.changed), `compared with 8 bits once its planes are in: ${r2.change}`);
+  });
+
   test('no request leaves the origin, and no console errors', () => {
     assertSameOrigin(ctx.browser, ctx.server);
     assert.deepEqual(ctx.browser.errors, [], 'console errors');

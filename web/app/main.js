@@ -9,6 +9,7 @@
 //   ?width=<bits>    start at this width and download only the bit planes it needs (HTTP Range);
 //                    a wider width picked later fetches the missing planes
 //   ?cf=<url>        the counterfactual demo's model (text.js; default models/counterfactual.anybit)
+//   ?cf-width=<bits> start the counterfactual model at this width (progressive, as ?width)
 
 import { createSession } from '../anybit/index.js';
 import { AttackDemo } from './attack.js';
@@ -367,4 +368,9 @@ view.renderModels(MODELS, customUrl ? null : state.key, (key) => loadModel(key))
 wireInputs();
 loadModel(state.key, customUrl);
 // The counterfactual demo has its own session and model, loaded when its section is reached.
-new TextDemo({ build: params.get('build') ?? 'auto', threads, url: params.get('cf') ?? undefined });
+new TextDemo({
+  build: params.get('build') ?? 'auto',
+  threads,
+  url: params.get('cf') ?? undefined,
+  width: params.has('cf-width') ? Number(params.get('cf-width')) : undefined,
+});

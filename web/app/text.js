@@ -7,8 +7,9 @@
 // demo above keeps its MNIST model loaded. It is created lazily, when this section is scrolled to
 // or first used, so that the text model's ~20 MB do not compete with the first digit prediction.
 //
-// URL parameter: ?cf=<url> loads another counterfactual .anybit file (the e2e tests use it for a
-// small fixture and for a missing file). Elements carry data-* attributes with the raw values
+// URL parameters: ?cf=<url> loads another counterfactual .anybit file (the e2e tests use it for a
+// small fixture and for a missing file); ?cf-width=<bits> starts at that width and fetches only
+// the bit planes it needs (HTTP Range), a wider width picked later fetching the rest. Elements carry data-* attributes with the raw values
 // (verdict, probability, width, character offsets), which the e2e tests read.
 
 import { createSession } from '../anybit/index.js';
@@ -44,7 +45,10 @@ export class TextDemo {
   // for its whole run: a detection must never see the width another step set for a moment.
   #lock = Promise.resolve();
 
-  /** `opts`: {build, threads} for createSession (the page's ?build and ?threads), url (?cf). */
+  /**
+   * `opts`: {build, threads} for createSession (the page's ?build and ?threads), url (?cf), width
+   * (?cf-width: a progressive load).
+   */
   constructor(opts = {}) {
     this.#opts = opts;
     this.#url = opts.url ?? DEFAULT_URL;
@@ -107,7 +111,8 @@ export class TextDemo {
     let info;
     try {
       session = await createSession({ build: this.#opts.build ?? 'auto', threads: this.#opts.threads });
-      info = await session.load(this.#url, { onProgress: (p) => this.#progress(p) });
+      const width = this.#opts.width;
+      info = await session.load(this.#url, { onProgress: (p) => this.#progress(p), ...(width ? { width } : {}) });
       if (info.task?.type !== 'counterfactual' || !info.text) {
         throw Object.assign(new Error(`${this.#url} is ${info.text ? 'a text model' : 'an image model'} without a counterfactual head (its task: ${info.task?.type ?? 'none'})`), { code: 'bad_graph' });
       }
@@ -166,7 +171,8 @@ export class TextDemo {
     const info = this.#info;
     const f1 = this.#f1Table();
     const bytes = info.transfer?.bytes ?? $('cf-load-bar').max;
-    const parts = [`${info.name}, up to ${info.text.maxTokens} tokens, ${size(bytes)}`];
+    const planes = info.planesLoaded < 8 ? ` (${info.planesLoaded} of 8 bit planes fetched: a wider width fetches the rest)` : '';
+    const parts = [`${info.name}, up to ${info.text.maxTokens} tokens, ${size(bytes)}${planes}`];
     if (f1) parts.push(`${f1.metric} on ${f1.dataset}${f1.n ? ` (${f1.n} sentences)` : ''} by width: ${f1.rows.map(([w, s]) => `${w}: ${s.toFixed(3)}`).join(', ')}`);
     $('cf-model-note').textContent = parts.join('. ') + '.';
   }
@@ -233,6 +239,7 @@ export class TextDemo {
       return;
     }
     this.#checkWidth();
+    this.#renderModelNote();
     this.#gen++;
     this.#pump();
   }
@@ -273,6 +280,7 @@ export class TextDemo {
       return;
     }
     this.#checkWidth();
+    this.#renderModelNote();
     this.#gen++;
     this.#pump();
   }
