@@ -184,7 +184,7 @@ describe('counterfactual demo: lazy loading, a missing model, the scorer\'s inpu
   let server;
   let browser;
   before(async () => {
-    server = await serve(DIST, { isolated: true });
+    server = await serve(DIST, { isolated: true, overrides: { '/models/garbage-cf.anybit': Buffer.from('this is not a model file at all') } });
     browser = await launch();
   });
   after(async () => {
@@ -250,6 +250,22 @@ describe('counterfactual demo: lazy loading, a missing model, the scorer\'s inpu
     assert.match(r.alert, /nothing to score in the CSV: its 1 row has an empty sentence/);
     assert.equal(await page.locator('#cf-scorer').getAttribute('data-state'), 'idle');
     await page.locator('#cf-scorer').screenshot({ path: join(SHOTS, 'cf-bad-csv.png') });
+  });
+
+  test('a file that is no counterfactual model gets a clear message: garbage bytes, the MNIST image model', async () => {
+    const { page } = browser;
+    for (const [file, code, message] of [
+      ['garbage-cf.anybit', 'bad_magic', /Could not load the counterfactual model: .*not a model this page's runtime can read/s],
+      ['mnist.anybit', 'not_counterfactual', /models\/mnist\.anybit is an image model without a counterfactual head.*Give \?cf= a counterfactual model/s],
+    ]) {
+      await open(page, server.origin, `?cf=models/${file}`);
+      await page.locator('#cf-card').scrollIntoViewIfNeeded();
+      const s = await sectionReady(page);
+      assert.equal(s.state, 'error', file);
+      assert.equal(s.code, code, `${file}: ${s.error}`);
+      assert.match(s.error, message);
+      assert.ok(await page.locator('#cf-run').isDisabled());
+    }
   });
 
   test('no request leaves the origin; no console error but the missing model\'s 404', () => {

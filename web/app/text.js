@@ -114,7 +114,7 @@ export class TextDemo {
       const width = this.#opts.width;
       info = await session.load(this.#url, { onProgress: (p) => this.#progress(p), ...(width ? { width } : {}) });
       if (info.task?.type !== 'counterfactual' || !info.text) {
-        throw Object.assign(new Error(`${this.#url} is ${info.text ? 'a text model' : 'an image model'} without a counterfactual head (its task: ${info.task?.type ?? 'none'})`), { code: 'bad_graph' });
+        throw Object.assign(new Error(`${this.#url} is ${info.text ? 'a text model' : 'an image model'} without a counterfactual head (its task: ${info.task?.type ?? 'none'})`), { code: 'not_counterfactual' });
       }
       if (typeof session.detect !== 'function' || typeof session.detectMany !== 'function') {
         throw Object.assign(new Error('this build of the runtime has no detect() or detectMany()'), { code: 'runtime_unavailable' });
@@ -477,8 +477,13 @@ function hintFor(code, url) {
       return `${url} is not on this server. The shipped model is models/counterfactual.anybit, fine-tuned by the anybit trainer; trunk build copies it into dist/models/ when it exists. The digit demos above do not need it.`;
     case 'runtime_unavailable':
       return 'This browser could not run the text model. Try a current Chrome, Firefox or Safari.';
-    case 'bad_graph':
+    case 'not_counterfactual':
       return 'Give ?cf= a counterfactual model (a text model with a counterfactual task), or drop the parameter.';
+    case 'bad_magic': case 'unsupported_version': case 'truncated': case 'bad_layout':
+    case 'bad_graph': case 'bad_shape': case 'bad_value': case 'limit_exceeded':
+      return `${url} is not a model this page's runtime can read: damaged, incomplete, or written by a newer anybit than the runtime (rebuild the page with trunk build). Copy the file again or reload.`;
+    case 'corrupt':
+      return 'The downloaded bytes do not match the checksums the model file records. Reload the page; if it persists, copy the model file to the server again.';
     default:
       return 'Reload the page to try again.';
   }
