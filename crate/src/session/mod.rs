@@ -4,13 +4,15 @@
 //! everything here is tested natively (crate/tests/session.rs).
 
 mod attack;
+mod counterfactual;
 mod progressive;
 mod run_result;
 mod text;
 
 pub use attack::{AttackProgress, AttackReport, AttackRequest, AttackRun, AttackSettings, WidthPrediction};
 pub use run_result::{softmax, RunResult, Top, TOP_K};
-pub use text::{utf16_offsets, Encoded, TextClasses, TextRun, TokenClasses, MAX_TEXT_BYTES};
+pub use counterfactual::{counterfactual_threshold, detect, Detection};
+pub use text::{encode_text, utf16_offsets, Encoded, TextClasses, TextRun, TokenClasses, MAX_TEXT_BYTES};
 
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};

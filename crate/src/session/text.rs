@@ -17,6 +17,7 @@ use super::{Clock, RunResult, Session, softmax};
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
 use crate::format::Op;
+use crate::model::Model;
 use crate::text::{Encoding, Tokenizer};
 
 /// The longest text accepted, in UTF-8 bytes (4 MiB). Longer text is refused (`LimitExceeded`)
@@ -109,20 +110,11 @@ impl Session {
     /// type 0 and every token attended. Errors: `InvalidArgument` for an image model and for
     /// empty or whitespace-only text, `LimitExceeded` above `MAX_TEXT_BYTES`.
     pub fn encode(&mut self, text: &str, now: Clock) -> Result<Encoded> {
-        let start = now();
+        // The text first: an empty text is refused as such whatever the model.
         check_text(text)?;
-        let max_tokens = self.model.input_shape()[0];
-        let tok = self.tokenizer()?;
-        let max_tokens = max_tokens.min(tok.config().max_length);
-        let Encoding { ids, offsets: char_offsets, truncated, pieces_total } = tok.encode_with_max(text, max_tokens);
-        let tokens = ids.iter().map(|&i| tok.vocab()[i as usize].clone()).collect();
-        let offsets = utf16_offsets(text, &char_offsets);
-        let n = ids.len();
-        let out = self.model.run_tokens(&ids, &vec![0; n], &vec![1; n])?;
-        let shape = out.shape().to_vec();
-        let output = out.into_data();
-        let width = self.model.width();
-        Ok(Encoded { ids, offsets, char_offsets, tokens, truncated, pieces_total, max_tokens, output, shape, width, ms: now() - start })
+        self.tokenizer()?;
+        let tok = self.tokenizer.as_ref().expect("built above");
+        encode_text(&mut self.model, tok, text, now)
     }
 
     /// Classifies `text`: a model with labels whose output is `[classes]` (a sentence
@@ -154,6 +146,23 @@ impl Session {
         };
         Ok(TextRun { encoded, classes })
     }
+}
+
+/// `Session::encode` for a caller holding a `Model` and its `Tokenizer` (a native tool): the one
+/// place text is tokenized and run. `ms` counts tokenizing and running.
+pub fn encode_text(model: &mut Model, tok: &Tokenizer, text: &str, now: Clock) -> Result<Encoded> {
+    let start = now();
+    check_text(text)?;
+    let max_tokens = model.input_shape()[0].min(tok.config().max_length);
+    let Encoding { ids, offsets: char_offsets, truncated, pieces_total } = tok.encode_with_max(text, max_tokens);
+    let tokens = ids.iter().map(|&i| tok.vocab()[i as usize].clone()).collect();
+    let offsets = utf16_offsets(text, &char_offsets);
+    let n = ids.len();
+    let out = model.run_tokens(&ids, &vec![0; n], &vec![1; n])?;
+    let shape = out.shape().to_vec();
+    let output = out.into_data();
+    let width = model.width();
+    Ok(Encoded { ids, offsets, char_offsets, tokens, truncated, pieces_total, max_tokens, output, shape, width, ms: now() - start })
 }
 
 /// Empty, whitespace-only and enormous text are refused before any work.

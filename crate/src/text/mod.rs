@@ -14,9 +14,11 @@
 //!   the index of the input character it came from (for offsets).
 //! - `pretokenize`: whitespace and punctuation splits.
 //! - `wordpiece`: greedy longest-match pieces.
+//! - `spans`: counterfactual detection's output decoded into a verdict and character spans.
 
 pub mod normalize;
 pub mod pretokenize;
+pub mod spans;
 pub mod wordpiece;
 
 use std::collections::HashSet;

@@ -6,7 +6,7 @@ use wasm_bindgen::prelude::*;
 
 use super::{count_arg, invalid, js_error, now_ms, pool_threads, to_js};
 use crate::bits::Bits;
-use crate::format::{EvalResult, Width};
+use crate::format::{EvalResult, Task, Width};
 use crate::image::{ImageOptions, MAX_SIDE};
 use crate::policy::Budget;
 use crate::session::{Encoded, RunResult, TextClasses, MAX_TEXT_BYTES};
@@ -28,9 +28,27 @@ struct Info<'a> {
     planes_loaded: u8,
     width: Bits,
     threads: usize,
+    /// Scores per width; an entry's `metric` ("f1", "exact_match", ...) says what its numbers
+    /// are when they are not top-1 accuracy.
     eval: &'a [EvalResult],
     /// A text model's token limit and vocabulary size; `null` for an image model.
     text: Option<TextInfo>,
+    /// `{type: "counterfactual", thresholds: [[w, p], ...]}` for a counterfactual detector
+    /// (`detect`), else `null`.
+    task: Option<TaskInfo>,
+}
+
+/// `format::Task` with its thresholds as the decimals the file wrote (0.45, not the f32's
+/// 0.44999998807907104), so that JS can compare them with what it reads elsewhere.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum TaskInfo {
+    Counterfactual { thresholds: Vec<(u8, f64)> },
+}
+
+/// An f32 as the f64 of its shortest decimal form.
+fn decimal(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(v as f64)
 }
 
 #[derive(Serialize)]
@@ -112,8 +130,9 @@ impl Session {
     }
 
     /// Everything a UI needs at once: `{name, inputShape, labels, widths, loadedWidths,
-    /// planesLoaded, width, threads, eval, text}` (`text`: `{maxTokens, vocabSize}` of a text
-    /// model, `null` for an image model).
+    /// planesLoaded, width, threads, eval, text, task}` (`text`: `{maxTokens, vocabSize}` of a text
+    /// model, `null` for an image model; `task`: `{type: "counterfactual", thresholds}` of a
+    /// counterfactual detector, else `null`).
     pub fn info(&self) -> Result<JsValue, JsValue> {
         let m = self.core.model();
         let g = m.graph();
@@ -130,6 +149,9 @@ impl Session {
             text: g.text.as_ref().map(|t| TextInfo {
                 max_tokens: m.input_shape()[0].min(t.tokenizer.max_length),
                 vocab_size: t.vocab.len(),
+            }),
+            task: g.task.as_ref().map(|Task::Counterfactual { thresholds }| TaskInfo::Counterfactual {
+                thresholds: thresholds.iter().map(|&(w, p)| (w, decimal(p))).collect(),
             }),
         })
     }
@@ -237,6 +259,19 @@ impl Session {
         };
         let (target, source): (&js_sys::Object, &js_sys::Object) = (obj.unchecked_ref(), part.unchecked_ref());
         js_sys::Object::assign(target, source);
+        Ok(obj)
+    }
+
+    /// Counterfactual detection on `text` (a string) with a counterfactual model (`info().task`):
+    /// `{counterfactual, probability, threshold, antecedent, consequent, tokens, truncated, width,
+    /// ms}`, where `antecedent` and `consequent` are `{start, end, startUtf16, endUtf16, text}` or
+    /// `null`: `start..=end` in code points (end inclusive, as SemEval counts), and
+    /// `text.slice(startUtf16, endUtf16)` in JS is the span's text.
+    pub fn detect(&mut self, text: &JsValue) -> Result<JsValue, JsValue> {
+        let text = text_arg(text)?;
+        let d = self.core.detect(&text, &now_ms).map_err(js_error)?;
+        let obj = to_js(&d)?;
+        set(&obj, "threshold", &decimal(d.threshold).into())?;
         Ok(obj)
     }
 }
