@@ -392,6 +392,18 @@ describe('counterfactual demo mechanics on the tiny fixture (random weights)', {
     await shot(page, 'cf-tiny-scored');
   });
 
+  test('characters outside the BMP: the download\'s offsets count code points, not UTF-16 units', async () => {
+    const { page } = ctx;
+    const lines = ['🙂🙂 If they had, I doubt he would have done so well.', 'Yes, the 🌍 would be a better place if there were no trade barriers at all.'];
+    const r = await scoreText(page, lines.join('\n'));
+    assert.ok(r.ok, r.alert);
+    const d = await downloadCsv(page);
+    assert.deepEqual(d.rows.map((x) => x.sentence), lines);
+    assert.equal(d.name, 'pasted-counterfactual-8bit.csv');
+    d.rows.forEach(checkOffsets);
+    assert.ok(d.rows.some((x) => x.antecedent !== ''), 'a span to check');
+  });
+
   test('Cancel stops a long run between chunks, and the section stays usable', async () => {
     const { page } = ctx;
     const rows = (await csvFile(CSV_200)).map((x) => x.sentence);
@@ -462,6 +474,16 @@ describe('counterfactual demo with the shipped model', { skip: noShipped }, () =
     const con = r.marks.find((m) => m.role === 'consequent');
     console.log(`# consequent: ${con ? `${con.start}..${con.end} "${con.text}"` : 'none'}; gold ${s.consequent.start}..${s.consequent.end}`);
     await shot(page, 'cf-counterfactual-8bit');
+  });
+
+  test('after an emoji the marks still sit on the right characters (UTF-16 for the page, code points in data-*)', async () => {
+    const { page } = ctx;
+    const s = sentences.counterfactual;
+    const r = await detect(page, `🙂 ${s.text}`);
+    assert.equal(r.counterfactual, true, r.verdictText);
+    const ant = r.marks.find((m) => m.role === 'antecedent');
+    assert.ok(ant, 'an antecedent is marked');
+    assert.deepEqual([ant.start, ant.end, ant.text], [s.antecedent.start + 2, s.antecedent.end + 2, s.antecedent.text]);
   });
 
   test('a dev plain sentence is marked not counterfactual', async () => {
