@@ -89,11 +89,14 @@ export interface ModelInfo {
   /** Bit planes loaded (8 for a whole file). */
   planesLoaded: number;
   threads: number;
-  /** Accuracy figures stored in the model file (may be empty). */
-  eval: unknown[];
+  /** Scores per width stored in the model file (may be empty); the first is the one decide() weighs. */
+  eval: EvalResult[];
   /** A text model (its input is tokens: use encode() and runText()): the most tokens it takes
    * ([CLS] and [SEP] included) and its vocabulary's size; null for an image model. */
   text: { maxTokens: number; vocabSize: number } | null;
+  /** What the output means beyond one class per label: a counterfactual detector (use detect()
+   * and detectMany()); null for any other model. */
+  task: CounterfactualTask | null;
   /** For a progressive load (load(url, {width})): bytes received so far and whether every request was
    * answered with a Range (false: the server sent the whole file). null otherwise. */
   transfer: { bytes: number; ranged: boolean } | null;
@@ -187,6 +190,69 @@ export interface Encoding {
   width: number;
   /** Tokenizing and running, in milliseconds. */
   ms: number;
+}
+
+/** One row of a model file's eval table. */
+export interface EvalResult {
+  dataset: string;
+  /** What the scores are when they are not top-1 accuracy: 'f1', 'exact_match', ...; absent means accuracy. */
+  metric?: string;
+  /** Examples scored. */
+  n: number;
+  /** [width, score in [0, 1]] pairs. */
+  accuracy: [number, number][];
+}
+
+/** A counterfactual detector's task (SemEval-2020 Task 5): its output is [tokens, 7]. */
+export interface CounterfactualTask {
+  type: 'counterfactual';
+  /** [width, threshold] pairs: from this probability a text is called counterfactual at that width
+   * (a width without its own uses the nearest wider one's, else 0.5). */
+  thresholds: [number, number][];
+}
+
+/** A span of the text that detect() was given. */
+export interface Span {
+  /** First code point (Python str index, as SemEval's CSVs count). */
+  start: number;
+  /** Last code point, INCLUSIVE (SemEval's convention). */
+  end: number;
+  /** The same span in UTF-16 code units, end exclusive: `text.slice(startUtf16, endUtf16)`. */
+  startUtf16: number;
+  endUtf16: number;
+  /** The span's text. */
+  text: string;
+}
+
+/** What detect() says about one text. */
+export interface Detection {
+  /** `probability >= threshold`. */
+  counterfactual: boolean;
+  /** The model's probability that the text is counterfactual. */
+  probability: number;
+  /** The model's threshold at `width`. */
+  threshold: number;
+  /** The antecedent: always one (decoded as the best legal tagging), except for a text with no
+   * word to tag; given whatever the verdict. */
+  antecedent: Span | null;
+  /** The consequent, or null when there is none (SemEval's -1, -1). */
+  consequent: Span | null;
+  /** Tokens the model saw, [CLS] and [SEP] included. */
+  tokens: number;
+  /** The text was longer than the model takes and was cut; the spans lie in the part it saw. */
+  truncated: boolean;
+  /** Weight width the run used. */
+  width: number;
+  /** Tokenizing, running and decoding, in milliseconds. */
+  ms: number;
+}
+
+export interface DetectManyOptions {
+  /** After each chunk of texts: how many are done of how many. */
+  onProgress?: (progress: { done: number; total: number }) => void;
+  /** An AbortSignal: aborting it rejects at once with code 'aborted'; the worker stops after the
+   * chunk in hand (16 texts). Already aborted: rejects before anything is sent. */
+  signal?: AbortSignalLike;
 }
 
 /** What runText says besides the classes: the encoding, without `output` (it is `logits`). */
@@ -405,6 +471,15 @@ export declare class Session {
   /** Classifies `text` with a text model that has labels: one class for the text (kind 'text')
    * or one per token (kind 'tokens'). A model without labels rejects: use encode(). */
   runText(text: string): Promise<TextRunResult | TokenRunResult>;
+  /**
+   * Counterfactual detection with a counterfactual model (info().task): the verdict with its
+   * probability and the width's threshold, and the antecedent and consequent. Text errors as
+   * encode(); a model without the task rejects with 'invalid_argument'.
+   */
+  detect(text: string): Promise<Detection>;
+  /** detect() for each text, in order, sent to the worker 16 at a time with progress and cancel.
+   * A bad text rejects the whole call, its index in the message ('texts[3]: the text is empty'). */
+  detectMany(texts: readonly string[], options?: DetectManyOptions): Promise<Detection[]>;
   /** Attacks the loaded model on one image, in slices (progress, cancel); other requests wait for it. */
   attack(request: AttackRequest, options?: AttackOptions): Promise<AttackResult>;
   /** Frees the model and stops the worker; later calls reject with code 'disposed'. */

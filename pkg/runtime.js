@@ -489,6 +489,23 @@ export function createRuntime(env = {}) {
     runText({ text }) {
       return current().runText(checkText(text));
     },
+    detect({ text }) {
+      return current().detect(checkText(text));
+    },
+    // One chunk of Session.detectMany: `first` is the index of texts[0] in the caller's whole list,
+    // so that an error names the text the caller passed.
+    detectMany({ texts, first = 0 }) {
+      const s = current();
+      if (!Array.isArray(texts)) throw new AnybitError('invalid_argument', 'detectMany needs an array of strings');
+      return texts.map((text, i) => {
+        try {
+          return s.detect(checkText(text));
+        } catch (e) {
+          const err = toAnybitError(e);
+          throw new AnybitError(err.code, `texts[${first + i}]: ${err.message}`);
+        }
+      });
+    },
     async attack({ request }, onProgress, signal) {
       const s = current();
       const { image, imageOptions, ...rest } = checkAttackRequest(request);

@@ -113,18 +113,50 @@ export class Session {
   }
 
   /**
+   * Counterfactual detection (SemEval-2020 Task 5) with a counterfactual model (`info().task`):
+   * `{counterfactual, probability, threshold, antecedent, consequent, tokens, truncated, width, ms}`
+   * (Detection in index.d.ts). A span is `{start, end, startUtf16, endUtf16, text}`: `start..=end`
+   * in code points, END INCLUSIVE as SemEval counts; `text.slice(startUtf16, endUtf16)` is its text.
+   */
+  detect(text) {
+    return this.#request('detect', { text });
+  }
+
+  /**
+   * detect() for many texts, sent to the worker DETECT_CHUNK at a time: `onProgress({done, total})`
+   * after each chunk, and `signal` aborting rejects at once with code 'aborted' (the worker stops
+   * after the chunk in hand). A bad text rejects the whole call with its index in the message
+   * (`texts[3]: the text is empty`); strings are checked before anything is sent.
+   */
+  async detectMany(texts, { onProgress, signal } = {}) {
+    checkProgressAndSignal(onProgress, signal);
+    if (!Array.isArray(texts)) throw new AnybitError('invalid_argument', `detectMany needs an array of strings, got ${describe(texts)}`);
+    texts.forEach((t, i) => {
+      if (typeof t !== 'string') throw new AnybitError('invalid_argument', `texts[${i}] must be a string, got ${describe(t)}`);
+    });
+    const total = texts.length;
+    const results = [];
+    const cancelled = () => new AnybitError('aborted', `detectMany was cancelled after ${results.length} of ${total} texts`);
+    while (results.length < total) {
+      if (signal?.aborted) throw cancelled();
+      const first = results.length;
+      const chunk = this.#request('detectMany', { texts: texts.slice(first, first + DETECT_CHUNK), first });
+      results.push(...(await untilAborted(chunk, signal, cancelled)));
+      onProgress?.({ done: results.length, total });
+      // In Node the runtime answers within microtasks: let timers (a caller's abort) run between chunks.
+      if (typeof setImmediate === 'function') await new Promise((r) => setImmediate(r));
+    }
+    return results;
+  }
+
+  /**
    * Attacks the loaded model on one image (AttackRequest in index.d.ts) and resolves to the
    * AttackResult. It runs in slices: `onProgress({done, total})` follows it, and `signal` aborting
    * stops it at the next slice (rejects with code 'aborted'). The session's width is unchanged
    * afterwards; other requests wait until the attack ends.
    */
   async attack(request, { onProgress, signal } = {}) {
-    if (onProgress !== undefined && typeof onProgress !== 'function') {
-      throw new AnybitError('invalid_argument', 'onProgress must be a function');
-    }
-    if (signal !== undefined && !(typeof signal?.aborted === 'boolean' && typeof signal.addEventListener === 'function')) {
-      throw new AnybitError('invalid_argument', 'signal must be an AbortSignal');
-    }
+    checkProgressAndSignal(onProgress, signal);
     if (signal?.aborted) throw new AnybitError('aborted', 'the attack was cancelled before it started');
     return this.#request('attack', { request }, onProgress, signal);
   }
@@ -135,6 +167,34 @@ export class Session {
     this.#disposed = true;
     await this.#close();
   }
+}
+
+// Texts per detectMany message: few enough that progress moves and a cancel is soon seen (a chunk
+// is about 1 s of MiniLM-L6 sentences on one thread), many enough that messages cost nothing.
+const DETECT_CHUNK = 16;
+
+function checkProgressAndSignal(onProgress, signal) {
+  if (onProgress !== undefined && typeof onProgress !== 'function') {
+    throw new AnybitError('invalid_argument', 'onProgress must be a function');
+  }
+  if (signal !== undefined && !(typeof signal?.aborted === 'boolean' && typeof signal.addEventListener === 'function')) {
+    throw new AnybitError('invalid_argument', 'signal must be an AbortSignal');
+  }
+}
+
+// `promise`, or the error `cancelled()` makes as soon as `signal` aborts (the promise's own result
+// is then dropped).
+function untilAborted(promise, signal, cancelled) {
+  if (!signal) return promise;
+  return new Promise((resolve, reject) => {
+    const abort = () => reject(cancelled());
+    signal.addEventListener('abort', abort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
+}
+
+function describe(value) {
+  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
 }
 
 // Relative URLs mean what they mean to the page (a worker would resolve them against its own script).

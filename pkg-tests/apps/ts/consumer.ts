@@ -1,5 +1,5 @@
 // A strict TypeScript consumer of the package's public API (compiled with tsc --noEmit only).
-import { AnybitError, createSession, type AttackResult, type BuildInfo, type ClassScore, type Encoding, type ModelInfo, type Progress, type RunResult, type TextRunResult, type TokenRunResult } from 'anybit';
+import { AnybitError, createSession, type AttackResult, type BuildInfo, type ClassScore, type CounterfactualTask, type Detection, type Encoding, type EvalResult, type ModelInfo, type Progress, type RunResult, type Span, type TextRunResult, type TokenRunResult } from 'anybit';
 
 const session = await createSession({ build: 'auto', threads: 2 });
 const build: BuildInfo = session.build;
@@ -33,4 +33,15 @@ if (classified.kind === 'tokens') console.log(classified.labels[1], classified.p
 else console.log(classified.top[0].label, classified.piecesTotal);
 const textInfo: { maxTokens: number; vocabSize: number } | null = info.text;
 console.log(word, ids.length, encoded.output.length, encoded.truncated, textInfo?.maxTokens);
+const task: CounterfactualTask | null = info.task;
+const evals: EvalResult[] = info.eval;
+const metric: string | undefined = evals[0]?.metric;
+const detection: Detection = await session.detect('If it had rained, we would have stayed home.');
+const ant: Span | null = detection.antecedent;
+const antText: string | undefined = ant ? 'If it had rained'.slice(ant.startUtf16, ant.endUtf16) : undefined;
+const detections: Detection[] = await session.detectMany(['a', 'b'], {
+  onProgress: ({ done, total }) => console.log(done, total),
+  signal: abort.signal,
+});
+console.log(task?.thresholds[0][1], metric, detection.counterfactual, detection.consequent?.end, antText, detections.length);
 await session.dispose();
