@@ -16,6 +16,7 @@
 // leaves the origin.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -28,6 +29,7 @@ import { parseRows, RESULT_COLUMNS } from '../../web/app/csv.js';
 const FIXTURES = join(ROOT, 'e2e-tests', 'fixtures');
 const CSV_200 = join(FIXTURES, 'cf-200.csv');
 const EXPECTED = join(FIXTURES, 'cf-200.expected.csv');
+const TINY_EXPECTED = join(FIXTURES, 'cf-200.tiny-expected.csv');
 const SHIPPED = join(DIST, 'models', 'counterfactual.anybit');
 const TINY = join(ROOT, 'crate', 'tests', 'fixtures', 'tiny-cf.anybit');
 const SCORE_TIMEOUT = 300_000;
@@ -171,6 +173,29 @@ function checkOffsets(row) {
       assert.equal(chars.slice(s, e + 1).join(''), row[role], `${row.sentenceID} ${role} offsets cut out its text`);
     }
   }
+}
+
+/**
+ * The downloaded rows equal the CLI's predictions in `expectedCsv` (fixtures/cf-expected.sh), made
+ * with the model whose bytes are `modelBytes`: labels, offsets and span texts exactly,
+ * probabilities to the 6 decimals both print (1e-4: float32 sums may differ in their order).
+ * Predictions of another model are refused with the command that remakes them.
+ */
+async function assertMatchesCli(rows, expectedCsv, modelBytes, remake) {
+  const digest = createHash('sha256').update(modelBytes).digest('hex');
+  const made = (await readFile(expectedCsv.replace(/\.csv$/, '.sha256'), 'utf8')).trim();
+  assert.equal(made, digest, `${expectedCsv} was made with another model file: run "${remake}"`);
+  const expected = await csvFile(expectedCsv);
+  assert.equal(rows.length, expected.length, 'as many rows as the CLI wrote');
+  const cols = ['sentenceID', 'sentence', 'pred_label', 'antecedent_startid', 'antecedent_endid', 'consequent_startid', 'consequent_endid', 'antecedent', 'consequent'];
+  const mismatches = [];
+  rows.forEach((row, i) => {
+    const want = expected[i];
+    const bad = cols.filter((c) => row[c] !== want[c]);
+    if (!(Math.abs(Number(row.probability) - Number(want.probability)) <= 1e-4)) bad.push('probability');
+    if (bad.length) mismatches.push(`${row.sentenceID}: ${bad.map((c) => `${c} page ${JSON.stringify(row[c])} cli ${JSON.stringify(want[c])}`).join(', ')}`);
+  });
+  assert.deepEqual(mismatches, [], 'rows that differ from the CLI');
 }
 
 /** Every request the browser made stayed on the server's origin. */
@@ -367,7 +392,7 @@ describe('counterfactual demo mechanics on the tiny fixture (random weights)', {
     assert.match(await page.locator('#cf-score-truncated').textContent(), /1 sentence was longer than the model takes/);
   });
 
-  test('the 200-row CSV is scored with progress and downloaded; offsets cut out the span texts', async () => {
+  test('the 200-row CSV is scored with progress and downloaded: offsets cut out the span texts, rows equal the CLI\'s', async () => {
     const { page } = ctx;
     const n = await runsSoFar(page);
     await page.setInputFiles('#cf-file', CSV_200);
@@ -389,6 +414,8 @@ describe('counterfactual demo mechanics on the tiny fixture (random weights)', {
       assert.ok(Number(row.probability) >= 0 && Number(row.probability) <= 1);
       checkOffsets(row);
     }
+    // The same model natively (anybit cf-eval): the page's rows are the CLI's.
+    await assertMatchesCli(d.rows, TINY_EXPECTED, readFileSync(TINY), 'bash e2e-tests/fixtures/cf-expected.sh tiny');
     await shot(page, 'cf-tiny-scored');
   });
 
@@ -529,18 +556,7 @@ describe('counterfactual demo with the shipped model', { skip: noShipped }, () =
       t.skip(`${EXPECTED} is absent: run "bash e2e-tests/fixtures/cf-expected.sh" (anybit cf-eval --predictions) to make it`);
       return;
     }
-    const expected = await csvFile(EXPECTED);
-    assert.equal(expected.length, d.rows.length, 'as many rows as the CLI wrote');
-    const cols = ['sentenceID', 'pred_label', 'antecedent_startid', 'antecedent_endid', 'consequent_startid', 'consequent_endid', 'antecedent', 'consequent'];
-    const mismatches = [];
-    d.rows.forEach((row, i) => {
-      const want = expected[i];
-      const bad = cols.filter((c) => row[c] !== want[c]);
-      // Probabilities: the same float32 computation, printed to 6 decimals by both.
-      if (Math.abs(Number(row.probability) - Number(want.probability)) > 1e-4) bad.push('probability');
-      if (bad.length) mismatches.push(`${row.sentenceID}: ${bad.map((c) => `${c} page ${row[c]} cli ${want[c]}`).join(', ')}`);
-    });
-    assert.deepEqual(mismatches, [], 'rows that differ from the CLI');
+    await assertMatchesCli(d.rows, EXPECTED, readFileSync(SHIPPED), 'bash e2e-tests/fixtures/cf-expected.sh');
   });
 
   test('Cancel stops scoring the dev rows', async () => {
