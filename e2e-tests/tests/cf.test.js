@@ -456,6 +456,21 @@ describe('counterfactual demo mechanics on the tiny fixture (random weights)', {
     assert.ok(r.scored > 0);
   });
 
+  test('readable on a 375 px wide phone screen, with a result and the scored table', async () => {
+    const { page } = ctx;
+    await page.setViewportSize({ width: 375, height: 812 });
+    try {
+      await detect(page, 'If they had, I doubt he would have done so well.');
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `page is ${overflow} px wider than the screen`);
+      const box = await page.locator('#cf-card').boundingBox();
+      assert.ok(box.x >= 0 && box.x + box.width <= 375, 'the section fits');
+      await page.locator('#cf-card').screenshot({ path: join(SHOTS, 'cf-phone-375.png') });
+    } finally {
+      await page.setViewportSize({ width: 1100, height: 900 });
+    }
+  });
+
   test('?cf-width=2 fetches only the planes 2 bits need; picking 8 bits fetches the rest and compares again', async () => {
     const { page, server } = ctx;
     const mark = server.transfers.length;
