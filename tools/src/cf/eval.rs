@@ -308,7 +308,14 @@ pub fn cli(a: &crate::cli::CfEvalArgs) -> Result<()> {
     for (k, &w) in a.bits.iter().enumerate() {
         let t0 = std::time::Instant::now();
         let run = evaluate_width(&mut det, &task1, &task2, w, ThresholdSource::File, &pb)?;
-        pb.println(format!("width {w}: {n} sentences in {:.1} s", t0.elapsed().as_secs_f64()));
+        let done = format!("width {w}: {n} sentences in {:.1} s", t0.elapsed().as_secs_f64());
+        // indicatif draws nothing (println included) when stderr is not a terminal; logs still
+        // get one line per width.
+        if pb.is_hidden() {
+            eprintln!("{done}");
+        } else {
+            pb.println(done);
+        }
         if let (0, Some(path)) = (k, &a.predictions) {
             let rows: Vec<(&str, &str)> = match a.task {
                 1 => task1.iter().map(|s| (s.id.as_str(), s.text.as_str())).collect(),
