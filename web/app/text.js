@@ -79,6 +79,13 @@ export class TextDemo {
     $('cf-budget').addEventListener('change', () => {
       if (this.#auto) this.#pickAuto();
     });
+    // As for images: back from a hidden tab the device may be busy with other work, so Auto times
+    // the model again and re-decides.
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState !== 'visible' || !this.#auto || this.#busy) return;
+      this.#calibrated = false;
+      this.#pickAuto();
+    });
     // Lazy: the first use or the first sight of the section starts the load.
     const card = $('cf-card');
     for (const ev of ['focusin', 'pointerdown', 'dragenter']) card.addEventListener(ev, () => this.ensure().catch(() => {}), { once: true });
