@@ -46,6 +46,10 @@ pub enum Command {
     /// model.safetensors and vocab.txt) into one `.anybit` file for every width, vocabulary and
     /// tokenizer settings included (docs/TEXT.md).
     Import(ImportArgs),
+    /// Fine-tune a BERT folder (MiniLM-L6) for counterfactual detection, both SemEval-2020 Task 5
+    /// subtasks, every width jointly (or 8 bits with --dedicated), with checkpoints that resume;
+    /// writes one `.anybit` whose eval table holds the runtime's dev scores per width.
+    CfTrain(Box<crate::cf::train::CfTrainArgs>),
     /// Tokenize texts with a text model's own tokenizer: one JSON line per input,
     /// {"ids":[...],"offsets":[[start,end],...],"truncated":false}, offsets in characters
     /// (Unicode scalar values), end exclusive; [CLS]/[SEP] have [0,0].

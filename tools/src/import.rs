@@ -98,10 +98,16 @@ impl Weights {
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
         let mut map = BTreeMap::new();
         for (name, view) in st.tensors() {
-            if view.dtype() != safetensors::Dtype::F32 {
-                continue; // e.g. the int64 `position_ids` buffer
-            }
-            let data = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let data: Vec<f32> = match view.dtype() {
+                safetensors::Dtype::F32 => view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+                // Half-precision copies (what travels when a folder must be small) widen exactly.
+                safetensors::Dtype::F16 | safetensors::Dtype::BF16 => {
+                    use candle_core::safetensors::Load;
+                    let t = view.load(&candle_core::Device::Cpu).map_err(|e| anyhow::anyhow!("{}: {name}: {e}", path.display()))?;
+                    t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1()?
+                }
+                _ => continue, // e.g. the int64 `position_ids` buffer
+            };
             map.insert(name.strip_prefix("bert.").unwrap_or(&name).to_string(), (view.shape().to_vec(), data));
         }
         Ok(Weights { map })
@@ -126,7 +132,7 @@ impl Weights {
 }
 
 /// The tokenizer settings and vocabulary of the folder.
-fn tokenizer(dir: &Path, max_tokens: usize) -> Result<(Vec<String>, TokenizerConfig)> {
+pub fn tokenizer(dir: &Path, max_tokens: usize) -> Result<(Vec<String>, TokenizerConfig)> {
     let vocab_path = dir.join("vocab.txt");
     let text = std::fs::read_to_string(&vocab_path).with_context(|| format!("reading {}", vocab_path.display()))?;
     // As Hugging Face reads it: one token per line, trailing whitespace trimmed.

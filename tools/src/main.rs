@@ -23,6 +23,7 @@ fn main() {
         Command::Upgrade(a) => cmd_upgrade(a),
         Command::Attack(a) => cmd_attack(*a),
         Command::Import(a) => cmd_import(a),
+        Command::CfTrain(a) => anybit_tools::cf::train::cli(&a),
         Command::Tokenize(a) => cmd_tokenize(a),
         Command::CfEval(a) => anybit_tools::cf::eval::cli(&a),
     };
@@ -244,6 +245,8 @@ fn cmd_import(a: ImportArgs) -> Result<()> {
         pooling: a.pooling,
         widths: a.widths.clone(),
         smooth: !a.no_smooth,
+        task: None,
+        eval: Vec::new(),
     };
     println!("importing {} (widths {}, word embeddings at {} bits)", a.from.display(), list(&a.widths), a.embed_bits);
     let m = anybit_tools::import::import(&opts)?;

@@ -2,5 +2,7 @@
 //! its official metrics, fine-tuning a text model for both subtasks, and evaluating a file.
 
 pub mod data;
+pub mod bert;
 pub mod eval;
 pub mod metrics;
+pub mod train;

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod tiny_bert;
+
 use anybit::Bits;
 use anybit_tools::data::{self, Dataset};
 
