@@ -107,7 +107,11 @@ impl Detector {
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             let Some(&text) = texts.get(i) else { return Ok(()) };
-                            let p = detect_one(model, tokenizer, text).with_context(|| format!("sentence {}", i + 1))?;
+                            let p = detect_one(model, tokenizer, text).map_err(|e| {
+                                // The other workers stop at their next sentence.
+                                next.store(texts.len(), Ordering::Relaxed);
+                                e.context(format!("sentence {} of {}", i + 1, texts.len()))
+                            })?;
                             slots.lock().map_err(|_| anyhow!("a worker panicked"))?[i] = Some(p);
                             pb.inc(1);
                         }
