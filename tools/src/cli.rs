@@ -84,6 +84,10 @@ pub struct CfEvalArgs {
     /// Worker threads, each with its own model [default: RAYON_NUM_THREADS, else the CPUs].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Score only the dev split `cf-train` holds out of this (train) CSV: the last 10% by
+    /// sentenceID of each class (task 1) or of sentences with and without a consequent (task 2).
+    #[arg(long)]
+    pub dev: bool,
 }
 
 #[derive(Debug, Args)]

@@ -160,9 +160,19 @@ pub struct Splits {
     pub dropped: usize,
 }
 
+/// Subtask 1's (train, dev): the last 10% by id of each class.
+pub fn split1(task1: &[Sentence1]) -> (Vec<Sentence1>, Vec<Sentence1>) {
+    split_last(task1, DEV_FRACTION, |s| &s.id, |s| s.label as u8)
+}
+
+/// Subtask 2's (train, dev): the last 10% by id of the sentences with and without a consequent.
+pub fn split2(task2: &[Sentence2]) -> (Vec<Sentence2>, Vec<Sentence2>) {
+    split_last(task2, DEV_FRACTION, |s| &s.id, |s| s.consequent.is_some() as u8)
+}
+
 pub fn splits(task1: &[Sentence1], task2: &[Sentence2]) -> Splits {
-    let (train1, dev1) = split_last(task1, DEV_FRACTION, |s| &s.id, |s| s.label as u8);
-    let (train2, dev2) = split_last(task2, DEV_FRACTION, |s| &s.id, |s| s.consequent.is_some() as u8);
+    let (train1, dev1) = split1(task1);
+    let (train2, dev2) = split2(task2);
     let dev_texts: HashSet<&str> = dev1.iter().map(|s| s.text.as_str()).chain(dev2.iter().map(|s| s.text.as_str())).collect();
     let (n1, n2) = (train1.len(), train2.len());
     let train1: Vec<Sentence1> = train1.iter().filter(|s| !dev_texts.contains(s.text.as_str())).cloned().collect();

@@ -299,10 +299,14 @@ pub fn write_predictions(path: &Path, rows: &[(&str, &str)], preds: &[Prediction
 /// line `{"model","task","n","bits":{"8":{...}}}`.
 pub fn cli(a: &crate::cli::CfEvalArgs) -> Result<()> {
     let bytes = std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
-    let (task1, task2) = match a.task {
+    let (mut task1, mut task2) = match a.task {
         1 => (super::data::read_subtask1(&a.csv)?, Vec::new()),
         _ => (Vec::new(), super::data::read_subtask2(&a.csv)?),
     };
+    if a.dev {
+        task1 = super::data::split1(&task1).1;
+        task2 = super::data::split2(&task2).1;
+    }
     let n = task1.len() + task2.len();
     let threads = a.threads.unwrap_or_else(rayon::current_num_threads).max(1);
     let mut det = Detector::new(&bytes, threads).with_context(|| a.model.display().to_string())?;

@@ -612,7 +612,7 @@ pub fn cli(a: &CfTrainArgs) -> Result<()> {
     }
     let wall = before + t0.elapsed().as_secs_f64();
     println!("training done: {} steps ({:.2} epochs), {:.1} min of training", t.total_steps, t.total_steps as f64 / per_epoch as f64, wall / 60.0);
-    let widths: Vec<u8> = if a.dedicated { vec![8] } else { vec![8, 6, 4, 3, 2] };
+    let widths: Vec<u8> = if a.dedicated { vec![8] } else { vec![8, 4, 2] };
     let trainer_scores = print_trainer_scores(&t, &widths)?;
     let folder = a.ckpt.join("finetuned");
     t.write_folder(&folder)?;
