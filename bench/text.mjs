@@ -27,10 +27,11 @@
 // timings, in ms per sentence; --json keeps every timing, the checks and the page facts.
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { availableParallelism, homedir, loadavg } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve } from '../e2e-tests/lib/server.js';
+import { busy, load, median, p95 } from './stats.mjs';
 // A page module, readable in Node too (it touches no browser API until an engine loads): the
 // runner takes each engine's variants from it.
 import { ENGINES } from './page/text-engines.mjs';
@@ -103,15 +104,6 @@ async function sentenceIds(tokens) {
   return out;
 }
 
-const sorted = (xs) => [...xs].sort((a, b) => a - b);
-const median = (xs) => {
-  const s = sorted(xs);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-// Nearest rank: the smallest timing that at least 95% of the repetitions do not exceed.
-const p95 = (xs) => sorted(xs)[Math.ceil(0.95 * xs.length) - 1];
-
 function cosine(a, b) {
   let ab = 0;
   let aa = 0;
@@ -124,8 +116,6 @@ function cosine(a, b) {
   return ab / Math.sqrt(aa * bb);
 }
 
-const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
-
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   need(join(ROOT, 'bench', 'node_modules', 'onnxruntime-web', 'dist', 'ort.wasm.min.mjs'), 'run (cd bench && npm ci)');
@@ -134,7 +124,7 @@ async function main() {
   // The machine is shared (2 cores, other builds): the load average says how quiet it was.
   const loadStart = load();
   console.error(`text: load average at start (1/5/15 min): ${loadStart} on ${availableParallelism()} cores`);
-  if (loadavg()[0] > availableParallelism() / 2) console.error('text: WARNING: the machine is busy; figures will be slow and noisy');
+  busy('text');
 
   const sentences = await sentenceIds(o.tokens);
   const reference = JSON.parse(await readFile(FIXTURE, 'utf8')).sentences;
