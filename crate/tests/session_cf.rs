@@ -121,8 +121,14 @@ fn fixture_is_what_the_builder_writes() {
 // --- The decoding, on its own -----------------------------------------------------------------
 
 /// Legal by SemEval's rules, checked without the decoder's automaton: runs of B-x I-x*, one
-/// antecedent, at most one consequent, no I- without its B-.
-fn legal(tags: &[Tag]) -> bool {
+/// antecedent, at most one consequent, no I- without its B-, and the antecedent not a lone
+/// one-character token (`one[i]`: token i is one character long).
+fn legal(tags: &[Tag], one: &[bool]) -> bool {
+    if let Some(b) = tags.iter().position(|&t| t == Tag::BAnt) {
+        if one.get(b).copied().unwrap_or(false) && tags.get(b + 1) != Some(&Tag::IAnt) {
+            return false;
+        }
+    }
     let (mut ants, mut cons, mut i) = (0, 0, 0);
     while i < tags.len() {
         let inner = match tags[i] {
@@ -153,7 +159,7 @@ fn score(scores: &[[f64; 5]], tags: &[Tag]) -> f64 {
 }
 
 /// The best legal score by trying all 5^n labelings.
-fn brute_force(scores: &[[f64; 5]]) -> f64 {
+fn brute_force(scores: &[[f64; 5]], one: &[bool]) -> f64 {
     let n = scores.len();
     let mut best = f64::NEG_INFINITY;
     for mut code in 0..5usize.pow(n as u32) {
@@ -164,20 +170,21 @@ fn brute_force(scores: &[[f64; 5]]) -> f64 {
                 t
             })
             .collect();
-        if legal(&tags) {
+        if legal(&tags, one) {
             best = best.max(score(scores, &tags));
         }
     }
     best
 }
 
-/// `best_tagging`'s answer is legal, scores what it says, and matches brute force.
-fn check_against_brute_force(scores: &[[f64; 5]], what: &str) {
-    let t = best_tagging(scores);
+/// `best_tagging`'s answer is legal, scores what it says, and matches brute force (the texts
+/// here always leave a legal antecedent: not every token is a lone one-character one).
+fn check_against_brute_force(scores: &[[f64; 5]], one: &[bool], what: &str) {
+    let t = best_tagging(scores, one);
     assert_eq!(t.tags.len(), scores.len(), "{what}");
-    assert!(legal(&t.tags), "{what}: illegal {:?}", t.tags);
+    assert!(legal(&t.tags, one), "{what}: illegal {:?}", t.tags);
     assert!((score(scores, &t.tags) - t.score).abs() < 1e-9, "{what}");
-    let want = brute_force(scores);
+    let want = brute_force(scores, one);
     assert!((t.score - want).abs() < 1e-9, "{what}: viterbi {} vs brute force {want} ({:?})", t.score, t.tags);
     // The reported spans are the runs of the labeling.
     let (first, last) = t.antecedent.unwrap();
@@ -210,23 +217,33 @@ suite! {
             for case in 0..cases {
                 let levels = if case % 3 == 0 { Some(2 + case as u64 % 3) } else { None };
                 let scores = log_probs(&mut rng, n, levels);
-                check_against_brute_force(&scores, &format!("n {n}, case {case}"));
+                // Every other case marks some tokens as one character long, never all of them.
+                let one: Vec<bool> = (0..n).map(|i| case % 2 == 1 && i + 1 < n && rng.next() % 2 == 0).collect();
+                check_against_brute_force(&scores, &one, &format!("n {n}, case {case}, one {one:?}"));
             }
         }
     }
 
     fn viterbi_edge_cases() {
         // One token: it must be the antecedent, whatever it prefers.
-        let t = best_tagging(&[[0.0, -9.0, -1.0, -1.0, -1.0]]);
+        let t = best_tagging(&[[0.0, -9.0, -1.0, -1.0, -1.0]], &[]);
         assert_eq!((t.tags, t.antecedent, t.consequent), (vec![Tag::BAnt], Some((0, 0)), None));
+        // ... even a one-character one (no legal choice exists: the rule gives way).
+        let t = best_tagging(&[[0.0, -9.0, -1.0, -1.0, -1.0]], &[true]);
+        assert_eq!(t.antecedent, Some((0, 0)));
+        // A one-character token that wants to be the antecedent alone takes its neighbour along.
+        let s = [[-9.0, 0.0, -9.0, -9.0, -9.0], [0.0, -9.0, -3.0, -9.0, -9.0], [0.0, -9.0, -5.0, -9.0, -9.0]];
+        assert_eq!(best_tagging(&s, &[false; 3]).antecedent, Some((0, 0)));
+        assert_eq!(best_tagging(&s, &[true, false, false]).antecedent, Some((0, 1)));
+        check_against_brute_force(&s, &[true, false, false], "one-character antecedent");
         // Every token favours O: still exactly one antecedent, on the token where B-Ant costs
         // least, and no consequent.
         let mut scores = vec![[0.0, -5.0, -5.0, -5.0, -5.0]; 6];
         scores[3][1] = -2.0;
-        let t = best_tagging(&scores);
+        let t = best_tagging(&scores, &[]);
         assert_eq!((t.antecedent, t.consequent), (Some((3, 3)), None));
         assert_eq!(t.tags, [Tag::O, Tag::O, Tag::O, Tag::BAnt, Tag::O, Tag::O]);
-        check_against_brute_force(&scores, "all O");
+        check_against_brute_force(&scores, &[], "all O");
         // Argmax would give two antecedents and an orphan I-Con: the legal best keeps one.
         let s = [
             [-3.0, 0.0, -3.0, -3.0, -3.0],
@@ -235,26 +252,27 @@ suite! {
             [-3.0, -0.5, -3.0, -3.0, -3.0],
             [-3.0, -3.0, -3.0, -3.0, 0.0],
         ];
-        let t = best_tagging(&s);
-        check_against_brute_force(&s, "argmax illegal");
+        let t = best_tagging(&s, &[]);
+        check_against_brute_force(&s, &[], "argmax illegal");
         assert_eq!(t.antecedent, Some((0, 1)));
         // Consequent before antecedent, adjacent spans.
         let s = [[-9.0, -9.0, -9.0, 0.0, -9.0], [-9.0, -9.0, -9.0, -9.0, 0.0], [-9.0, 0.0, -9.0, -9.0, -9.0]];
-        let t = best_tagging(&s);
+        let t = best_tagging(&s, &[]);
         assert_eq!((t.consequent, t.antecedent), (Some((0, 1)), Some((2, 2))));
         // Ties everywhere: an optimal legal labeling, the same one every time.
         let flat = vec![[0.0; 5]; 5];
-        let t = best_tagging(&flat);
-        check_against_brute_force(&flat, "all equal");
-        assert_eq!(best_tagging(&flat), t);
+        let t = best_tagging(&flat, &[]);
+        check_against_brute_force(&flat, &[], "all equal");
+        assert_eq!(best_tagging(&flat, &[]), t);
         // No taggable tokens: no spans.
-        let t = best_tagging(&[]);
+        let t = best_tagging(&[], &[]);
         assert_eq!((t.antecedent, t.consequent), (None, None));
         // A long input is linear and still legal.
         let mut rng = Rng(7);
         let long = log_probs(&mut rng, 5000, None);
-        let t = best_tagging(&long);
-        assert!(legal(&t.tags));
+        let one: Vec<bool> = (0..5000).map(|i| i % 3 == 0).collect();
+        let t = best_tagging(&long, &one);
+        assert!(legal(&t.tags, &one));
     }
 
     fn detect_output_maps_tokens_to_inclusive_character_spans() {

@@ -21,7 +21,9 @@
 //! log-probabilities (log-softmax) and [`best_tagging`] finds the labeling of largest total
 //! log-probability among the legal ones: exactly one antecedent (B-Ant I-Ant*), at most one
 //! consequent (B-Con I-Con*), in either order, not overlapping, O everywhere else. That is a
-//! Viterbi pass over an 8-state automaton, linear in the tokens.
+//! Viterbi pass over a 10-state automaton, linear in the tokens. The automaton also keeps an
+//! antecedent from being one one-character token (SemEval's scorer calls an antecedent whose
+//! start equals its end illegal), unless the text leaves no other choice.
 //!
 //! Only text tokens are tagged: `[CLS]` (token 0), `[SEP]` and any token with an empty offset
 //! range are left out (they cover no characters). A span's characters run from its first token's
@@ -131,7 +133,8 @@ pub fn detect_output(text: &str, output: &[f32], offsets: &[(usize, usize)], thr
     // other specials.
     let taggable: Vec<usize> = (1..n).filter(|&i| offsets[i].0 < offsets[i].1).collect();
     let scores: Vec<[f64; 5]> = taggable.iter().map(|&i| tag_log_probs(&output[i * CF_COLUMNS..(i + 1) * CF_COLUMNS])).collect();
-    let best = best_tagging(&scores);
+    let one: Vec<bool> = taggable.iter().map(|&i| offsets[i].1 - offsets[i].0 == 1).collect();
+    let best = best_tagging(&scores, &one);
     let span = |range: Option<TokenRange>| {
         range.map(|(first, last)| span_of(text, offsets[taggable[first]].0, offsets[taggable[last]].1))
     };
@@ -185,9 +188,14 @@ enum State {
     InAntAfterCon,
     /// Both finished.
     Done,
+    /// The antecedent began on a one-character token, no consequent yet: it must go on, since
+    /// SemEval's scorer calls an antecedent whose start equals its end illegal.
+    InAntOne,
+    /// The same, the consequent finished.
+    InAntOneAfterCon,
 }
 
-const STATES: [State; 8] = [
+const STATES: [State; 10] = [
     State::Start,
     State::InAnt,
     State::AfterAnt,
@@ -196,15 +204,22 @@ const STATES: [State; 8] = [
     State::InConAfterAnt,
     State::InAntAfterCon,
     State::Done,
+    State::InAntOne,
+    State::InAntOneAfterCon,
 ];
 
 impl State {
-    /// The state after tagging one more token `tag`, or `None` when that breaks the rules.
-    fn next(self, tag: Tag) -> Option<State> {
+    /// The state after tagging one more token `tag` (`one`: the token is one character long),
+    /// or `None` when that breaks the rules.
+    fn next(self, tag: Tag, one: bool) -> Option<State> {
         use State::*;
         use Tag::*;
         Some(match (self, tag) {
             (Start, O) => Start,
+            (Start, BAnt) if one => InAntOne,
+            (InCon, BAnt) | (AfterCon, BAnt) if one => InAntOneAfterCon,
+            (InAntOne, IAnt) => InAnt,
+            (InAntOneAfterCon, IAnt) => InAntAfterCon,
             (Start, BAnt) => InAnt,
             (Start, BCon) => InCon,
             (InAnt, IAnt) => InAnt,
@@ -227,10 +242,23 @@ impl State {
 }
 
 /// The legal labeling of largest total score, `scores[i][t]` being token i's log-probability of
-/// `Tag::ALL[t]` (any finite numbers work). Ties go to the labeling whose path through the states
-/// comes first in a fixed order, so equal inputs always give the same labeling. No tokens: an
-/// empty labeling without spans (a text with no taggable token has no antecedent to find).
-pub fn best_tagging(scores: &[[f64; 5]]) -> Tagging {
+/// `Tag::ALL[t]` (any finite numbers work), `one[i]` whether token i is one character long (an
+/// antecedent of that token alone would start and end on one character, which SemEval's scorer
+/// calls illegal; `one` shorter than `scores` counts as false). Ties go to the labeling whose
+/// path through the states comes first in a fixed order, so equal inputs always give the same
+/// labeling. No tokens: an empty labeling without spans (a text with no taggable token has no
+/// antecedent to find); a lone one-character token still gets its antecedent.
+pub fn best_tagging(scores: &[[f64; 5]], one: &[bool]) -> Tagging {
+    let tagging = viterbi(scores, one);
+    // Only a text whose every token is one character with none beside another (e.g. "x") has no
+    // legal antecedent under that rule: tag it without the rule rather than not at all.
+    if tagging.antecedent.is_none() && !scores.is_empty() {
+        return viterbi(scores, &[]);
+    }
+    tagging
+}
+
+fn viterbi(scores: &[[f64; 5]], one: &[bool]) -> Tagging {
     let n = scores.len();
     if n == 0 {
         return Tagging { tags: Vec::new(), antecedent: None, consequent: None, score: 0.0 };
@@ -240,16 +268,17 @@ pub fn best_tagging(scores: &[[f64; 5]]) -> Tagging {
     let mut best = vec![f64::NEG_INFINITY; s];
     best[idx(State::Start)] = 0.0;
     // back[i][state] = (previous state, tag of token i) of the best path into `state`.
-    let mut back: Vec<[(u8, u8); 8]> = Vec::with_capacity(n);
-    for row in scores {
+    let mut back: Vec<[(u8, u8); STATES.len()]> = Vec::with_capacity(n);
+    for (i, row) in scores.iter().enumerate() {
+        let short = one.get(i).copied().unwrap_or(false);
         let mut next = vec![f64::NEG_INFINITY; s];
-        let mut from = [(u8::MAX, 0u8); 8];
+        let mut from = [(u8::MAX, 0u8); STATES.len()];
         for (p, &state) in STATES.iter().enumerate() {
             if best[p] == f64::NEG_INFINITY {
                 continue;
             }
             for tag in Tag::ALL {
-                let Some(to) = state.next(tag) else { continue };
+                let Some(to) = state.next(tag, short) else { continue };
                 let v = best[p] + row[tag.column()];
                 let q = idx(to);
                 // Strictly better only: on a tie the earlier (state, tag) pair stays.
@@ -262,13 +291,15 @@ pub fn best_tagging(scores: &[[f64; 5]]) -> Tagging {
         best = next;
         back.push(from);
     }
-    // At least one accepting state is reachable for n >= 1 (B-Ant then O...), and scores are
-    // finite, so `end` is found.
-    let end = (0..s).filter(|&q| STATES[q].accepting()).fold(None, |b: Option<usize>, q| match b {
+    // Without the one-character rule an accepting state is always reachable for n >= 1 (B-Ant
+    // then O...); with it, a text of lone one-character tokens has none (the caller retries).
+    let end = (0..s).filter(|&q| STATES[q].accepting() && best[q] > f64::NEG_INFINITY).fold(None, |b: Option<usize>, q| match b {
         Some(b) if best[b] >= best[q] => Some(b),
         _ => Some(q),
     });
-    let end = end.expect("an accepting state is always reachable");
+    let Some(end) = end else {
+        return Tagging { tags: vec![Tag::O; n], antecedent: None, consequent: None, score: f64::NEG_INFINITY };
+    };
     let mut tags = vec![Tag::O; n];
     let mut q = end;
     for i in (0..n).rev() {
