@@ -10,6 +10,7 @@
 // `invalid_argument` message is shown as it is, in the section's alert.
 
 import { toInput } from './idx.js';
+import { renderRunProgress } from './view.js';
 import { decodeImageFile } from './imagefile.js';
 import { drawDiverging, drawImage, imagePng, NEGATIVE, POSITIVE } from './heatmap.js';
 
@@ -326,12 +327,7 @@ export class AttackDemo {
 
   #progress(done, total) {
     if (this.#running) Object.assign(this.#running, { done, total });
-    const bar = $('attack-progress');
-    bar.max = total || 1;
-    bar.value = done;
-    bar.dataset.done = String(done);
-    bar.dataset.total = String(total);
-    $('attack-progress-text').textContent = total ? `${done} of ${total} gradient steps` : 'Starting…';
+    renderRunProgress('attack-progress', 'attack-progress-text', done, total, total ? `${done} of ${total} gradient steps` : 'Starting…');
   }
 
   #alert(err, context) {

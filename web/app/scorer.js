@@ -8,6 +8,7 @@
 
 import { CsvError, readSentences, RESULT_COLUMNS, resultRow, toCsv } from './csv.js';
 import { pct } from './spans.js';
+import { renderRunProgress } from './view.js';
 
 /** The most text scored at once (1 MiB): about 5,000 typical SemEval sentences, minutes of work. */
 export const MAX_BYTES = 1024 * 1024;
@@ -177,12 +178,7 @@ export class CsvScorer {
 
   #progress(done, total) {
     if (this.#running) Object.assign(this.#running, { done, total });
-    const bar = $('cf-score-progress');
-    bar.max = total || 1;
-    bar.value = done;
-    bar.dataset.done = String(done);
-    bar.dataset.total = String(total);
-    $('cf-score-text').textContent = `${done} of ${total} sentences`;
+    renderRunProgress('cf-score-progress', 'cf-score-text', done, total, `${done} of ${total} sentences`);
   }
 
   #render(read, results, width, seconds) {

@@ -103,6 +103,16 @@ export function renderProgress(name, { loaded, total, planes, planeTotal }) {
   box.dataset.planes = String(planes ?? 0);
 }
 
+/** A run's progress bar (`<progress id=barId>`) and its text; data-done/-total for the tests. */
+export function renderRunProgress(barId, textId, done, total, text) {
+  const bar = $(barId);
+  bar.max = total || 1;
+  bar.value = done;
+  bar.dataset.done = String(done);
+  bar.dataset.total = String(total);
+  $(textId).textContent = text;
+}
+
 export function hideProgress() {
   $('load').hidden = true;
 }
