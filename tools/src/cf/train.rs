@@ -321,7 +321,11 @@ impl Trainer {
         candle_core::safetensors::save(&st, &tmp)?;
         std::fs::rename(&tmp, dir.join("state.safetensors"))?;
         let meta = Meta { config: self.cfg.clone(), step: self.step, total_steps: self.total_steps, wall_s };
-        std::fs::write(dir.join("meta.json"), serde_json::to_string_pretty(&meta)?)?;
+        // Renamed into place like the state, so that a run killed mid-save (a session's end)
+        // leaves the previous pair or the new one, never half a file.
+        let tmp = dir.join("meta.json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(&meta)?)?;
+        std::fs::rename(&tmp, dir.join("meta.json"))?;
         Ok(())
     }
 
