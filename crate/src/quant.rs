@@ -76,6 +76,13 @@ pub fn linear_code8(w: f32, e: f32) -> u8 {
     (t * 256.0).floor().clamp(0.0, 255.0) as u8
 }
 
+/// A row's 8-bit codes on the mid-rise grid of its largest magnitude ([`linear_code8`]): how an
+/// imported or fine-tuned projection row is stored, so that the trainer quantizes as the file will.
+pub fn row_codes8(row: &[f32]) -> Vec<u8> {
+    let e = row.iter().fold(0f32, |m, &v| m.max(v.abs()));
+    row.iter().map(|&v| linear_code8(v, e)).collect()
+}
+
 /// The least-squares scale of a row of weights `w` given their `bits`-bit codes: the `E` that
 /// minimises `Σ (w - weight_value(c, bits, E))^2`, so that each width of an imported (untrained)
 /// model fits its coarser levels as well as one scale can.

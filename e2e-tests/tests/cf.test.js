@@ -551,6 +551,17 @@ describe('counterfactual demo with the shipped model', { skip: noShipped }, () =
     assert.equal((await pickWidth(page, 8)).width, 8);
   });
 
+  test('the chart shows the subtask-1 F1 per width stored in the file, the current width marked', async () => {
+    const { page } = ctx;
+    const info = await page.evaluate(() => {
+      const svg = document.querySelector('#cf-chart svg');
+      return { dots: svg ? svg.querySelectorAll('circle').length : 0, current: svg?.querySelector('circle.current')?.dataset.width, title: svg?.querySelector('title')?.textContent ?? '' };
+    });
+    assert.equal(info.dots, 8, info.title);
+    assert.equal(info.current, '8');
+    assert.match(info.title, /^F1 by weight width on .*subtask 1 dev \(1300 sentences\): 1 bits /);
+  });
+
   test('the 200-row CSV is scored at 8 bits, downloaded, and equals the CLI\'s predictions', async (t) => {
     const { page } = ctx;
     const n = await runsSoFar(page);

@@ -273,9 +273,8 @@ impl Builder {
         let offset = self.codes.len();
         let mut scales: Vec<Vec<f32>> = vec![Vec::with_capacity(out); self.widths.len()];
         for row in w.chunks_exact(depth) {
-            let e = row.iter().fold(0f32, |m, &v| m.max(v.abs()));
             let start = self.codes.len();
-            self.codes.extend(row.iter().map(|&v| quant::linear_code8(v, e)));
+            self.codes.extend(quant::row_codes8(row));
             for (s, &b) in scales.iter_mut().zip(&self.widths) {
                 // A fixed-8 layer runs its 8-bit codes at every width.
                 let b = if precision == Precision::Fixed8 { Bits::MAX } else { b };

@@ -1,6 +1,6 @@
 //! The counterfactual fine-tuner (`anybit cf-train`) on a small random BERT folder and real
 //! SemEval rows (tools/tests/fixtures/cf): every trained tensor moves in one step (candle's fused
-//! LayerNorm/softmax would silently cut the graph: docs/candle-notes), the loss falls, a
+//! LayerNorm and softmax have no backward pass and would silently cut the graph), the loss falls, a
 //! checkpoint resumes exactly, and the exported file computes what the trainer computed.
 
 use std::collections::HashMap;

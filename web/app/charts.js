@@ -46,8 +46,13 @@ function ticks(lo, hi, count, fmt) {
   return out;
 }
 
-/** Accuracy per width (eval: [{dataset, n, accuracy: [[w, acc]]}]); null or [] says none stored. */
-export function renderAccuracy(box, evalTable, current) {
+const METRICS = { f1: 'F1', exact_match: 'exact match' };
+
+/**
+ * The first eval entry per width (eval: [{dataset, metric?, n, accuracy: [[w, score]]}]); null or []
+ * says none stored. `unit` and `split` name what `n` counts and where it was measured.
+ */
+export function renderAccuracy(box, evalTable, current, { unit = 'images', split = 'test' } = {}) {
   box.replaceChildren();
   const table = evalTable?.[0];
   if (!table?.accuracy?.length) {
@@ -64,7 +69,9 @@ export function renderAccuracy(box, evalTable, current) {
   const y = (v) => M.top + ((hi - v) / (hi - lo)) * (H - M.top - M.bottom);
   const digits = hi - lo < 2 ? 1 : 0;
   const summary = pts.map(([w, a]) => `${w} bits ${a.toFixed(2)}%`).join(', ');
-  const svg = frame(`Test accuracy by weight width on ${table.dataset} (${table.n} images): ${summary}`, y, ticks(lo, hi, 4, (v) => `${v.toFixed(digits)}%`), `accuracy, ${table.dataset} test set (n=${table.n})`, current);
+  const metric = table.metric ? METRICS[table.metric] ?? table.metric : 'accuracy';
+  const title = `${split === 'test' ? 'Test ' : ''}${metric} by weight width on ${table.dataset} (${table.n} ${unit}): ${summary}`;
+  const svg = frame(title[0].toUpperCase() + title.slice(1), y, ticks(lo, hi, 4, (v) => `${v.toFixed(digits)}%`), `${metric}, ${table.dataset}${split === 'test' ? ' test set' : ''} (n=${table.n})`, current);
   svg.append(el('polyline', { points: pts.map(([w, a]) => `${x(w)},${y(a)}`).join(' '), class: 'line' }));
   for (const [w, a] of pts) {
     svg.append(el('circle', { cx: x(w), cy: y(a), r: w === current ? 4.5 : 3, class: w === current ? 'dot current' : 'dot', 'data-width': w }));

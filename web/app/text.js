@@ -13,6 +13,7 @@
 // (verdict, probability, width, character offsets), which the e2e tests read.
 
 import { createSession } from '../anybit/index.js';
+import { renderAccuracy } from './charts.js';
 import { EXAMPLES } from './examples.js';
 import { CsvScorer } from './scorer.js';
 import { describe, differs, pct, renderMarked } from './spans.js';
@@ -182,13 +183,14 @@ export class TextDemo {
     const parts = [`${info.name}, up to ${info.text.maxTokens} tokens, ${size(bytes)}${planes}`];
     if (f1) parts.push(`${f1.metric} on ${f1.dataset}${f1.n ? ` (${f1.n} sentences)` : ''} by width: ${f1.rows.map(([w, s]) => `${w}: ${s.toFixed(3)}`).join(', ')}`);
     $('cf-model-note').textContent = parts.join('. ') + '.';
+    renderAccuracy($('cf-chart'), info.eval, info.width, { unit: 'sentences', split: 'dev' });
   }
 
   /** The eval table's first entry (subtask-1 F1, which the precision policy weighs), if any. */
   #f1Table() {
     const e = this.#info?.eval?.[0];
     if (!e?.accuracy?.length) return null;
-    return { dataset: e.dataset ?? 'dev', metric: e.metric ?? 'F1', n: e.n, rows: [...e.accuracy].sort((a, b) => b[0] - a[0]) };
+    return { dataset: e.dataset ?? 'dev', metric: e.metric ?? 'accuracy', n: e.n, rows: [...e.accuracy].sort((a, b) => b[0] - a[0]) };
   }
 
   #renderWidths() {

@@ -340,7 +340,14 @@ mod tests {
     #[test]
     fn transitions_allow_exactly_the_legal_orders() {
         use Tag::*;
-        let walk = |tags: &[Tag]| tags.iter().try_fold(State::Start, |s, &t| s.next(t)).is_some_and(State::accepting);
+        let walk = |tags: &[Tag]| tags.iter().try_fold(State::Start, |s, &t| s.next(t, false)).is_some_and(State::accepting);
+        // One-character tokens (`one`): a B-Ant there must go on with I-Ant.
+        let walk_one = |tags: &[(Tag, bool)]| tags.iter().try_fold(State::Start, |s, &(t, one)| s.next(t, one)).is_some_and(State::accepting);
+        assert!(!walk_one(&[(BAnt, true)]));
+        assert!(!walk_one(&[(BAnt, true), (O, false)]));
+        assert!(walk_one(&[(BAnt, true), (IAnt, true)]));
+        assert!(walk_one(&[(BCon, false), (BAnt, true), (IAnt, false), (O, false)]));
+        assert!(!walk_one(&[(BCon, false), (BAnt, true), (BCon, false)]));
         assert!(walk(&[BAnt]));
         assert!(walk(&[O, BAnt, IAnt, O, BCon, ICon, O]));
         assert!(walk(&[BCon, ICon, BAnt, IAnt]));

@@ -1,6 +1,7 @@
-//! The BERT encoder as the fine-tuner sees it: candle ops that each have a backward pass (candle's
-//! fused LayerNorm and softmax cut the graph silently: docs/candle-notes), weights quantized the
-//! way the runtime will store them, and one LayerNorm affine per width.
+//! The BERT encoder as the fine-tuner sees it: candle ops that each have a backward pass (candle
+//! 0.11's fused LayerNorm and softmax have none, so they would cut the graph without an error and
+//! leave every weight below them untrained), weights quantized the way the runtime will store
+//! them, and one LayerNorm affine per width.
 //!
 //! Quantization matches `anybit import --no-smooth` exactly for the weights: each projection row's
 //! 8-bit codes on the mid-rise grid of its largest magnitude, truncated to the width, times the
@@ -49,8 +50,7 @@ pub struct QLinear {
 fn quantized_rows(w: &[f32], depth: usize, bits: Bits) -> Vec<f32> {
     let mut out = vec![0f32; w.len()];
     out.par_chunks_mut(depth).zip(w.par_chunks(depth)).for_each(|(o, row)| {
-        let e = row.iter().fold(0f32, |m, &v| m.max(v.abs()));
-        let codes: Vec<u8> = row.iter().map(|&v| quant::linear_code8(v, e)).collect();
+        let codes = quant::row_codes8(row);
         let s = quant::fit_scale(row, &codes, bits);
         for (x, &c) in o.iter_mut().zip(&codes) {
             *x = quant::weight_value(quant::derive_code(c, bits), bits, s);

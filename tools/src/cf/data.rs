@@ -83,7 +83,8 @@ pub fn read_subtask1(path: &Path) -> Result<Vec<Sentence1>> {
         .collect()
 }
 
-fn has_column(path: &Path, column: &str) -> Result<bool> {
+/// Whether the CSV's header row names `column`.
+pub fn has_column(path: &Path, column: &str) -> Result<bool> {
     let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     let headers = reader.headers().with_context(|| format!("{}: reading the header row", path.display()))?;
     Ok(headers.iter().any(|h| h.trim_start_matches('\u{feff}') == column))

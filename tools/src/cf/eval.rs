@@ -299,6 +299,16 @@ pub fn write_predictions(path: &Path, rows: &[(&str, &str)], preds: &[Prediction
 /// line `{"model","task","n","bits":{"8":{...}}}`.
 pub fn cli(a: &crate::cli::CfEvalArgs) -> Result<()> {
     let bytes = std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
+    let labelled = a.task != 1 || super::data::has_column(&a.csv, "gold_label")?;
+    if !labelled {
+        // Without labels there is nothing to score: predictions only.
+        anyhow::ensure!(
+            a.predictions.is_some(),
+            "{}: no gold_label column, so there is nothing to score; give --predictions OUT.csv to write the predictions",
+            a.csv.display()
+        );
+        anyhow::ensure!(!a.dev, "--dev needs gold_label: the dev split is stratified by it");
+    }
     let (mut task1, mut task2) = match a.task {
         1 => (super::data::read_subtask1(&a.csv)?, Vec::new()),
         _ => (Vec::new(), super::data::read_subtask2(&a.csv)?),
@@ -338,6 +348,11 @@ pub fn cli(a: &crate::cli::CfEvalArgs) -> Result<()> {
     println!("model {}  task {}  n {n}  ({} truncated at the first width)", a.model.display(), a.task, runs[0].truncated);
     let mut bits = serde_json::Map::new();
     let r4 = |v: f64| (v * 1e4).round() / 1e4;
+    if !labelled {
+        println!("no gold_label column: predictions written, nothing scored");
+        println!("{}", serde_json::json!({"model": a.model.display().to_string(), "task": a.task, "n": n, "bits": {}}));
+        return Ok(());
+    }
     if a.task == 1 {
         println!("| width | threshold | precision | recall | F1 |");
         println!("|---|---|---|---|---|");

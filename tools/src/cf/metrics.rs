@@ -263,10 +263,20 @@ pub fn best_threshold(probs: &[f32], labels: &[bool]) -> (f32, f64) {
         if f1 > best_f1 {
             let below = order.get(i).map_or(0.0, |&j| probs[j]);
             best_f1 = f1;
-            best_t = (p + below) / 2.0;
+            // The middle in f64: in f32 it can round onto `below` when the two are neighbours,
+            // which would admit that group too; then `p` itself is the threshold.
+            let mid = ((p as f64 + below as f64) / 2.0) as f32;
+            best_t = if mid > below && mid <= p { mid } else { p };
         }
     }
-    (best_t, best_f1.max(0.0))
+    // A file stores thresholds in (0, 1) (docs/FORMAT.md): keep it there, and report the F1 of
+    // the threshold returned, so that a file scores what its eval table says.
+    let t = best_t.clamp(f32::MIN_POSITIVE, 1.0 - f32::EPSILON / 2.0);
+    if t != best_t {
+        let pred: Vec<bool> = probs[..n].iter().map(|&p| p >= t).collect();
+        return (t, subtask1(&pred, &labels[..n]).f1);
+    }
+    (t, best_f1.max(0.0))
 }
 
 #[cfg(test)]

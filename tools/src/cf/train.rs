@@ -4,9 +4,9 @@
 //!
 //! Joint training: every step runs the widest width (8) on the labels and one lower width on the
 //! labels mixed with the 8-bit pass's detached softmax (distillation), one optimizer step for the
-//! sum. The lower width is 2 a third of the time (the narrowest width gains most from training,
-//! as in the sandwich rule of slimmable networks), else one of 3..=7; two passes per step instead
-//! of the sandwich's three is what lets a MiniLM fine-tune fit this project's CPU budget. Each width has its own LayerNorm affines (the per-width normalisation of the
+//! sum. The lower width is 2 a third of the time (the narrowest width drifts furthest from the
+//! 8-bit weights, so it needs the most steps), else one of 3..=7; two passes per step rather
+//! than one per width is what lets a MiniLM fine-tune fit this project's CPU budget. Each width has its own LayerNorm affines (the per-width normalisation of the
 //! image models); width 1 is not trained and borrows width 2's. `--dedicated` trains 8 bits only.
 //!
 //! Runs are checkpointed (`--max-minutes` stops cleanly, a second call resumes from the same
@@ -54,6 +54,9 @@ pub struct CfConfig {
     pub max_tokens: usize,
     pub embed_bits: Bits,
 }
+
+/// The state file's entry holding (step, total steps).
+const STEP_KEY: &str = "meta.step";
 
 /// Tag ids as the head's tag columns: O, B-Ant, I-Ant, B-Con, I-Con.
 const O: u8 = 0;
@@ -245,8 +248,10 @@ impl Trainer {
     fn lr_factor(&self) -> f32 {
         let total = self.total_steps.max(1) as f32;
         let warm = (self.cfg.warmup * total).max(1.0);
-        let s = self.step as f32 + 1.0;
-        if s < warm { s / warm } else { ((total - s) / (total - warm).max(1.0)).max(0.0) }
+        // Step k (from 0) warms up as (k + 1) / warm and decays as (total - k) / (total - warm),
+        // so the last step still learns.
+        let k = self.step as f32;
+        if k + 1.0 < warm { (k + 1.0) / warm } else { ((total - k) / (total - warm).max(1.0)).clamp(0.0, 1.0) }
     }
 
     /// The widths one step trains: 8 alone, or 8 and one lower width.
@@ -317,12 +322,15 @@ impl Trainer {
         let mut st: HashMap<String, Tensor> = self.enc.vars().into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
         self.adam.state("adam", &mut st)?;
         self.adam_head.state("adam_head", &mut st)?;
+        // The step lives in the state file too: it and the weights are renamed into place at
+        // once, so a run killed between the two renames resumes from the state's own step.
+        let dev = &self.enc.device;
+        st.insert(STEP_KEY.into(), Tensor::new(&[self.step as i64, self.total_steps as i64], dev)?);
         let tmp = dir.join("state.safetensors.tmp");
         candle_core::safetensors::save(&st, &tmp)?;
         std::fs::rename(&tmp, dir.join("state.safetensors"))?;
         let meta = Meta { config: self.cfg.clone(), step: self.step, total_steps: self.total_steps, wall_s };
-        // Renamed into place like the state, so that a run killed mid-save (a session's end)
-        // leaves the previous pair or the new one, never half a file.
+        // Renamed into place like the state, so that neither is ever half written.
         let tmp = dir.join("meta.json.tmp");
         std::fs::write(&tmp, serde_json::to_string_pretty(&meta)?)?;
         std::fs::rename(&tmp, dir.join("meta.json"))?;
@@ -337,10 +345,19 @@ impl Trainer {
         }
         let st = candle_core::safetensors::load(dir.join("state.safetensors"), &self.enc.device)?;
         self.enc.load_vars(&st)?;
-        self.adam.load_state("adam", meta.step as u64, &st)?;
-        self.adam_head.load_state("adam_head", meta.step as u64, &st)?;
-        self.step = meta.step;
-        self.total_steps = meta.total_steps;
+        // Checkpoints before the step was kept in the state file have it in meta.json only.
+        let (step, total) = match st.get(STEP_KEY) {
+            Some(t) => {
+                let v = t.to_vec1::<i64>()?;
+                ensure!(v.len() == 2 && v[0] >= 0 && v[1] >= v[0], "{}: a bad {STEP_KEY} entry", dir.display());
+                (v[0] as usize, v[1] as usize)
+            }
+            None => (meta.step, meta.total_steps),
+        };
+        self.adam.load_state("adam", step as u64, &st)?;
+        self.adam_head.load_state("adam_head", step as u64, &st)?;
+        self.step = step;
+        self.total_steps = total;
         Ok(meta.wall_s)
     }
 
@@ -447,7 +464,8 @@ pub fn export(folder: &Path, name: &str, cfg: &CfConfig, splits: &Splits) -> Res
     };
     let first = import::import(&opts)?;
     let scores = eval::evaluate(&first.bytes, &splits.dev1, &splits.dev2, &widths, ThresholdSource::Tune, std::io::stderr().is_terminal())?;
-    let thresholds = scores.iter().map(|s| (s.bits, s.threshold.clamp(1e-4, 1.0 - 1e-4))).collect();
+    // best_threshold keeps them in (0, 1), where the format wants them, and scored them as stored.
+    let thresholds = scores.iter().map(|s| (s.bits, s.threshold)).collect();
     opts.task = Some(Task::Counterfactual { thresholds });
     let table = |dataset: &str, metric: &str, n: usize, f: &dyn Fn(&WidthScores) -> Option<f64>| EvalResult {
         dataset: dataset.into(),
@@ -462,6 +480,14 @@ pub fn export(folder: &Path, name: &str, cfg: &CfConfig, splits: &Splits) -> Res
         table(d2, "exact_match", splits.dev2.len(), &|s| s.st2.as_ref().map(|x| x.exact_match)),
     ];
     Ok((import::import(&opts)?.bytes, scores))
+}
+
+/// A count of at least 1 (0 steps, batches or intervals would divide by zero or never end).
+fn positive(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number of at least 1")),
+    }
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -481,9 +507,9 @@ pub struct CfTrainArgs {
     /// Train 8 bits only (the dedicated baseline) instead of every width jointly.
     #[arg(long)]
     pub dedicated: bool,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 2, value_parser = positive)]
     pub epochs: usize,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = positive)]
     pub batch: usize,
     #[arg(long, default_value_t = 1e-4)]
     pub lr: f32,
@@ -505,17 +531,19 @@ pub struct CfTrainArgs {
     /// Stop (with a checkpoint) after this many minutes; run again to resume.
     #[arg(long)]
     pub max_minutes: Option<f64>,
-    /// Train for this many steps instead of `epochs` worth (the schedule ends there).
-    #[arg(long)]
+    /// Train for this many steps instead of `epochs` worth (the schedule ends there); a fresh run
+    /// only (a resumed one keeps its schedule).
+    #[arg(long, value_parser = positive)]
     pub steps: Option<usize>,
     /// Fit the whole run into this many minutes of training: after 10 steps the step count is cut
-    /// to what the measured speed allows, and the schedule ends there.
+    /// to what the measured speed allows, and the schedule ends there; a fresh run only (a
+    /// resumed one keeps its schedule).
     #[arg(long)]
     pub budget_minutes: Option<f64>,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = positive)]
     pub ckpt_every: usize,
     /// Print the trainer's 8-bit dev scores every N steps.
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     pub eval_every: Option<usize>,
 }
 
@@ -568,14 +596,18 @@ pub fn cli(a: &CfTrainArgs) -> Result<()> {
         s.train1.len(), s.train2.len(), s.dropped, s.dev1.len(), s.dev2.len()
     );
     let per_epoch = t.steps_per_epoch();
-    if let (Some(n), 0) = (a.steps, t.step) {
+    let fresh = t.step == 0;
+    if !fresh && (a.steps.is_some() || a.budget_minutes.is_some()) {
+        println!("resumed runs keep their schedule ({} steps): --steps and --budget-minutes apply to a fresh run only", t.total_steps);
+    }
+    if let (Some(n), true) = (a.steps, fresh) {
         t.total_steps = n;
     }
     println!("{} steps ({per_epoch} per epoch), {} width(s) per step, seed {}", t.total_steps, if a.dedicated { 1 } else { 2 }, a.seed);
     let deadline = a.max_minutes.map(|m| m * 60.0);
     let (mut loss_sum, mut loss_n, mut tick) = (0.0, 0, Instant::now());
     let (start_step, run_t0) = (t.step, Instant::now());
-    let mut budgeted = a.budget_minutes.is_none();
+    let mut budgeted = a.budget_minutes.is_none() || !fresh;
     while t.step < t.total_steps {
         let total = t.total_steps;
         let epoch = t.step / per_epoch;
