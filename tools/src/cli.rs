@@ -59,6 +59,14 @@ pub enum Command {
     /// exact match and word-overlap F1 (overall, antecedent, consequent), per width; the last line
     /// printed is one JSON object.
     CfEval(CfEvalArgs),
+    /// Write an image model at one width as the float graph its quantized layers stand for
+    /// (graph.json, weights.bin, reference.json with anybit's outputs), which
+    /// scripts/peer_formats.py turns into ONNX and TF.js models for the peer benchmark
+    /// (bench/models.mjs)
+    PeerExport(crate::peer::PeerExportArgs),
+    /// Write a random-weight benchmark model: a ResNet-20 (CIFAR shape) or the single 3x3 conv
+    /// 64->64 at 28x28 (only their speed means anything)
+    BenchModel(crate::peer::BenchModelArgs),
 }
 
 #[derive(Debug, Args)]
@@ -138,7 +146,7 @@ pub struct ImportArgs {
     pub no_smooth: bool,
 }
 
-fn parse_bits(s: &str) -> Result<Bits, String> {
+pub(crate) fn parse_bits(s: &str) -> Result<Bits, String> {
     let b: u8 = s.trim().parse().map_err(|_| format!("`{s}` is not a bit width (an integer in 1..=8)"))?;
     Bits::new(b).map_err(|_| format!("{b} bits must be in 1..=8"))
 }

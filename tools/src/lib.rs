@@ -11,6 +11,7 @@ pub mod import;
 pub mod export;
 pub mod net;
 pub mod ops;
+pub mod peer;
 pub mod rng;
 pub mod tokenize;
 pub mod train;

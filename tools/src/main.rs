@@ -26,6 +26,8 @@ fn main() {
         Command::CfTrain(a) => anybit_tools::cf::train::cli(&a),
         Command::Tokenize(a) => cmd_tokenize(a),
         Command::CfEval(a) => anybit_tools::cf::eval::cli(&a),
+        Command::PeerExport(a) => anybit_tools::peer::peer_export(&a),
+        Command::BenchModel(a) => anybit_tools::peer::bench_model(&a),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");
