@@ -5,20 +5,23 @@
 #
 #   bash scripts/peer-models.sh                     # then: node bench/models.mjs
 #   ANYBIT_CACHE=/some/dir bash scripts/peer-models.sh
-#   ANYBIT_BUILD=1 bash scripts/peer-models.sh      # rebuild the tools first even if they exist
+#   ANYBIT_NO_BUILD=1 bash scripts/peer-models.sh   # use target/native/release/anybit as it is
 #
 # Result, in $ANYBIT_CACHE/peers/ (ANYBIT_CACHE defaults to ~/.cache/anybit):
 #   resnet20.anybit, conv3x3.anybit      `anybit bench-model` (random weights, seed 1: speed only)
 #   {mnist,fashion,resnet20,conv3x3}/    `anybit peer-export --bits 8`: graph.json, weights.bin,
 #                                        reference.json; then scripts/peer_formats.py:
-#                                        model-fp32.onnx, model-int8.onnx, tfjs/{model.json,weights.bin}
+#                                        model-fp32.onnx, model-int8.onnx, tfjs/{model.json,weights.bin};
+#                                        bits1/: the same export at 1 bit (bench/models.mjs reads its
+#                                        reference.json to check anybit's 1-bit outputs)
 # mnist and fashion are the shipped models (models/mnist.anybit, models/fashion-mnist.anybit) with
 # the first 32 test images of fixtures/ as reference inputs; resnet20 has 8 seeded uniform inputs,
 # conv3x3 2 (its output is 28x28x64 floats each).
 #
-# The tools (target/native/release/anybit) are built only when the binary is missing or has no
-# peer-export command (2 cores: a cold build takes minutes). Needs Python 3 with numpy, onnx and
-# onnxruntime.
+# The tools (target/native/release/anybit) go through cargo first, which rebuilds them only when a
+# source changed (a second or two when nothing did; a binary left from another tree state once
+# exported wrong biases, which peer_formats.py's check caught). Needs Python 3 with numpy, onnx
+# and onnxruntime. Exits non-zero if an ONNX file does not reproduce the float outputs.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,8 +30,7 @@ CACHE="${ANYBIT_CACHE:-$HOME/.cache/anybit}"
 OUT="$CACHE/peers"
 BIN="$ROOT/target/native/release/anybit"
 
-if [ "${ANYBIT_BUILD:-0}" = 1 ] || [ ! -x "$BIN" ] || ! "$BIN" peer-export --help >/dev/null 2>&1; then
-  echo "peer-models: building the tools (target/native/release/anybit)" >&2
+if [ "${ANYBIT_NO_BUILD:-0}" != 1 ] || [ ! -x "$BIN" ]; then
   RUSTFLAGS="-C target-cpu=native" cargo build --release --target-dir target/native -p anybit-tools
 fi
 
@@ -41,6 +43,8 @@ export_one() { # name model.anybit [peer-export options...]
   shift 2
   rm -rf "$OUT/$name"
   "$BIN" peer-export --model "$model" --bits 8 --out "$OUT/$name" "$@"
+  # anybit's own outputs at 1 bit on the same inputs: the benchmark checks its 1-bit runs with them.
+  "$BIN" peer-export --model "$model" --bits 1 --out "$OUT/$name/bits1" "$@"
 }
 export_one mnist models/mnist.anybit --images fixtures/mnist-t100-images.idx3 --count 32
 export_one fashion models/fashion-mnist.anybit --images fixtures/fmnist-t100-images.idx3 --count 32
