@@ -45,6 +45,7 @@
 // median, and per workload and thread count anybit's speed-up over the fastest peer setting
 // (its page-time median over anybit's; > 1: anybit is faster). The load average at start and end
 // is printed and recorded, with a warning when the machine is busy (bench/stats.mjs).
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism, homedir } from 'node:os';
@@ -183,7 +184,7 @@ async function main() {
   // As bench/run.mjs: optimized wasm code from the start, so warm-up cannot end in baseline code.
   const browser = await launch({ args: o.tiering ? [] : ['--js-flags=--no-liftoff'] });
   const result = {
-    date: new Date().toISOString(), args: o, cores: availableParallelism(), load: { start: loadStart, busyStart },
+    date: new Date().toISOString(), args: o, source: source(), cores: availableParallelism(), load: { start: loadStart, busyStart },
     workloads: Object.fromEntries(o.workloads.map((w) => [w, { what: WORKLOADS[w].what, shape: refs[w].shape, inputs: refs[w].inputs.length }])),
     pages: {}, engines: {}, checks: [], rows: [],
   };
@@ -221,11 +222,13 @@ async function main() {
       let agree = 0;
       let minCos = 1;
       let finite = true;
+      let zeros = 0; // reference outputs that are all zero (a random model at 1 bit can give them)
       for (let i = 0; i < ref.inputs.length; i++) {
         const got = await pages[s.threads].evaluate(([k, x]) => window.modelsBench.output(k, x), [key, ref.inputs[i]]);
         const want = exp.outputs?.[i];
         finite &&= got.every(Number.isFinite) && got.length === ref.float[i].length;
         if (!want) continue;
+        zeros += want.every((x) => x === 0);
         const d = got.reduce((m, x, j) => Math.max(m, Math.abs(x - want[j])), 0);
         if (exp.tol) worst = Math.max(worst, d / exp.tol(want));
         agree += argmax(got) === argmax(want);
@@ -233,7 +236,7 @@ async function main() {
       }
       const n = ref.inputs.length;
       const ok = finite && (!exp.tol || worst <= 1);
-      const check = { ...s, against: exp.against, inputs: n, finite, diffOverTolerance: exp.tol ? worst : null, top1: exp.outputs ? agree : null, minCosine: exp.outputs ? minCos : null, ok };
+      const check = { ...s, against: exp.against, inputs: n, finite, diffOverTolerance: exp.tol ? worst : null, top1: exp.outputs ? agree : null, minCosine: exp.outputs ? minCos : null, zeroReferences: zeros, ok };
       result.checks.push(check);
       console.error(`models: check ${s.workload} ${s.engine} ${s.variant} x${s.threads} vs ${exp.against}: ` +
         (exp.outputs ? `${exp.tol ? `max |diff| / tolerance ${worst.toFixed(3)}, ` : ''}top-1 ${agree}/${n}, min cosine ${minCos.toFixed(6)}` : `finite ${finite}`));
@@ -278,6 +281,19 @@ async function main() {
   if (o.json) await writeFile(o.json, JSON.stringify(result, null, 1) + '\n');
 }
 
+// Which tree was measured: the commit, and the files of the package, the runtime and this
+// benchmark that differ from it (the page serves pkg/ as it is on disk).
+function source() {
+  const git = (...a) => {
+    try {
+      return execFileSync('git', a, { cwd: ROOT, encoding: 'utf8' }).trimEnd();
+    } catch {
+      return null;
+    }
+  };
+  return { commit: git('rev-parse', 'HEAD'), changed: git('status', '--porcelain', '--', 'pkg', 'crate', 'bench/models.mjs', 'bench/stats.mjs', 'bench/page/models-bench.mjs', 'bench/page/models-engines.mjs')?.split('\n').filter(Boolean) ?? null };
+}
+
 // Per workload and thread count: the fastest peer setting (page-time median) and anybit's speed-up
 // over it at each width (peer median / anybit median; > 1: anybit is faster).
 function ratios(r) {
@@ -305,7 +321,8 @@ function markdown(r) {
   const threads = r.args.threads;
   let s = `\nWhole models, one image per call, ms per run as the page sees it: median / p95 of ${r.args.reps} (engine's own median in brackets); ` +
     `Chromium ${chromium} headless, ${r.cores} cores; load average ${r.load.start} -> ${r.load.end}` +
-    `${r.load.busyStart || r.load.busyEnd ? ' (BUSY: figures are slow and noisy)' : ''}; ${r.date}\n\n`;
+    `${r.load.busyStart || r.load.busyEnd ? ' (BUSY: figures are slow and noisy)' : ''}; ${r.date}, commit ${r.source.commit?.slice(0, 7) ?? '?'}` +
+    `${r.source.changed?.length ? ` with uncommitted changes in ${r.source.changed.map((l) => l.slice(3)).join(', ')}` : ''}\n\n`;
   s += `| workload | engine | ${threads.map((t) => `${t} thread${t > 1 ? 's' : ''}`).join(' | ')} |${threads.length > 1 ? ` x${threads.at(-1)} speed-up |` : ''}\n`;
   s += `|---|---|${threads.map(() => '---|').join('')}${threads.length > 1 ? '---|' : ''}\n`;
   const keys = [...new Set(r.rows.map((x) => `${x.workload}|${x.engine}|${x.variant}`))];
@@ -329,11 +346,16 @@ function markdown(r) {
   for (const c of r.checks) {
     s += `| ${c.workload} | ${name(c.engine, c.variant)} | ${c.threads} | ${c.against} | ${c.inputs} | ${c.diffOverTolerance == null ? '' : c.diffOverTolerance.toFixed(3)} | ${c.top1 == null ? '' : `${c.top1}/${c.inputs}`} | ${c.minCosine == null ? '' : c.minCosine.toFixed(5)} |\n`;
   }
+  const zero = r.checks.filter((c) => c.zeroReferences > 0 && c.threads === r.args.threads[0]);
+  for (const c of zero) {
+    s += `\nNote: ${c.zeroReferences} of ${c.inputs} reference outputs of ${c.workload} at ${name(c.engine, c.variant)} are all zero (random weights and inputs: at 1 bit their activations can all round to zero), so that check says little; the timing is of the full pass.\n`;
+  }
   const e = r.engines;
   const tf = Object.entries(e).filter(([k]) => k.includes('/tfjs/')).map(([k, v]) => `${k.split('/').at(-1)}: ${v.threads}`);
   s += `\nThreads: one page per count. anybit: the threads build with a pool of N for N > 1, else the relaxed-SIMD (or SIMD) build; ` +
     `ORT Web: env.wasm.numThreads = N (proxy off); TF.js: tf.wasm.setThreadsCount(N) before setBackend('wasm')` +
     `${tf.length ? ` (tf.wasm.getThreadsCount() per page: ${[...new Set(tf)].join(', ')})` : ''}; ` +
+    `ORT Web and TF.js run on the page's thread; anybit's page time includes the trip to its worker and back (run() returns logits, probabilities and the top 5 classes: for conv3x3 50,176 values each way). ` +
     `navigator.hardwareConcurrency per page: ${Object.entries(r.pages).map(([t, p]) => `${t} thread(s): ${p.hardwareConcurrency}${p.hardwareConcurrencyRaisedTo ? ' (raised by an init script: TF.js takes at most half)' : ''}`).join(', ')}; the machine has ${r.cores} cores.\n`;
   return s;
 }
