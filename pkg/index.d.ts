@@ -46,6 +46,11 @@ export interface SessionOptions {
   threads?: number;
   /** A Worker already running 'anybit/worker' (browsers; by default the session starts its own). */
   worker?: WorkerLike;
+  /** A model URL (relative to the page) to start downloading at once, on the page, while the
+   * worker starts and compiles; the first load() of the same URL without `width` takes those bytes
+   * instead of fetching again (a failed download is fetched again by that load, which reports the
+   * failure). Any other first load drops it. Browsers only; Node ignores it. */
+  prefetch?: string | URL;
 }
 
 /** The parts of a DOM Worker the package uses (so the types need no DOM lib in Node). */
@@ -255,6 +260,16 @@ export interface DetectManyOptions {
   signal?: AbortSignalLike;
 }
 
+export interface RunManyOptions {
+  /** After each chunk of inputs (32): how many are done of how many. */
+  onProgress?: (progress: { done: number; total: number }) => void;
+  /** An AbortSignal: aborting it rejects at once with code 'aborted'; the worker stops after the
+   * chunk in hand. Already aborted: rejects before anything is sent. */
+  signal?: AbortSignalLike;
+  /** run()'s image options, for the inputs that are images. */
+  imageOptions?: ImageOptions;
+}
+
 /** What runText says besides the classes: the encoding, without `output` (it is `logits`). */
 export type TextEncodingFields = Omit<Encoding, 'output' | 'width' | 'ms'>;
 
@@ -461,6 +476,10 @@ export declare class Session {
   /** Runs one sample: NHWC floats (inputShape elements) or an RGBA image. */
   run(input: Float32Array): Promise<RunResult>;
   run(input: ImageLike, options?: ImageOptions): Promise<RunResult>;
+  /** run() for each input, in order, sent to the worker 32 at a time (one message round trip per
+   * chunk) with progress and cancel. A bad input rejects the whole call, its index in the message
+   * ('inputs[3]: ...'). Results equal run()'s one at a time. */
+  runMany(inputs: readonly (Float32Array | ImageLike)[], options?: RunManyOptions): Promise<RunResult[]>;
   /**
    * Tokenizes `text` with the loaded text model's own tokenizer and runs the model (a sentence
    * embedding for a pooled model). Longer text is truncated to the model's tokens (`truncated`);

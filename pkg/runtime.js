@@ -17,6 +17,13 @@ function checkWidth(width) {
   return width;
 }
 
+/** A thread pool size for createSession: undefined (the default) or an integer in 1..=256. */
+export function checkPoolSize(threads) {
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 256)) {
+    throw new AnybitError('invalid_argument', `threads must be an integer in 1..=256, got ${threads}`);
+  }
+}
+
 /** The attacks `Session.attack` runs (the runtime's names; docs/ATTACKS.md). */
 export const ATTACKS = ['fgsm', 'bim', 'pgd-linf', 'pgd-l2', 'mi-fgsm', 'deepfool', 'cw-l2'];
 
@@ -64,6 +71,18 @@ function checkAttackRequest(request) {
 }
 
 const aborted = () => new AnybitError('aborted', 'the attack was cancelled');
+
+/** An ImageData or a plain `{width, height, data}` (what run() and attacks take besides floats). */
+export const isImageLike = (x) => x !== null && typeof x === 'object' && 'data' in x && 'width' in x && 'height' in x;
+
+function runOne(session, input, options) {
+  if (input instanceof Float32Array) {
+    if (options !== undefined) throw new AnybitError('invalid_argument', 'options apply to images only');
+    return session.run(input);
+  }
+  if (isImageLike(input)) return session.runImage(input, options);
+  throw new AnybitError('invalid_argument', 'run needs a Float32Array or an ImageData ({width, height, data})');
+}
 
 // The next macrotask, so that messages (a cancel) are handled between slices. setTimeout would be
 // clamped to 4 ms after a few nested calls; a MessageChannel message is not.
@@ -160,12 +179,45 @@ export function chooseBuild(caps, requested = 'auto') {
   return { variant: requested, reason: `${requested} build requested` };
 }
 
-async function instantiate(variant, binaryFor, threads) {
+/**
+ * Where each build's binary lies, relative to this module (literal `new URL(..., import.meta.url)`
+ * forms, which bundlers rewrite to the emitted files): index.js compiles the chosen one on the page
+ * while the worker starts (see `compileOnPage`).
+ */
+export const WASM_URLS = {
+  scalar: () => new URL('./wasm/scalar/anybit_bg.wasm', import.meta.url),
+  simd: () => new URL('./wasm/simd/anybit_bg.wasm', import.meta.url),
+  relaxed: () => new URL('./wasm/relaxed/anybit_bg.wasm', import.meta.url),
+  threads: () => new URL('./wasm/threads/anybit_bg.wasm', import.meta.url),
+};
+
+/**
+ * Starts compiling `variant`'s binary: streaming compilation (the bytes compile as they arrive)
+ * when the server says `application/wasm`, else from the whole body. Resolves to a
+ * WebAssembly.Module, or to null when anything fails (the worker then loads the binary itself and
+ * reports a real failure with its own error).
+ */
+export async function compileOnPage(variant) {
+  try {
+    const res = await fetch(WASM_URLS[variant]());
+    if (!res.ok) return null;
+    const streaming = typeof WebAssembly.compileStreaming === 'function' && /^application\/wasm\b/.test(res.headers.get('content-type') ?? '');
+    return await (streaming ? WebAssembly.compileStreaming(res) : WebAssembly.compile(await res.arrayBuffer()));
+  } catch {
+    return null;
+  }
+}
+
+// `module`: a promise of a WebAssembly.Module of this variant compiled elsewhere (the page), or of
+// null; the glue module is imported meanwhile.
+async function instantiate(variant, binaryFor, threads, module = null) {
   let wasm;
   try {
-    wasm = await IMPORTS[variant]();
-    // No binary given: the generated glue fetches anybit_bg.wasm beside itself (new URL(..., import.meta.url)).
-    const binary = binaryFor ? await binaryFor(variant) : undefined;
+    const [glue, compiled] = await Promise.all([IMPORTS[variant](), module]);
+    wasm = glue;
+    // Nothing given: the generated glue fetches anybit_bg.wasm beside itself (new URL(...,
+    // import.meta.url)) with streaming compilation.
+    const binary = compiled ?? (binaryFor ? await binaryFor(variant) : undefined);
     await wasm.default(binary === undefined ? undefined : { module_or_path: binary });
   } catch (e) {
     throw new AnybitError('runtime_unavailable', `cannot load the ${variant} build: ${e?.message ?? e}`);
@@ -213,15 +265,15 @@ function planeCounter(wasm) {
 }
 
 /**
- * GETs `url`, or with `range` = [start, end) only those bytes (HTTP Range). Returns {bytes, start,
+ * GETs `url`, or with `range` = [start, end) only those bytes (HTTP Range); `signal` aborts it. Returns {bytes, start,
  * partial}: `partial` is false when the server ignored the Range and sent the whole file (status
  * 200), and `start` is where the bytes begin in the file. Progress is reported in bytes of this
  * response, `base` added, with the planes complete when `counter` (planeCounter) is given.
  */
-async function fetchBytes(url, onProgress, range = null, base = 0, counter = null) {
+export async function fetchBytes(url, onProgress, range = null, base = 0, counter = null, signal = undefined) {
   let res;
   try {
-    res = await fetch(url, range ? { headers: { Range: `bytes=${range[0]}-${range[1] - 1}` } } : undefined);
+    res = await fetch(url, { headers: range ? { Range: `bytes=${range[0]}-${range[1] - 1}` } : undefined, signal });
   } catch (e) {
     throw new AnybitError('fetch_failed', `could not fetch ${url}: ${e.message}`);
   }
@@ -341,19 +393,30 @@ export function createRuntime(env = {}) {
   // also queues its requests).
   let busy = null;
 
-  async function init({ build: requested = 'auto', threads } = {}) {
+  // The page's compiled module for the chosen build (index.js posts it after `init`), if it said
+  // one is coming: `offerModule` settles it.
+  let offered = null;
+  let offer = null;
+
+  /**
+   * `compiled`: the caller compiles a build on its side and hands it over with offerModule (the
+   * page, in parallel with the worker's start); the build is then not fetched again here.
+   */
+  async function init({ build: requested = 'auto', threads, compiled = false } = {}) {
     if (starting) return starting;
+    if (compiled && !offered) offered = new Promise((resolve) => (offer = resolve));
     starting = (async () => {
       // Checked before choosing: a bad count must not read as "threads failed, fall back to SIMD".
-      if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 256)) {
-        throw new AnybitError('invalid_argument', `threads must be an integer in 1..=256, got ${threads}`);
-      }
+      checkPoolSize(threads);
       const caps = detect({ threadsAllowed: env.threadsAllowed ?? true });
       const chosen = chooseBuild(caps, requested);
       reason = chosen.reason;
       const n = threads ?? Math.min(caps.cores, DEFAULT_MAX_THREADS);
+      // The page chose with the same detect() and chooseBuild(), so its module is this variant's;
+      // the check keeps a mismatch (a browser whose workers differ from its pages) harmless.
+      const module = offered?.then((m) => (m?.variant === chosen.variant ? m.module : null));
       try {
-        wasm = await instantiate(chosen.variant, env.binaryFor, n);
+        wasm = await instantiate(chosen.variant, env.binaryFor, n, module);
       } catch (e) {
         if (chosen.variant !== 'threads' || requested !== 'auto') throw e;
         reason = `threads build failed (${e.message}): SIMD build on one thread`;
@@ -423,7 +486,10 @@ export function createRuntime(env = {}) {
         from = { url, length: got.bytes.length, layout: got.layout, transfer: { ranged: got.ranged, bytes: got.bytes.length } };
       } else {
         const data = url !== undefined ? local ?? (await fetchBytes(url, onProgress, null, 0, counter)).bytes : asBytes(bytes);
-        if (url === undefined) onProgress?.({ loaded: data.length, total: data.length });
+        if (url === undefined) {
+          counter.learn(data);
+          onProgress?.({ loaded: data.length, total: data.length, ...counter.at(data.length) });
+        }
         next = wasm.Session.load(data);
       }
       if (width !== undefined) {
@@ -473,15 +539,21 @@ export function createRuntime(env = {}) {
       return current().decide(budget);
     },
     run({ input, options }) {
+      return runOne(current(), input, options);
+    },
+    // One chunk of Session.runMany; `first` as detectMany's. Image options apply to the images
+    // among the inputs.
+    runMany({ inputs, options, first = 0 }) {
       const s = current();
-      if (input instanceof Float32Array) {
-        if (options !== undefined) throw new AnybitError('invalid_argument', 'options apply to images only');
-        return s.run(input);
-      }
-      if (input && typeof input === 'object' && 'data' in input && 'width' in input && 'height' in input) {
-        return s.runImage(input, options);
-      }
-      throw new AnybitError('invalid_argument', 'run needs a Float32Array or an ImageData ({width, height, data})');
+      if (!Array.isArray(inputs)) throw new AnybitError('invalid_argument', 'runMany needs an array of inputs');
+      return inputs.map((input, i) => {
+        try {
+          return runOne(s, input, input instanceof Float32Array ? undefined : options);
+        } catch (e) {
+          const err = toAnybitError(e);
+          throw new AnybitError(err.code, `inputs[${first + i}]: ${err.message}`);
+        }
+      });
     },
     encode({ text }) {
       return current().encode(checkText(text));
@@ -533,6 +605,10 @@ export function createRuntime(env = {}) {
   };
 
   return {
+    /** The page's compiled module (`{variant, module}`, module null when its compile failed). */
+    offerModule(compiled) {
+      offer?.(compiled);
+    },
     /** `signal`: an AbortSignal that cancels an attack between two slices. */
     async handle(type, args = {}, onProgress, signal) {
       try {

@@ -89,6 +89,11 @@ export class Session {
     return this.#request('decide', { budget });
   }
 
+  /**
+   * Runs one input. In a browser the input travels to the worker as a copy of its elements whose
+   * buffer is transferred: the caller's array stays usable, and a view into a larger buffer sends
+   * only its own elements.
+   */
   run(input, options) {
     return this.#request('run', options === undefined ? { input } : { input, options });
   }
@@ -134,13 +139,41 @@ export class Session {
     texts.forEach((t, i) => {
       if (typeof t !== 'string') throw new AnybitError('invalid_argument', `texts[${i}] must be a string, got ${describe(t)}`);
     });
-    const total = texts.length;
+    return this.#inChunks('detectMany', 'texts', texts, DETECT_CHUNK, {}, onProgress, signal);
+  }
+
+  /**
+   * run() for many inputs (each a Float32Array or an ImageData-like image; `imageOptions` apply to
+   * the images), sent to the worker RUN_CHUNK at a time: one message round trip per chunk instead
+   * of one per input. Progress, cancel and errors as detectMany: a bad input rejects the whole
+   * call with its index (`inputs[3]: ...`); types are checked before anything is sent.
+   */
+  async runMany(inputs, { onProgress, signal, imageOptions } = {}) {
+    checkProgressAndSignal(onProgress, signal);
+    if (!Array.isArray(inputs)) throw new AnybitError('invalid_argument', `runMany needs an array of inputs, got ${describe(inputs)}`);
+    if (imageOptions !== undefined && (imageOptions === null || typeof imageOptions !== 'object')) {
+      throw new AnybitError('invalid_argument', `imageOptions must be an object ({invert?, fit?}), got ${describe(imageOptions)}`);
+    }
+    inputs.forEach((x, i) => {
+      const image = x !== null && typeof x === 'object' && 'data' in x && 'width' in x && 'height' in x;
+      if (!(x instanceof Float32Array || image)) {
+        throw new AnybitError('invalid_argument', `inputs[${i}] must be a Float32Array or an ImageData ({width, height, data}), got ${describe(x)}`);
+      }
+    });
+    return this.#inChunks('runMany', 'inputs', inputs, RUN_CHUNK, imageOptions === undefined ? {} : { options: imageOptions }, onProgress, signal);
+  }
+
+  // Sends `items` as requests of `type` with `{[key]: chunk, first, ...extra}`, `size` at a time,
+  // in order; progress after each chunk, and an abort rejects at once (the worker finishes the
+  // chunk in hand, whose answer is dropped).
+  async #inChunks(type, key, items, size, extra, onProgress, signal) {
+    const total = items.length;
     const results = [];
-    const cancelled = () => new AnybitError('aborted', `detectMany was cancelled after ${results.length} of ${total} texts`);
+    const cancelled = () => new AnybitError('aborted', `${type} was cancelled after ${results.length} of ${total} ${key}`);
     while (results.length < total) {
       if (signal?.aborted) throw cancelled();
       const first = results.length;
-      const chunk = this.#request('detectMany', { texts: texts.slice(first, first + DETECT_CHUNK), first });
+      const chunk = this.#request(type, { [key]: items.slice(first, first + size), first, ...extra });
       results.push(...(await untilAborted(chunk, signal, cancelled)));
       onProgress?.({ done: results.length, total });
       // In Node the runtime answers within microtasks: let timers (a caller's abort) run between chunks.
@@ -173,6 +206,11 @@ export class Session {
 // is about 1 s of MiniLM-L6 sentences on one thread), many enough that messages cost nothing.
 const DETECT_CHUNK = 16;
 
+// Inputs per runMany message: a round trip to the worker costs about 0.1 ms and an MNIST-sized
+// run about 0.4 ms, so 32 make the message cost under 1% while a chunk stays short enough (tens
+// of ms for small image models) for progress and a cancel to be prompt.
+const RUN_CHUNK = 32;
+
 function checkProgressAndSignal(onProgress, signal) {
   if (onProgress !== undefined && typeof onProgress !== 'function') {
     throw new AnybitError('invalid_argument', 'onProgress must be a function');
@@ -194,6 +232,7 @@ function untilAborted(promise, signal, cancelled) {
 }
 
 function describe(value) {
+  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name}`;
   return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
 }
 

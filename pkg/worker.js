@@ -1,26 +1,37 @@
 // The runtime inside a dedicated module Web Worker (started by index.js): inference never blocks the
 // page, and the threads build may block in Atomics.wait, which a page's main thread may not.
 // Protocol: {id, type, args} in; {id, ok: true, result}, {id, ok: false, error: {code, message}} or
-// {id, progress} out. Requests run one at a time in arrival order, except {type: 'cancel', args: {id}},
-// which is handled on arrival: it aborts request `id` (an attack stops at its next slice) and gets no
-// answer of its own (the cancelled request rejects with code 'aborted').
+// {id, progress} out. Requests run one at a time in arrival order, except two handled on arrival:
+// {type: 'cancel', args: {id}} aborts request `id` (an attack stops at its next slice) and gets no
+// answer of its own (the cancelled request rejects with code 'aborted'); {type: 'module', args:
+// {variant, module}} hands over the build the page compiled (index.js), which a running `init`
+// ({compiled: true}) waits for.
+// Typed arrays in results travel back transferred, not copied; so do a run's inputs (index.js).
 
 import { createRuntime } from './runtime.js';
 
 const runtime = createRuntime();
 let queue = Promise.resolve();
-// Per request not yet answered: the controller a cancel aborts.
+// Per attack not yet answered: the controller a cancel aborts (no other request reads a signal).
 const controllers = new Map();
 
+const TYPED = ['logits', 'probabilities', 'original', 'adversarial', 'perturbation', 'ids', 'offsets', 'charOffsets', 'output', 'predicted', 'probability'];
+
 function transferables(result) {
-  return ['logits', 'probabilities', 'original', 'adversarial', 'perturbation', 'ids', 'offsets', 'charOffsets', 'output', 'predicted', 'probability']
-    .filter((k) => result?.[k]?.buffer)
-    .map((k) => result[k].buffer);
+  const out = [];
+  const add = (r) => {
+    for (const k of TYPED) if (r?.[k]?.buffer) out.push(r[k].buffer);
+  };
+  // runMany answers with an array of run results.
+  if (Array.isArray(result)) result.forEach(add);
+  else add(result);
+  return out;
 }
 
 async function handle({ id, type, args }, signal) {
   try {
-    const result = await runtime.handle(type, args, (progress) => self.postMessage({ id, progress }), signal);
+    const onProgress = type === 'load' || type === 'attack' ? (progress) => self.postMessage({ id, progress }) : undefined;
+    const result = await runtime.handle(type, args, onProgress, signal);
     self.postMessage({ id, ok: true, result }, transferables(result));
   } catch (e) {
     self.postMessage({ id, ok: false, error: { code: e.code, message: e.message } });
@@ -30,7 +41,13 @@ async function handle({ id, type, args }, signal) {
 self.addEventListener('message', ({ data }) => {
   if (typeof data?.type !== 'string' || data.type.startsWith('wasm_bindgen_worker_')) return;
   if (data.type === 'cancel') return void controllers.get(data.args?.id)?.abort();
-  const controller = new AbortController();
-  controllers.set(data.id, controller);
-  queue = queue.then(() => handle(data, controller.signal)).finally(() => controllers.delete(data.id));
+  if (data.type === 'module') return void runtime.offerModule(data.args);
+  let signal;
+  if (data.type === 'attack') {
+    const controller = new AbortController();
+    controllers.set(data.id, controller);
+    signal = controller.signal;
+  }
+  queue = queue.then(() => handle(data, signal));
+  if (signal) queue = queue.finally(() => controllers.delete(data.id));
 });

@@ -29,7 +29,8 @@ test('classifies the first 20 real MNIST test digits at 8 and 1 bits', async () 
   const bytes = await readFile(MODEL);
   const progress = [];
   const info = await session.load(bytes, { onProgress: (p) => progress.push(p) });
-  assert.deepEqual(progress.at(-1), { loaded: bytes.length, total: bytes.length });
+  // Bytes in hand: one event, with the planes they hold, as a download's last event says.
+  assert.deepEqual(progress, [{ loaded: bytes.length, total: bytes.length, planes: 8, planeTotal: 8 }]);
   assert.deepEqual(info.inputShape, [28, 28, 1]);
   assert.deepEqual((await session.widths()).map((w) => w.w), [1, 2, 3, 4, 5, 6, 7, 8]);
   const samples = await digits(20);

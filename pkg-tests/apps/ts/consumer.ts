@@ -1,7 +1,7 @@
 // A strict TypeScript consumer of the package's public API (compiled with tsc --noEmit only).
 import { AnybitError, createSession, type AttackResult, type BuildInfo, type ClassScore, type CounterfactualTask, type Detection, type Encoding, type EvalResult, type ModelInfo, type Progress, type RunResult, type Span, type TextRunResult, type TokenRunResult } from 'anybit';
 
-const session = await createSession({ build: 'auto', threads: 2 });
+const session = await createSession({ build: 'auto', threads: 2, prefetch: '/models/mnist.anybit' });
 const build: BuildInfo = session.build;
 const info: ModelInfo = await session.load('/models/mnist.anybit', {
   onProgress: ({ loaded, total }: Progress) => console.log(loaded, total ?? '?'),
@@ -11,6 +11,11 @@ const result: RunResult = await session.run(new Float32Array(info.inputShape.red
 const best: string | null = result.top[0].label;
 const image = await session.run({ width: 2, height: 2, data: new Uint8ClampedArray(16) }, { invert: true, fit: 'mnist' });
 const canvas: RunResult = await session.run(new ImageData(28, 28));
+const batch: RunResult[] = await session.runMany([new Float32Array(784), new ImageData(28, 28)], {
+  onProgress: ({ done, total }) => console.log(done, total),
+  signal: new AbortController().signal,
+  imageOptions: { fit: 'mnist' },
+});
 const abort = new AbortController();
 const attacked: AttackResult = await session.attack(
   { image: new Float32Array(784), attack: 'pgd-linf', eps: 0.1, width: 1, round: false },
@@ -43,5 +48,5 @@ const detections: Detection[] = await session.detectMany(['a', 'b'], {
   onProgress: ({ done, total }) => console.log(done, total),
   signal: abort.signal,
 });
-console.log(task?.thresholds[0][1], metric, detection.counterfactual, detection.consequent?.end, antText, detections.length);
+console.log(batch[0].predicted, task?.thresholds[0][1], metric, detection.counterfactual, detection.consequent?.end, antText, detections.length);
 await session.dispose();
