@@ -34,7 +34,16 @@ export async function loadSamples(imagesUrl, labelsUrl) {
   }));
 }
 
-/** Model input for a greyscale sample: pixel / 255 in [0, 1], NHWC with one channel. */
+/**
+ * Model input for a greyscale sample: pixel / 255 in [0, 1], NHWC with one channel. Made once per
+ * sample and kept (a click on an image runs it again and again); callers only read it (the
+ * package sends a copy to its worker).
+ */
 export function toInput(sample) {
-  return Float32Array.from(sample.pixels, (p) => p / 255);
+  if (!sample.input) {
+    const input = new Float32Array(sample.pixels.length);
+    for (let i = 0; i < input.length; i++) input[i] = sample.pixels[i] / 255;
+    sample.input = input;
+  }
+  return sample.input;
 }

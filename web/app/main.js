@@ -11,33 +11,25 @@
 //   ?cf=<url>        the counterfactual demo's model (text.js; default models/counterfactual.anybit)
 //   ?cf-width=<bits> start the counterfactual model at this width (progressive, as ?width)
 
-import { createSession } from '../anybit/index.js';
 import { AttackDemo } from './attack.js';
+import { customUrl, params, startKey, starting, startWidth, threads } from './boot.js';
 import { renderAccuracy, renderLatency } from './charts.js';
 import { Pad } from './draw.js';
 import { loadSamples, toInput } from './idx.js';
 import { decodeImageFile } from './imagefile.js';
-import { DEFAULT_MODEL, MODELS } from './models.js';
+import { MODELS } from './models.js';
 import { TextDemo } from './text.js';
 import * as view from './view.js';
 
-const params = new URLSearchParams(location.search);
-const requested = params.get('model');
-const threads = params.has('threads') ? Number(params.get('threads')) : undefined;
-
-const startWidth = params.has('width') ? Number(params.get('width')) : undefined;
-
-// Started first, so the worker compiles the runtime while the rest of the page sets up. The
-// session is the npm package's (pkg/), served from anybit/.
-const starting = createSession({ build: params.get('build') ?? 'auto', threads });
-starting.catch(() => {}); // reported by the model load, which awaits it
+// The session (the npm package's, pkg/, served from anybit/) was started by boot.js, before this
+// module graph was even loaded.
 let client = null;
 
 // Latency samples kept per width for the chart's median.
 const KEEP_RUNS = 50;
 
 const state = {
-  key: MODELS[requested] ? requested : DEFAULT_MODEL,
+  key: startKey,
   gen: 0, // bumped per model load; results of an older load are dropped
   info: null,
   labels: null,
@@ -68,6 +60,19 @@ const attack = new AttackDemo({
 const bits = (w) => `${w} bit${w === 1 ? '' : 's'}`;
 const labelOf = (i) => state.labels?.[i] ?? String(i);
 
+// What a new input changes on the page besides its result (the selected test image, the preview,
+// the attack's source, the 'running' state) waits for the result, so that the page renders once
+// per prediction: a frame rendered in between would hold up the worker's answer on this thread for
+// longer than an MNIST run takes. A run still going after SHOW_PENDING_MS shows them anyway.
+const SHOW_PENDING_MS = 100;
+let pendingShow = null;
+
+function flushShown() {
+  const show = pendingShow;
+  pendingShow = null;
+  show?.();
+}
+
 // One run at a time; an input or width change during a run marks the state dirty and the current
 // input is run again afterwards, so fast drawing or clicking shows the latest input, never a queue.
 async function pump() {
@@ -76,7 +81,10 @@ async function pump() {
     return;
   }
   state.running = true;
-  view.setState('running');
+  const slow = setTimeout(() => {
+    flushShown();
+    view.setState('running');
+  }, SHOW_PENDING_MS);
   let ok = true;
   try {
     do {
@@ -84,7 +92,9 @@ async function pump() {
       ok = await runCurrent();
     } while (state.dirty);
   } finally {
+    clearTimeout(slow);
     state.running = false;
+    flushShown();
   }
   // While another model loads (no info yet), the page stays in its loading state.
   if (ok && state.info) view.setState('ready');
@@ -106,6 +116,7 @@ async function runCurrent() {
   // A newer model or input supersedes this result (the newer one runs next).
   if (gen !== state.gen || input !== state.input) return true;
   state.last = { ms: result.ms, roundTrip: performance.now() - t0 };
+  flushShown();
   const runs = state.runs.get(result.width) ?? [];
   runs.push(result.ms);
   state.runs.set(result.width, runs.slice(-KEEP_RUNS));
@@ -131,28 +142,36 @@ function renderCharts(width) {
   renderLatency($('chart-latency'), state.runs, width);
 }
 
-function setInput(input) {
+// `show`: the page's view of the new input, shown with its result (flushShown).
+function setInput(input, show = null) {
   state.input = input;
-  if (input.kind !== 'sample') view.selectSample(state.samples, -1);
+  const before = pendingShow;
+  pendingShow = () => {
+    before?.();
+    if (input.kind !== 'sample') view.selectSample(state.samples, -1);
+    show?.();
+  };
   return pump();
 }
 
 function pickSample(index) {
-  view.selectSample(state.samples, index, state.labels);
-  attack.followSample(index);
-  return setInput({ kind: 'sample', key: `sample:${index}`, index, what: `Test image ${index + 1}` });
+  return setInput({ kind: 'sample', key: `sample:${index}`, index, what: `Test image ${index + 1}` }, () => {
+    view.selectSample(state.samples, index, state.labels);
+    attack.followSample(index);
+  });
 }
 
 function onDraw(final) {
   if (!state.info) return;
   // The pad's pixels are read when the run starts, so a run always sees the latest strokes.
-  if (final) view.showInput($('pad'), 'Your drawing (what the model sees is cropped, scaled to 20x20 and centred by mass)');
-  setInput({ kind: 'drawing', key: `drawing:${++state.drawings}`, options: { fit: 'mnist' }, what: 'Your drawing' });
+  const show = final ? () => view.showInput($('pad'), 'Your drawing (what the model sees is cropped, scaled to 20x20 and centred by mass)') : null;
+  setInput({ kind: 'drawing', key: `drawing:${++state.drawings}`, options: { fit: 'mnist' }, what: 'Your drawing' }, show);
 }
 
 function clearPad() {
   pad.clear();
   if (state.input?.kind === 'drawing') {
+    pendingShow = null;
     state.input = null;
     state.prev = null;
     view.clearResult('Pad cleared: draw a digit or pick a test image.');
@@ -171,14 +190,13 @@ async function useFile(file) {
     return;
   }
   const how = decoded.invert ? 'dark on light, inverted for the model' : 'light on dark';
-  view.showInput(decoded.canvas, `${file.name} (${decoded.image.width}x${decoded.image.height}, ${how})`);
   setInput({
     kind: 'file',
     key: `file:${++state.files}`,
     image: decoded.image,
     options: { invert: decoded.invert, fit: entry.fit },
     what: file.name,
-  });
+  }, () => view.showInput(decoded.canvas, `${file.name} (${decoded.image.width}x${decoded.image.height}, ${how})`));
 }
 
 // Auto: calibrate once per loaded model (the worker times the model's kernels at every width),
@@ -266,6 +284,7 @@ async function pickWidth(width, { keepAuto = false } = {}) {
 async function loadModel(key, url = MODELS[key].url) {
   const entry = MODELS[key];
   const gen = ++state.gen;
+  pendingShow = null;
   Object.assign(state, { key, info: null, input: null, prev: null, last: null, runs: new Map(), auto: false, calibration: null, calibrations: 0 });
   pad.clear();
   attack.reset(entry);
@@ -363,7 +382,6 @@ starting.then(({ build }) => {
   view.renderBuild(build, build.reason);
 }, () => {});
 // A model given by URL is none of the listed ones, so every radio button can switch to its model.
-const customUrl = requested && !MODELS[requested] ? requested : undefined;
 view.renderModels(MODELS, customUrl ? null : state.key, (key) => loadModel(key));
 wireInputs();
 loadModel(state.key, customUrl);

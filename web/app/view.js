@@ -246,7 +246,11 @@ export function drawGrey(canvas, sample) {
   canvas.height = sample.height;
   const ctx = canvas.getContext('2d');
   const img = ctx.createImageData(sample.width, sample.height);
-  sample.pixels.forEach((p, i) => img.data.set([p, p, p, 255], 4 * i));
+  const d = img.data;
+  sample.pixels.forEach((p, i) => {
+    d[4 * i] = d[4 * i + 1] = d[4 * i + 2] = p;
+    d[4 * i + 3] = 255;
+  });
   ctx.putImageData(img, 0, 0);
 }
 
@@ -285,10 +289,13 @@ export function renderSamples(samples, onPick, labels) {
 
 /** Marks test image `index` as the input (or none, for index -1) and shows it in the preview. */
 export function selectSample(samples, index, labels) {
+  // Only the images whose state changes are touched: every attribute set costs the next frame a
+  // style check, and this runs on every pick.
   document.querySelectorAll('#samples .sample').forEach((c) => {
     const selected = Number(c.dataset.index) === index;
-    c.setAttribute('aria-selected', String(selected));
-    if (index >= 0) c.tabIndex = selected ? 0 : -1;
+    if (c.getAttribute('aria-selected') !== String(selected)) c.setAttribute('aria-selected', String(selected));
+    const tab = selected ? 0 : -1;
+    if (index >= 0 && c.tabIndex !== tab) c.tabIndex = tab;
   });
   if (index < 0) return;
   drawGrey($('preview'), samples[index]);

@@ -1,0 +1,26 @@
+// Starts the runtime before anything else on the page, as its own small module graph (index.html
+// loads it with `async`, so it runs as soon as the package's modules are in, not after the whole
+// app's): a Web Worker takes a long while to start (150-350 ms cold on the 2-core test machine),
+// so it and the first model's download (`prefetch`: on the page, while the worker starts) and the
+// wasm build's compilation (the package does it on the page too) all overlap the app's own
+// loading. main.js takes the session from here.
+//
+// URL parameters read here (main.js documents them all): ?model, ?build, ?threads, ?width.
+
+import { createSession } from '../anybit/index.js';
+import { DEFAULT_MODEL, MODELS } from './models.js';
+
+export const params = new URLSearchParams(location.search);
+const requested = params.get('model');
+/** The shipped model to start with, and a model given by URL instead (none of the listed ones). */
+export const startKey = MODELS[requested] ? requested : DEFAULT_MODEL;
+export const customUrl = requested && !MODELS[requested] ? requested : undefined;
+export const threads = params.has('threads') ? Number(params.get('threads')) : undefined;
+export const startWidth = params.has('width') ? Number(params.get('width')) : undefined;
+
+// A progressive start (?width) fetches only some bit planes, by Range requests: nothing to
+// prefetch whole.
+const prefetch = startWidth === undefined ? customUrl ?? MODELS[startKey].url : undefined;
+
+export const starting = createSession({ build: params.get('build') ?? 'auto', threads, prefetch });
+starting.catch(() => {}); // reported by the model load, which awaits it
