@@ -46,10 +46,27 @@ pub fn weight_value(code: u8, bits: Bits, e: f32) -> f32 {
 /// PACT activation code of `x` with clip `alpha` (alpha > 0) at `bits` bits.
 #[inline]
 pub fn act_code(x: f32, alpha: f32, bits: Bits) -> u8 {
-    let l = levels(bits) as f32;
-    // NaN compares false on both sides and lands on 0: a NaN input must not become a large code.
-    let y = if x > 0.0 { if x < alpha { x } else { alpha } } else { 0.0 };
-    ((y * (l / alpha)) + 0.5).floor() as u8
+    act_code_scaled(x, alpha, levels(bits) as f32 / alpha)
+}
+
+/// [`act_code`] of every element of `x` into `out` (same length).
+pub fn act_codes(x: &[f32], alpha: f32, bits: Bits, out: &mut [u8]) {
+    let k = levels(bits) as f32 / alpha;
+    for (d, &v) in out.iter_mut().zip(x) {
+        *d = act_code_scaled(v, alpha, k);
+    }
+}
+
+/// [`act_code`] with `k = L_a / alpha` computed by the caller (once per tensor).
+#[inline(always)]
+fn act_code_scaled(x: f32, alpha: f32, k: f32) -> u8 {
+    // NaN compares false and lands on 0: a NaN input must not become a large code. Written as
+    // two selects of the `a < b ? b : a` form and a truncation through i32 (y * k + 0.5 lies in
+    // [0, 255.5], so it is the floor and fits) so that a loop of these is f32x4.pmax, pmin and
+    // i32x4.trunc_sat in wasm SIMD.
+    let y = if 0.0 < x { x } else { 0.0 };
+    let y = if y < alpha { y } else { alpha };
+    (y * k + 0.5) as i32 as u8
 }
 
 /// The value an activation code stands for.
@@ -175,5 +192,33 @@ mod tests {
         assert_eq!(act_code(f32::INFINITY, 2.0, b(4)), 15);
         assert_eq!(act_code(1.0, 2.0, b(1)), 1); // 0.5 rounds half up
         assert!((act_value(act_code(0.7, 1.0, b(8)), 1.0, b(8)) - 0.7).abs() <= 0.5 / 255.0 + 1e-6);
+    }
+
+    /// The select-and-truncate form (one value and a slice at a time) equals the definition: clamp to [0, alpha] (NaN to 0), then
+    /// round half up with `floor`, on every bit width, odd clips, and the values around each
+    /// rounding boundary.
+    #[test]
+    fn act_code_is_clamp_then_round_half_up() {
+        let definition = |x: f32, alpha: f32, bits: Bits| -> u8 {
+            let y = if x.is_nan() { 0.0 } else { x.clamp(0.0, alpha) };
+            ((y * (levels(bits) as f32 / alpha)) + 0.5).floor() as u8
+        };
+        for bits in 1..=8 {
+            for alpha in [1.0f32, 0.37, 6.0, 3.907_724_6, 1e-3, 1e4] {
+                let l = levels(b(bits)) as f32;
+                let mut xs = vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, alpha, -alpha, 2.0 * alpha, f32::MIN_POSITIVE];
+                for k in 0..=l as u32 {
+                    let edge = (k as f32 + 0.5) * alpha / l;
+                    xs.extend([edge, f32::from_bits(edge.to_bits() - 1), f32::from_bits(edge.to_bits() + 1), k as f32 * alpha / l]);
+                }
+                let mut codes = vec![0u8; xs.len()];
+                act_codes(&xs, alpha, b(bits), &mut codes);
+                for (&x, &c) in xs.iter().zip(&codes) {
+                    let want = definition(x, alpha, b(bits));
+                    assert_eq!(act_code(x, alpha, b(bits)), want, "x={x} alpha={alpha} bits={bits}");
+                    assert_eq!(c, want, "act_codes: x={x} alpha={alpha} bits={bits}");
+                }
+            }
+        }
     }
 }

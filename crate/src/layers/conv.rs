@@ -82,16 +82,48 @@ impl Conv2d {
 
     /// im2col of group `g`: `src` (the image, codes or values) into `dst` as [ho*wo][kh*kw*cin_g],
     /// zero where the window reaches into the padding (the code 0 stands for the value 0).
+    /// Tap by tap over the output rows, with each tap's in-bounds output columns worked out once:
+    /// a first conv reads one channel per tap, where a call per tap (`taps`) would cost more than
+    /// the copy.
     fn im2col<T: Copy + Default>(&self, g: usize, dims: (usize, usize, usize, usize, usize), src: &[T], dst: &mut Vec<T>) {
-        let (_, _, _, ho, wo) = dims;
+        let (h, w, c, ho, wo) = dims;
+        let [kh, kw] = self.kernel;
         let (cg, depth) = (self.in_per_group, self.weights.depth());
         dst.clear();
         dst.resize(ho * wo * depth, T::default());
-        self.taps(g, dims, |col, tap, pixel| {
-            let at = col * depth + tap;
-            dst[at..at + cg].copy_from_slice(&src[pixel..pixel + cg]);
-        });
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let tap = (ky * kw + kx) * cg;
+                let (x0, x1) = in_bounds(wo, w, self.stride[1], kx * self.dilation[1], self.padding[1]);
+                let (y0, y1) = in_bounds(ho, h, self.stride[0], ky * self.dilation[0], self.padding[0]);
+                for oy in y0..y1 {
+                    let iy = oy * self.stride[0] + ky * self.dilation[0] - self.padding[0];
+                    for ox in x0..x1 {
+                        let ix = ox * self.stride[1] + kx * self.dilation[1] - self.padding[1];
+                        let from = (iy * w + ix) * c + g * cg;
+                        let at = (oy * wo + ox) * depth + tap;
+                        if cg == 1 {
+                            dst[at] = src[from];
+                        } else {
+                            dst[at..at + cg].copy_from_slice(&src[from..from + cg]);
+                        }
+                    }
+                }
+            }
+        }
     }
+}
+
+/// The outputs `o0..o1` (of `outs`) whose input position `o * stride + offset - pad` lies in
+/// `0..len`.
+fn in_bounds(outs: usize, len: usize, stride: usize, offset: usize, pad: usize) -> (usize, usize) {
+    let first = pad.saturating_sub(offset).div_ceil(stride);
+    // Largest o with o * stride + offset <= len - 1 + pad.
+    let last = match (len + pad).checked_sub(offset + 1) {
+        Some(room) => (room / stride + 1).min(outs),
+        None => 0,
+    };
+    (first.min(last), last)
 }
 
 impl Layer for Conv2d {

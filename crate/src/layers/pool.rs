@@ -51,30 +51,33 @@ impl Layer for Pool {
         let (h, w, c, ho, wo) = self.dims(x.shape())?;
         let mut out = Tensor::zeros(vec![ho, wo, c]);
         let (src, dst) = (x.data(), out.data_mut());
-        let init = match self.kind {
-            PoolKind::Max => f32::NEG_INFINITY,
-            PoolKind::Avg => 0.0,
-        };
         for oy in 0..ho {
             for ox in 0..wo {
                 let (y0, y1, x0, x1) = self.window(oy, ox, h, w);
                 let o = &mut dst[(oy * wo + ox) * c..(oy * wo + ox + 1) * c];
-                o.fill(init);
-                for iy in y0..y1 {
-                    for ix in x0..x1 {
-                        let i = &src[(iy * w + ix) * c..(iy * w + ix + 1) * c];
-                        match self.kind {
-                            PoolKind::Max => o.iter_mut().zip(i).for_each(|(a, &b)| *a = a.max(b)),
-                            PoolKind::Avg => o.iter_mut().zip(i).for_each(|(a, &b)| *a += b),
+                let rows = (y0..y1).flat_map(|iy| (x0..x1).map(move |ix| (iy * w + ix) * c));
+                let count = (y1 - y0) * (x1 - x0);
+                match self.kind {
+                    // A window entirely in the padding has no value: 0 (the zeroed output).
+                    PoolKind::Max if count == 0 => {}
+                    PoolKind::Max => {
+                        o.fill(f32::NEG_INFINITY);
+                        for i in rows {
+                            // Not f32::max: its NaN rule keeps the loop scalar in wasm, while
+                            // this form is one f32x4.pmax per four channels (a NaN input is
+                            // skipped either way).
+                            o.iter_mut().zip(&src[i..i + c]).for_each(|(a, &b)| *a = if *a < b { b } else { *a });
                         }
                     }
-                }
-                let count = ((y1 - y0) * (x1 - x0)) as f32;
-                match self.kind {
-                    // A window entirely in the padding has no value; 0 rather than -inf.
-                    PoolKind::Max if count == 0.0 => o.fill(0.0),
-                    PoolKind::Avg if count > 0.0 => o.iter_mut().for_each(|a| *a /= count),
-                    _ => {}
+                    PoolKind::Avg => {
+                        for i in rows {
+                            o.iter_mut().zip(&src[i..i + c]).for_each(|(a, &b)| *a += b);
+                        }
+                        if count > 0 {
+                            let inv = count as f32;
+                            o.iter_mut().for_each(|a| *a /= inv);
+                        }
+                    }
                 }
             }
         }

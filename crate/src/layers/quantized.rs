@@ -51,6 +51,13 @@ struct Active {
     lw: i32,
     bias: Option<Vec<f32>>,
     row_scales: Option<Vec<f32>>,
+    /// Per output row (all groups): the dequantization step (`step`, times the row's scale if
+    /// any) and the bias (0 if none), so that the epilogue is one multiply-add per value.
+    row_step: Vec<f32>,
+    row_bias: Vec<f32>,
+    /// Whether `2 * acc - Lw * colsum` fits i32 for every column (`2 depth Lw La < 2^31`): the
+    /// epilogue then stays in i32, which wasm SIMD converts to f32 directly.
+    narrow: bool,
     /// Dynamic activations: `Σ_k (2 c_k - Lw)` of each row, so that a column's offset `lo`
     /// enters as `lo * rowsum`.
     row_codes: Vec<i64>,
@@ -182,6 +189,14 @@ impl QuantWeights {
         }
         let la = quant::levels(abits) as f32;
         let n = (1u32 << wbits.get()) as f32;
+        let step = match self.acts {
+            ActQuant::Pact => params.wscale * params.clip / (n * la),
+            ActQuant::Dynamic => params.wscale / n,
+        };
+        let outputs = self.outputs();
+        let row_step = (0..outputs).map(|r| params.row_scales.as_ref().map_or(step, |s| step * s[r])).collect();
+        let row_bias = params.bias.clone().unwrap_or_else(|| vec![0.0; outputs]);
+        let narrow = 2 * self.depth as u64 * lw as u64 * la as u64 <= i32::MAX as u64;
         self.active = Some(Active {
             packed,
             wbits,
@@ -191,10 +206,10 @@ impl QuantWeights {
             wscale: params.wscale,
             float: OnceLock::new(),
             // Dynamic activations carry their own step per column; the weight half is the same.
-            step: match self.acts {
-                ActQuant::Pact => params.wscale * params.clip / (n * la),
-                ActQuant::Dynamic => params.wscale / n,
-            },
+            step,
+            row_step,
+            row_bias,
+            narrow,
             lw: lw as i32,
             bias: params.bias.clone(),
             row_scales: params.row_scales.clone(),
@@ -213,8 +228,8 @@ impl QuantWeights {
     /// Quantize an f32 input into `ctx.input_codes` with this layer's clip and activation bits.
     pub(crate) fn quantize_input(&self, x: &[f32], ctx: &mut Context) -> Result<()> {
         let a = self.active()?;
-        ctx.input_codes.clear();
-        ctx.input_codes.extend(x.iter().map(|&v| quant::act_code(v, a.clip, a.abits)));
+        ctx.input_codes.resize(x.len(), 0);
+        quant::act_codes(x, a.clip, a.abits, &mut ctx.input_codes);
         Ok(())
     }
 
@@ -236,15 +251,21 @@ impl QuantWeights {
         kernels::gemm(*isa, &a.packed[g], acts, acc, *threads)?;
         let base = g * self.rows;
         let sums = acts.col_sums();
+        let (steps, biases) = (&a.row_step[base..base + self.rows], &a.row_bias[base..base + self.rows]);
         for col in 0..cols {
-            let correction = a.lw as i64 * sums[col] as i64;
             let row_acc = &acc[col * self.rows..(col + 1) * self.rows];
             let dst = &mut out[col * out_stride + base..col * out_stride + base + self.rows];
-            for (r, (d, &v)) in dst.iter_mut().zip(row_acc).enumerate() {
-                let bias = a.bias.as_ref().map_or(0.0, |b| b[base + r]);
-                let step = a.row_scales.as_ref().map_or(a.step, |s| a.step * s[base + r]);
+            if a.narrow {
+                let correction = a.lw * sums[col] as i32;
+                for (((d, &v), &step), &bias) in dst.iter_mut().zip(row_acc).zip(steps).zip(biases) {
+                    *d = step * (2 * v - correction) as f32 + bias;
+                }
+            } else {
                 // i64: 2*acc can exceed i32 for deep layers even though acc itself fits.
-                *d = step * (2 * v as i64 - correction) as f32 + bias;
+                let correction = a.lw as i64 * sums[col] as i64;
+                for (((d, &v), &step), &bias) in dst.iter_mut().zip(row_acc).zip(steps).zip(biases) {
+                    *d = step * (2 * v as i64 - correction) as f32 + bias;
+                }
             }
         }
         Ok(())
