@@ -237,6 +237,14 @@ fn elementwise_layers() {
     let x = Tensor::new(vec![1, 2, 3], vec![-1.0, 0.5, 7.0, 2.0, -0.0, 6.5]).unwrap();
     let relu6 = Clamp { name: "r".into(), min: 0.0, max: 6.0 };
     assert_eq!(relu6.forward(&[&x], &mut ctx).unwrap().data(), &[0.0, 0.5, 6.0, 2.0, 0.0, 6.0]);
+    // NaN and infinities as f32::max/min treat them (NaN becomes the lower bound).
+    let odd = vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e-30, 3.0, 0.0];
+    let x_odd = Tensor::new(vec![1, 1, odd.len()], odd.clone()).unwrap();
+    for (lo, hi) in [(0.0, f32::INFINITY), (0.0, 6.0), (-1.0, 1.0)] {
+        let clamp = Clamp { name: "c".into(), min: lo, max: hi };
+        let want: Vec<f32> = odd.iter().map(|v| v.max(lo).min(hi)).collect();
+        assert_eq!(clamp.forward(&[&x_odd], &mut ctx).unwrap().data(), &want[..], "clamp({lo}, {hi})");
+    }
 
     let mut aff = Affine::new("bn", vec![(vec![1.0, 2.0, 3.0], vec![0.0, 1.0, -1.0]), (vec![0.0; 3], vec![5.0; 3])]).unwrap();
     assert_eq!(aff.forward(&[&x], &mut ctx).unwrap().data(), &[-1.0, 2.0, 20.0, 2.0, 1.0, 18.5]);
