@@ -46,10 +46,10 @@ export interface SessionOptions {
   threads?: number;
   /** A Worker already running 'anybit/worker' (browsers; by default the session starts its own). */
   worker?: WorkerLike;
-  /** A model URL (relative to the page) to start downloading at once, on the page, while the
-   * worker starts and compiles; the first load() of the same URL without `width` takes those bytes
-   * instead of fetching again (a failed download is fetched again by that load, which reports the
-   * failure). Any other first load drops it. Browsers only; Node ignores it. */
+  /** A model URL (relative to the page) that the worker downloads while it loads its build and
+   * parses as soon as it is up; the first load() of the same URL without `width` resolves to that
+   * model instead of fetching again (a failed download is fetched again by that load, which
+   * reports the failure). Any other first load drops it. Browsers only; Node ignores it. */
   prefetch?: string | URL;
 }
 

@@ -2,34 +2,24 @@
 // page supports. Node resolves the "node" export condition to node.js instead (same API, in-process).
 
 import { AnybitError } from './errors.js';
-import { checkPoolSize, chooseBuild, compileOnPage, detect, fetchBytes, isImageLike } from './runtime.js';
-import { Session } from './session.js';
+import { checkPoolSize, isImageLike, Session } from './session.js';
 
 export { AnybitError, Session };
 
 /**
  * Starts a session. Options: build ('auto' | 'scalar' | 'simd' | 'relaxed' | 'threads'), threads
  * (pool size of the threads build; default min(hardwareConcurrency, 8)), worker (a Worker running
- * 'anybit/worker', for setups that must create it themselves), prefetch (a model URL to download
- * while the runtime starts; a later load() of the same URL without `width` takes those bytes).
+ * 'anybit/worker', for setups that must create it themselves), prefetch (a model URL the worker
+ * downloads while it loads the build and parses once it is up; the first load() of the same URL
+ * without `width` takes that model).
  */
 export async function createSession({ build = 'auto', threads, worker, prefetch } = {}) {
   if (typeof Worker !== 'function' && !worker) {
     throw new AnybitError('runtime_unavailable', 'Web Workers are unavailable here');
   }
-  // Checked before anything is fetched (the worker's init checks the pool size again).
+  // Checked before a worker starts (its init checks the pool size again).
   checkPoolSize(threads);
-  const early = prefetch === undefined ? null : startPrefetch(prefetch);
-  // A worker takes tens to hundreds of ms to start and then to import the runtime; the page
-  // compiles the build meanwhile (the same choice the worker makes; a mismatch is ignored there).
-  let compiling = null;
-  let variant = null;
-  try {
-    variant = chooseBuild(detect(), build).variant;
-    compiling = compileOnPage(variant);
-  } catch {
-    // A build that cannot run here: the worker's init says why, with its own error.
-  }
+  const prefetchUrl = prefetch === undefined ? undefined : resolve(prefetch, 'prefetch');
   // This exact form (a literal URL relative to import.meta.url, type module) is what bundlers such
   // as Vite and webpack recognise and bundle as a worker.
   const w = worker ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'anybit' });
@@ -65,8 +55,7 @@ export async function createSession({ build = 'auto', threads, worker, prefetch 
   const noop = () => {};
   // `signal` aborting sends a cancel for the request, which the worker handles on arrival (ahead
   // of its queue); the request then rejects with code 'aborted' once the worker has stopped it.
-  // `owned`: buffers of the package's own (a prefetched model) that travel transferred.
-  const post = (type, args, onProgress, signal, owned = []) => {
+  const call = (type, args, onProgress, signal) => {
     if (broken) return Promise.reject(broken);
     return new Promise((resolve, reject) => {
       const id = nextId++;
@@ -78,7 +67,7 @@ export async function createSession({ build = 'auto', threads, worker, prefetch 
       }
       pending.set(id, { resolve, reject, onProgress, settled });
       try {
-        const transfer = [...owned];
+        const transfer = [];
         w.postMessage({ id, type, args: outgoing(type, args, transfer) }, transfer);
       } catch (e) {
         pending.delete(id);
@@ -88,38 +77,7 @@ export async function createSession({ build = 'auto', threads, worker, prefetch 
     });
   };
 
-  // With `prefetch`, the downloaded bytes go to the worker as a load queued behind init, so the
-  // model is parsed the moment the runtime is up; the caller's first load() of that URL (without
-  // `width`) takes that load's result and progress. Any other first load drops it (not yet sent:
-  // never sent; sent: replaced by the caller's, which runs after it).
-  let prefetched = null;
-  if (early) {
-    const relay = { target: null, last: null };
-    const report = (p) => {
-      relay.last = p;
-      relay.target?.(p);
-    };
-    const sent = early.bytes(report).then(
-      (bytes) => (early.dropped ? null : { result: post('load', { bytes }, report, undefined, [bytes.buffer]) }),
-      () => null, // a failed download: the caller's load fetches again and reports the failure
-    );
-    sent.then((x) => x?.result.catch(() => {})); // the caller's load reports a failure
-    prefetched = { ...early, relay, sent };
-  }
-  const call = (type, args, onProgress, signal) => {
-    if (type !== 'load' || !prefetched) return post(type, args, onProgress, signal);
-    const p = prefetched;
-    prefetched = null;
-    if (args.url !== p.url || args.width !== undefined) {
-      p.drop();
-      return post(type, args, onProgress, signal);
-    }
-    p.relay.target = onProgress ?? null;
-    if (p.relay.last) onProgress?.(p.relay.last);
-    return p.sent.then((x) => x?.result ?? post(type, args, onProgress, signal));
-  };
   const close = async () => {
-    early?.drop();
     try {
       await call('dispose');
     } finally {
@@ -129,17 +87,19 @@ export async function createSession({ build = 'auto', threads, worker, prefetch 
   };
 
   try {
-    const started = post('init', { build, threads, compiled: compiling !== null });
-    if (compiling) {
-      compiling.then((module) => {
-        if (!broken) w.postMessage({ type: 'module', args: module && { variant, module } });
-      });
-    }
-    return new Session(call, close, await started);
+    return new Session(call, close, await call('init', { build, threads, prefetch: prefetchUrl }));
   } catch (e) {
-    early?.drop();
     w.terminate();
     throw e;
+  }
+}
+
+// A URL as the page means it (a worker would resolve a relative one against its own script).
+function resolve(source, what) {
+  try {
+    return new URL(source, globalThis.document?.baseURI ?? globalThis.location?.href).href;
+  } catch {
+    throw new AnybitError('invalid_argument', `${what}: not a URL: ${source}`);
   }
 }
 
@@ -168,40 +128,4 @@ function movable(input, transfer) {
   }
   // Anything else goes as it is, for the runtime to refuse with its own message.
   return input;
-}
-
-/**
- * Starts downloading a model on the page. `bytes(onProgress)` resolves to the file's bytes,
- * reporting to `onProgress` what has arrived (at once) and what arrives later; `drop()` stops the
- * download and marks it unwanted (`dropped`).
- */
-function startPrefetch(source) {
-  let url;
-  try {
-    url = new URL(source, globalThis.document?.baseURI ?? globalThis.location?.href).href;
-  } catch {
-    throw new AnybitError('invalid_argument', `prefetch: not a URL: ${source}`);
-  }
-  const controller = new AbortController();
-  let listener = null;
-  let last = null;
-  const download = fetchBytes(url, (p) => {
-    last = p;
-    listener?.(p);
-  }, null, 0, null, controller.signal).then((r) => r.bytes);
-  download.catch(() => {}); // a failure is the later load's to report
-  const self = {
-    url,
-    dropped: false,
-    drop() {
-      self.dropped = true;
-      controller.abort();
-    },
-    bytes(onProgress) {
-      listener = onProgress ?? null;
-      if (last && listener) listener(last);
-      return download;
-    },
-  };
-  return self;
 }

@@ -2,6 +2,7 @@
 // (`handle(type, args, onProgress)`). worker.js runs it inside a Web Worker; node.js runs it directly.
 
 import { AnybitError, toAnybitError } from './errors.js';
+import { checkPoolSize, isImageLike } from './session.js';
 
 export const BUILDS = ['scalar', 'simd', 'relaxed', 'threads'];
 
@@ -15,13 +16,6 @@ function checkWidth(width) {
     throw new AnybitError('unsupported_width', `width must be an integer in 1..=8, got ${JSON.stringify(width)}`);
   }
   return width;
-}
-
-/** A thread pool size for createSession: undefined (the default) or an integer in 1..=256. */
-export function checkPoolSize(threads) {
-  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 256)) {
-    throw new AnybitError('invalid_argument', `threads must be an integer in 1..=256, got ${threads}`);
-  }
 }
 
 /** The attacks `Session.attack` runs (the runtime's names; docs/ATTACKS.md). */
@@ -71,9 +65,6 @@ function checkAttackRequest(request) {
 }
 
 const aborted = () => new AnybitError('aborted', 'the attack was cancelled');
-
-/** An ImageData or a plain `{width, height, data}` (what run() and attacks take besides floats). */
-export const isImageLike = (x) => x !== null && typeof x === 'object' && 'data' in x && 'width' in x && 'height' in x;
 
 function runOne(session, input, options) {
   if (input instanceof Float32Array) {
@@ -181,10 +172,9 @@ export function chooseBuild(caps, requested = 'auto') {
 
 /**
  * Where each build's binary lies, relative to this module (literal `new URL(..., import.meta.url)`
- * forms, which bundlers rewrite to the emitted files): index.js compiles the chosen one on the page
- * while the worker starts (see `compileOnPage`).
+ * forms, which bundlers rewrite to the emitted files).
  */
-export const WASM_URLS = {
+const WASM_URLS = {
   scalar: () => new URL('./wasm/scalar/anybit_bg.wasm', import.meta.url),
   simd: () => new URL('./wasm/simd/anybit_bg.wasm', import.meta.url),
   relaxed: () => new URL('./wasm/relaxed/anybit_bg.wasm', import.meta.url),
@@ -192,12 +182,12 @@ export const WASM_URLS = {
 };
 
 /**
- * Starts compiling `variant`'s binary: streaming compilation (the bytes compile as they arrive)
- * when the server says `application/wasm`, else from the whole body. Resolves to a
- * WebAssembly.Module, or to null when anything fails (the worker then loads the binary itself and
- * reports a real failure with its own error).
+ * Fetches and compiles `variant`'s binary: streaming compilation (the bytes compile as they
+ * arrive) when the server says `application/wasm`, else from the whole body. Resolves to a
+ * WebAssembly.Module, or to null when anything fails (the generated glue then loads the binary
+ * itself and reports a real failure with its own error).
  */
-export async function compileOnPage(variant) {
+async function compileBuild(variant) {
   try {
     const res = await fetch(WASM_URLS[variant]());
     if (!res.ok) return null;
@@ -208,8 +198,8 @@ export async function compileOnPage(variant) {
   }
 }
 
-// `module`: a promise of a WebAssembly.Module of this variant compiled elsewhere (the page), or of
-// null; the glue module is imported meanwhile.
+// `module`: a promise of this variant's WebAssembly.Module (compileBuild, started alongside the
+// glue's import: the binary's download and compilation overlap the glue's), or of null.
 async function instantiate(variant, binaryFor, threads, module = null) {
   let wasm;
   try {
@@ -393,18 +383,17 @@ export function createRuntime(env = {}) {
   // also queues its requests).
   let busy = null;
 
-  // The page's compiled module for the chosen build (index.js posts it after `init`), if it said
-  // one is coming: `offerModule` settles it.
-  let offered = null;
-  let offer = null;
+  // A model download started by init's `prefetch` (and its parse, once the runtime is up): the
+  // first load of the same URL without a width takes it (`takePrefetch`).
+  let prefetched = null;
 
   /**
-   * `compiled`: the caller compiles a build on its side and hands it over with offerModule (the
-   * page, in parallel with the worker's start); the build is then not fetched again here.
+   * `prefetch`: a model URL to download while the build loads, and to parse as soon as it has;
+   * the first `load` of that URL without `width` takes the result (any other first load drops it).
    */
-  async function init({ build: requested = 'auto', threads, compiled = false } = {}) {
+  async function init({ build: requested = 'auto', threads, prefetch } = {}) {
     if (starting) return starting;
-    if (compiled && !offered) offered = new Promise((resolve) => (offer = resolve));
+    if (typeof prefetch === 'string' && (env.readUrl === undefined || !prefetch.startsWith('file:'))) prefetched = startPrefetch(prefetch);
     starting = (async () => {
       // Checked before choosing: a bad count must not read as "threads failed, fall back to SIMD".
       checkPoolSize(threads);
@@ -412,9 +401,8 @@ export function createRuntime(env = {}) {
       const chosen = chooseBuild(caps, requested);
       reason = chosen.reason;
       const n = threads ?? Math.min(caps.cores, DEFAULT_MAX_THREADS);
-      // The page chose with the same detect() and chooseBuild(), so its module is this variant's;
-      // the check keeps a mismatch (a browser whose workers differ from its pages) harmless.
-      const module = offered?.then((m) => (m?.variant === chosen.variant ? m.module : null));
+      // Without a binaryFor (browsers), the binary is fetched and compiled here, alongside the glue.
+      const module = env.binaryFor ? null : compileBuild(chosen.variant);
       try {
         wasm = await instantiate(chosen.variant, env.binaryFor, n, module);
       } catch (e) {
@@ -422,9 +410,45 @@ export function createRuntime(env = {}) {
         reason = `threads build failed (${e.message}): SIMD build on one thread`;
         wasm = await instantiate('simd', env.binaryFor, 1);
       }
+      // The prefetched model is parsed now, before the caller's load (which takes the session)
+      // has even arrived.
+      if (prefetched) prefetched.session = prefetched.bytes.then((b) => (b ? parseModel(b) : null));
       return buildInfo();
     })();
     return starting;
+  }
+
+  // Downloads `url` (progress kept for whoever takes it); `bytes` resolves to null on failure,
+  // left for the load that takes it to fetch again and report.
+  function startPrefetch(url) {
+    const controller = new AbortController();
+    const p = { url, controller, last: null, listener: null, counter: null, session: null };
+    const report = (e) => {
+      p.last = e;
+      p.listener?.(e);
+    };
+    p.bytes = fetchBytes(url, report, null, 0, null, controller.signal).then((r) => r.bytes, () => null);
+    return p;
+  }
+
+  // A model's bytes as a wasm Session, or the error it gives.
+  function parseModel(bytes) {
+    try {
+      return { bytes, session: wasm.Session.load(bytes) };
+    } catch (e) {
+      return { bytes, error: e };
+    }
+  }
+
+  // The prefetched load for (`url`, `width`), or null (and it is dropped) when it is not for them.
+  function takePrefetch(url, width) {
+    const p = prefetched;
+    prefetched = null;
+    if (!p) return null;
+    if (url === p.url && width === undefined) return p;
+    p.controller.abort();
+    p.session?.then((r) => r?.session?.free());
+    return null;
   }
 
   /**
@@ -477,9 +501,26 @@ export function createRuntime(env = {}) {
         checkWidth(width);
         if (url === undefined) throw new AnybitError('invalid_argument', 'width (progressive loading) needs a URL');
       }
+      const counter = planeCounter(wasm);
+      const early = takePrefetch(url, width);
+      if (early) {
+        // The prefetch's progress so far, then the rest as it comes; its session when parsed.
+        early.listener = onProgress;
+        if (early.last) onProgress?.(early.last);
+        const got = await early.session;
+        if (got) {
+          counter.learn(got.bytes);
+          onProgress?.({ loaded: got.bytes.length, total: got.bytes.length, ...counter.at(got.bytes.length) });
+          if (got.error) throw got.error;
+          session?.free();
+          session = got.session;
+          source = null;
+          return info();
+        }
+        // The download failed: fetched again below, which reports why.
+      }
       // A URL only the environment can read (Node file: URLs) is read whole.
       const local = url !== undefined ? await env.readUrl?.(url, onProgress) : undefined;
-      const counter = planeCounter(wasm);
       if (local === undefined && url !== undefined && width !== undefined) {
         const got = await fetchPrefix(wasm, url, width, onProgress, counter);
         next = wasm.Session.loadPrefix(got.bytes, width);
@@ -597,6 +638,7 @@ export function createRuntime(env = {}) {
       }
     },
     dispose() {
+      takePrefetch(null);
       session?.free();
       session = null;
       source = null;
@@ -605,10 +647,6 @@ export function createRuntime(env = {}) {
   };
 
   return {
-    /** The page's compiled module (`{variant, module}`, module null when its compile failed). */
-    offerModule(compiled) {
-      offer?.(compiled);
-    },
     /** `signal`: an AbortSignal that cancels an attack between two slices. */
     async handle(type, args = {}, onProgress, signal) {
       try {

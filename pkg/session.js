@@ -155,8 +155,7 @@ export class Session {
       throw new AnybitError('invalid_argument', `imageOptions must be an object ({invert?, fit?}), got ${describe(imageOptions)}`);
     }
     inputs.forEach((x, i) => {
-      const image = x !== null && typeof x === 'object' && 'data' in x && 'width' in x && 'height' in x;
-      if (!(x instanceof Float32Array || image)) {
+      if (!(x instanceof Float32Array || isImageLike(x))) {
         throw new AnybitError('invalid_argument', `inputs[${i}] must be a Float32Array or an ImageData ({width, height, data}), got ${describe(x)}`);
       }
     });
@@ -199,6 +198,16 @@ export class Session {
     if (this.#disposed) return;
     this.#disposed = true;
     await this.#close();
+  }
+}
+
+/** An ImageData or a plain `{width, height, data}` (what run() and attacks take besides floats). */
+export const isImageLike = (x) => x !== null && typeof x === 'object' && 'data' in x && 'width' in x && 'height' in x;
+
+/** A thread pool size for createSession: undefined (the default) or an integer in 1..=256. */
+export function checkPoolSize(threads) {
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 256)) {
+    throw new AnybitError('invalid_argument', `threads must be an integer in 1..=256, got ${threads}`);
   }
 }
 

@@ -1,11 +1,9 @@
 // The runtime inside a dedicated module Web Worker (started by index.js): inference never blocks the
 // page, and the threads build may block in Atomics.wait, which a page's main thread may not.
 // Protocol: {id, type, args} in; {id, ok: true, result}, {id, ok: false, error: {code, message}} or
-// {id, progress} out. Requests run one at a time in arrival order, except two handled on arrival:
+// {id, progress} out. Requests run one at a time in arrival order, except one handled on arrival:
 // {type: 'cancel', args: {id}} aborts request `id` (an attack stops at its next slice) and gets no
-// answer of its own (the cancelled request rejects with code 'aborted'); {type: 'module', args:
-// {variant, module}} hands over the build the page compiled (index.js), which a running `init`
-// ({compiled: true}) waits for.
+// answer of its own (the cancelled request rejects with code 'aborted').
 // Typed arrays in results travel back transferred, not copied; so do a run's inputs (index.js).
 
 import { createRuntime } from './runtime.js';
@@ -41,7 +39,6 @@ async function handle({ id, type, args }, signal) {
 self.addEventListener('message', ({ data }) => {
   if (typeof data?.type !== 'string' || data.type.startsWith('wasm_bindgen_worker_')) return;
   if (data.type === 'cancel') return void controllers.get(data.args?.id)?.abort();
-  if (data.type === 'module') return void runtime.offerModule(data.args);
   let signal;
   if (data.type === 'attack') {
     const controller = new AbortController();

@@ -176,8 +176,8 @@ test('Chromium: the same on a plain page, in the worker (threads build); prefetc
     assert.equal(out.width, 8);
     assert.deepEqual(out.loadProgress.at(-1), { loaded: model.length, total: model.length, planes: 8, planeTotal: 8 });
     assertScenario(out, labels);
-    // The model was downloaded once, by the prefetch, and the wasm binary once (on the page; the
-    // worker takes the compiled module).
+    // The model was downloaded once, by the prefetch, and the wasm binary once (the worker
+    // compiles it itself and hands the module to the glue and the pool's threads).
     assert.equal(server.requests.filter((r) => r === '/many/mnist.anybit').length, 1, server.requests.join(', '));
     assert.equal(server.requests.filter((r) => r.endsWith('.wasm')).length, 1, server.requests.join(', '));
     assert.deepEqual(browser.errors, []);
