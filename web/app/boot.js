@@ -1,9 +1,9 @@
 // Starts the runtime before anything else on the page, as its own small module graph (index.html
 // loads it with `async`, so it runs as soon as the package's modules are in, not after the whole
-// app's): a Web Worker takes a long while to start (150-350 ms cold on the 2-core test machine),
-// so it and the first model's download (`prefetch`: on the page, while the worker starts) and the
-// wasm build's compilation (the package does it on the page too) all overlap the app's own
-// loading. main.js takes the session from here.
+// app's): a Web Worker takes long to start (150-400 ms cold on the busy 2-core test machine), and
+// the first model's download (`prefetch`: the worker fetches it while it loads its wasm build, and
+// parses it once the runtime is up) should not wait for the app's own modules. main.js takes the
+// session from here.
 //
 // URL parameters read here (main.js documents them all): ?model, ?build, ?threads, ?width.
 

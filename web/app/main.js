@@ -137,8 +137,15 @@ async function runCurrent() {
   return true;
 }
 
+// The accuracy chart changes only with the model and the width, the latency chart with every run:
+// redrawing an unchanged chart per prediction only costs the next frame.
+let accuracyShown = null;
 function renderCharts(width) {
-  renderAccuracy($('chart-accuracy'), state.info.eval, width);
+  const key = `${state.gen}:${width}`;
+  if (accuracyShown !== key) {
+    renderAccuracy($('chart-accuracy'), state.info.eval, width);
+    accuracyShown = key;
+  }
   renderLatency($('chart-latency'), state.runs, width);
 }
 

@@ -81,11 +81,13 @@ export function renderRuntime(info, last) {
   $('rt-threads').dataset.threads = String(info.threads);
   const lat = $('rt-latency');
   if (last) {
-    lat.textContent = `${last.ms.toFixed(2)} ms inference, ${last.roundTrip.toFixed(1)} ms with the trip to the worker`;
+    lat.textContent = `${last.ms.toFixed(2)} ms inference, ${last.roundTrip.toFixed(2)} ms with the trip to the worker`;
     lat.dataset.ms = String(last.ms);
+    lat.dataset.roundTrip = String(last.roundTrip); // read by bench/trip.mjs --app
   } else {
     lat.textContent = '–';
     delete lat.dataset.ms;
+    delete lat.dataset.roundTrip;
   }
 }
 
