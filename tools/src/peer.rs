@@ -299,7 +299,9 @@ impl Builder {
         self.codes.resize(self.codes.len().next_multiple_of(8), 128);
         let fan_in = n / shape[0];
         self.per_width(name, names::WSCALE, &[(6.0 / fan_in as f32).sqrt()]);
-        self.per_width(name, names::CLIP, &[3.0]);
+        // A clip of 1: inputs are images in [0, 1], and He-scaled layers keep unit-scale
+        // activations, so even 1-bit codes are not all zero (with 3, a 1-bit 3x3 conv output was).
+        self.per_width(name, names::CLIP, &[1.0]);
         QuantWeight { shape, code_offset, precision, bias: false }
     }
 
