@@ -255,12 +255,13 @@ function planeCounter(wasm) {
 }
 
 /**
- * GETs `url`, or with `range` = [start, end) only those bytes (HTTP Range); `signal` aborts it. Returns {bytes, start,
- * partial}: `partial` is false when the server ignored the Range and sent the whole file (status
- * 200), and `start` is where the bytes begin in the file. Progress is reported in bytes of this
- * response, `base` added, with the planes complete when `counter` (planeCounter) is given.
+ * GETs `url`, or with `range` = [start, end) only those bytes (HTTP Range); `signal` aborts it.
+ * Returns {bytes, start, partial}: `partial` is false when the server ignored the Range and sent
+ * the whole file (status 200), and `start` is where the bytes begin in the file. Progress is
+ * reported in bytes of this response, `base` added, with the planes complete when `counter`
+ * (planeCounter) is given.
  */
-export async function fetchBytes(url, onProgress, range = null, base = 0, counter = null, signal = undefined) {
+async function fetchBytes(url, onProgress, range = null, base = 0, counter = null, signal = undefined) {
   let res;
   try {
     res = await fetch(url, { headers: range ? { Range: `bytes=${range[0]}-${range[1] - 1}` } : undefined, signal });
@@ -393,7 +394,7 @@ export function createRuntime(env = {}) {
    */
   async function init({ build: requested = 'auto', threads, prefetch } = {}) {
     if (starting) return starting;
-    if (typeof prefetch === 'string' && (env.readUrl === undefined || !prefetch.startsWith('file:'))) prefetched = startPrefetch(prefetch);
+    if (typeof prefetch === 'string') prefetched = startPrefetch(prefetch);
     starting = (async () => {
       // Checked before choosing: a bad count must not read as "threads failed, fall back to SIMD".
       checkPoolSize(threads);
@@ -422,7 +423,7 @@ export function createRuntime(env = {}) {
   // left for the load that takes it to fetch again and report.
   function startPrefetch(url) {
     const controller = new AbortController();
-    const p = { url, controller, last: null, listener: null, counter: null, session: null };
+    const p = { url, controller, last: null, listener: null, session: null };
     const report = (e) => {
       p.last = e;
       p.listener?.(e);

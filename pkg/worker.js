@@ -7,6 +7,10 @@
 // Typed arrays in results travel back transferred, not copied; so do a run's inputs (index.js).
 
 import { createRuntime } from './runtime.js';
+// runtime.js's own imports, named here too so that the worker fetches all three at once rather
+// than one import level after the other (a worker's start is on the way to the first prediction).
+import './errors.js';
+import './session.js';
 
 const runtime = createRuntime();
 let queue = Promise.resolve();

@@ -61,9 +61,11 @@ const bits = (w) => `${w} bit${w === 1 ? '' : 's'}`;
 const labelOf = (i) => state.labels?.[i] ?? String(i);
 
 // What a new input changes on the page besides its result (the selected test image, the preview,
-// the attack's source, the 'running' state) waits for the result, so that the page renders once
-// per prediction: a frame rendered in between would hold up the worker's answer on this thread for
-// longer than an MNIST run takes. A run still going after SHOW_PENDING_MS shows them anyway.
+// the attack's source, the 'running' state) waits for the result, so that nothing needs rendering
+// between sending a run and its answer: a frame rendered in between (several ms on this page)
+// holds up the answer on this thread for longer than an MNIST run takes. A run still going after
+// SHOW_PENDING_MS shows them anyway. (After a click, Chromium defers the answer until its next
+// frame whatever the page does: BENCHMARKS.md, "The web app's own path".)
 const SHOW_PENDING_MS = 100;
 let pendingShow = null;
 
