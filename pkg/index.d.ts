@@ -114,7 +114,8 @@ export interface Progress {
   total: number | null;
   /**
    * Bit planes complete so far (most significant first: a width of b bits needs b of them), once
-   * the file's header is in; absent before that and for bytes given directly.
+   * the file's header is in (absent before that; a load of bytes given directly reports them in
+   * its one event).
    */
   planes?: number;
   /** Bit planes in the file (8). */
