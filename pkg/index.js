@@ -19,7 +19,7 @@ export async function createSession({ build = 'auto', threads, worker, prefetch 
   }
   // Checked before a worker starts (its init checks the pool size again).
   checkPoolSize(threads);
-  const prefetchUrl = prefetch === undefined ? undefined : resolve(prefetch, 'prefetch');
+  const prefetchUrl = prefetch === undefined ? undefined : absoluteUrl(prefetch, 'prefetch');
   // This exact form (a literal URL relative to import.meta.url, type module) is what bundlers such
   // as Vite and webpack recognise and bundle as a worker.
   const w = worker ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'anybit' });
@@ -95,7 +95,7 @@ export async function createSession({ build = 'auto', threads, worker, prefetch 
 }
 
 // A URL as the page means it (a worker would resolve a relative one against its own script).
-function resolve(source, what) {
+function absoluteUrl(source, what) {
   try {
     return new URL(source, globalThis.document?.baseURI ?? globalThis.location?.href).href;
   } catch {
