@@ -20,7 +20,9 @@
 # (flags, compiler, and no input newer than the last build) skips cargo when nothing changed, so
 # a rerun (e.g. Trunk's pre_build hook) takes a second.
 #
-# Environment: ANYBIT_WASM_TARGET_DIR (default $CARGO_TARGET_DIR/wasm or target/wasm),
+# Environment: ANYBIT_WASM_TARGET_DIR (default $CARGO_TARGET_DIR/wasm or target/wasm; never one
+# folder for two checkouts whose sources differ: both crates link the same unhashed anybit.wasm,
+# and cargo, finding its own crate fresh, hands a checkout the other one's wasm),
 # WASM_RUSTC (default /usr/bin/rustc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
