@@ -86,6 +86,24 @@ impl Float {
         self.weights.extend(data.iter().flat_map(|v| v.to_le_bytes()));
         json!({ "offset": offset, "shape": shape })
     }
+
+    /// A conv or dense float node for `node`'s op, reading `input`, with weights `w` and `bias`.
+    fn layer(&mut self, node: &Node, input: &str, w: &[f32], bias: &[f32]) -> Result<Value> {
+        let mut v = match &node.op {
+            Op::Conv2d { weight, stride, padding, dilation, groups } => {
+                let (wt, bt) = (self.tensor(w, &weight.shape), self.tensor(bias, &[bias.len()]));
+                json!({ "op": "conv2d", "weight": wt, "bias": bt, "stride": stride, "padding": padding, "dilation": dilation, "groups": groups })
+            }
+            Op::Dense { weight } => {
+                let (wt, bt) = (self.tensor(w, &weight.shape), self.tensor(bias, &[bias.len()]));
+                json!({ "op": "dense", "weight": wt, "bias": bt })
+            }
+            _ => bail!("{} is not a conv or dense node", node.name),
+        };
+        v["name"] = json!(node.name);
+        v["inputs"] = json!([input]);
+        Ok(v)
+    }
 }
 
 /// The dequantized weights of a conv or dense node at width `b`, and its bias (zeros if none).
@@ -124,7 +142,8 @@ fn float_graph(file: &format::ModelFile, b: Bits) -> Result<Float> {
                     pending = Some((i, w, bias, out));
                     continue;
                 }
-                f.nodes.push(layer_json(&mut f.weights, node, &clip_name, &w, &bias)?);
+                let layer = f.layer(node, &clip_name, &w, &bias)?;
+                f.nodes.push(layer);
                 continue;
             }
             Op::Affine => {
@@ -138,7 +157,7 @@ fn float_graph(file: &format::ModelFile, b: Bits) -> Result<Float> {
                         bias[o] = bias[o] * scale[o] + shift[o];
                     }
                     let clip_name = format!("{}.clip", src.name);
-                    let mut layer = layer_json(&mut f.weights, src, &clip_name, &w, &bias)?;
+                    let mut layer = f.layer(src, &clip_name, &w, &bias)?;
                     layer["name"] = json!(name);
                     f.nodes.push(layer);
                     continue;
@@ -164,29 +183,6 @@ fn float_graph(file: &format::ModelFile, b: Bits) -> Result<Float> {
         f.nodes.push(v);
     }
     Ok(f)
-}
-
-/// A conv or dense float node reading `input`.
-fn layer_json(weights: &mut Vec<u8>, node: &Node, input: &str, w: &[f32], bias: &[f32]) -> Result<Value> {
-    let mut f = Float { nodes: Vec::new(), weights: std::mem::take(weights) };
-    let v = match &node.op {
-        Op::Conv2d { weight, stride, padding, dilation, groups } => {
-            let wt = f.tensor(w, &weight.shape);
-            let bt = f.tensor(bias, &[bias.len()]);
-            json!({ "op": "conv2d", "weight": wt, "bias": bt, "stride": stride, "padding": padding, "dilation": dilation, "groups": groups })
-        }
-        Op::Dense { weight } => {
-            let wt = f.tensor(w, &weight.shape);
-            let bt = f.tensor(bias, &[bias.len()]);
-            json!({ "op": "dense", "weight": wt, "bias": bt })
-        }
-        _ => bail!("{} is not a conv or dense node", node.name),
-    };
-    *weights = f.weights;
-    let mut v = v;
-    v["name"] = json!(node.name);
-    v["inputs"] = json!([input]);
-    Ok(v)
 }
 
 /// `anybit peer-export`.
