@@ -5,7 +5,7 @@
 //   bash scripts/peer-models.sh                          # models, ONNX and TF.js files, references
 //   (cd e2e-tests && npm ci) && (cd bench && npm ci)     # playwright-core; onnxruntime-web, TF.js
 //   bash scripts/build-pkg.sh                            # pkg/wasm, if pkg/ has no wasm yet
-//   node bench/models.mjs [--workloads mnist,fashion,resnet20,conv3x3] [--engines anybit,ort,tfjs]
+//   node bench/models.mjs [--workloads mnist,fashion,resnet20,conv3x3] [--engines anybit,anybit-page,ort,tfjs]
 //                         [--widths 8,1] [--threads 1,2] [--reps 40] [--warmup 5] [--tiering]
 //                         [--json out.json] [--md out.md]
 //
@@ -24,7 +24,8 @@
 //
 // Threads: one page per thread count (ORT Web and TF.js fix theirs once per page); every engine in
 // a page gets the same count: anybit the threads build with a pool of that size (1 thread: the
-// relaxed-SIMD build, else SIMD), ORT `env.wasm.numThreads`, TF.js `setThreadsCount` before its
+// relaxed-SIMD build, else SIMD; `anybit-page`, the session with `worker: false`, runs on the
+// page's thread as ORT and TF.js do here, one thread only), ORT `env.wasm.numThreads`, TF.js `setThreadsCount` before its
 // backend starts; TF.js caps that at half of navigator.hardwareConcurrency (1 here, whatever it is
 // asked), so a page for N > 1 threads reports 2N (an init script); the count TF.js reports is
 // checked and recorded.
@@ -38,9 +39,9 @@
 // Then every setting is warmed up --warmup times and timed --reps times on the workload's first
 // reference input, one run at a time in round-robin over all settings of all workloads, the order
 // rotated every round, so drift on this shared machine falls on all settings alike. Two times per
-// run: the page's (performance.now around `await run(input)`: for anybit the trip to its worker and
-// back, for ORT making the input tensor and session.run, for TF.js tensor, predict, dataSync and
-// dispose) and the engine's (anybit: the `ms` its worker reports; ORT: session.run; TF.js:
+// run: the page's (performance.now around `await run(input)`: for anybit in its worker the trip to
+// the worker and back, for ORT making the input tensor and session.run, for TF.js tensor, predict, dataSync and
+// dispose) and the engine's (anybit: the `ms` its runtime reports; ORT: session.run; TF.js:
 // predict + dataSync). Reported: median and p95 (nearest rank) of the page times, the engine
 // median, and per workload and thread count anybit's speed-up over the fastest peer setting
 // (its page-time median over anybit's; > 1: anybit is faster). The load average at start and end
@@ -70,7 +71,7 @@ const WORKLOADS = {
 };
 
 function parseArgs(argv) {
-  const o = { workloads: Object.keys(WORKLOADS), engines: ['anybit', 'ort', 'tfjs'], widths: ['8', '1'], threads: [1, 2], reps: 40, warmup: 5 };
+  const o = { workloads: Object.keys(WORKLOADS), engines: ['anybit', 'anybit-page', 'ort', 'tfjs'], widths: ['8', '1'], threads: [1, 2], reps: 40, warmup: 5 };
   const list = (s) => s.split(',').filter(Boolean);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -105,12 +106,13 @@ function need(path, how) {
 function modelFiles(workload, engine, widths) {
   const w = WORKLOADS[workload];
   const at = (name) => [`/peers/${workload}/${name}`, join(w.dir, name)];
-  if (engine === 'anybit') return Object.fromEntries(widths.map((b) => [b, [`/peers/${workload}/model.anybit`, w.anybit]]));
+  if (isAnybit(engine)) return Object.fromEntries(widths.map((b) => [b, [`/peers/${workload}/model.anybit`, w.anybit]]));
   if (engine === 'ort') return { fp32: at('model-fp32.onnx'), int8: at('model-int8.onnx') };
   if (engine === 'tfjs') return { fp32: at('tfjs/model.json') };
   throw new Error(`no model files known for engine ${engine}`);
 }
 
+const isAnybit = (engine) => engine === 'anybit' || engine === 'anybit-page';
 const maxAbs = (xs) => xs.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
 const argmax = (xs) => xs.reduce((best, x, i) => (x > xs[best] ? i : best), 0);
 function cosine(a, b) {
@@ -129,7 +131,7 @@ function cosine(a, b) {
 
 // What a setting's outputs are checked against, and how (the header says why).
 function expectation(s, ref) {
-  if (s.engine === 'anybit') {
+  if (isAnybit(s.engine)) {
     const r = s.variant === '8' ? ref.q8 : s.variant === '1' ? ref.q1 : null;
     return r ? { against: `anybit ${s.variant}-bit outputs`, outputs: r, tol: (o) => Math.max(1e-3 * maxAbs(o), 1e-6), strict: true }
       : { against: 'finite, right length', outputs: null, strict: true };
@@ -143,7 +145,7 @@ async function main() {
   need(join(ROOT, 'e2e-tests', 'node_modules', 'playwright-core'), 'run (cd e2e-tests && npm ci)');
   if (o.engines.includes('ort')) need(join(ROOT, 'bench', 'node_modules', 'onnxruntime-web', 'dist', 'ort.wasm.min.mjs'), 'run (cd bench && npm ci)');
   if (o.engines.includes('tfjs')) need(join(ROOT, 'bench', 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist', 'tfjs-backend-wasm-threaded-simd.wasm'), 'run (cd bench && npm ci)');
-  if (o.engines.includes('anybit')) need(join(ROOT, 'pkg', 'wasm', 'simd'), 'run bash scripts/build-pkg.sh');
+  if (o.engines.some(isAnybit)) need(join(ROOT, 'pkg', 'wasm', 'simd'), 'run bash scripts/build-pkg.sh');
 
   const loadStart = load();
   console.error(`models: load average at start (1/5/15 min): ${loadStart} on ${availableParallelism()} cores`);
@@ -166,7 +168,7 @@ async function main() {
     files[workload] = {};
     for (const engine of o.engines) {
       const known = modelFiles(workload, engine, o.widths);
-      const variants = engine === 'anybit' ? o.widths : ENGINES[engine].variants;
+      const variants = isAnybit(engine) ? o.widths : ENGINES[engine].variants;
       files[workload][engine] = {};
       for (const v of variants) {
         const [url, path] = known[v];
@@ -174,7 +176,7 @@ async function main() {
         overrides[url] = await readFile(path);
         if (engine === 'tfjs') overrides[url.replace(/model\.json$/, 'weights.bin')] = await readFile(join(dirname(path), 'weights.bin'));
         files[workload][engine][v] = url;
-        for (const threads of o.threads) settings.push({ workload, engine, variant: v, threads });
+        for (const threads of o.threads) if (threads <= (ENGINES[engine].maxThreads ?? Infinity)) settings.push({ workload, engine, variant: v, threads });
       }
     }
   }
@@ -295,17 +297,17 @@ function source() {
 }
 
 // Per workload and thread count: the fastest peer setting (page-time median) and anybit's speed-up
-// over it at each width (peer median / anybit median; > 1: anybit is faster).
+// over it at each width and way of running (peer median / anybit median; > 1: anybit is faster).
 function ratios(r) {
   const out = [];
   for (const workload of r.args.workloads) {
     for (const threads of r.args.threads) {
       const rows = r.rows.filter((x) => x.workload === workload && x.threads === threads);
-      const peers = rows.filter((x) => x.engine !== 'anybit').sort((a, b) => a.median_ms - b.median_ms);
+      const peers = rows.filter((x) => !isAnybit(x.engine)).sort((a, b) => a.median_ms - b.median_ms);
       const best = peers[0];
       const entry = { workload, threads, peer: best ? `${best.engine} ${best.variant}` : null, peer_median_ms: best?.median_ms ?? null, anybit: {} };
-      for (const x of rows.filter((y) => y.engine === 'anybit')) {
-        entry.anybit[x.variant] = { median_ms: x.median_ms, engine_median_ms: x.engine_median_ms, speedup: best ? best.median_ms / x.median_ms : null };
+      for (const x of rows.filter((y) => isAnybit(y.engine))) {
+        entry.anybit[`${x.engine}:${x.variant}`] = { median_ms: x.median_ms, engine_median_ms: x.engine_median_ms, speedup: best ? best.median_ms / x.median_ms : null };
       }
       out.push(entry);
     }
@@ -316,7 +318,7 @@ function ratios(r) {
 function markdown(r) {
   const ua = Object.values(r.pages)[0]?.userAgent ?? '';
   const chromium = /Chrome\/([\d.]+)/.exec(ua)?.[1] ?? '?';
-  const name = (engine, variant) => (engine === 'anybit' ? `anybit ${variant}-bit` : engine === 'ort' ? `ORT Web ${variant}` : `TF.js wasm ${variant}`);
+  const name = (engine, variant) => (engine === 'anybit' ? `anybit ${variant}-bit` : engine === 'anybit-page' ? `anybit ${variant}-bit, page's thread` : engine === 'ort' ? `ORT Web ${variant}` : `TF.js wasm ${variant}`);
   const f = (x) => (x == null ? '' : x.toFixed(3));
   const threads = r.args.threads;
   let s = `\nWhole models, one image per call, ms per run as the page sees it: median / p95 of ${r.args.reps} (engine's own median in brackets); ` +
@@ -333,12 +335,13 @@ function markdown(r) {
     const speed = threads.length > 1 ? (row[0] && row.at(-1) ? ` ${(row[0].median_ms / row.at(-1).median_ms).toFixed(2)}x |` : ' |') : '';
     s += `| ${workload} | ${name(engine, variant)} | ${cells.join(' | ')} |${speed}\n`;
   }
-  const widths = r.args.engines.includes('anybit') ? r.args.widths : [];
-  if (widths.length && r.ratios.some((x) => x.peer)) {
-    s += `\nanybit's speed-up over the fastest peer setting on the same workload and thread count (page-time medians; > 1: anybit faster)\n\n`;
-    s += `| workload | threads | fastest peer (ms) | ${widths.map((w) => `anybit ${w}-bit`).join(' | ')} |\n|---|---|---|${widths.map(() => '---|').join('')}\n`;
+  const cols = r.args.engines.filter(isAnybit).flatMap((e) => r.args.widths.map((w) => [e, w]));
+  if (cols.length && r.ratios.some((x) => x.peer)) {
+    s += `\nanybit's speed-up over the fastest peer setting on the same workload and thread count (page-time medians; > 1: anybit faster; "page's thread": the session with worker: false)\n\n`;
+    s += `| workload | threads | fastest peer (ms) | ${cols.map(([e, w]) => name(e, w)).join(' | ')} |\n|---|---|---|${cols.map(() => '---|').join('')}\n`;
     for (const x of r.ratios) {
-      s += `| ${x.workload} | ${x.threads} | ${name(...x.peer.split(' '))} (${f(x.peer_median_ms)}) | ${widths.map((w) => (x.anybit[w] ? `${x.anybit[w].speedup.toFixed(2)}x (${f(x.anybit[w].median_ms)})` : '')).join(' | ')} |\n`;
+      const cell = ([e, w]) => x.anybit[`${e}:${w}`];
+      s += `| ${x.workload} | ${x.threads} | ${name(...x.peer.split(' '))} (${f(x.peer_median_ms)}) | ${cols.map((c) => (cell(c) ? `${cell(c).speedup.toFixed(2)}x (${f(cell(c).median_ms)})` : '')).join(' | ')} |\n`;
     }
   }
   s += `\nOutput checks before timing (every reference input; the header of bench/models.mjs gives the tolerances)\n\n`;
@@ -355,7 +358,7 @@ function markdown(r) {
   s += `\nThreads: one page per count. anybit: the threads build with a pool of N for N > 1, else the relaxed-SIMD (or SIMD) build; ` +
     `ORT Web: env.wasm.numThreads = N (proxy off); TF.js: tf.wasm.setThreadsCount(N) before setBackend('wasm')` +
     `${tf.length ? ` (tf.wasm.getThreadsCount() per page: ${[...new Set(tf)].join(', ')})` : ''}; ` +
-    `ORT Web and TF.js run on the page's thread; anybit's page time includes the trip to its worker and back (run() returns logits, probabilities and the top 5 classes: for conv3x3 50,176 values each way). ` +
+    `ORT Web, TF.js and anybit with worker: false run on the page's thread; anybit's other page times include the trip to its worker and back (run() returns logits, probabilities and the top 5 classes: for conv3x3 50,176 values each way). ` +
     `navigator.hardwareConcurrency per page: ${Object.entries(r.pages).map(([t, p]) => `${t} thread(s): ${p.hardwareConcurrency}${p.hardwareConcurrencyRaisedTo ? ' (raised by an init script: TF.js takes at most half)' : ''}`).join(', ')}; the machine has ${r.cores} cores.\n`;
   return s;
 }

@@ -9,11 +9,13 @@ export { AnybitError, Session };
 /**
  * Starts a session. Options: build ('auto' | 'scalar' | 'simd' | 'relaxed' | 'threads'), threads
  * (pool size of the threads build; default min(hardwareConcurrency, 8)), worker (a Worker running
- * 'anybit/worker', for setups that must create it themselves), prefetch (a model URL the worker
- * downloads while it loads the build and parses once it is up; the first load() of the same URL
- * without `width` takes that model).
+ * 'anybit/worker', for setups that must create it themselves; false: no worker, the runtime runs
+ * on the calling thread, one thread), prefetch (a model URL the worker downloads while it loads the
+ * build and parses once it is up; the first load() of the same URL without `width` takes that
+ * model).
  */
 export async function createSession({ build = 'auto', threads, worker, prefetch } = {}) {
+  if (worker === false) return inPlaceSession({ build, threads, prefetch });
   if (typeof Worker !== 'function' && !worker) {
     throw new AnybitError('runtime_unavailable', 'Web Workers are unavailable here');
   }
@@ -92,6 +94,21 @@ export async function createSession({ build = 'auto', threads, worker, prefetch 
     w.terminate();
     throw e;
   }
+}
+
+// The runtime on the caller's thread, as in Node: no message round trip per call, but every call
+// blocks that thread for its pass (the page's own thread, for a page: fine for passes of a
+// millisecond, not for an attack or a long text batch, which belong in a worker).
+async function inPlaceSession({ build, threads, prefetch }) {
+  if (build === 'threads' || (threads !== undefined && threads !== 1)) {
+    throw new AnybitError('invalid_argument', `worker: false runs on the calling thread, one thread: the threads build needs its worker (a page's thread may not block in Atomics.wait); got build ${build}, threads ${threads}`);
+  }
+  const prefetchUrl = prefetch === undefined ? undefined : absoluteUrl(prefetch, 'prefetch');
+  // Imported only here: a worker session's page never loads the runtime itself.
+  const { createRuntime } = await import('./runtime.js');
+  const runtime = createRuntime({ threadsAllowed: false });
+  const call = (type, args, onProgress, signal) => runtime.handle(type, args, onProgress, signal);
+  return new Session(call, () => call('dispose'), await call('init', { build, prefetch: prefetchUrl }));
 }
 
 // A URL as the page means it (a worker would resolve a relative one against its own script).

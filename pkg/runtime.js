@@ -137,6 +137,8 @@ export function detect({ threadsAllowed = true } = {}) {
     sharedMemory: threadsAllowed && sharedMemoryWorks(),
     worker: threadsAllowed && typeof Worker === 'function',
     cores: Math.max(1, globalThis.navigator?.hardwareConcurrency ?? 1),
+    // The runtime runs in the caller's thread (Node, or a browser session without a worker).
+    inProcess: !threadsAllowed,
   };
 }
 
@@ -147,6 +149,9 @@ export function detect({ threadsAllowed = true } = {}) {
 export function chooseBuild(caps, requested = 'auto') {
   if (requested === 'auto') {
     if (!caps.simd) return { variant: 'scalar', reason: 'no WebAssembly SIMD in this engine: portable scalar build' };
+    if (caps.inProcess) {
+      return { variant: 'simd', reason: "in the caller's thread (Node, or a session with worker: false): SIMD build on one thread" };
+    }
     if (!caps.sharedMemory) {
       return { variant: 'simd', reason: 'no shared memory (not a cross-origin isolated page, or Node): SIMD build on one thread' };
     }

@@ -42,29 +42,41 @@ function tfjs(threads) {
   return tfReady;
 }
 
+// anybit as an app would run it: the package's session (`inPlace`: on the page's own thread,
+// `worker: false`, else in its worker), loading only the bit planes the width needs.
+async function anybitLoad({ variant, threads, files }, inPlace) {
+  const { createSession } = await import('/pkg/index.js');
+  // One thread: the fastest single-thread build this browser runs (relaxed SIMD, else SIMD; the
+  // package's auto choice on an isolated page is the threads build); two: the threads build.
+  const worker = inPlace ? false : undefined;
+  const session = threads > 1
+    ? await createSession({ build: 'threads', threads })
+    : await createSession({ build: 'relaxed', worker }).catch(() => createSession({ build: 'simd', worker }));
+  // Only the bit planes this width needs (HTTP Range), as an app would load it.
+  const info = await session.load(files[variant], { width: Number(variant) });
+  return {
+    info: { version: session.build.variant, threads: session.build.threadCount, width: info.width },
+    // The page's Float32Array goes to the session and the result comes back: what an app waits for.
+    async run(input) {
+      const r = await session.run(input);
+      return { output: r.logits, engineMs: r.ms };
+    },
+  };
+}
+
 export const ENGINES = {
   anybit: {
-    name: 'anybit',
+    name: 'anybit (worker)',
     // Weight widths of the one .anybit file.
     variants: ['8', '4', '2', '1'],
-    async load({ variant, threads, files }) {
-      const { createSession } = await import('/pkg/index.js');
-      // One thread: the fastest single-thread build this browser runs (relaxed SIMD, else SIMD;
-      // the package's auto choice on an isolated page is the threads build); two: the threads build.
-      const session = threads > 1
-        ? await createSession({ build: 'threads', threads })
-        : await createSession({ build: 'relaxed' }).catch(() => createSession({ build: 'simd' }));
-      // Only the bit planes this width needs (HTTP Range), as an app would load it.
-      const info = await session.load(files[variant], { width: Number(variant) });
-      return {
-        info: { version: session.build.variant, threads: session.build.threadCount, width: info.width },
-        // The page's Float32Array goes to the worker and the result comes back: what an app waits for.
-        async run(input) {
-          const r = await session.run(input);
-          return { output: r.logits, engineMs: r.ms };
-        },
-      };
-    },
+    load: (o) => anybitLoad(o, false),
+  },
+  'anybit-page': {
+    name: "anybit (page's thread)",
+    variants: ['8', '4', '2', '1'],
+    // `worker: false` runs one thread.
+    maxThreads: 1,
+    load: (o) => anybitLoad(o, true),
   },
   ort: {
     name: 'onnxruntime-web (wasm)',

@@ -39,7 +39,9 @@ window.anybitCheck = async (digits, options) => {
   await session.dispose();
   const afterDispose = await session.info().then(() => null, (e) => e.code);
   const badThreads = await createSession({ threads: 0 }).then(() => null, (e) => e instanceof AnybitError && e.code);
+  // Without a worker there is one thread: asking for the threads build is an error, not a fallback.
+  const inPlaceThreads = await createSession({ worker: false, build: 'threads' }).then(() => null, (e) => e instanceof AnybitError && e.code);
   const widths = info.widths.map((w) => w.w);
-  return { build, probe, widths, progress, predicted, fromImage, oneBit, policy, error, afterDispose, badThreads };
+  return { build, probe, widths, progress, predicted, fromImage, oneBit, policy, error, afterDispose, badThreads, inPlaceThreads };
 };
 document.body.dataset.ready = 'yes';

@@ -49,6 +49,7 @@ async function assertWorks({ out, errors, requests }, wasmPath, variant = 'threa
   assert.deepEqual(out.error && [out.error.isAnybitError, out.error.code], [true, 'truncated']);
   assert.equal(out.afterDispose, 'disposed');
   assert.equal(out.badThreads, 'invalid_argument');
+  assert.equal(out.inPlaceThreads, 'invalid_argument');
   assert.deepEqual(errors, []);
   // One binary fetched: the chosen build's (the pool's workers get the compiled module by message).
   const wasm = [...new Set(requests.filter((r) => r.endsWith('.wasm')))];
@@ -68,6 +69,15 @@ test('the same page without COOP/COEP headers falls back to the SIMD build on on
 
 test("a worker the page starts itself from the package's worker.js (createSession({worker}))", async () => {
   await assertWorks(await check(APP, '/plain/index.html', { ownWorker: true }), /^\/node_modules\/anybit\/wasm\/threads\/anybit_bg\.wasm$/);
+});
+
+test("worker: false runs the runtime on the page's own thread (SIMD build, no worker script fetched); threads are refused", async () => {
+  const result = await check(APP, '/plain/index.html', { options: { worker: false } });
+  assert.match(result.out.build.reason, /worker: false/);
+  await assertWorks(result, /^\/node_modules\/anybit\/wasm\/simd\/anybit_bg\.wasm$/, 'simd');
+  assert.ok(!result.requests.some((r) => r.endsWith('/worker.js')), result.requests.join(', '));
+  const relaxed = await check(APP, '/plain/index.html', { options: { worker: false, build: 'relaxed' } });
+  await assertWorks(relaxed, /^\/node_modules\/anybit\/wasm\/relaxed\/anybit_bg\.wasm$/, 'relaxed');
 });
 
 test('a requested build is used: relaxed SIMD (never chosen by auto) and threads with a pool of 3 (the default here is min(cores, 8))', async () => {

@@ -3,6 +3,9 @@ import { AnybitError, createSession, type AttackResult, type BuildInfo, type Cla
 
 const session = await createSession({ build: 'auto', threads: 2, prefetch: '/models/mnist.anybit' });
 const build: BuildInfo = session.build;
+// No worker: the runtime on this thread.
+const inPlace = await createSession({ worker: false, build: 'relaxed' });
+await inPlace.dispose();
 const info: ModelInfo = await session.load('/models/mnist.anybit', {
   onProgress: ({ loaded, total }: Progress) => console.log(loaded, total ?? '?'),
 });
