@@ -37,12 +37,38 @@ pub(super) use drivers_by_scheme_name;
 #[cfg(feature = "threads")]
 const CHUNKS_PER_THREAD: usize = 4;
 
+/// Work (Dot16-equivalent multiply-adds, [`work`]) below which a GEMM stays on the calling
+/// thread whatever the pool: a wasm pool thread takes ~0.2 ms to wake from Atomics.wait, so a
+/// GEMM must take well over that alone for a split to pay. 12 M is about 0.5 ms at the 8-bit
+/// kernel's 25 GMAC/s. The layers of the shipped MNIST models (0.01-0.2 ms each) and of a
+/// ResNet-20 ran 0.6-0.9x as fast on 2 threads as on 1 when every GEMM was split.
+pub(crate) const MIN_SPLIT_WORK: u64 = 12_000_000;
+
+/// A GEMM's cost in Dot16-equivalent multiply-adds: its multiply-adds scaled by what each costs in
+/// its scheme relative to Dot16, from the kernel benchmark's measured rates (Lut ∝ activation
+/// bits, about 4x Dot16 at 1 bit; BitSerial ∝ plane pairs).
+pub(crate) fn work(w: &PackedWeights, a: &PackedActs) -> u64 {
+    let macs = w.rows as u64 * w.depth as u64 * a.cols as u64;
+    let abits = a.abits.get() as u64;
+    match w.scheme {
+        super::Scheme::Dot16 | super::Scheme::Dot8 => macs,
+        super::Scheme::Lut => macs * abits.min(4) / 4,
+        super::Scheme::BitSerial => macs * (w.wbits.get() as u64 * abits).min(16) / 16,
+    }
+}
+
+/// Threads a GEMM is split over: 1 below [`MIN_SPLIT_WORK`] or with fewer than 2 columns.
+pub(crate) fn split_threads(w: &PackedWeights, a: &PackedActs, threads: usize) -> usize {
+    if threads <= 1 || a.cols < 2 || work(w, a) < MIN_SPLIT_WORK { 1 } else { threads }
+}
+
 /// Runs `run` over all columns: on this thread, or split over `threads` rayon tasks.
 #[cfg(feature = "threads")]
 pub(super) fn run_columns(run: Driver, w: &PackedWeights, a: &PackedActs, out: &mut [i32], threads: usize) {
     use rayon::prelude::*;
     let cols = a.cols;
-    if threads <= 1 || cols < 2 {
+    let threads = split_threads(w, a, threads);
+    if threads <= 1 {
         return run(Job { w, a, c0: 0, c1: cols, out });
     }
     // Column blocks of whole tiles (the largest column tile of any scheme: Lut's 16 lanes),
@@ -62,4 +88,32 @@ pub(super) fn run_columns(run: Driver, w: &PackedWeights, a: &PackedActs, out: &
 #[cfg(not(feature = "threads"))]
 pub(super) fn run_columns(run: Driver, w: &PackedWeights, a: &PackedActs, out: &mut [i32], _threads: usize) {
     run(Job { w, a, c0: 0, c1: a.cols, out });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bits::Bits;
+    use crate::kernels::Scheme;
+
+    fn split(rows: usize, depth: usize, cols: usize, bits: u8, scheme: Scheme, threads: usize) -> usize {
+        let b = Bits::new(bits).unwrap();
+        let w = PackedWeights::new(&vec![0; rows * depth], rows, depth, b, scheme).unwrap();
+        let mut a = PackedActs::default();
+        a.pack(&vec![0; cols * depth], cols, depth, b, scheme).unwrap();
+        split_threads(&w, &a, threads)
+    }
+
+    #[test]
+    fn small_gemms_stay_on_one_thread() {
+        // MNIST's conv2 (64 x 288 x 196, 3.6 M multiply-adds) at 8 bits: one thread on any pool.
+        assert_eq!(split(64, 288, 196, 8, Scheme::Dot16, 4), 1);
+        // The 3x3 conv 64->64 at 28x28 (28.9 M): split at 8 bits, not at 1 bit on Lut (7.2 M of work).
+        assert_eq!(split(64, 576, 784, 8, Scheme::Dot16, 2), 2);
+        assert_eq!(split(64, 576, 784, 1, Scheme::Lut, 2), 1);
+        assert_eq!(split(64, 576, 784, 4, Scheme::Lut, 3), 3);
+        // A pool of one, or a single column, never splits.
+        assert_eq!(split(64, 576, 784, 8, Scheme::Dot16, 1), 1);
+        assert_eq!(split(4096, 4096, 1, 8, Scheme::Dot16, 2), 1);
+    }
 }
