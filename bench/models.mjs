@@ -358,7 +358,7 @@ function markdown(r) {
   s += `\nThreads: one page per count. anybit: the threads build with a pool of N for N > 1, else the relaxed-SIMD (or SIMD) build; ` +
     `ORT Web: env.wasm.numThreads = N (proxy off); TF.js: tf.wasm.setThreadsCount(N) before setBackend('wasm')` +
     `${tf.length ? ` (tf.wasm.getThreadsCount() per page: ${[...new Set(tf)].join(', ')})` : ''}; ` +
-    `ORT Web, TF.js and anybit with worker: false run on the page's thread; anybit's other page times include the trip to its worker and back (run() returns logits, probabilities and the top 5 classes: for conv3x3 50,176 values each way). ` +
+    `ORT Web, TF.js and anybit with worker: false run on the page's thread; anybit's other page times include the trip to its worker and back (run() returns the output with, for a class vector, its probabilities and top 5 classes; conv3x3's 28x28x64 map comes back alone). ` +
     `navigator.hardwareConcurrency per page: ${Object.entries(r.pages).map(([t, p]) => `${t} thread(s): ${p.hardwareConcurrency}${p.hardwareConcurrencyRaisedTo ? ' (raised by an init script: TF.js takes at most half)' : ''}`).join(', ')}; the machine has ${r.cores} cores.\n`;
   return s;
 }

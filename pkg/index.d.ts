@@ -156,6 +156,8 @@ export interface TopClass {
   probability: number;
 }
 
+/** One run. A model whose output is not a vector of class scores (a feature map) gets its output
+ * in `logits` with `probabilities` and `top` empty and `predicted` the index of its largest value. */
 export interface RunResult {
   logits: Float32Array;
   probabilities: Float32Array;

@@ -240,8 +240,18 @@ fn resnet20_bench_model() {
     let conv = tmp("conv");
     let f = conv.join("c.anybit");
     ok(anybit(&["bench-model", "--arch", "conv3x3", "--out", &f.display().to_string()]));
-    let m = anybit::Model::from_bytes(&std::fs::read(&f).unwrap()).unwrap();
+    let bytes = std::fs::read(&f).unwrap();
+    let m = anybit::Model::from_bytes(&bytes).unwrap();
     assert_eq!(m.macs(), 64 * 576 * 784);
+    // A feature map is not class scores: run() gives it whole with no softmax and no top classes.
+    let mut s = anybit::session::Session::load(&bytes, 1).unwrap();
+    let x: Vec<f32> = (0..28 * 28 * 64).map(|i| (i % 7) as f32 / 7.0).collect();
+    let r = s.run(&x, &|| 0.0).unwrap();
+    assert_eq!(r.logits.len(), 28 * 28 * 64);
+    assert!(r.probabilities.is_empty() && r.top.is_empty() && r.label.is_none());
+    let max = r.logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    assert_eq!(r.logits[r.predicted], max);
+    assert_eq!(r.logits.iter().position(|&v| v == max), Some(r.predicted), "the first largest");
 }
 
 #[test]

@@ -128,6 +128,9 @@ impl Session {
         let start = now();
         let output = self.model.run(input)?;
         let ms = now() - start;
+        if self.model.output_shape().len() > 1 {
+            return Ok(RunResult::map(output, self.model.width(), ms));
+        }
         Ok(RunResult::new(output, self.ends_in_softmax(), self.model.labels(), self.model.width(), ms))
     }
 

@@ -42,6 +42,14 @@ impl RunResult {
         let predicted = order.first().copied().unwrap_or(0);
         RunResult { logits: output, probabilities, top, predicted, label: label(predicted), width, ms }
     }
+
+    /// A run whose output is not a vector of class scores (a feature map, say): no softmax and
+    /// no top classes (a softmax over a 28x28x64 map took longer than the pass itself, for
+    /// numbers nobody reads), `predicted` the index of the largest value.
+    pub fn map(output: Vec<f32>, width: Bits, ms: f64) -> RunResult {
+        let predicted = top_indices(&output, 1).first().copied().unwrap_or(0);
+        RunResult { logits: output, probabilities: Vec::new(), top: Vec::new(), predicted, label: None, width, ms }
+    }
 }
 
 /// The indices of the `k` largest values, largest first, ties to the lower index; by
