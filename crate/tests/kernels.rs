@@ -94,7 +94,8 @@ suite! {
         let mut rng = Rng::new(2);
         let pairs = [(1u8, 1u8), (2, 2), (3, 8), (8, 8), (1, 8), (4, 4), (5, 3), (7, 7), (2, 8), (6, 1)];
         let mut p = 0;
-        for &depth in &[1usize, 3, 7, 9, 127, 129, 576] {
+        // 1..=16 also run SIMD128's shallow Dot16 kernel (pairs of depth), 17 the general one.
+        for &depth in &[1usize, 2, 3, 7, 9, 16, 17, 127, 129, 576] {
             for &rows in &[1usize, 3, 5, 64] {
                 for &cols in &[1usize, 2, 7, 33] {
                     // Rotate through width pairs rather than crossing them, to stay fast.
@@ -109,10 +110,13 @@ suite! {
     }
 
     fn all_zero_and_all_max_codes() {
-        // Depth 261: past one u8 flush of Lut's 1-bit tables (63 lookups = 252 depth).
-        let (rows, cols, depth) = (6, 5, 261);
-        for wb in 1..=8u8 {
-            for ab in 1..=8u8 {
+        // Depth 261: past one u8 flush of Lut's 1-bit tables (63 lookups = 252 depth); 9 and 16:
+        // SIMD128's shallow Dot16 kernel.
+        for (rows, cols, depth, wb, ab) in [(6, 5, 261), (6, 5, 9), (5, 3, 16)]
+            .into_iter()
+            .flat_map(|(r, c, d)| (1..=8u8).flat_map(move |wb| (1..=8u8).map(move |ab| (r, c, d, wb, ab))))
+        {
+            {
                 let wmax = ((1u16 << wb) - 1) as u8;
                 let amax = ((1u16 << ab) - 1) as u8;
                 let zeros_w = vec![0u8; rows * depth];
