@@ -15,13 +15,13 @@ export { AnybitError, Session };
  * model).
  */
 export async function createSession({ build = 'auto', threads, worker, prefetch } = {}) {
-  if (worker === false) return inPlaceSession({ build, threads, prefetch });
+  const prefetchUrl = prefetch === undefined ? undefined : absoluteUrl(prefetch, 'prefetch');
+  if (worker === false) return inPlaceSession({ build, threads, prefetch: prefetchUrl });
   if (typeof Worker !== 'function' && !worker) {
     throw new AnybitError('runtime_unavailable', 'Web Workers are unavailable here');
   }
   // Checked before a worker starts (its init checks the pool size again).
   checkPoolSize(threads);
-  const prefetchUrl = prefetch === undefined ? undefined : absoluteUrl(prefetch, 'prefetch');
   // This exact form (a literal URL relative to import.meta.url, type module) is what bundlers such
   // as Vite and webpack recognise and bundle as a worker.
   const w = worker ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'anybit' });
@@ -103,12 +103,11 @@ async function inPlaceSession({ build, threads, prefetch }) {
   if (build === 'threads' || (threads !== undefined && threads !== 1)) {
     throw new AnybitError('invalid_argument', `worker: false runs on the calling thread, one thread: the threads build needs its worker (a page's thread may not block in Atomics.wait); got build ${build}, threads ${threads}`);
   }
-  const prefetchUrl = prefetch === undefined ? undefined : absoluteUrl(prefetch, 'prefetch');
   // Imported only here: a worker session's page never loads the runtime itself.
   const { createRuntime } = await import('./runtime.js');
   const runtime = createRuntime({ threadsAllowed: false });
   const call = (type, args, onProgress, signal) => runtime.handle(type, args, onProgress, signal);
-  return new Session(call, () => call('dispose'), await call('init', { build, prefetch: prefetchUrl }));
+  return new Session(call, () => call('dispose'), await call('init', { build, prefetch }));
 }
 
 // A URL as the page means it (a worker would resolve a relative one against its own script).
