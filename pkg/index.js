@@ -2,7 +2,7 @@
 // page supports. Node resolves the "node" export condition to node.js instead (same API, in-process).
 
 import { AnybitError } from './errors.js';
-import { checkPoolSize, isImageLike, Session } from './session.js';
+import { checkPoolSize, inProcessSession, isImageLike, Session } from './session.js';
 
 export { AnybitError, Session };
 
@@ -105,9 +105,7 @@ async function inPlaceSession({ build, threads, prefetch }) {
   }
   // Imported only here: a worker session's page never loads the runtime itself.
   const { createRuntime } = await import('./runtime.js');
-  const runtime = createRuntime({ threadsAllowed: false });
-  const call = (type, args, onProgress, signal) => runtime.handle(type, args, onProgress, signal);
-  return new Session(call, () => call('dispose'), await call('init', { build, prefetch }));
+  return inProcessSession(createRuntime({ threadsAllowed: false }), { build, prefetch });
 }
 
 // A URL as the page means it (a worker would resolve a relative one against its own script).

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 
 import { AnybitError } from './errors.js';
 import { createRuntime } from './runtime.js';
-import { Session } from './session.js';
+import { inProcessSession, Session } from './session.js';
 
 export { AnybitError, Session };
 
@@ -30,6 +30,5 @@ export async function createSession({ build = 'auto', threads } = {}) {
       return bytes;
     },
   });
-  const call = (type, args, onProgress, signal) => runtime.handle(type, args, onProgress, signal);
-  return new Session(call, () => call('dispose'), await call('init', { build }));
+  return inProcessSession(runtime, { build });
 }

@@ -153,7 +153,7 @@ export function chooseBuild(caps, requested = 'auto') {
       return { variant: 'simd', reason: "in the caller's thread (Node, or a session with worker: false): SIMD build on one thread" };
     }
     if (!caps.sharedMemory) {
-      return { variant: 'simd', reason: 'no shared memory (not a cross-origin isolated page, or Node): SIMD build on one thread' };
+      return { variant: 'simd', reason: 'no shared memory (not a cross-origin isolated page): SIMD build on one thread' };
     }
     if (!caps.worker || caps.cores < 2) {
       return { variant: 'simd', reason: `${caps.cores} core(s) or no nested workers: SIMD build on one thread` };

@@ -202,6 +202,16 @@ export class Session {
 }
 
 /** An ImageData or a plain `{width, height, data}` (what run() and attacks take besides floats). */
+/**
+ * A Session whose runtime (`createRuntime()`) runs on the caller's own thread, as in Node and in a
+ * browser session with `worker: false`: calls go straight to `runtime.handle`. `init`: the runtime's
+ * init options.
+ */
+export async function inProcessSession(runtime, init) {
+  const call = (type, args, onProgress, signal) => runtime.handle(type, args, onProgress, signal);
+  return new Session(call, () => call('dispose'), await call('init', init));
+}
+
 export const isImageLike = (x) => x !== null && typeof x === 'object' && 'data' in x && 'width' in x && 'height' in x;
 
 /** A thread pool size for createSession: undefined (the default) or an integer in 1..=256. */

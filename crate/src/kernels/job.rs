@@ -40,8 +40,8 @@ const CHUNKS_PER_THREAD: usize = 4;
 /// Work (Dot16-equivalent multiply-adds, [`work`]) below which a GEMM stays on the calling
 /// thread whatever the pool: a wasm pool thread takes ~0.2 ms to wake from Atomics.wait, so a
 /// GEMM must take well over that alone for a split to pay. 12 M is about 0.5 ms at the 8-bit
-/// kernel's 25 GMAC/s. The layers of the shipped MNIST models (0.01-0.2 ms each) and of a
-/// ResNet-20 ran 0.6-0.9x as fast on 2 threads as on 1 when every GEMM was split.
+/// kernel's 25 GMAC/s. Every layer of the shipped MNIST models (0.01-0.2 ms) and of a ResNet-20
+/// is below it: split, they run slower than on one thread (BENCHMARKS.md, whole models).
 pub(crate) const MIN_SPLIT_WORK: u64 = 12_000_000;
 
 /// A GEMM's cost in Dot16-equivalent multiply-adds: its multiply-adds scaled by what each costs in

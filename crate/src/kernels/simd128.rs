@@ -146,6 +146,7 @@ fn dot16_pairs<const P: usize>(job: Job<'_>) {
                 unsafe { v128_store(out.as_mut_ptr().add(o) as *mut v128, acc) };
             } else {
                 let mut t = [0i32; 4];
+                // SAFETY: `t` holds exactly one v128.
                 unsafe { v128_store(t.as_mut_ptr() as *mut v128, acc) };
                 out[o..o + live].copy_from_slice(&t[..live]);
             }
