@@ -60,6 +60,7 @@ pub fn best_scheme(wbits: Bits, abits: Bits) -> Scheme {
 }
 
 /// `out[col * rows + row] = Σ_k w[row][k] * a[col][k]` (channels fastest, as NHWC wants).
+/// Every element is written, none read: `out` need not be zeroed (the kernel suite poisons it).
 /// `threads <= 1` runs on this thread; more splits the columns over rayon (feature `threads`;
 /// ignored without it).
 pub fn gemm(isa: Isa, w: &PackedWeights, a: &PackedActs, out: &mut [i32], threads: usize) -> Result<()> {

@@ -26,19 +26,28 @@ macro_rules! by_bits {
     };
 }
 
-/// 16 codes from `s[k..]`, zero past the end of `s`.
+/// 16 codes of the column `src[at..at + len]` from `k`, zero past its end. Wherever 16 bytes from
+/// `at + k` lie inside `src` this is one load (masked at the column's end): a column shorter than
+/// 16 codes (a first conv's 3x3 taps of one channel) is then not copied out byte by byte.
 #[inline(always)]
-fn load16(s: &[u8], k: usize) -> v128 {
-    if k + 16 <= s.len() {
+fn load16(src: &[u8], at: usize, len: usize, k: usize) -> v128 {
+    if at + k + 16 <= src.len() {
         // SAFETY: in bounds, checked just above.
-        unsafe { v128_load(s.as_ptr().add(k) as *const v128) }
-    } else {
-        let mut t = [0u8; 16];
-        if k < s.len() {
-            t[..s.len() - k].copy_from_slice(&s[k..]);
+        let v = unsafe { v128_load(src.as_ptr().add(at + k) as *const v128) };
+        if k + 16 <= len {
+            return v;
         }
-        unsafe { v128_load(t.as_ptr() as *const v128) }
+        let lane = u8x16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        return v128_and(v, u8x16_lt(lane, u8x16_splat(len.saturating_sub(k) as u8)));
     }
+    let s = &src[at..at + len];
+    let mut t = [0u8; 16];
+    if k < s.len() {
+        let end = s.len().min(k + 16);
+        t[..end - k].copy_from_slice(&s[k..end]);
+    }
+    // SAFETY: `t` holds exactly one v128.
+    unsafe { v128_load(t.as_ptr() as *const v128) }
 }
 
 /// Running sum of u8 codes: u16 lanes take 128 vectors (128 * 2 * 255 < 2^16), then widen.
@@ -100,11 +109,10 @@ pub fn widen(src: &[u8], n: usize, n_pad: usize, depth: usize, dst: &mut [i16], 
             }
             continue;
         }
-        let s = &src[i * depth..(i + 1) * depth];
         let mut sum = Sum::new();
         let mut k = 0;
         while k < kp {
-            let v = load16(s, k);
+            let v = load16(src, i * depth, depth, k);
             any = v128_or(any, v);
             sum.add(v);
             unsafe { v128_store(at(k), u16x8_extend_low_u8x16(v)) };
@@ -121,10 +129,10 @@ pub fn widen(src: &[u8], n: usize, n_pad: usize, depth: usize, dst: &mut [i16], 
 }
 
 #[inline(always)]
-fn planes_row<const B: usize>(s: &[u8], groups: usize, d16: *mut u16, any: &mut v128) -> i32 {
+fn planes_row<const B: usize>(src: &[u8], at: usize, len: usize, groups: usize, d16: *mut u16, any: &mut v128) -> i32 {
     let mut sum = Sum::new();
     for g in 0..groups {
-        let v = load16(s, g * 16);
+        let v = load16(src, at, len, g * 16);
         *any = v128_or(*any, v);
         sum.add(v);
         for j in 0..B {
@@ -150,7 +158,7 @@ fn planes_b<const B: usize>(src: &[u8], n: usize, n_pad: usize, depth: usize, ds
         }
         // u16 view: plane j, 16-code group g (of kw * 8) is u16 index j * kw * 8 + g; little-endian,
         // so bit t of it is depth 16 g + t, as the portable packer lays it out.
-        let total = planes_row::<B>(&src[i * depth..(i + 1) * depth], kw * 8, d.as_mut_ptr() as *mut u16, &mut any);
+        let total = planes_row::<B>(src, i * depth, depth, kw * 8, d.as_mut_ptr() as *mut u16, &mut any);
         if let Some(sums) = sums.as_deref_mut() {
             sums[i] = total;
         }
@@ -184,7 +192,7 @@ fn load4(src: &[u8], cols: usize, depth: usize, c0: usize, k: usize, fast: bool)
         // SAFETY: the caller checked that these columns exist and k + 16 <= depth.
         core::array::from_fn(|i| unsafe { v128_load(src.as_ptr().add((c0 + i) * depth + k) as *const v128) })
     } else {
-        core::array::from_fn(|i| if c0 + i < cols { load16(&src[(c0 + i) * depth..(c0 + i + 1) * depth], k) } else { u8x16_splat(0) })
+        core::array::from_fn(|i| if c0 + i < cols { load16(src, (c0 + i) * depth, depth, k) } else { u8x16_splat(0) })
     }
 }
 
@@ -292,11 +300,10 @@ pub fn dot8(src: &[u8], n: usize, n_pad: usize, depth: usize, offset: i32, dst: 
             }
             continue;
         }
-        let s = &src[i * depth..(i + 1) * depth];
         let mut sum = Sum::new();
         for kc in 0..kcs {
             let k = kc * dot8::KB;
-            let v = load16(s, k);
+            let v = load16(src, i * depth, depth, k);
             any = v128_or(any, v);
             sum.add(v);
             let mut x = u8x16_sub(v, shift);

@@ -1,6 +1,6 @@
 //! 2-D convolution on NHWC images via im2col on activation codes and the integer GEMM.
 
-use super::{gate_grad, image_dims, single, window_out, Context, Layer, QuantWeights};
+use super::{gate_grad, image_dims, single, window_out, ChannelAffine, Context, Layer, QuantWeights};
 use crate::error::{ErrorKind, Result};
 use crate::format::Width;
 use crate::tensor::Tensor;
@@ -98,20 +98,58 @@ impl Conv2d {
                 let (y0, y1) = in_bounds(ho, h, self.stride[0], ky * self.dilation[0], self.padding[0]);
                 for oy in y0..y1 {
                     let iy = oy * self.stride[0] + ky * self.dilation[0] - self.padding[0];
+                    if cg == 1 && x0 < x1 {
+                        // One value per tap: a strided gather with no index arithmetic or bounds
+                        // check per value (the first conv's im2col, 9 bytes per output pixel).
+                        let ix0 = x0 * self.stride[1] + kx * self.dilation[1] - self.padding[1];
+                        let from = &src[(iy * w + ix0) * c + g..];
+                        let at = &mut dst[(oy * wo + x0) * depth + tap..];
+                        for (d, s) in at.iter_mut().step_by(depth).zip(from.iter().step_by(self.stride[1] * c)).take(x1 - x0) {
+                            *d = *s;
+                        }
+                        continue;
+                    }
                     for ox in x0..x1 {
                         let ix = ox * self.stride[1] + kx * self.dilation[1] - self.padding[1];
                         let from = (iy * w + ix) * c + g * cg;
                         let at = (oy * wo + ox) * depth + tap;
-                        if cg == 1 {
-                            dst[at] = src[from];
-                        } else {
-                            dst[at..at + cg].copy_from_slice(&src[from..from + cg]);
-                        }
+                        dst[at..at + cg].copy_from_slice(&src[from..from + cg]);
                     }
                 }
             }
         }
     }
+
+    /// The forward pass, with `affine` (the next layer's, [`Layer::forward_affine`]) applied to
+    /// the output in the dequantization epilogue.
+    fn forward_then(&self, inputs: &[&Tensor], affine: Option<ChannelAffine<'_>>, ctx: &mut Context) -> Result<Tensor> {
+        let x = single(inputs, self.weights.name())?;
+        let dims = self.out_dims(x.shape())?;
+        let (_, _, _, ho, wo) = dims;
+        let m = self.weights.outputs();
+        let mut out = Tensor::zeros(vec![ho, wo, m]);
+        if ctx.twin {
+            let xc = self.weights.clamp_input(x.data())?;
+            let mut cols = Vec::new();
+            for g in 0..self.weights.groups() {
+                self.im2col(g, dims, &xc, &mut cols);
+                self.weights.float_gemm_group(g, &cols, out.data_mut(), m)?;
+            }
+            if let Some(f) = affine {
+                out.data_mut().chunks_exact_mut(m).for_each(|px| f.apply(px));
+            }
+            return Ok(out);
+        }
+        self.weights.quantize_input(x.data(), ctx)?;
+        for g in 0..self.weights.groups() {
+            let mut cols = std::mem::take(&mut ctx.col_codes);
+            self.im2col(g, dims, &ctx.input_codes, &mut cols);
+            ctx.col_codes = cols;
+            self.weights.gemm_group(g, ho * wo, ctx, out.data_mut(), m, affine)?;
+        }
+        Ok(out)
+    }
+
 }
 
 /// The outputs `o0..o1` (of `outs`) whose input position `o * stride + offset - pad` lies in
@@ -133,28 +171,11 @@ impl Layer for Conv2d {
     }
 
     fn forward(&self, inputs: &[&Tensor], ctx: &mut Context) -> Result<Tensor> {
-        let x = single(inputs, self.weights.name())?;
-        let dims = self.out_dims(x.shape())?;
-        let (_, _, _, ho, wo) = dims;
-        let m = self.weights.outputs();
-        let mut out = Tensor::zeros(vec![ho, wo, m]);
-        if ctx.twin {
-            let xc = self.weights.clamp_input(x.data())?;
-            let mut cols = Vec::new();
-            for g in 0..self.weights.groups() {
-                self.im2col(g, dims, &xc, &mut cols);
-                self.weights.float_gemm_group(g, &cols, out.data_mut(), m)?;
-            }
-            return Ok(out);
-        }
-        self.weights.quantize_input(x.data(), ctx)?;
-        for g in 0..self.weights.groups() {
-            let mut cols = std::mem::take(&mut ctx.col_codes);
-            self.im2col(g, dims, &ctx.input_codes, &mut cols);
-            ctx.col_codes = cols;
-            self.weights.gemm_group(g, ho * wo, ctx, out.data_mut(), m)?;
-        }
-        Ok(out)
+        self.forward_then(inputs, None, ctx)
+    }
+
+    fn forward_affine(&self, inputs: &[&Tensor], affine: ChannelAffine<'_>, ctx: &mut Context) -> Option<Result<Tensor>> {
+        (affine.channels() == self.weights.outputs()).then(|| self.forward_then(inputs, Some(affine), ctx))
     }
 
     fn backward(&self, inputs: &[&Tensor], grad: &Tensor, flip: &[u32], _ctx: &mut Context) -> Result<Vec<Tensor>> {

@@ -1,6 +1,6 @@
 //! Fully connected layer: flattens its input (H, W, C order) and runs the integer GEMM.
 
-use super::{gate_grad, single, Context, Layer, QuantWeights};
+use super::{gate_grad, single, ChannelAffine, Context, Layer, QuantWeights};
 use crate::error::{ErrorKind, Result};
 use crate::format::Width;
 use crate::tensor::{numel, Tensor};
@@ -15,6 +15,30 @@ impl Dense {
             crate::bail!(ErrorKind::BadShape, "{}: dense layers have one group", weights.name());
         }
         Ok(Dense { weights })
+    }
+}
+
+impl Dense {
+    /// The forward pass, with `affine` (the next layer's, [`Layer::forward_affine`]) applied to
+    /// the output in the dequantization epilogue.
+    fn forward_then(&self, inputs: &[&Tensor], affine: Option<ChannelAffine<'_>>, ctx: &mut Context) -> Result<Tensor> {
+        let x = single(inputs, self.weights.name())?;
+        let out_shape = self.output_shape(&[x.shape()])?;
+        let mut out = Tensor::zeros(out_shape);
+        let m = self.weights.outputs();
+        if ctx.twin {
+            let xc = self.weights.clamp_input(x.data())?;
+            self.weights.float_gemm_group(0, &xc, out.data_mut(), m)?;
+            if let Some(f) = affine {
+                f.apply(out.data_mut());
+            }
+            return Ok(out);
+        }
+        self.weights.quantize_input(x.data(), ctx)?;
+        let Context { input_codes, col_codes, .. } = ctx;
+        std::mem::swap(input_codes, col_codes);
+        self.weights.gemm_group(0, 1, ctx, out.data_mut(), m, affine)?;
+        Ok(out)
     }
 }
 
@@ -33,20 +57,11 @@ impl Layer for Dense {
     }
 
     fn forward(&self, inputs: &[&Tensor], ctx: &mut Context) -> Result<Tensor> {
-        let x = single(inputs, self.weights.name())?;
-        let out_shape = self.output_shape(&[x.shape()])?;
-        let mut out = Tensor::zeros(out_shape);
-        let m = self.weights.outputs();
-        if ctx.twin {
-            let xc = self.weights.clamp_input(x.data())?;
-            self.weights.float_gemm_group(0, &xc, out.data_mut(), m)?;
-            return Ok(out);
-        }
-        self.weights.quantize_input(x.data(), ctx)?;
-        let Context { input_codes, col_codes, .. } = ctx;
-        std::mem::swap(input_codes, col_codes);
-        self.weights.gemm_group(0, 1, ctx, out.data_mut(), m)?;
-        Ok(out)
+        self.forward_then(inputs, None, ctx)
+    }
+
+    fn forward_affine(&self, inputs: &[&Tensor], affine: ChannelAffine<'_>, ctx: &mut Context) -> Option<Result<Tensor>> {
+        (affine.channels() == self.weights.outputs()).then(|| self.forward_then(inputs, Some(affine), ctx))
     }
 
     fn backward(&self, inputs: &[&Tensor], grad: &Tensor, flip: &[u32], _ctx: &mut Context) -> Result<Vec<Tensor>> {

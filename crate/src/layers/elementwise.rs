@@ -1,7 +1,7 @@
 //! Layers that work value by value or channel by channel: activations, the folded BatchNorm
 //! affine, residual add, flatten and softmax.
 
-use super::{gate_grad, no_flips, single, Context, Layer};
+use super::{gate_grad, no_flips, no_rest, owned_single, single, ChannelAffine, Context, Layer};
 use crate::error::{ErrorKind, Result};
 use crate::format::Width;
 use crate::tensor::{numel, Tensor};
@@ -17,8 +17,14 @@ impl Layer for Clamp {
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
         Ok(single(inputs, &self.name)?.to_vec())
     }
-    fn forward(&self, inputs: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
-        let mut out = single(inputs, &self.name)?.clone();
+    fn forward(&self, inputs: &[&Tensor], ctx: &mut Context) -> Result<Tensor> {
+        self.forward_owned(owned_single(inputs, &self.name)?, &[], ctx)
+    }
+    fn in_place(&self) -> bool {
+        true
+    }
+    fn forward_owned(&self, mut out: Tensor, rest: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
+        no_rest(rest, &self.name)?;
         let (lo, hi) = (self.min, self.max);
         // The same values as `v.max(lo).min(hi)` (NaN becomes lo), but in the `a < b ? b : a`
         // form that is f32x4.pmax/pmin in wasm SIMD: f32::max's NaN rule kept it scalar (4 ns a
@@ -78,17 +84,24 @@ impl Layer for Affine {
         }
         Ok(shape.to_vec())
     }
-    fn forward(&self, inputs: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
-        let x = single(inputs, &self.name)?;
-        self.output_shape(&[x.shape()])?;
-        let (scale, bias) = &self.params[self.active];
-        let mut out = x.clone();
-        for px in out.data_mut().chunks_exact_mut(scale.len()) {
-            for ((v, s), b) in px.iter_mut().zip(scale).zip(bias) {
-                *v = *v * s + b;
-            }
+    fn forward(&self, inputs: &[&Tensor], ctx: &mut Context) -> Result<Tensor> {
+        self.forward_owned(owned_single(inputs, &self.name)?, &[], ctx)
+    }
+    fn in_place(&self) -> bool {
+        true
+    }
+    fn forward_owned(&self, mut out: Tensor, rest: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
+        no_rest(rest, &self.name)?;
+        self.output_shape(&[out.shape()])?;
+        let affine = self.channel_affine().expect("an affine layer has one");
+        for px in out.data_mut().chunks_exact_mut(affine.scale.len()) {
+            affine.apply(px);
         }
         Ok(out)
+    }
+    fn channel_affine(&self) -> Option<ChannelAffine<'_>> {
+        let (scale, bias) = &self.params[self.active];
+        Some(ChannelAffine { scale, bias })
     }
     fn backward(&self, inputs: &[&Tensor], grad: &Tensor, flip: &[u32], _ctx: &mut Context) -> Result<Vec<Tensor>> {
         no_flips(flip, &self.name)?;
@@ -128,11 +141,19 @@ impl Layer for Add {
             ),
         }
     }
-    fn forward(&self, inputs: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
-        let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
+    fn forward(&self, inputs: &[&Tensor], ctx: &mut Context) -> Result<Tensor> {
+        let Some((first, rest)) = inputs.split_first() else {
+            crate::bail!(ErrorKind::ShapeMismatch, "{}: needs two or more inputs of one shape, got none", self.name);
+        };
+        self.forward_owned((*first).clone(), rest, ctx)
+    }
+    fn in_place(&self) -> bool {
+        true
+    }
+    fn forward_owned(&self, mut out: Tensor, rest: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
+        let shapes: Vec<&[usize]> = std::iter::once(out.shape()).chain(rest.iter().map(|t| t.shape())).collect();
         self.output_shape(&shapes)?;
-        let mut out = inputs[0].clone();
-        for t in &inputs[1..] {
+        for t in rest {
             out.data_mut().iter_mut().zip(t.data()).for_each(|(a, &b)| *a += b);
         }
         Ok(out)
@@ -155,9 +176,16 @@ impl Layer for Flatten {
             None => crate::bail!(ErrorKind::BadShape, "{}: shape {shape:?} overflows", self.name),
         }
     }
-    fn forward(&self, inputs: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
-        let x = single(inputs, &self.name)?;
-        x.clone().reshape(vec![x.len()])
+    fn forward(&self, inputs: &[&Tensor], ctx: &mut Context) -> Result<Tensor> {
+        self.forward_owned(owned_single(inputs, &self.name)?, &[], ctx)
+    }
+    fn in_place(&self) -> bool {
+        true
+    }
+    fn forward_owned(&self, x: Tensor, rest: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
+        no_rest(rest, &self.name)?;
+        let n = x.len();
+        x.reshape(vec![n])
     }
     fn backward(&self, inputs: &[&Tensor], grad: &Tensor, flip: &[u32], _ctx: &mut Context) -> Result<Vec<Tensor>> {
         no_flips(flip, &self.name)?;
@@ -179,10 +207,15 @@ impl Layer for Softmax {
             _ => crate::bail!(ErrorKind::ShapeMismatch, "{}: empty last dimension in {shape:?}", self.name),
         }
     }
-    fn forward(&self, inputs: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
-        let x = single(inputs, &self.name)?;
-        let n = self.output_shape(&[x.shape()])?.last().copied().unwrap_or(1);
-        let mut out = x.clone();
+    fn forward(&self, inputs: &[&Tensor], ctx: &mut Context) -> Result<Tensor> {
+        self.forward_owned(owned_single(inputs, &self.name)?, &[], ctx)
+    }
+    fn in_place(&self) -> bool {
+        true
+    }
+    fn forward_owned(&self, mut out: Tensor, rest: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
+        no_rest(rest, &self.name)?;
+        let n = self.output_shape(&[out.shape()])?.last().copied().unwrap_or(1);
         for row in out.data_mut().chunks_exact_mut(n) {
             softmax_in_place(row);
         }
@@ -225,8 +258,14 @@ impl Layer for Gelu {
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
         Ok(single(inputs, &self.name)?.to_vec())
     }
-    fn forward(&self, inputs: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
-        let mut out = single(inputs, &self.name)?.clone();
+    fn forward(&self, inputs: &[&Tensor], ctx: &mut Context) -> Result<Tensor> {
+        self.forward_owned(owned_single(inputs, &self.name)?, &[], ctx)
+    }
+    fn in_place(&self) -> bool {
+        true
+    }
+    fn forward_owned(&self, mut out: Tensor, rest: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
+        no_rest(rest, &self.name)?;
         out.data_mut().iter_mut().for_each(|v| *v = gelu(*v));
         Ok(out)
     }

@@ -36,6 +36,33 @@ use crate::format::Width;
 use crate::kernels::{Isa, PackedActs};
 use crate::tensor::Tensor;
 
+/// A per-channel `y * scale + bias` over the last dimension (a folded BatchNorm, [`Affine`]) that
+/// the layer before it applies in its own epilogue, with the same arithmetic (so the same values)
+/// and without a pass of its own over the tensor.
+#[derive(Clone, Copy, Debug)]
+pub struct ChannelAffine<'a> {
+    pub scale: &'a [f32],
+    pub bias: &'a [f32],
+}
+
+impl<'a> ChannelAffine<'a> {
+    /// Applies the affine to one pixel's channels (`px.len()` = the channel count; a group's
+    /// channels with [`ChannelAffine::part`]).
+    #[inline]
+    pub fn apply(&self, px: &mut [f32]) {
+        for ((v, s), b) in px.iter_mut().zip(self.scale).zip(self.bias) {
+            *v = *v * s + b;
+        }
+    }
+    /// The channels `offset..offset + n`.
+    pub fn part(self, offset: usize, n: usize) -> ChannelAffine<'a> {
+        ChannelAffine { scale: &self.scale[offset..offset + n], bias: &self.bias[offset..offset + n] }
+    }
+    pub fn channels(&self) -> usize {
+        self.scale.len()
+    }
+}
+
 /// Scratch space and execution settings shared by all layers of a model. Buffers grow to the
 /// largest layer once and are reused, so steady-state inference does not allocate scratch.
 pub struct Context {
@@ -75,6 +102,31 @@ pub trait Layer: Send + Sync {
     /// The output shape for these input shapes, or a `ShapeMismatch` error saying what is wrong.
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>>;
     fn forward(&self, inputs: &[&Tensor], ctx: &mut Context) -> Result<Tensor>;
+    /// `forward` when the pass no longer needs the first input (`first`; `rest` are the others):
+    /// a layer whose output has its first input's shape may write the output into that buffer
+    /// and return it, so that an elementwise layer neither allocates nor copies. The default
+    /// lends it to `forward`. A layer that writes into the buffer says so in [`Layer::in_place`].
+    fn forward_owned(&self, first: Tensor, rest: &[&Tensor], ctx: &mut Context) -> Result<Tensor> {
+        let mut inputs = Vec::with_capacity(rest.len() + 1);
+        inputs.push(&first);
+        inputs.extend_from_slice(rest);
+        self.forward(&inputs, ctx)
+    }
+    /// This layer's per-channel affine at the current width, if it is one ([`Affine`]).
+    fn channel_affine(&self) -> Option<ChannelAffine<'_>> {
+        None
+    }
+    /// `forward` followed by `affine` (the next layer's [`Layer::channel_affine`]) on the
+    /// output, in this layer's own pass; `None` where the layer cannot (the caller then runs the
+    /// two separately).
+    fn forward_affine(&self, _inputs: &[&Tensor], _affine: ChannelAffine<'_>, _ctx: &mut Context) -> Option<Result<Tensor>> {
+        None
+    }
+    /// Whether `forward_owned` returns its first input's buffer as the output: then the input
+    /// and output are never alive together (what `Model::memory_bytes` counts).
+    fn in_place(&self) -> bool {
+        false
+    }
     /// The gradient of each input given the same inputs as `forward` and the gradient of the
     /// output. `flip` lists elements of a gated input (see [`Layer::gate`]) whose gate is inverted
     /// (ADV-ReLU); it is empty for the plain gradient.
@@ -157,6 +209,20 @@ pub(crate) fn no_backward<T>(layer: &str) -> Result<T> {
 }
 
 /// Checks the number of inputs and returns the only one.
+/// The one input of an elementwise layer's `forward`, copied: the output is written over it
+/// (`forward_owned` is the same layer without the copy).
+pub(crate) fn owned_single(inputs: &[&Tensor], layer: &str) -> Result<Tensor> {
+    Ok(single(inputs, layer)?.clone())
+}
+
+/// `forward_owned`'s check that a one-input layer got no others.
+pub(crate) fn no_rest(rest: &[&Tensor], layer: &str) -> Result<()> {
+    if rest.is_empty() {
+        return Ok(());
+    }
+    crate::bail!(ErrorKind::ShapeMismatch, "{layer} takes exactly one input, got {}", rest.len() + 1)
+}
+
 pub(crate) fn single<'a, T: ?Sized>(inputs: &[&'a T], layer: &str) -> Result<&'a T> {
     match inputs {
         [x] => Ok(x),

@@ -3,12 +3,20 @@
 
 use std::sync::OnceLock;
 
-use super::{float, Context};
+use super::{float, ChannelAffine, Context};
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
 use crate::format::{Precision, Width};
 use crate::kernels::{self, PackedSize, PackedWeights, Scheme};
 use crate::quant;
+
+/// The first `n` elements of `acc`, grown if needed but not zeroed: the GEMM writes them all.
+fn scratch(acc: &mut Vec<i32>, n: usize) -> &mut [i32] {
+    if acc.len() < n {
+        acc.resize(n, 0);
+    }
+    &mut acc[..n]
+}
 
 /// Per-width parameters of a quantized layer (see docs/FORMAT.md for the tensor names).
 #[derive(Clone, Debug, PartialEq)]
@@ -234,7 +242,8 @@ impl QuantWeights {
     }
 
     /// GEMM of group `g` over `cols` activation-code columns in `ctx.col_codes` ([cols][depth]),
-    /// dequantized into `out` at `out[col * out_stride + g * rows + row]`.
+    /// dequantized into `out` at `out[col * out_stride + g * rows + row]`, then `affine` (over all
+    /// groups' outputs) applied while the column is in cache.
     pub(crate) fn gemm_group(
         &self,
         g: usize,
@@ -242,16 +251,17 @@ impl QuantWeights {
         ctx: &mut Context,
         out: &mut [f32],
         out_stride: usize,
+        affine: Option<ChannelAffine<'_>>,
     ) -> Result<()> {
         let a = self.active()?;
         let Context { isa, threads, col_codes, acts, acc, .. } = ctx;
         acts.pack(&col_codes[..cols * self.depth], cols, self.depth, a.abits, a.scheme)?;
-        acc.clear();
-        acc.resize(cols * self.rows, 0);
+        let acc = scratch(acc, cols * self.rows);
         kernels::gemm(*isa, &a.packed[g], acts, acc, *threads)?;
         let base = g * self.rows;
         let sums = acts.col_sums();
         let (steps, biases) = (&a.row_step[base..base + self.rows], &a.row_bias[base..base + self.rows]);
+        let affine = affine.map(|f| f.part(base, self.rows));
         for col in 0..cols {
             let row_acc = &acc[col * self.rows..(col + 1) * self.rows];
             let dst = &mut out[col * out_stride + base..col * out_stride + base + self.rows];
@@ -266,6 +276,9 @@ impl QuantWeights {
                 for (((d, &v), &step), &bias) in dst.iter_mut().zip(row_acc).zip(steps).zip(biases) {
                     *d = step * (2 * v as i64 - correction) as f32 + bias;
                 }
+            }
+            if let Some(f) = &affine {
+                f.apply(dst);
             }
         }
         Ok(())
@@ -301,8 +314,7 @@ impl QuantWeights {
         }
         let Context { isa, threads, col_codes, acts, acc, .. } = ctx;
         acts.pack(&col_codes[..tokens * self.depth], tokens, self.depth, a.abits, a.scheme)?;
-        acc.clear();
-        acc.resize(tokens * self.rows, 0);
+        let acc = scratch(acc, tokens * self.rows);
         kernels::gemm(*isa, &a.packed[0], acts, acc, *threads)?;
         let sums = acts.col_sums();
         for (col, &(lo, s)) in ranges.iter().enumerate() {
