@@ -52,23 +52,36 @@ impl RunResult {
     }
 }
 
-/// The indices of the `k` largest values, largest first, ties to the lower index; by
-/// `total_cmp`, so a NaN output orders deterministically instead of panicking. One pass with a
-/// k-long insertion list: an output that is an image (50,176 values for a 3x3 conv at 28x28x64)
-/// took 2-3 ms to sort whole for its top 5.
+/// The indices of the `k` largest values, largest first, ties to the lower index; in
+/// `total_cmp`'s order, so a NaN output orders deterministically instead of panicking. One pass
+/// with a k-long insertion list, and a value that does not beat the k-th best is passed over
+/// with one integer compare: an output that is an image (50,176 values for a 3x3 conv at
+/// 28x28x64) took 2-3 ms to sort whole for its top 5, and 0.1 ms for its argmax by comparator.
 fn top_indices(p: &[f32], k: usize) -> Vec<usize> {
-    // `a` ranks before `b`.
-    let before = |a: usize, b: usize| p[a].total_cmp(&p[b]).then(b.cmp(&a)).is_gt();
-    let mut best: Vec<usize> = Vec::with_capacity(k + 1);
-    for i in 0..p.len() {
-        if best.len() == k && !best.last().is_some_and(|&l| before(i, l)) {
+    let mut best: Vec<(i32, usize)> = Vec::with_capacity(k + 1);
+    // Once the list is full, the key a value must exceed to enter it.
+    let mut floor = None;
+    for (i, &v) in p.iter().enumerate() {
+        let key = total_key(v);
+        if floor.is_some_and(|f| key <= f) {
             continue;
         }
-        let at = best.iter().position(|&b| before(i, b)).unwrap_or(best.len());
-        best.insert(at, i);
+        // After every equal key: an equal value with a higher index ranks below.
+        let at = best.iter().position(|&(b, _)| key > b).unwrap_or(best.len());
+        best.insert(at, (key, i));
         best.truncate(k);
+        if best.len() == k {
+            floor = best.last().map(|&(b, _)| b);
+        }
     }
-    best
+    best.into_iter().map(|(_, i)| i).collect()
+}
+
+/// An i32 that orders as `f32::total_cmp` orders the floats (its own bit trick).
+#[inline]
+fn total_key(v: f32) -> i32 {
+    let b = v.to_bits() as i32;
+    b ^ (((b >> 31) as u32) >> 1) as i32
 }
 
 #[cfg(test)]
