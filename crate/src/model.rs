@@ -275,7 +275,7 @@ impl Model {
                 }
                 acc = acc.max(g.cols * g.rows * 4);
                 col_sums = col_sums.max(g.cols * 4);
-                let a = PackedSize::acts(g.cols, g.depth, g.abits, best_scheme(g.wbits, g.abits));
+                let a = PackedSize::acts(g.cols, g.depth, g.abits, best_scheme(g.wbits, g.abits, g.depth));
                 i16s = i16s.max(a.i16s * 2);
                 words = words.max(a.words * 8);
                 bytes = bytes.max(a.bytes);

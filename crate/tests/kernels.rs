@@ -264,7 +264,9 @@ suite! {
         assert!(Scheme::all().contains(&Scheme::Dot16) && Scheme::all().contains(&Scheme::BitSerial));
         for wb in 1..=8 {
             for ab in 1..=8 {
-                assert!(Scheme::all().contains(&best_scheme(Bits::new(wb).unwrap(), Bits::new(ab).unwrap())));
+                for depth in [1, 9, 16, 17, 576] {
+                    assert!(Scheme::all().contains(&best_scheme(Bits::new(wb).unwrap(), Bits::new(ab).unwrap(), depth)));
+                }
             }
         }
         let names: Vec<_> = av.iter().map(|i| i.name()).collect();

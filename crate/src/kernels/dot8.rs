@@ -4,7 +4,11 @@
 //! Other instruction sets widen the bytes at use.
 //!
 //! Weights are stored as i8: the code itself up to 7 bits, `code - 128` at 8 bits (the kernel
-//! adds `128 * Σ a` back from the activation column sums). Activations are stored as u8.
+//! adds `128 * Σ a` back from the activation column sums). Activations are stored as u8, up to
+//! 7 bits as they are; 8-bit ones as two planes of at most 7 bits, `a >> 1` then `a & 1` (each
+//! column `2 kp` deep), which every kernel combines as `2 Σ w (a >> 1) + Σ w (a & 1)`: two
+//! relaxed dot products per 16 depth instead of a widening to i16 (on x64 with AVX-VNNI one
+//! `vpdpbusd` each; BENCHMARKS.md).
 //!
 //! Layout: panels of 4 rows or columns interleaved per 16 depth: element (i, k) is at
 //! `((i / 4) * kcs + k / 16) * 64 + (i % 4) * 16 + k % 16` with `kcs = kp / 16`; depth
@@ -21,6 +25,15 @@ pub const STEP: usize = P * KB;
 
 pub fn padded_depth(depth: usize) -> usize {
     super::panel::padded_depth::<KB>(depth)
+}
+
+/// Activation planes per column: 1 up to 7 bits, 2 at 8 bits (`a >> 1`, `a & 1`).
+pub fn act_planes(abits: u8) -> usize {
+    if abits > 7 {
+        2
+    } else {
+        1
+    }
 }
 
 /// What the weights were shifted by (the kernel adds `offset * Σ a` back).
@@ -42,14 +55,20 @@ impl Layout for Dot8 {
     fn weight_row_len(depth: usize, _wbits: u8) -> usize {
         padded_depth(depth)
     }
-    fn act_col_len(depth: usize, _abits: u8) -> usize {
-        padded_depth(depth)
+    fn act_col_len(depth: usize, abits: u8) -> usize {
+        padded_depth(depth) * act_planes(abits)
     }
     fn pack_weights(codes: &[u8], rows: usize, rows_pad: usize, depth: usize, wbits: u8, dst: &mut [u8]) {
         pack(codes, rows, rows_pad, depth, weight_offset(wbits), dst, None);
     }
-    fn pack_acts(codes: &[u8], cols: usize, cols_pad: usize, depth: usize, _abits: u8, dst: &mut [u8], sums: &mut [i32]) -> u8 {
-        pack(codes, cols, cols_pad, depth, 0, dst, Some(sums))
+    fn pack_acts(codes: &[u8], cols: usize, cols_pad: usize, depth: usize, abits: u8, dst: &mut [u8], sums: &mut [i32]) -> u8 {
+        if act_planes(abits) == 1 {
+            return pack(codes, cols, cols_pad, depth, 0, dst, Some(sums));
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        return super::simd128_pack::dot8_split(codes, cols, cols_pad, depth, dst, sums);
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+        pack_split(codes, cols, cols_pad, depth, dst, sums)
     }
 }
 
@@ -62,4 +81,26 @@ fn pack(src: &[u8], n: usize, n_pad: usize, depth: usize, offset: i32, dst: &mut
     return super::simd128_pack::dot8(src, n, n_pad, depth, offset, dst, sums);
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     super::panel::pack::<u8, KB>(src, n, n_pad, depth, dst, sums, |c| (c as i32 - offset) as u8)
+}
+
+/// 8-bit activation codes `[n][depth]` as the two planes `a >> 1` and `a & 1` of each column, in
+/// the panel layout over depth `2 kp` (plane p, depth k at depth `p kp + k`); `sums` receives
+/// each column's code sum. Returns the OR of all codes.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn pack_split(src: &[u8], n: usize, n_pad: usize, depth: usize, dst: &mut [u8], sums: &mut [i32]) -> u8 {
+    let kp = padded_depth(depth);
+    let kcs2 = 2 * kp / KB;
+    debug_assert!(dst.len() >= n_pad * 2 * kp && n_pad % P == 0);
+    for i in 0..n_pad {
+        let s = if i < n { &src[i * depth..(i + 1) * depth] } else { &[][..] };
+        for k in 0..kp {
+            let c = s.get(k).copied().unwrap_or(0);
+            dst[super::panel::index::<KB>(i, k, kcs2)] = c >> 1;
+            dst[super::panel::index::<KB>(i, kp + k, kcs2)] = c & 1;
+        }
+        if i < n {
+            sums[i] = super::panel::sum_codes(s);
+        }
+    }
+    super::panel::or_codes(&src[..n * depth])
 }

@@ -128,21 +128,29 @@ pub fn dot8(job: Job<'_>) {
     let Job { w, a, c0, c1, out } = job;
     let (wd, ad) = (w.data::<u8>(), a.data::<u8>());
     let kcs = dot8::padded_depth(w.depth) / KB;
+    let planes = dot8::act_planes(a.abits.get());
     let offset = dot8::weight_offset(w.wbits.get());
     let rows = w.rows;
     debug_assert!(c0 % P == 0);
     for col0 in (c0..c1).step_by(P) {
         let ncols = P.min(c1 - col0);
-        let ap = &ad[(col0 / P) * kcs * dot8::STEP..][..kcs * dot8::STEP];
+        let ap = &ad[(col0 / P) * planes * kcs * dot8::STEP..][..planes * kcs * dot8::STEP];
         for row0 in (0..rows).step_by(P) {
             let wp = &wd[(row0 / P) * kcs * dot8::STEP..][..kcs * dot8::STEP];
             let mut acc = [[0i32; P]; P];
-            for (ws, as_) in wp.chunks_exact(dot8::STEP).zip(ap.chunks_exact(dot8::STEP)) {
-                for (c, accc) in acc.iter_mut().enumerate() {
-                    let av = &as_[c * KB..][..KB];
-                    for (r, x) in accc.iter_mut().enumerate() {
-                        let wv = &ws[r * KB..][..KB];
-                        *x += wv.iter().zip(av).map(|(&p, &q)| p as i8 as i32 * q as i32).sum::<i32>();
+            // Plane by plane, most significant first: acc = 2 acc + Σ w a_plane.
+            // (max(1): an empty depth gives an empty `ap`, and no planes to walk.)
+            for plane in ap.chunks_exact((kcs * dot8::STEP).max(1)) {
+                if planes > 1 {
+                    acc.iter_mut().flatten().for_each(|x| *x *= 2);
+                }
+                for (ws, as_) in wp.chunks_exact(dot8::STEP).zip(plane.chunks_exact(dot8::STEP)) {
+                    for (c, accc) in acc.iter_mut().enumerate() {
+                        let av = &as_[c * KB..][..KB];
+                        for (r, x) in accc.iter_mut().enumerate() {
+                            let wv = &ws[r * KB..][..KB];
+                            *x += wv.iter().zip(av).map(|(&p, &q)| p as i8 as i32 * q as i32).sum::<i32>();
+                        }
                     }
                 }
             }

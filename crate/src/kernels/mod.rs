@@ -36,22 +36,34 @@ pub use scheme::Scheme;
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
 
-/// The fastest scheme for a width pair on this build's best instruction set, chosen by
+/// Depth up to which Dot16's shallow kernel runs (`simd128::dot16_shallow`).
+pub const SHALLOW_DEPTH: usize = 16;
+
+/// The fastest scheme for a width pair and depth on this build's best instruction set, chosen by
 /// measurement (BENCHMARKS.md, 3x3 conv 64->64 at 28x28, activation packing included):
-/// - relaxed SIMD: Lut while activations have at most 2 bits (3 with one weight digit), where
-///   its cost (∝ activation bits) beats Dot16's constant cost; Dot16 above.
+/// - relaxed SIMD: Lut while activations have at most 2 bits, where its cost (∝ activation
+///   bits) is lowest; Dot8 above, on the relaxed i8 dot product (8-bit activations as two 7-bit
+///   planes): in Chromium on x64 with AVX-VNNI 2.5x Dot16 up to 7 bits and 1.25-1.35x at 8
+///   (BENCHMARKS.md, "Dot8 on the relaxed dot product"); elsewhere it lowers to the same
+///   multiply-adds as Dot16 (an earlier Chromium here measured the two level).
 /// - SIMD128 (Lut pays less: the plain swizzle needs an index fix-up): Lut for 1-bit
 ///   activations, and 2-bit ones with one weight digit; Dot16 above.
 /// - no SIMD (scalar wasm): BitSerial on wasm's native 64-bit popcount up to
 ///   wbits * abits = 24 plane pairs (1-bit: ~11x Dot16), Dot16 above.
 /// - native (plain Rust, LLVM vectorizes Dot16 for the host): BitSerial up to 8 plane pairs.
-/// Dot8 (relaxed i8 dot) measured no faster than Dot16 here, so it is not chosen.
-pub fn best_scheme(wbits: Bits, abits: Bits) -> Scheme {
+///
+/// With SIMD, a GEMM at most [`SHALLOW_DEPTH`] deep (a first conv's 3x3 taps of one channel)
+/// runs Dot16's shallow kernel at every width: at depth 9, 12.7 GMAC/s with packing in
+/// Chromium against Dot8's 4.4 and Lut's 8.0 at 1 bit (the others pad the depth to 16 and pack
+/// more than they multiply).
+pub fn best_scheme(wbits: Bits, abits: Bits, depth: usize) -> Scheme {
     let (wbits, abits) = (wbits.get(), abits.get());
     let one_digit = wbits <= 6;
     let pairs = wbits as u32 * abits as u32;
     match Isa::best() {
-        Isa::Relaxed if abits <= 2 || (abits == 3 && one_digit) => Scheme::Lut,
+        Isa::Relaxed | Isa::Simd128 if depth <= SHALLOW_DEPTH => Scheme::Dot16,
+        Isa::Relaxed if abits <= 2 => Scheme::Lut,
+        Isa::Relaxed => Scheme::Dot8,
         Isa::Simd128 if abits == 1 || (abits == 2 && one_digit) => Scheme::Lut,
         Isa::Scalar if cfg!(target_arch = "wasm32") && pairs <= 24 => Scheme::BitSerial,
         Isa::Scalar if !cfg!(target_arch = "wasm32") && pairs <= 8 => Scheme::BitSerial,

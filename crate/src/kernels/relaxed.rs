@@ -1,8 +1,7 @@
 //! Relaxed-SIMD micro-kernels (compiled only with `+relaxed-simd`). The relaxed swizzle lives in
 //! `simd128`'s Lut kernel (a const switch); here is the Dot8 kernel on
 //! `i32x4.relaxed_dot_i8x16_i7x16_add`, whose result is only specified for a second operand in
-//! 0..=127, so it runs when activations have at most 7 bits and hands 8-bit ones to the SIMD128
-//! kernel.
+//! 0..=127: activations of up to 7 bits as they are, 8-bit ones as two planes (dot8.rs).
 
 use core::arch::wasm32::*;
 
@@ -37,9 +36,7 @@ unsafe fn dot8_tile<const N: usize>(mut w: *const u8, mut a: *const u8, kcs: usi
 }
 
 pub fn dot8(job: Job<'_>) {
-    if job.a.abits.get() > 7 {
-        return simd128::dot8(job);
-    }
+    // Every activation plane holds at most 7 bits (8-bit activations come as two, dot8.rs).
     // SAFETY: as in simd128::dot8.
     simd128::dot8_driver(job, |w, a, kcs| unsafe { dot8_tile::<2>(w, a, kcs) })
 }

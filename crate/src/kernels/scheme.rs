@@ -14,8 +14,8 @@ pub enum Scheme {
     BitSerial,
     /// Weight tables indexed by activation bit-plane nibbles (`i8x16.swizzle`): cost ∝ abits.
     Lut,
-    /// Codes kept as bytes; relaxed SIMD's i8 dot product when activations fit 7 bits, widened
-    /// at use otherwise.
+    /// Codes kept as bytes (8-bit activations as two 7-bit planes): relaxed SIMD's i8 dot
+    /// product, widened at use on other instruction sets.
     Dot8,
 }
 

@@ -67,7 +67,7 @@ pub fn dot16(job: Job<'_>) {
     const N: usize = 2;
     let kp = dot16::padded_depth(job.w.depth);
     // Depth 0 (an empty problem) stays on the general tile, which writes its zeros.
-    if kp > 0 && kp <= 2 * dot16::KB {
+    if kp > 0 && job.w.depth <= super::SHALLOW_DEPTH {
         return dot16_shallow(job);
     }
     let Job { w, a, c0, c1, out } = job;
@@ -394,8 +394,11 @@ pub(crate) fn dot8_driver(job: Job<'_>, tile: impl Fn(*const u8, *const u8, usiz
     let kcs = kp / dot8::KB;
     let rows = w.rows;
     let offset = dot8::weight_offset(w.wbits.get());
+    // Two activation planes (8-bit activations, dot8.rs): acc = 2 Σ w (a >> 1) + Σ w (a & 1).
+    let split = dot8::act_planes(a.abits.get()) == 2;
+    let akp = if split { 2 * kp } else { kp };
     let (wd, ad) = (w.data::<u8>(), a.data::<u8>());
-    assert!(ad.len() >= a.cols_pad * kp && wd.len() >= w.rows.div_ceil(dot8::P) * dot8::P * kp && c1 <= a.cols_pad);
+    assert!(ad.len() >= a.cols_pad * akp && wd.len() >= w.rows.div_ceil(dot8::P) * dot8::P * kp && c1 <= a.cols_pad);
     assert!(c0 % dot8::P == 0);
     for cb0 in (c0..c1).step_by(DOT16_COL_BLOCK) {
         let cb1 = (cb0 + DOT16_COL_BLOCK).min(c1);
@@ -403,8 +406,17 @@ pub(crate) fn dot8_driver(job: Job<'_>, tile: impl Fn(*const u8, *const u8, usiz
             let wp = unsafe { wd.as_ptr().add(row0 * kp) };
             for col0 in (cb0..cb1).step_by(N) {
                 let ncols = N.min(c1 - col0);
-                let ap = unsafe { ad.as_ptr().add((col0 / dot8::P) * dot8::P * kp + (col0 % dot8::P) * dot8::KB) };
-                let acc = tile(wp, ap, kcs);
+                let ap = unsafe { ad.as_ptr().add((col0 / dot8::P) * dot8::P * akp + (col0 % dot8::P) * dot8::KB) };
+                let mut acc = tile(wp, ap, kcs);
+                if split {
+                    // SAFETY: the second plane's kcs steps follow the first's in the panel.
+                    let low = tile(wp, unsafe { ap.add(kcs * dot8::STEP) }, kcs);
+                    for (ac, lc) in acc.iter_mut().zip(&low) {
+                        for (x, &l) in ac.iter_mut().zip(lc) {
+                            *x = i32x4_add(i32x4_shl(*x, 1), l);
+                        }
+                    }
+                }
                 store_tile4_offset(&acc, out, rows, row0, col0, c0, ncols, offset, &a.col_sums);
             }
         }

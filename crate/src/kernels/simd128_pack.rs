@@ -321,3 +321,38 @@ pub fn dot8(src: &[u8], n: usize, n_pad: usize, depth: usize, offset: i32, dst: 
     }
     or_lanes(any)
 }
+
+/// The `Dot8` packer for 8-bit activations: each column as the planes `a >> 1` and `a & 1`
+/// (dot8.rs), with sums; returns the OR of all codes.
+pub fn dot8_split(src: &[u8], n: usize, n_pad: usize, depth: usize, dst: &mut [u8], sums: &mut [i32]) -> u8 {
+    let kp = dot8::padded_depth(depth);
+    let kcs = kp / dot8::KB;
+    assert!(dst.len() >= n_pad * 2 * kp && n_pad % dot8::P == 0 && src.len() >= n * depth && sums.len() >= n);
+    let one = u8x16_splat(1);
+    let mut any = u8x16_splat(0);
+    let d = dst.as_mut_ptr();
+    for i in 0..n_pad {
+        // SAFETY: panel_index(i, k, 2 kcs) + 16 <= n_pad * 2 kp for every k < 2 kp.
+        let at = |k: usize| unsafe { d.add(super::panel::index::<{ dot8::KB }>(i, k, 2 * kcs)) as *mut v128 };
+        if i >= n {
+            for kc in 0..2 * kcs {
+                unsafe { v128_store(at(kc * dot8::KB), u8x16_splat(0)) };
+            }
+            continue;
+        }
+        let mut sum = Sum::new();
+        for kc in 0..kcs {
+            let k = kc * dot8::KB;
+            // Zero past the depth, so the padding of both planes is zero.
+            let v = load16(src, i * depth, depth, k);
+            any = v128_or(any, v);
+            sum.add(v);
+            unsafe {
+                v128_store(at(k), u8x16_shr(v, 1));
+                v128_store(at(kp + k), v128_and(v, one));
+            }
+        }
+        sums[i] = sum.total();
+    }
+    or_lanes(any)
+}

@@ -164,7 +164,7 @@ impl QuantWeights {
     /// width's biases, and the weights packed for `width`.
     pub fn param_bytes(&self, width: Width) -> usize {
         let (wbits, abits) = self.bits_at(width);
-        let packed = PackedSize::of(self.rows, self.depth, wbits, kernels::best_scheme(wbits, abits)).heap_bytes();
+        let packed = PackedSize::of(self.rows, self.depth, wbits, kernels::best_scheme(wbits, abits, self.depth)).heap_bytes();
         let per_row: usize = self.widths.iter().flat_map(|p| [p.bias.as_ref(), p.row_scales.as_ref()]).flatten().map(|b| b.len() * 4).sum();
         let row_codes = if self.acts == ActQuant::Dynamic { self.outputs() * 8 } else { 0 };
         self.codes8.len() + per_row + row_codes + self.groups * packed
@@ -177,7 +177,7 @@ impl QuantWeights {
             crate::bail!(ErrorKind::UnsupportedWidth, "{}: no parameters for width #{index}", self.name);
         };
         let (wbits, abits) = self.bits_at(width);
-        let scheme = kernels::best_scheme(wbits, abits);
+        let scheme = kernels::best_scheme(wbits, abits, self.depth);
         let group_len = self.rows * self.depth;
         let mut derived = vec![0u8; group_len];
         let mut packed = Vec::with_capacity(self.groups);

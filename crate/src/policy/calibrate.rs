@@ -13,7 +13,7 @@ use crate::timing::{fastest, typical_ms};
 
 /// Times one GEMM shape with the scheme the runtime would pick, activation packing included.
 fn time_gemm(model: &Model, g: &GemmShape, now: &dyn Fn() -> f64, min_ms: f64) -> Result<f64> {
-    let scheme = best_scheme(g.wbits, g.abits);
+    let scheme = best_scheme(g.wbits, g.abits, g.depth);
     // Mid-range codes: kernel speed does not depend on the values.
     let wmask = g.wbits.levels() as u8;
     let amask = g.abits.levels() as u8;
