@@ -1,7 +1,7 @@
 // Types of the public API (hand-written: the wasm-bindgen ones type every result as `any`).
 // The same API in browsers (index.js, a Web Worker per session) and Node (node.js, in-process).
 
-/** The wasm builds in the package. `relaxed` is only loaded on request. */
+/** The wasm builds in the package (`threads` is built with relaxed SIMD too). */
 export type BuildName = 'scalar' | 'simd' | 'relaxed' | 'threads';
 
 /** Stable error codes: the runtime's (model parsing and running) and the package's own. */

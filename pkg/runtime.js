@@ -144,21 +144,27 @@ export function detect({ threadsAllowed = true } = {}) {
 
 /**
  * The build to load and why. 'auto' takes threads when cross-origin isolated with shared memory,
- * workers and two or more cores, else SIMD, else scalar. Relaxed SIMD is only loaded on request.
+ * workers, two or more cores and relaxed SIMD (the threads build uses it); else relaxed SIMD on
+ * one thread where the engine has it (its i8 dot product runs 3-8-bit layers up to 2.5x faster
+ * than plain SIMD: BENCHMARKS.md), else SIMD, else scalar.
  */
 export function chooseBuild(caps, requested = 'auto') {
   if (requested === 'auto') {
     if (!caps.simd) return { variant: 'scalar', reason: 'no WebAssembly SIMD in this engine: portable scalar build' };
+    const [one, build] = caps.relaxed ? ['relaxed', 'relaxed-SIMD build'] : ['simd', 'SIMD build (no relaxed SIMD here)'];
     if (caps.inProcess) {
-      return { variant: 'simd', reason: "in the caller's thread (Node, or a session with worker: false): SIMD build on one thread" };
+      return { variant: one, reason: `in the caller's thread (Node, or a session with worker: false): ${build} on one thread` };
     }
     if (!caps.sharedMemory) {
-      return { variant: 'simd', reason: 'no shared memory (not a cross-origin isolated page): SIMD build on one thread' };
+      return { variant: one, reason: `no shared memory (not a cross-origin isolated page): ${build} on one thread` };
     }
     if (!caps.worker || caps.cores < 2) {
-      return { variant: 'simd', reason: `${caps.cores} core(s) or no nested workers: SIMD build on one thread` };
+      return { variant: one, reason: `${caps.cores} core(s) or no nested workers: ${build} on one thread` };
     }
-    return { variant: 'threads', reason: 'cross-origin isolated with shared memory: SIMD build with threads' };
+    if (!caps.relaxed) {
+      return { variant: 'simd', reason: 'no relaxed SIMD, which the threads build uses: SIMD build on one thread' };
+    }
+    return { variant: 'threads', reason: 'cross-origin isolated with shared memory: relaxed-SIMD build with threads' };
   }
   if (!BUILDS.includes(requested)) {
     throw new AnybitError('invalid_argument', `unknown build "${requested}"; use auto or one of ${BUILDS.join(', ')}`);
@@ -168,6 +174,7 @@ export function chooseBuild(caps, requested = 'auto') {
     simd: caps.simd ? null : 'this engine has no WebAssembly SIMD',
     relaxed: caps.relaxed ? null : 'this engine has no (standard) relaxed SIMD',
     threads: !caps.simd ? 'this engine has no WebAssembly SIMD'
+      : !caps.relaxed ? 'this engine has no (standard) relaxed SIMD, which the threads build uses'
       : !caps.sharedMemory ? 'no shared memory: needs a cross-origin isolated page (COOP/COEP headers) in a browser'
       : !caps.worker ? 'Web Workers are unavailable' : null,
   }[requested];
@@ -413,8 +420,8 @@ export function createRuntime(env = {}) {
         wasm = await instantiate(chosen.variant, env.binaryFor, n, module);
       } catch (e) {
         if (chosen.variant !== 'threads' || requested !== 'auto') throw e;
-        reason = `threads build failed (${e.message}): SIMD build on one thread`;
-        wasm = await instantiate('simd', env.binaryFor, 1);
+        reason = `threads build failed (${e.message}): relaxed-SIMD build on one thread`;
+        wasm = await instantiate('relaxed', env.binaryFor, 1);
       }
       // The prefetched model is parsed now, before the caller's load (which takes the session)
       // has even arrived.

@@ -6,7 +6,8 @@
 #   scalar   no SIMD: runs on every engine
 #   simd     +simd128
 #   relaxed  +simd128,+relaxed-simd (fails to load where relaxed SIMD is missing, so it is separate)
-#   threads  +simd128 with shared memory and wasm-bindgen-rayon (needs a cross-origin isolated page)
+#   threads  +simd128,+relaxed-simd with shared memory and wasm-bindgen-rayon (needs a cross-origin
+#            isolated page)
 #
 # Usage: scripts/build-wasm.sh [variant ...]     (default: all four)
 #
@@ -59,7 +60,7 @@ rustflags_for() {
     scalar) echo "" ;;
     simd) echo "-C target-feature=+simd128" ;;
     relaxed) echo "-C target-feature=+simd128,+relaxed-simd" ;;
-    threads) echo "-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 $THREAD_LINK_ARGS" ;;
+    threads) echo "-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128,+relaxed-simd $THREAD_LINK_ARGS" ;;
     *) die "unknown variant '$1' (known: ${ALL_VARIANTS[*]})" ;;
   esac
 }

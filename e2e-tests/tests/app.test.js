@@ -53,11 +53,11 @@ describe('served cross-origin isolated (COOP/COEP)', () => {
     assert.equal(p.model, 'mnist-cnn');
     if (p.cores >= 2) {
       assert.equal(p.variant, 'threads');
-      assert.match(p.buildText, /SIMD128 \+ threads/);
+      assert.match(p.buildText, /relaxed SIMD \+ threads/);
       assert.equal(p.threads, Math.min(p.cores, 8), `threads build uses ${p.threads} threads`);
       assert.equal(p.threadsText, String(p.threads));
     } else {
-      assert.equal(p.variant, 'simd', 'one core: single-thread SIMD build');
+      assert.equal(p.variant, 'relaxed', 'one core: single-thread relaxed-SIMD build');
     }
     assert.ok(p.latencyMs > 0, `latency shown: ${p.latencyText}`);
     assert.match(p.latencyText, /ms inference/);
@@ -120,8 +120,9 @@ describe('served cross-origin isolated (COOP/COEP)', () => {
     assert.equal(p.width, chosen, 'the panel shows the width Auto chose');
     const text = await page.locator('#auto-decision').textContent();
     // The reasons name the build, the thread count and the chosen width.
-    assert.match(text, new RegExp(`Auto chose ${chosen}-bit weights \\(simd128, ${p.threads} threads?\\)`));
-    assert.match(text, /calibrated on this device: simd128 kernels, \d+ threads/);
+    // (The threads build runs relaxed-SIMD kernels.)
+    assert.match(text, new RegExp(`Auto chose ${chosen}-bit weights \\(relaxed, ${p.threads} threads?\\)`));
+    assert.match(text, /calibrated on this device: relaxed kernels, \d+ threads/);
     // The pool has more than one thread: the policy timed one thread too and says which it took.
     assert.match(text, p.threads === 1 ? new RegExp(`1 thread: at ${chosen} bits \\d+ threads are predicted`) : new RegExp(`${p.threads} threads: predicted [0-9.]+ ms at ${chosen} bits`));
     assert.match(text, new RegExp(`${chosen} bits: the most accurate width within the budget`));
@@ -241,15 +242,15 @@ describe('served without COOP/COEP', () => {
     await server?.close();
   });
 
-  test('falls back to the single-thread SIMD build and still classifies', async () => {
+  test('falls back to the single-thread relaxed-SIMD build and still classifies', async () => {
     const { page } = browser;
     await open(page, server.origin);
     const p = await panel(page);
     assert.equal(p.error, null);
     assert.equal(p.isolated, false);
-    assert.equal(p.variant, 'simd');
+    assert.equal(p.variant, 'relaxed');
     assert.equal(p.threads, 1);
-    assert.equal(p.buildText, 'SIMD128');
+    assert.equal(p.buildText, 'relaxed SIMD');
     for (const i of EASY) assert.equal(await classify(page, i), labels[i], `test image ${i}`);
     await shot(page, 'not-isolated');
   });

@@ -13,22 +13,25 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MODEL = process.env.ANYBIT_MODEL ?? join(ROOT, 'models', 'mnist.anybit');
 const caps = (over) => ({ simd: true, relaxed: true, sharedMemory: true, worker: true, cores: 4, ...over });
 
-test('auto picks threads only when isolated with shared memory, workers and 2+ cores', () => {
+test('auto picks threads only when isolated with shared memory, workers, 2+ cores and relaxed SIMD; else relaxed, else SIMD', () => {
   assert.equal(chooseVariant(caps()).variant, 'threads');
-  assert.equal(chooseVariant(caps({ sharedMemory: false })).variant, 'simd');
-  assert.equal(chooseVariant(caps({ worker: false })).variant, 'simd');
-  assert.equal(chooseVariant(caps({ cores: 1 })).variant, 'simd');
+  assert.equal(chooseVariant(caps({ sharedMemory: false })).variant, 'relaxed');
+  assert.equal(chooseVariant(caps({ worker: false })).variant, 'relaxed');
+  assert.equal(chooseVariant(caps({ cores: 1 })).variant, 'relaxed');
+  assert.equal(chooseVariant(caps({ inProcess: true })).variant, 'relaxed');
+  // The threads build uses relaxed SIMD: without it, one thread on plain SIMD.
+  assert.equal(chooseVariant(caps({ relaxed: false })).variant, 'simd');
+  assert.match(chooseVariant(caps({ relaxed: false })).reason, /relaxed SIMD/);
+  assert.equal(chooseVariant(caps({ relaxed: false, sharedMemory: false })).variant, 'simd');
   assert.equal(chooseVariant(caps({ simd: false })).variant, 'scalar');
   assert.equal(chooseVariant(caps({ simd: false, relaxed: false })).variant, 'scalar');
-  // Relaxed SIMD is never chosen automatically.
-  assert.notEqual(chooseVariant(caps({ sharedMemory: false })).variant, 'relaxed');
   assert.match(chooseVariant(caps({ sharedMemory: false })).reason, /cross-origin isolated/);
 });
 
 test('a forced build is refused where it cannot run, with a code', () => {
   assert.equal(chooseVariant(caps({ simd: false }), 'scalar').variant, 'scalar');
   assert.equal(chooseVariant(caps(), 'relaxed').variant, 'relaxed');
-  for (const [over, variant] of [[{ simd: false }, 'simd'], [{ relaxed: false }, 'relaxed'], [{ sharedMemory: false }, 'threads']]) {
+  for (const [over, variant] of [[{ simd: false }, 'simd'], [{ relaxed: false }, 'relaxed'], [{ sharedMemory: false }, 'threads'], [{ relaxed: false }, 'threads']]) {
     assert.throws(() => chooseVariant(caps(over), variant), (e) => e.code === 'runtime_unavailable');
   }
   assert.throws(() => chooseVariant(caps(), 'avx512'), (e) => e.code === 'invalid_argument');

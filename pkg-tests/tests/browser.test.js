@@ -61,28 +61,28 @@ test('plain <script type=module> page with an import map: threads build classifi
   await assertWorks(await check(APP, '/plain/index.html'), /^\/node_modules\/anybit\/wasm\/threads\/anybit_bg\.wasm$/);
 });
 
-test('the same page without COOP/COEP headers falls back to the SIMD build on one thread', async () => {
+test('the same page without COOP/COEP headers falls back to the relaxed-SIMD build on one thread', async () => {
   const result = await check(APP, '/plain/index.html', { isolated: false });
   assert.match(result.out.build.reason, /cross-origin isolated/);
-  await assertWorks(result, /^\/node_modules\/anybit\/wasm\/simd\/anybit_bg\.wasm$/, 'simd');
+  await assertWorks(result, /^\/node_modules\/anybit\/wasm\/relaxed\/anybit_bg\.wasm$/, 'relaxed');
 });
 
 test("a worker the page starts itself from the package's worker.js (createSession({worker}))", async () => {
   await assertWorks(await check(APP, '/plain/index.html', { ownWorker: true }), /^\/node_modules\/anybit\/wasm\/threads\/anybit_bg\.wasm$/);
 });
 
-test("worker: false runs the runtime on the page's own thread (SIMD build, no worker script fetched); threads are refused", async () => {
+test("worker: false runs the runtime on the page's own thread (relaxed-SIMD build, no worker script fetched); threads are refused", async () => {
   const result = await check(APP, '/plain/index.html', { options: { worker: false } });
   assert.match(result.out.build.reason, /worker: false/);
-  await assertWorks(result, /^\/node_modules\/anybit\/wasm\/simd\/anybit_bg\.wasm$/, 'simd');
+  await assertWorks(result, /^\/node_modules\/anybit\/wasm\/relaxed\/anybit_bg\.wasm$/, 'relaxed');
   assert.ok(!result.requests.some((r) => r.endsWith('/worker.js')), result.requests.join(', '));
-  const relaxed = await check(APP, '/plain/index.html', { options: { worker: false, build: 'relaxed' } });
-  await assertWorks(relaxed, /^\/node_modules\/anybit\/wasm\/relaxed\/anybit_bg\.wasm$/, 'relaxed');
+  const simd = await check(APP, '/plain/index.html', { options: { worker: false, build: 'simd' } });
+  await assertWorks(simd, /^\/node_modules\/anybit\/wasm\/simd\/anybit_bg\.wasm$/, 'simd');
 });
 
-test('a requested build is used: relaxed SIMD (never chosen by auto) and threads with a pool of 3 (the default here is min(cores, 8))', async () => {
-  await assertWorks(await check(APP, '/plain/index.html', { options: { build: 'relaxed' } }),
-    /^\/node_modules\/anybit\/wasm\/relaxed\/anybit_bg\.wasm$/, 'relaxed');
+test('a requested build is used: plain SIMD (auto takes relaxed SIMD or threads here) and threads with a pool of 3 (the default here is min(cores, 8))', async () => {
+  await assertWorks(await check(APP, '/plain/index.html', { options: { build: 'simd' } }),
+    /^\/node_modules\/anybit\/wasm\/simd\/anybit_bg\.wasm$/, 'simd');
   const three = await check(APP, '/plain/index.html', { options: { build: 'threads', threads: 3 } });
   assert.equal(three.out.build.threadCount, 3);
   assert.deepEqual(three.out.predicted, samples.map((s) => s.label));

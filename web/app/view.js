@@ -9,7 +9,7 @@ const VARIANT_NAMES = {
   scalar: 'scalar (no SIMD)',
   simd: 'SIMD128',
   relaxed: 'relaxed SIMD',
-  threads: 'SIMD128 + threads',
+  threads: 'relaxed SIMD + threads',
 };
 
 export function setState(state, status) {
