@@ -10,7 +10,7 @@
 // repetitions instead of the median (for a machine shared with other work).
 //
 // Each variant measures its own instruction set (scalar build: scalar; simd: simd128; relaxed:
-// relaxed; threads: simd128 at 1 and N threads). Every report also carries the Dot16 w8a8 SIMD
+// relaxed; threads: relaxed, the threads build's own, at 1 and N threads). Every report also carries the Dot16 w8a8 SIMD
 // baseline measured in the same run, which the "vs" ratios use. Node cannot run the threads build
 // (wasm-bindgen-rayon needs Web Workers), so threads run in Chromium only.
 import { spawn } from 'node:child_process';
@@ -50,7 +50,7 @@ function parseArgs(argv) {
 
 // Which Isa and thread counts each build measures; the rest of the config is the user's.
 function variantConfig(variant, base, threads) {
-  const isas = { scalar: ['scalar'], simd: ['simd128'], relaxed: ['relaxed'], threads: ['simd128'] }[variant];
+  const isas = { scalar: ['scalar'], simd: ['simd128'], relaxed: ['relaxed'], threads: ['relaxed'] }[variant];
   if (!isas) throw new Error(`unknown variant ${variant}`);
   const cfg = { ...base, isas, threads: variant === 'threads' ? [1, threads] : [1] };
   // Without SIMD, Lut and Dot8 are plain-Rust fallbacks 10-100x slower than the other two
