@@ -40,7 +40,7 @@ export declare class AnybitError extends Error {
 }
 
 export interface SessionOptions {
-  /** Which build to load; 'auto' (default): threads when cross-origin isolated, else SIMD, else scalar. */
+  /** Which build to load; 'auto' (default): threads when cross-origin isolated (with relaxed SIMD), else relaxed SIMD, else SIMD, else scalar. */
   build?: 'auto' | BuildName;
   /** Pool size of the threads build (browsers only; default min(hardwareConcurrency, 8)). */
   threads?: number;

@@ -113,7 +113,7 @@ impl Conv2d {
                         let ix = ox * self.stride[1] + kx * self.dilation[1] - self.padding[1];
                         let from = (iy * w + ix) * c + g * cg;
                         let at = (oy * wo + ox) * depth + tap;
-                        dst[at..at + cg].copy_from_slice(&src[from..from + cg]);
+                        copy_run(&mut dst[at..at + cg], &src[from..from + cg]);
                     }
                 }
             }
@@ -150,6 +150,19 @@ impl Conv2d {
         Ok(out)
     }
 
+}
+
+/// `dst.copy_from_slice(src)` for one tap's channels, in 16-element pieces where it can: a copy of
+/// a length known only at run time is a `memcpy` call per tap and pixel in wasm, while a fixed
+/// 16-element one is inlined as a few vector moves.
+#[inline(always)]
+fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
+    let mut d = dst.chunks_exact_mut(16);
+    let mut s = src.chunks_exact(16);
+    for (d, s) in (&mut d).zip(&mut s) {
+        d.copy_from_slice(s);
+    }
+    d.into_remainder().copy_from_slice(s.remainder());
 }
 
 /// The outputs `o0..o1` (of `outs`) whose input position `o * stride + offset - pad` lies in

@@ -267,8 +267,17 @@ impl QuantWeights {
             let dst = &mut out[col * out_stride + base..col * out_stride + base + self.rows];
             if a.narrow {
                 let correction = a.lw * sums[col] as i32;
+                let value = |v: i32, step: f32, bias: f32| step * (2 * v - correction) as f32 + bias;
+                if let Some(f) = &affine {
+                    // One pass for both: the same operations as the affine layer's own.
+                    let rows = dst.iter_mut().zip(row_acc).zip(steps).zip(biases).zip(f.scale).zip(f.bias);
+                    for (((((d, &v), &step), &bias), &scale), &shift) in rows {
+                        *d = value(v, step, bias) * scale + shift;
+                    }
+                    continue;
+                }
                 for (((d, &v), &step), &bias) in dst.iter_mut().zip(row_acc).zip(steps).zip(biases) {
-                    *d = step * (2 * v - correction) as f32 + bias;
+                    *d = value(v, step, bias);
                 }
             } else {
                 // i64: 2*acc can exceed i32 for deep layers even though acc itself fits.
