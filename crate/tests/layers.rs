@@ -94,6 +94,8 @@ fn conv_cases() -> Vec<ConvCase> {
         c(6, 6, 8, 8, 3, 1, 1, 1, 8),   // depthwise
         c(6, 5, 6, 4, 1, 1, 0, 1, 2),   // grouped 1x1
         c(4, 4, 17, 9, 2, 2, 0, 1, 1),  // depth not a multiple of 8
+        c(5, 5, 32, 6, 3, 1, 1, 1, 2),  // two groups of 16 channels (im2col's 16-wide copies)
+        c(4, 5, 35, 4, 3, 1, 1, 1, 1),  // 35 channels: two 16-wide copies and 3 alone per tap
         c(2, 3, 2, 3, 3, 3, 2, 1, 1),   // padding wider than the image is tall, stride past it
         c(3, 2, 1, 2, 3, 2, 2, 2, 1),   // dilated window wider than the image
         ConvCase { h: 5, w: 8, cin: 2, cout: 3, k: [1, 3], stride: [1, 2], pad: [0, 1, 0, 2], dil: [1, 1], groups: 1 },

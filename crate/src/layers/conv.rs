@@ -96,24 +96,25 @@ impl Conv2d {
                 let tap = (ky * kw + kx) * cg;
                 let (x0, x1) = in_bounds(wo, w, self.stride[1], kx * self.dilation[1], self.padding[1]);
                 let (y0, y1) = in_bounds(ho, h, self.stride[0], ky * self.dilation[0], self.padding[0]);
+                if x0 >= x1 {
+                    continue;
+                }
+                let ix0 = x0 * self.stride[1] + kx * self.dilation[1] - self.padding[1];
                 for oy in y0..y1 {
                     let iy = oy * self.stride[0] + ky * self.dilation[0] - self.padding[0];
-                    if cg == 1 && x0 < x1 {
-                        // One value per tap: a strided gather with no index arithmetic or bounds
-                        // check per value (the first conv's im2col, 9 bytes per output pixel).
-                        let ix0 = x0 * self.stride[1] + kx * self.dilation[1] - self.padding[1];
-                        let from = &src[(iy * w + ix0) * c + g..];
-                        let at = &mut dst[(oy * wo + x0) * depth + tap..];
+                    // The row's in-bounds pixels for this tap, one column (depth apart) each: no
+                    // index arithmetic or bounds check per pixel.
+                    let from = &src[(iy * w + ix0) * c + g * cg..];
+                    let at = &mut dst[(oy * wo + x0) * depth + tap..];
+                    if cg == 1 {
+                        // One value per pixel (a first conv on a grey image): a strided gather.
                         for (d, s) in at.iter_mut().step_by(depth).zip(from.iter().step_by(self.stride[1] * c)).take(x1 - x0) {
                             *d = *s;
                         }
                         continue;
                     }
-                    for ox in x0..x1 {
-                        let ix = ox * self.stride[1] + kx * self.dilation[1] - self.padding[1];
-                        let from = (iy * w + ix) * c + g * cg;
-                        let at = (oy * wo + ox) * depth + tap;
-                        copy_run(&mut dst[at..at + cg], &src[from..from + cg]);
+                    for (d, s) in at.chunks_mut(depth).zip(from.chunks(self.stride[1] * c)).take(x1 - x0) {
+                        copy_run(&mut d[..cg], &s[..cg]);
                     }
                 }
             }
@@ -162,7 +163,11 @@ fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
     for (d, s) in (&mut d).zip(&mut s) {
         d.copy_from_slice(s);
     }
-    d.into_remainder().copy_from_slice(s.remainder());
+    // The rest (all of it for an image's 3 channels) element by element: LLVM makes a longer
+    // copy loop a `memcpy` call again.
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
+    }
 }
 
 /// The outputs `o0..o1` (of `outs`) whose input position `o * stride + offset - pad` lies in
