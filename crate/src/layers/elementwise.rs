@@ -1,10 +1,26 @@
 //! Layers that work value by value or channel by channel: activations, the folded BatchNorm
 //! affine, residual add, flatten and softmax.
 
-use super::{gate_grad, no_flips, no_rest, owned_single, single, ChannelAffine, Context, Layer};
+use super::{gate_grad, no_flips, no_rest, single, ChannelAffine, Context, Layer};
 use crate::error::{ErrorKind, Result};
 use crate::format::Width;
 use crate::tensor::{numel, Tensor};
+
+/// `forward` (on a copy of the first input) and `in_place` of a layer that writes its output into
+/// its first input's buffer: the layer itself implements `forward_owned` alone.
+macro_rules! works_in_place {
+    () => {
+        fn forward(&self, inputs: &[&Tensor], ctx: &mut Context) -> Result<Tensor> {
+            let Some((first, rest)) = inputs.split_first() else {
+                crate::bail!(ErrorKind::ShapeMismatch, "{} got no input", self.name);
+            };
+            self.forward_owned((*first).clone(), rest, ctx)
+        }
+        fn in_place(&self) -> bool {
+            true
+        }
+    };
+}
 
 /// `clamp(x, min, max)`; ReLU is (0, inf) and ReLU6 is (0, 6).
 pub struct Clamp {
@@ -17,12 +33,7 @@ impl Layer for Clamp {
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
         Ok(single(inputs, &self.name)?.to_vec())
     }
-    fn forward(&self, inputs: &[&Tensor], ctx: &mut Context) -> Result<Tensor> {
-        self.forward_owned(owned_single(inputs, &self.name)?, &[], ctx)
-    }
-    fn in_place(&self) -> bool {
-        true
-    }
+    works_in_place!();
     fn forward_owned(&self, mut out: Tensor, rest: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
         no_rest(rest, &self.name)?;
         let (lo, hi) = (self.min, self.max);
@@ -84,12 +95,7 @@ impl Layer for Affine {
         }
         Ok(shape.to_vec())
     }
-    fn forward(&self, inputs: &[&Tensor], ctx: &mut Context) -> Result<Tensor> {
-        self.forward_owned(owned_single(inputs, &self.name)?, &[], ctx)
-    }
-    fn in_place(&self) -> bool {
-        true
-    }
+    works_in_place!();
     fn forward_owned(&self, mut out: Tensor, rest: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
         no_rest(rest, &self.name)?;
         self.output_shape(&[out.shape()])?;
@@ -141,15 +147,7 @@ impl Layer for Add {
             ),
         }
     }
-    fn forward(&self, inputs: &[&Tensor], ctx: &mut Context) -> Result<Tensor> {
-        let Some((first, rest)) = inputs.split_first() else {
-            crate::bail!(ErrorKind::ShapeMismatch, "{}: needs two or more inputs of one shape, got none", self.name);
-        };
-        self.forward_owned((*first).clone(), rest, ctx)
-    }
-    fn in_place(&self) -> bool {
-        true
-    }
+    works_in_place!();
     fn forward_owned(&self, mut out: Tensor, rest: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
         let shapes: Vec<&[usize]> = std::iter::once(out.shape()).chain(rest.iter().map(|t| t.shape())).collect();
         self.output_shape(&shapes)?;
@@ -176,12 +174,7 @@ impl Layer for Flatten {
             None => crate::bail!(ErrorKind::BadShape, "{}: shape {shape:?} overflows", self.name),
         }
     }
-    fn forward(&self, inputs: &[&Tensor], ctx: &mut Context) -> Result<Tensor> {
-        self.forward_owned(owned_single(inputs, &self.name)?, &[], ctx)
-    }
-    fn in_place(&self) -> bool {
-        true
-    }
+    works_in_place!();
     fn forward_owned(&self, x: Tensor, rest: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
         no_rest(rest, &self.name)?;
         let n = x.len();
@@ -207,12 +200,7 @@ impl Layer for Softmax {
             _ => crate::bail!(ErrorKind::ShapeMismatch, "{}: empty last dimension in {shape:?}", self.name),
         }
     }
-    fn forward(&self, inputs: &[&Tensor], ctx: &mut Context) -> Result<Tensor> {
-        self.forward_owned(owned_single(inputs, &self.name)?, &[], ctx)
-    }
-    fn in_place(&self) -> bool {
-        true
-    }
+    works_in_place!();
     fn forward_owned(&self, mut out: Tensor, rest: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
         no_rest(rest, &self.name)?;
         let n = self.output_shape(&[out.shape()])?.last().copied().unwrap_or(1);
@@ -258,12 +246,7 @@ impl Layer for Gelu {
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
         Ok(single(inputs, &self.name)?.to_vec())
     }
-    fn forward(&self, inputs: &[&Tensor], ctx: &mut Context) -> Result<Tensor> {
-        self.forward_owned(owned_single(inputs, &self.name)?, &[], ctx)
-    }
-    fn in_place(&self) -> bool {
-        true
-    }
+    works_in_place!();
     fn forward_owned(&self, mut out: Tensor, rest: &[&Tensor], _ctx: &mut Context) -> Result<Tensor> {
         no_rest(rest, &self.name)?;
         out.data_mut().iter_mut().for_each(|v| *v = gelu(*v));

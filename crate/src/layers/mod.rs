@@ -209,12 +209,6 @@ pub(crate) fn no_backward<T>(layer: &str) -> Result<T> {
 }
 
 /// Checks the number of inputs and returns the only one.
-/// The one input of an elementwise layer's `forward`, copied: the output is written over it
-/// (`forward_owned` is the same layer without the copy).
-pub(crate) fn owned_single(inputs: &[&Tensor], layer: &str) -> Result<Tensor> {
-    Ok(single(inputs, layer)?.clone())
-}
-
 /// `forward_owned`'s check that a one-input layer got no others.
 pub(crate) fn no_rest(rest: &[&Tensor], layer: &str) -> Result<()> {
     if rest.is_empty() {
