@@ -66,7 +66,7 @@ impl Layout for Dot8 {
             return pack(codes, cols, cols_pad, depth, 0, dst, Some(sums));
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        return super::simd128_pack::dot8_split(codes, cols, cols_pad, depth, dst, sums);
+        return super::simd128_pack::dot8(codes, cols, cols_pad, depth, 0, true, dst, Some(sums));
         #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
         pack_split(codes, cols, cols_pad, depth, dst, sums)
     }
@@ -78,7 +78,7 @@ impl Layout for Dot8 {
 /// packer (same layout).
 fn pack(src: &[u8], n: usize, n_pad: usize, depth: usize, offset: i32, dst: &mut [u8], sums: Option<&mut [i32]>) -> u8 {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return super::simd128_pack::dot8(src, n, n_pad, depth, offset, dst, sums);
+    return super::simd128_pack::dot8(src, n, n_pad, depth, offset, false, dst, sums);
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     super::panel::pack::<u8, KB>(src, n, n_pad, depth, dst, sums, |c| (c as i32 - offset) as u8)
 }

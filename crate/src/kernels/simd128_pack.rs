@@ -282,20 +282,26 @@ pub fn lut_acts(src: &[u8], cols: usize, cols_pad: usize, depth: usize, bits: u8
     by_bits!(bits, lut_b(src, cols, cols_pad, depth, dst, sums))
 }
 
-/// The `Dot8` packer (panel layout, bytes minus `offset`) with optional sums; returns the OR of all
-/// codes.
-pub fn dot8(src: &[u8], n: usize, n_pad: usize, depth: usize, offset: i32, dst: &mut [u8], mut sums: Option<&mut [i32]>) -> u8 {
+/// The `Dot8` packer (panel layout, bytes minus `offset`) with optional sums; with `split`, each
+/// column as the two planes `a >> 1` and `a & 1` instead (8-bit activations, dot8.rs). Returns
+/// the OR of all codes.
+#[allow(clippy::too_many_arguments)]
+pub fn dot8(src: &[u8], n: usize, n_pad: usize, depth: usize, offset: i32, split: bool, dst: &mut [u8], mut sums: Option<&mut [i32]>) -> u8 {
     let kp = dot8::padded_depth(depth);
     let kcs = kp / dot8::KB;
-    assert!(dst.len() >= n_pad * kp && n_pad % dot8::P == 0 && src.len() >= n * depth);
+    // Panel steps per column: both planes' with `split`.
+    let col_kcs = if split { 2 * kcs } else { kcs };
+    assert!(dst.len() >= n_pad * col_kcs * dot8::KB && n_pad % dot8::P == 0 && src.len() >= n * depth);
     let shift = u8x16_splat(offset as u8);
+    let one = u8x16_splat(1);
+    let lane = u8x16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let mut any = u8x16_splat(0);
     let d = dst.as_mut_ptr();
     for i in 0..n_pad {
-        // SAFETY: panel_index(i, k, kcs) + 16 <= n_pad * kp for every k < kp.
-        let at = |k: usize| unsafe { d.add(super::panel::index::<{ dot8::KB }>(i, k, kcs)) as *mut v128 };
+        // SAFETY: panel_index(i, k, col_kcs) + 16 <= n_pad * col_kcs * KB for every k < col_kcs * KB.
+        let at = |k: usize| unsafe { d.add(super::panel::index::<{ dot8::KB }>(i, k, col_kcs)) as *mut v128 };
         if i >= n {
-            for kc in 0..kcs {
+            for kc in 0..col_kcs {
                 unsafe { v128_store(at(kc * dot8::KB), u8x16_splat(0)) };
             }
             continue;
@@ -303,56 +309,27 @@ pub fn dot8(src: &[u8], n: usize, n_pad: usize, depth: usize, offset: i32, dst: 
         let mut sum = Sum::new();
         for kc in 0..kcs {
             let k = kc * dot8::KB;
+            // Zero past the depth.
             let v = load16(src, i * depth, depth, k);
             any = v128_or(any, v);
             sum.add(v);
+            if split {
+                unsafe {
+                    v128_store(at(k), u8x16_shr(v, 1));
+                    v128_store(at(kp + k), v128_and(v, one));
+                }
+                continue;
+            }
             let mut x = u8x16_sub(v, shift);
             if k + 16 > depth {
                 // Padding must stay 0, not -offset.
-                let valid = depth - k;
-                let lane = u8x16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-                x = v128_and(x, u8x16_lt(lane, u8x16_splat(valid as u8)));
+                x = v128_and(x, u8x16_lt(lane, u8x16_splat((depth - k) as u8)));
             }
             unsafe { v128_store(at(k), x) };
         }
         if let Some(sums) = sums.as_deref_mut() {
             sums[i] = sum.total();
         }
-    }
-    or_lanes(any)
-}
-
-/// The `Dot8` packer for 8-bit activations: each column as the planes `a >> 1` and `a & 1`
-/// (dot8.rs), with sums; returns the OR of all codes.
-pub fn dot8_split(src: &[u8], n: usize, n_pad: usize, depth: usize, dst: &mut [u8], sums: &mut [i32]) -> u8 {
-    let kp = dot8::padded_depth(depth);
-    let kcs = kp / dot8::KB;
-    assert!(dst.len() >= n_pad * 2 * kp && n_pad % dot8::P == 0 && src.len() >= n * depth && sums.len() >= n);
-    let one = u8x16_splat(1);
-    let mut any = u8x16_splat(0);
-    let d = dst.as_mut_ptr();
-    for i in 0..n_pad {
-        // SAFETY: panel_index(i, k, 2 kcs) + 16 <= n_pad * 2 kp for every k < 2 kp.
-        let at = |k: usize| unsafe { d.add(super::panel::index::<{ dot8::KB }>(i, k, 2 * kcs)) as *mut v128 };
-        if i >= n {
-            for kc in 0..2 * kcs {
-                unsafe { v128_store(at(kc * dot8::KB), u8x16_splat(0)) };
-            }
-            continue;
-        }
-        let mut sum = Sum::new();
-        for kc in 0..kcs {
-            let k = kc * dot8::KB;
-            // Zero past the depth, so the padding of both planes is zero.
-            let v = load16(src, i * depth, depth, k);
-            any = v128_or(any, v);
-            sum.add(v);
-            unsafe {
-                v128_store(at(k), u8x16_shr(v, 1));
-                v128_store(at(kp + k), v128_and(v, one));
-            }
-        }
-        sums[i] = sum.total();
     }
     or_lanes(any)
 }
