@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, then runs every test.
-#   1. native   cargo test --workspace --release (stable toolchain)
+#   1. native   cargo test --workspace --release (stable toolchain), and the crate's own and kernel
+#               tests again with the `threads` feature
 #   2. wasm     scripts/wasm-test.sh all (the crate's tests as wasm, in Node and headless Chromium)
 #   3. build    scripts/build-wasm.sh (the four wasm builds) and trunk build --release --offline
 #   4. e2e      e2e-tests/ (the page in headless Chromium, node --test)
@@ -68,6 +69,11 @@ export PATH="$HOME/.cargo/bin:$PATH"
 want native && step native env -u RUSTC -u RUSTC_BOOTSTRAP -u RUSTFLAGS \
   CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
   cargo test --workspace --release
+# The `threads` feature's own code (the fork/join team, the split decisions) and the kernel suite
+# at 2 threads: the wasm threads build needs a browser, so this is where its kernels are checked.
+want native && step threads env -u RUSTC -u RUSTC_BOOTSTRAP -u RUSTFLAGS \
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+  cargo test -p anybit --release --features threads --lib --test kernels
 want native || not_run native
 
 if ! want wasm; then

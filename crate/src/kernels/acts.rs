@@ -46,7 +46,7 @@ impl PackedActs {
         self.pack_threads(codes, cols, depth, abits, scheme, 1)
     }
 
-    /// [`pack`](Self::pack) with the columns split over `threads` rayon tasks (feature
+    /// [`pack`](Self::pack) with the columns split over `threads` threads (feature
     /// `threads`; ignored without it). Packing is a fifth of a 1-bit layer's time, so a
     /// multi-threaded GEMM needs a multi-threaded pack to scale.
     pub fn pack_threads(&mut self, codes: &[u8], cols: usize, depth: usize, abits: Bits, scheme: Scheme, threads: usize) -> Result<()> {
@@ -115,30 +115,24 @@ type PackFn<'f, T> = dyn Fn(&[u8], usize, usize, &mut [T], &mut [i32]) -> u8 + S
 
 /// Runs `f` on disjoint column ranges (whole granules), in parallel with the `threads` feature.
 fn split_pack<T: Send>(c: &Cols, codes: &[u8], dst: &mut [T], sums: &mut [i32], f: &PackFn<'_, T>) -> u8 {
-    let chunk = if cfg!(feature = "threads") && c.threads > 1 {
-        // Several blocks per thread, as in `job::run_columns`, so a late-waking thread is covered.
-        c.cols_pad.div_ceil(c.threads * 4).div_ceil(c.granule) * c.granule
-    } else {
-        c.cols_pad
-    }
-    .max(c.granule);
+    let threads = if cfg!(feature = "threads") { c.threads } else { 1 };
     let mut parts = Vec::new();
     let (mut dst, mut sums) = (&mut dst[..c.cols_pad * c.per_col], sums);
-    let mut c0 = 0;
-    while c0 < c.cols_pad {
-        let c1 = (c0 + chunk).min(c.cols_pad);
+    for (c0, c1) in super::job::column_blocks(c.cols_pad, c.granule, threads) {
         let (n0, n1) = (c0.min(c.cols), c1.min(c.cols));
         let (d, rest) = core::mem::take(&mut dst).split_at_mut((c1 - c0) * c.per_col);
         let (s, srest) = core::mem::take(&mut sums).split_at_mut(n1 - n0);
         parts.push((&codes[n0 * c.depth..n1 * c.depth], n1 - n0, c1 - c0, d, s));
         dst = rest;
         sums = srest;
-        c0 = c1;
     }
     #[cfg(feature = "threads")]
     if parts.len() > 1 {
-        use rayon::prelude::*;
-        return parts.into_par_iter().map(|(src, n, n_pad, d, s)| f(src, n, n_pad, d, s)).reduce(|| 0, |a, b| a | b);
+        let any = core::sync::atomic::AtomicU8::new(0);
+        super::team::run_parts(parts, c.threads, &|(src, n, n_pad, d, s)| {
+            any.fetch_or(f(src, n, n_pad, d, s), core::sync::atomic::Ordering::Relaxed);
+        });
+        return any.into_inner();
     }
     parts.into_iter().fold(0, |acc, (src, n, n_pad, d, s)| acc | f(src, n, n_pad, d, s))
 }

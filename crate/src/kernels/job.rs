@@ -33,23 +33,31 @@ macro_rules! drivers_by_scheme_name {
 }
 pub(super) use drivers_by_scheme_name;
 
-/// Blocks per thread when splitting columns (see `run_columns`).
-#[cfg(feature = "threads")]
-const CHUNKS_PER_THREAD: usize = 4;
+/// Blocks per thread when splitting columns, claimed one at a time: a thread that is late (waking,
+/// or preempted on a shared machine) leaves its share to the others.
+const BLOCKS_PER_THREAD: usize = 4;
+
+/// `0..cols` cut into `threads * BLOCKS_PER_THREAD` blocks of whole `granule`s (the last one may
+/// end short at `cols`) that differ by at most one granule, or into one block on one thread.
+/// Even blocks matter: 7 blocks on 2 threads leave one thread a quarter more work.
+pub(crate) fn column_blocks(cols: usize, granule: usize, threads: usize) -> impl Iterator<Item = (usize, usize)> {
+    let units = cols.div_ceil(granule.max(1));
+    let blocks = if threads <= 1 { 1 } else { (threads * BLOCKS_PER_THREAD).min(units).max(1) };
+    (0..blocks).map(move |i| ((i * units / blocks * granule).min(cols), ((i + 1) * units / blocks * granule).min(cols)))
+}
 
 /// Work (Dot16-equivalent multiply-adds, [`work`]) below which a GEMM stays on the calling
-/// thread whatever the pool: a wasm pool thread takes ~0.2 ms to wake from Atomics.wait, so a
-/// GEMM must take well over that alone for a split to pay. 12 M is about 0.5 ms at the 8-bit
-/// kernel's 25 GMAC/s. Every layer of the shipped MNIST models (0.01-0.2 ms) and of a ResNet-20
-/// is below it: split, they run slower than on one thread (BENCHMARKS.md, whole models).
-pub(crate) const MIN_SPLIT_WORK: u64 = 12_000_000;
+/// thread whatever the pool. A split costs a few microseconds when the helpers are spinning
+/// ([`team`](super::team)), and the spawn of a helper when they are not; 1 M is about 0.04 ms
+/// at the 8-bit kernel's 25 GMAC/s.
+pub(crate) const MIN_SPLIT_WORK: u64 = 1_000_000;
 
 /// A GEMM's cost in Dot16-equivalent multiply-adds: its multiply-adds scaled by what each costs in
 /// its scheme relative to Dot16, from the kernel benchmark's measured rates (Lut ∝ activation
 /// bits, about 4x Dot16 at 1 bit; BitSerial ∝ plane pairs).
-pub(crate) fn work(w: &PackedWeights, a: &PackedActs) -> u64 {
-    let macs = w.rows as u64 * w.depth as u64 * a.cols as u64;
-    let abits = a.abits.get() as u64;
+pub(crate) fn work(w: &PackedWeights, cols: usize, abits: crate::bits::Bits) -> u64 {
+    let macs = w.rows as u64 * w.depth as u64 * cols as u64;
+    let abits = abits.get() as u64;
     match w.scheme {
         super::Scheme::Dot16 | super::Scheme::Dot8 => macs,
         super::Scheme::Lut => macs * abits.min(4) / 4,
@@ -57,31 +65,29 @@ pub(crate) fn work(w: &PackedWeights, a: &PackedActs) -> u64 {
     }
 }
 
-/// Threads a GEMM is split over: 1 below [`MIN_SPLIT_WORK`] or with fewer than 2 columns.
-pub(crate) fn split_threads(w: &PackedWeights, a: &PackedActs, threads: usize) -> usize {
-    if threads <= 1 || a.cols < 2 || work(w, a) < MIN_SPLIT_WORK { 1 } else { threads }
+/// Threads a GEMM of `w` over `cols` columns of `abits` activations is split over (its packing
+/// too): 1 below [`MIN_SPLIT_WORK`] or with fewer than 2 columns.
+pub fn split_threads(w: &PackedWeights, cols: usize, abits: crate::bits::Bits, threads: usize) -> usize {
+    if threads <= 1 || cols < 2 || work(w, cols, abits) < MIN_SPLIT_WORK { 1 } else { threads }
 }
 
-/// Runs `run` over all columns: on this thread, or split over `threads` rayon tasks.
+/// Runs `run` over all columns: on this thread, or split over `threads` threads ([`team`](super::team)).
 #[cfg(feature = "threads")]
 pub(super) fn run_columns(run: Driver, w: &PackedWeights, a: &PackedActs, out: &mut [i32], threads: usize) {
-    use rayon::prelude::*;
     let cols = a.cols;
-    let threads = split_threads(w, a, threads);
+    let threads = split_threads(w, cols, a.abits, threads);
     if threads <= 1 {
         return run(Job { w, a, c0: 0, c1: cols, out });
     }
-    // Column blocks of whole tiles (the largest column tile of any scheme: Lut's 16 lanes),
-    // several per thread: a wasm pool thread takes ~0.2 ms to wake from Atomics.wait, and with
-    // one block per thread the late one's block would finish last; smaller blocks let the
-    // threads that are awake steal its share.
-    let tile = super::lut::LANES;
-    let per = cols.div_ceil(threads * CHUNKS_PER_THREAD).div_ceil(tile).max(1) * tile;
-    out.par_chunks_mut(per * w.rows).enumerate().for_each(|(i, chunk)| {
-        let c0 = i * per;
-        let c1 = (c0 + per).min(cols);
-        run(Job { w, a, c0, c1, out: chunk });
-    });
+    // Blocks of whole column tiles (the largest column tile of any scheme: Lut's 16 lanes).
+    let mut parts = Vec::with_capacity(threads * BLOCKS_PER_THREAD);
+    let mut rest = out;
+    for (c0, c1) in column_blocks(cols, super::lut::LANES, threads) {
+        let (chunk, tail) = core::mem::take(&mut rest).split_at_mut((c1 - c0) * w.rows);
+        parts.push((c0, c1, chunk));
+        rest = tail;
+    }
+    super::team::run_parts(parts, threads, &|(c0, c1, out)| run(Job { w, a, c0, c1, out }));
 }
 
 /// Runs `run` over all columns on this thread (no `threads` feature).
@@ -101,19 +107,37 @@ mod tests {
         let w = PackedWeights::new(&vec![0; rows * depth], rows, depth, b, scheme).unwrap();
         let mut a = PackedActs::default();
         a.pack(&vec![0; cols * depth], cols, depth, b, scheme).unwrap();
-        split_threads(&w, &a, threads)
+        split_threads(&w, a.cols, a.abits, threads)
     }
 
     #[test]
     fn small_gemms_stay_on_one_thread() {
-        // MNIST's conv2 (64 x 288 x 196, 3.6 M multiply-adds) at 8 bits: one thread on any pool.
-        assert_eq!(split(64, 288, 196, 8, Scheme::Dot16, 4), 1);
-        // The 3x3 conv 64->64 at 28x28 (28.9 M): split at 8 bits, not at 1 bit on Lut (7.2 M of work).
-        assert_eq!(split(64, 576, 784, 8, Scheme::Dot16, 2), 2);
-        assert_eq!(split(64, 576, 784, 1, Scheme::Lut, 2), 1);
-        assert_eq!(split(64, 576, 784, 4, Scheme::Lut, 3), 3);
+        // MNIST's conv1 (32 x 9 x 784, 0.23 M multiply-adds): one thread on any pool.
+        assert_eq!(split(32, 9, 784, 8, Scheme::Dot16, 4), 1);
+        // Its conv2 (64 x 288 x 196, 3.6 M): split at 8 bits, not at 1 bit on Lut (0.9 M of work).
+        assert_eq!(split(64, 288, 196, 8, Scheme::Dot16, 2), 2);
+        assert_eq!(split(64, 288, 196, 1, Scheme::Lut, 2), 1);
+        assert_eq!(split(64, 288, 196, 4, Scheme::Lut, 3), 3);
         // A pool of one, or a single column, never splits.
         assert_eq!(split(64, 576, 784, 8, Scheme::Dot16, 1), 1);
         assert_eq!(split(4096, 4096, 1, 8, Scheme::Dot16, 2), 1);
+    }
+
+    #[test]
+    fn column_blocks_cover_every_column_evenly_in_whole_granules() {
+        for &(cols, granule, threads) in &[(784, 16, 2), (784, 16, 3), (49, 16, 2), (1, 16, 2), (0, 4, 2), (100, 4, 1), (1000, 1, 7)] {
+            let blocks: Vec<_> = column_blocks(cols, granule, threads).collect();
+            assert_eq!(blocks.first().unwrap().0, 0);
+            assert_eq!(blocks.last().unwrap().1, cols);
+            assert!(blocks.windows(2).all(|b| b[0].1 == b[1].0), "{blocks:?}");
+            assert!(blocks.iter().all(|&(c0, _)| c0 % granule == 0), "{blocks:?}");
+            let lens: Vec<usize> = blocks.iter().filter(|b| b.1 < cols).map(|b| b.1 - b.0).collect();
+            if let (Some(lo), Some(hi)) = (lens.iter().min(), lens.iter().max()) {
+                assert!(hi - lo <= granule, "{cols} cols, {threads} threads: {blocks:?}");
+            }
+            assert!(threads > 1 || blocks.len() == 1);
+        }
+        // 784 columns (49 tiles of 16) on 2 threads: 8 blocks of 6-7 tiles, not 7 of 7.
+        assert_eq!(column_blocks(784, 16, 2).count(), 8);
     }
 }

@@ -22,6 +22,8 @@ mod reference;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128", target_feature = "relaxed-simd"))]
 mod relaxed;
 mod scheme;
+#[cfg(feature = "threads")]
+mod team;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -29,6 +31,7 @@ mod simd128_pack;
 
 pub use acts::PackedActs;
 pub use isa::Isa;
+pub use job::split_threads;
 pub use packed::{PackedSize, PackedWeights, MAX_DEPTH};
 pub use reference::gemm_reference;
 pub use scheme::Scheme;
@@ -73,8 +76,9 @@ pub fn best_scheme(wbits: Bits, abits: Bits, depth: usize) -> Scheme {
 
 /// `out[col * rows + row] = Σ_k w[row][k] * a[col][k]` (channels fastest, as NHWC wants).
 /// Every element is written, none read: `out` need not be zeroed (the kernel suite poisons it).
-/// `threads <= 1` runs on this thread; more splits the columns over rayon (feature `threads`;
-/// ignored without it).
+/// `threads <= 1` runs on this thread; more splits the columns over that many threads, the calling
+/// one included, where the GEMM is big enough ([`split_threads`]; feature `threads`, ignored
+/// without it).
 pub fn gemm(isa: Isa, w: &PackedWeights, a: &PackedActs, out: &mut [i32], threads: usize) -> Result<()> {
     let Some(scheme) = a.scheme else {
         crate::bail!(ErrorKind::InvalidArgument, "activations were not packed (or their packing failed)");

@@ -255,9 +255,10 @@ impl QuantWeights {
     ) -> Result<()> {
         let a = self.active()?;
         let Context { isa, threads, col_codes, acts, acc, .. } = ctx;
-        acts.pack(&col_codes[..cols * self.depth], cols, self.depth, a.abits, a.scheme)?;
+        let threads = kernels::split_threads(&a.packed[g], cols, a.abits, *threads);
+        acts.pack_threads(&col_codes[..cols * self.depth], cols, self.depth, a.abits, a.scheme, threads)?;
         let acc = scratch(acc, cols * self.rows);
-        kernels::gemm(*isa, &a.packed[g], acts, acc, *threads)?;
+        kernels::gemm(*isa, &a.packed[g], acts, acc, threads)?;
         let base = g * self.rows;
         let sums = acts.col_sums();
         let (steps, biases) = (&a.row_step[base..base + self.rows], &a.row_bias[base..base + self.rows]);
@@ -322,9 +323,10 @@ impl QuantWeights {
             ranges.push((lo, s));
         }
         let Context { isa, threads, col_codes, acts, acc, .. } = ctx;
-        acts.pack(&col_codes[..tokens * self.depth], tokens, self.depth, a.abits, a.scheme)?;
+        let threads = kernels::split_threads(&a.packed[0], tokens, a.abits, *threads);
+        acts.pack_threads(&col_codes[..tokens * self.depth], tokens, self.depth, a.abits, a.scheme, threads)?;
         let acc = scratch(acc, tokens * self.rows);
-        kernels::gemm(*isa, &a.packed[0], acts, acc, *threads)?;
+        kernels::gemm(*isa, &a.packed[0], acts, acc, threads)?;
         let sums = acts.col_sums();
         for (col, &(lo, s)) in ranges.iter().enumerate() {
             let correction = a.lw as i64 * sums[col] as i64;
