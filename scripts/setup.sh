@@ -2,7 +2,8 @@
 # Installs everything a fresh Debian 12 machine needs to build, serve and test anybit.
 # Idempotent: each step checks first, so a second run takes seconds.
 # Usage: scripts/setup.sh [npm|bench]   (npm: only the test harness's npm packages; bench: those
-# and the peer runtimes the benchmarks compare with, which no test needs)
+# and the peer runtimes the benchmarks compare with, and the Python modules scripts/peer-models.sh
+# needs: none of it is needed by a test)
 # Recipe and its traps: docs/TOOLCHAIN.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +41,11 @@ fi
 if [ "${1:-}" = bench ]; then
   npm_packages
   npm_ci bench "onnxruntime-web, the peer of bench/text.mjs"
+  # scripts/peer_formats.py (run by scripts/peer-models.sh) writes and checks the ONNX files.
+  if ! python3 -c "import numpy, onnx, onnxruntime" 2>/dev/null; then
+    step "pip install numpy onnx onnxruntime (for scripts/peer-models.sh)"
+    python3 -m pip install --user --break-system-packages -q numpy onnx onnxruntime
+  fi
   exit 0
 fi
 

@@ -73,7 +73,7 @@ want native && step native env -u RUSTC -u RUSTC_BOOTSTRAP -u RUSTFLAGS \
 # at 2 threads: the wasm threads build needs a browser, so this is where its kernels are checked.
 want native && step threads env -u RUSTC -u RUSTC_BOOTSTRAP -u RUSTFLAGS \
   CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-  cargo test -p anybit --release --features threads --lib --test kernels
+  cargo test -p anybit --release --features threads --lib --test kernels --test session
 want native || not_run native
 
 if ! want wasm; then

@@ -219,3 +219,24 @@ fn memory_per_width_counts_the_kept_prefix() {
         assert_eq!(*pm, m + l.bytes_for(*w).max(l.prefix_ends[1]), "width {w}");
     }
 }
+
+/// A pass split over threads (im2col, packing, GEMM and epilogue by column blocks: feature
+/// `threads`, run by scripts/test.sh's threads step) gives exactly the values of one thread, at
+/// every width of every shipped model.
+#[test]
+fn split_passes_match_one_thread() {
+    let x = &images(MNIST_IMAGES)[7];
+    for file in [MNIST, FASHION, WIDE] {
+        let mut m = anybit::Model::from_bytes(file).unwrap();
+        for w in m.loaded_widths() {
+            m.set_width(w).unwrap();
+            m.set_threads(1);
+            let one = m.run(x).unwrap();
+            for threads in [2, 3] {
+                m.set_threads(threads);
+                let many = m.run(x).unwrap();
+                assert!(one.iter().zip(&many).all(|(a, b)| a.to_bits() == b.to_bits()), "{w} bits, {threads} threads: {one:?} vs {many:?}");
+            }
+        }
+    }
+}

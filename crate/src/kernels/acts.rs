@@ -113,7 +113,7 @@ struct Cols {
 /// and `sums` (`n`); returns the OR of the codes.
 type PackFn<'f, T> = dyn Fn(&[u8], usize, usize, &mut [T], &mut [i32]) -> u8 + Sync + 'f;
 
-/// Runs `f` on disjoint column ranges (whole granules), in parallel with the `threads` feature.
+/// Runs `f` on disjoint column ranges (whole granules), over `c.threads` threads.
 fn split_pack<T: Send>(c: &Cols, codes: &[u8], dst: &mut [T], sums: &mut [i32], f: &PackFn<'_, T>) -> u8 {
     let threads = if cfg!(feature = "threads") { c.threads } else { 1 };
     let mut parts = Vec::new();
@@ -126,13 +126,13 @@ fn split_pack<T: Send>(c: &Cols, codes: &[u8], dst: &mut [T], sums: &mut [i32], 
         dst = rest;
         sums = srest;
     }
-    #[cfg(feature = "threads")]
-    if parts.len() > 1 {
-        let any = core::sync::atomic::AtomicU8::new(0);
-        super::team::run_parts(parts, c.threads, &|(src, n, n_pad, d, s)| {
-            any.fetch_or(f(src, n, n_pad, d, s), core::sync::atomic::Ordering::Relaxed);
-        });
-        return any.into_inner();
+    if parts.len() == 1 {
+        let (src, n, n_pad, d, s) = parts.pop().expect("one part");
+        return f(src, n, n_pad, d, s);
     }
-    parts.into_iter().fold(0, |acc, (src, n, n_pad, d, s)| acc | f(src, n, n_pad, d, s))
+    let any = core::sync::atomic::AtomicU8::new(0);
+    super::job::run_parts(parts, threads, &|(src, n, n_pad, d, s)| {
+        any.fetch_or(f(src, n, n_pad, d, s), core::sync::atomic::Ordering::Relaxed);
+    });
+    any.into_inner()
 }

@@ -40,7 +40,7 @@ const BLOCKS_PER_THREAD: usize = 4;
 /// `0..cols` cut into `threads * BLOCKS_PER_THREAD` blocks of whole `granule`s (the last one may
 /// end short at `cols`) that differ by at most one granule, or into one block on one thread.
 /// Even blocks matter: 7 blocks on 2 threads leave one thread a quarter more work.
-pub(crate) fn column_blocks(cols: usize, granule: usize, threads: usize) -> impl Iterator<Item = (usize, usize)> {
+pub fn column_blocks(cols: usize, granule: usize, threads: usize) -> impl Iterator<Item = (usize, usize)> {
     let units = cols.div_ceil(granule.max(1));
     let blocks = if threads <= 1 { 1 } else { (threads * BLOCKS_PER_THREAD).min(units).max(1) };
     (0..blocks).map(move |i| ((i * units / blocks * granule).min(cols), ((i + 1) * units / blocks * granule).min(cols)))
@@ -71,6 +71,18 @@ pub fn split_threads(w: &PackedWeights, cols: usize, abits: crate::bits::Bits, t
     if threads <= 1 || cols < 2 || work(w, cols, abits) < MIN_SPLIT_WORK { 1 } else { threads }
 }
 
+/// Runs `f` on every part, split over up to `threads` threads (the calling one included; see
+/// [`team`](super::team)) with the `threads` feature, else here in order.
+pub fn run_parts<P: Send>(parts: Vec<P>, threads: usize, f: &(dyn Fn(P) + Sync)) {
+    #[cfg(feature = "threads")]
+    super::team::run_parts(parts, threads, f);
+    #[cfg(not(feature = "threads"))]
+    {
+        let _ = threads;
+        parts.into_iter().for_each(f);
+    }
+}
+
 /// Runs `run` over all columns: on this thread, or split over `threads` threads ([`team`](super::team)).
 #[cfg(feature = "threads")]
 pub(super) fn run_columns(run: Driver, w: &PackedWeights, a: &PackedActs, out: &mut [i32], threads: usize) {
@@ -87,7 +99,7 @@ pub(super) fn run_columns(run: Driver, w: &PackedWeights, a: &PackedActs, out: &
         parts.push((c0, c1, chunk));
         rest = tail;
     }
-    super::team::run_parts(parts, threads, &|(c0, c1, out)| run(Job { w, a, c0, c1, out }));
+    run_parts(parts, threads, &|(c0, c1, out)| run(Job { w, a, c0, c1, out }));
 }
 
 /// Runs `run` over all columns on this thread (no `threads` feature).

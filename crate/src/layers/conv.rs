@@ -3,7 +3,11 @@
 use super::{gate_grad, image_dims, single, window_out, ChannelAffine, Context, Layer, QuantWeights};
 use crate::error::{ErrorKind, Result};
 use crate::format::Width;
+use crate::kernels;
 use crate::tensor::Tensor;
+
+/// An image's and its output's size: (h, w, channels, ho, wo).
+type Dims = (usize, usize, usize, usize, usize);
 
 pub struct Conv2d {
     pub weights: QuantWeights,
@@ -37,7 +41,7 @@ impl Conv2d {
         Ok(Conv2d { weights, kernel, stride, padding, dilation, in_per_group })
     }
 
-    fn out_dims(&self, shape: &[usize]) -> Result<(usize, usize, usize, usize, usize)> {
+    fn out_dims(&self, shape: &[usize]) -> Result<Dims> {
         let name = self.weights.name();
         let (h, w, c) = image_dims(shape, name)?;
         if c != self.in_per_group * self.weights.groups() {
@@ -57,7 +61,7 @@ impl Conv2d {
     /// `column` reads input channels `pixel..pixel + cin_g` into `tap..tap + cin_g` of its column
     /// ([ho*wo][kh*kw*cin_g]). Taps reaching into the padding are skipped (they hold the value 0).
     /// One walk serves im2col (forward) and its transpose (backward).
-    fn taps(&self, g: usize, dims: (usize, usize, usize, usize, usize), mut f: impl FnMut(usize, usize, usize)) {
+    fn taps(&self, g: usize, dims: Dims, mut f: impl FnMut(usize, usize, usize)) {
         let (h, w, c, ho, wo) = dims;
         let [kh, kw] = self.kernel;
         let cg = self.in_per_group;
@@ -81,16 +85,36 @@ impl Conv2d {
     }
 
     /// im2col of group `g`: `src` (the image, codes or values) into `dst` as [ho*wo][kh*kw*cin_g],
-    /// zero where the window reaches into the padding (the code 0 stands for the value 0).
+    /// zero where the window reaches into the padding (the code 0 stands for the value 0), split
+    /// by output rows over `threads` threads.
+    fn im2col<T: Copy + Default + Send + Sync>(&self, g: usize, dims: Dims, src: &[T], dst: &mut Vec<T>, threads: usize) {
+        let (_, _, _, ho, wo) = dims;
+        let n = ho * wo * self.weights.depth();
+        if dst.len() != n {
+            dst.resize(n, T::default());
+        }
+        if threads <= 1 {
+            return self.im2col_rows(g, dims, src, dst, 0, ho);
+        }
+        let mut parts = Vec::new();
+        let mut rest = &mut dst[..];
+        for (r0, r1) in kernels::column_blocks(ho, 1, threads) {
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut((r1 - r0) * wo * self.weights.depth());
+            parts.push((r0, r1, part));
+            rest = tail;
+        }
+        kernels::run_parts(parts, threads, &|(r0, r1, part)| self.im2col_rows(g, dims, src, part, r0, r1));
+    }
+
+    /// Output rows `r0..r1` of [`im2col`](Self::im2col) into `dst` (those rows' columns only).
     /// Tap by tap over the output rows, with each tap's in-bounds output columns worked out once:
     /// a first conv reads one channel per tap, where a call per tap (`taps`) would cost more than
     /// the copy.
-    fn im2col<T: Copy + Default>(&self, g: usize, dims: (usize, usize, usize, usize, usize), src: &[T], dst: &mut Vec<T>) {
+    fn im2col_rows<T: Copy + Default>(&self, g: usize, dims: Dims, src: &[T], dst: &mut [T], r0: usize, r1: usize) {
         let (h, w, c, ho, wo) = dims;
         let [kh, kw] = self.kernel;
         let (cg, depth) = (self.in_per_group, self.weights.depth());
-        dst.clear();
-        dst.resize(ho * wo * depth, T::default());
+        dst.fill(T::default());
         for ky in 0..kh {
             for kx in 0..kw {
                 let tap = (ky * kw + kx) * cg;
@@ -100,12 +124,12 @@ impl Conv2d {
                     continue;
                 }
                 let ix0 = x0 * self.stride[1] + kx * self.dilation[1] - self.padding[1];
-                for oy in y0..y1 {
+                for oy in y0.max(r0)..y1.min(r1) {
                     let iy = oy * self.stride[0] + ky * self.dilation[0] - self.padding[0];
                     // The row's in-bounds pixels for this tap, one column (depth apart) each: no
                     // index arithmetic or bounds check per pixel.
                     let from = &src[(iy * w + ix0) * c + g * cg..];
-                    let at = &mut dst[(oy * wo + x0) * depth + tap..];
+                    let at = &mut dst[((oy - r0) * wo + x0) * depth + tap..];
                     if cg == 1 {
                         // One value per pixel (a first conv on a grey image): a strided gather.
                         for (d, s) in at.iter_mut().step_by(depth).zip(from.iter().step_by(self.stride[1] * c)).take(x1 - x0) {
@@ -133,7 +157,7 @@ impl Conv2d {
             let xc = self.weights.clamp_input(x.data())?;
             let mut cols = Vec::new();
             for g in 0..self.weights.groups() {
-                self.im2col(g, dims, &xc, &mut cols);
+                self.im2col(g, dims, &xc, &mut cols, 1);
                 self.weights.float_gemm_group(g, &cols, out.data_mut(), m)?;
             }
             if let Some(f) = affine {
@@ -142,9 +166,10 @@ impl Conv2d {
             return Ok(out);
         }
         self.weights.quantize_input(x.data(), ctx)?;
+        let threads = self.weights.split_threads(ho * wo, ctx.threads);
         for g in 0..self.weights.groups() {
             let mut cols = std::mem::take(&mut ctx.col_codes);
-            self.im2col(g, dims, &ctx.input_codes, &mut cols);
+            self.im2col(g, dims, &ctx.input_codes, &mut cols, threads);
             ctx.col_codes = cols;
             self.weights.gemm_group(g, ho * wo, ctx, out.data_mut(), m, affine)?;
         }

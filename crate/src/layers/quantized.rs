@@ -259,39 +259,62 @@ impl QuantWeights {
         acts.pack_threads(&col_codes[..cols * self.depth], cols, self.depth, a.abits, a.scheme, threads)?;
         let acc = scratch(acc, cols * self.rows);
         kernels::gemm(*isa, &a.packed[g], acts, acc, threads)?;
+        let (acc, sums) = (&*acc, acts.col_sums());
         let base = g * self.rows;
-        let sums = acts.col_sums();
         let (steps, biases) = (&a.row_step[base..base + self.rows], &a.row_bias[base..base + self.rows]);
         let affine = affine.map(|f| f.part(base, self.rows));
-        for col in 0..cols {
-            let row_acc = &acc[col * self.rows..(col + 1) * self.rows];
-            let dst = &mut out[col * out_stride + base..col * out_stride + base + self.rows];
-            if a.narrow {
-                let correction = a.lw * sums[col] as i32;
-                let value = |v: i32, step: f32, bias: f32| step * (2 * v - correction) as f32 + bias;
-                if let Some(f) = &affine {
-                    // One pass for both: the same operations as the affine layer's own.
-                    let rows = dst.iter_mut().zip(row_acc).zip(steps).zip(biases).zip(f.scale).zip(f.bias);
-                    for (((((d, &v), &step), &bias), &scale), &shift) in rows {
-                        *d = value(v, step, bias) * scale + shift;
+        // Columns `c0..` of the output, one pixel (`out_stride` values) each.
+        let epilogue = |c0: usize, out: &mut [f32]| {
+            for (col, px) in (c0..).zip(out.chunks_exact_mut(out_stride)) {
+                let row_acc = &acc[col * self.rows..(col + 1) * self.rows];
+                let dst = &mut px[base..base + self.rows];
+                if a.narrow {
+                    let correction = a.lw * sums[col];
+                    let value = |v: i32, step: f32, bias: f32| step * (2 * v - correction) as f32 + bias;
+                    if let Some(f) = &affine {
+                        // One pass for both: the same operations as the affine layer's own.
+                        let rows = dst.iter_mut().zip(row_acc).zip(steps).zip(biases).zip(f.scale).zip(f.bias);
+                        for (((((d, &v), &step), &bias), &scale), &shift) in rows {
+                            *d = value(v, step, bias) * scale + shift;
+                        }
+                        continue;
                     }
-                    continue;
+                    for (((d, &v), &step), &bias) in dst.iter_mut().zip(row_acc).zip(steps).zip(biases) {
+                        *d = value(v, step, bias);
+                    }
+                } else {
+                    // i64: 2*acc can exceed i32 for deep layers even though acc itself fits.
+                    let correction = a.lw as i64 * sums[col] as i64;
+                    for (((d, &v), &step), &bias) in dst.iter_mut().zip(row_acc).zip(steps).zip(biases) {
+                        *d = step * (2 * v as i64 - correction) as f32 + bias;
+                    }
                 }
-                for (((d, &v), &step), &bias) in dst.iter_mut().zip(row_acc).zip(steps).zip(biases) {
-                    *d = value(v, step, bias);
-                }
-            } else {
-                // i64: 2*acc can exceed i32 for deep layers even though acc itself fits.
-                let correction = a.lw as i64 * sums[col] as i64;
-                for (((d, &v), &step), &bias) in dst.iter_mut().zip(row_acc).zip(steps).zip(biases) {
-                    *d = step * (2 * v as i64 - correction) as f32 + bias;
+                if let Some(f) = &affine {
+                    f.apply(dst);
                 }
             }
-            if let Some(f) = &affine {
-                f.apply(dst);
-            }
+        };
+        let out = &mut out[..cols * out_stride];
+        if threads <= 1 {
+            epilogue(0, out);
+            return Ok(());
         }
+        // Split as the GEMM was: the epilogue is a fifth to a third of a small layer's time.
+        let mut parts = Vec::new();
+        let mut rest = out;
+        for (c0, c1) in kernels::column_blocks(cols, 1, threads) {
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut((c1 - c0) * out_stride);
+            parts.push((c0, part));
+            rest = tail;
+        }
+        kernels::run_parts(parts, threads, &|(c0, out)| epilogue(c0, out));
         Ok(())
+    }
+
+    /// Threads a GEMM of group 0 over `cols` columns is split over at the current width
+    /// ([`kernels::split_threads`]), for the work around it (im2col) to be split alike.
+    pub(crate) fn split_threads(&self, cols: usize, threads: usize) -> usize {
+        self.active.as_ref().map_or(1, |a| kernels::split_threads(&a.packed[0], cols, a.abits, threads))
     }
 
     /// A dynamic-activation layer on `tokens` columns of f32 input (`x`: [tokens][depth]), one
