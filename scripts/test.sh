@@ -69,8 +69,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 want native && step native env -u RUSTC -u RUSTC_BOOTSTRAP -u RUSTFLAGS \
   CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
   cargo test --workspace --release
-# The `threads` feature's own code (the fork/join team, the split decisions) and the kernel suite
-# at 2 threads: the wasm threads build needs a browser, so this is where its kernels are checked.
+# The `threads` feature's own code (the fork/join team, the split decisions), the kernel suite at
+# 2 threads and whole passes split over threads: the wasm threads build needs a browser, so this
+# is where splitting is checked against one thread.
 want native && step threads env -u RUSTC -u RUSTC_BOOTSTRAP -u RUSTFLAGS \
   CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
   cargo test -p anybit --release --features threads --lib --test kernels --test session

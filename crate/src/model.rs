@@ -400,6 +400,8 @@ impl Model {
         now: Option<&dyn Fn() -> f64>,
     ) -> Result<(Vec<Option<Tensor>>, Vec<(String, f64)>)> {
         let mut times = Vec::new();
+        // Helpers asleep since the last pass wake while the first layers run on this thread.
+        crate::kernels::wake_threads(self.ctx.threads);
         let shape = self.input_shape_for(input.len())?;
         // A branch-free scan first (it vectorizes; `position`, which stops early, does not), the
         // search only when it fails.

@@ -48,9 +48,10 @@ pub fn column_blocks(cols: usize, granule: usize, threads: usize) -> impl Iterat
 
 /// Work (Dot16-equivalent multiply-adds, [`work`]) below which a GEMM stays on the calling
 /// thread whatever the pool. A split costs a few microseconds when the helpers are spinning
-/// ([`team`](super::team)), and the spawn of a helper when they are not; 1 M is about 0.04 ms
-/// at the 8-bit kernel's 25 GMAC/s.
-pub(crate) const MIN_SPLIT_WORK: u64 = 1_000_000;
+/// ([`team`](super::team)), and the spawn of a helper when they are not. 0.25 M is about 0.01 ms
+/// at the 8-bit kernel's 25 GMAC/s: ResNet-20's 1-bit GEMMs (0.6 M of work) split and gain, the
+/// first convs (depth 9-27) do not.
+pub(crate) const MIN_SPLIT_WORK: u64 = 250_000;
 
 /// A GEMM's cost in Dot16-equivalent multiply-adds: its multiply-adds scaled by what each costs in
 /// its scheme relative to Dot16, from the kernel benchmark's measured rates (Lut ∝ activation
@@ -81,6 +82,17 @@ pub fn run_parts<P: Send>(parts: Vec<P>, threads: usize, f: &(dyn Fn(P) + Sync))
         let _ = threads;
         parts.into_iter().for_each(f);
     }
+}
+
+/// Gets up to `threads - 1` helper threads running for the splits to come (see
+/// [`team`](super::team)); nothing without the `threads` feature or on one thread.
+pub fn wake_threads(threads: usize) {
+    #[cfg(feature = "threads")]
+    if threads > 1 {
+        super::team::wake(threads);
+    }
+    #[cfg(not(feature = "threads"))]
+    let _ = threads;
 }
 
 /// Runs `run` over all columns: on this thread, or split over `threads` threads ([`team`](super::team)).
@@ -126,10 +138,12 @@ mod tests {
     fn small_gemms_stay_on_one_thread() {
         // MNIST's conv1 (32 x 9 x 784, 0.23 M multiply-adds): one thread on any pool.
         assert_eq!(split(32, 9, 784, 8, Scheme::Dot16, 4), 1);
-        // Its conv2 (64 x 288 x 196, 3.6 M): split at 8 bits, not at 1 bit on Lut (0.9 M of work).
+        // Its conv2 (64 x 288 x 196, 3.6 M): split at 8 bits, and at 1 bit on Lut (0.9 M of work).
         assert_eq!(split(64, 288, 196, 8, Scheme::Dot16, 2), 2);
-        assert_eq!(split(64, 288, 196, 1, Scheme::Lut, 2), 1);
-        assert_eq!(split(64, 288, 196, 4, Scheme::Lut, 3), 3);
+        assert_eq!(split(64, 288, 196, 1, Scheme::Lut, 3), 3);
+        // A 16 x 144 x 256 GEMM: 0.59 M multiply-adds split at 8 bits, not at 1 bit (0.15 M of work).
+        assert_eq!(split(16, 144, 256, 8, Scheme::Dot16, 2), 2);
+        assert_eq!(split(16, 144, 256, 1, Scheme::Lut, 2), 1);
         // A pool of one, or a single column, never splits.
         assert_eq!(split(64, 576, 784, 8, Scheme::Dot16, 1), 1);
         assert_eq!(split(4096, 4096, 1, 8, Scheme::Dot16, 2), 1);

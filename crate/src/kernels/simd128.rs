@@ -71,7 +71,6 @@ pub fn dot16(job: Job<'_>) {
         return dot16_shallow(job);
     }
     let Job { w, a, c0, c1, out } = job;
-    let kcs = kp / dot16::KB;
     let rows = w.rows;
     // Bounds: column tiles stop below cols_pad (whole panels) and row tiles below rows_pad, so
     // every pointer below stays inside the packed buffers.
@@ -116,7 +115,6 @@ fn dot16_shallow(job: Job<'_>) {
 fn dot16_pairs<const P: usize>(job: Job<'_>) {
     let Job { w, a, c0, c1, out } = job;
     let kp = dot16::padded_depth(w.depth);
-    let kcs = kp / dot16::KB;
     let rows = w.rows;
     let (wd, ad) = (w.data::<i16>(), a.data::<i16>());
     let rows_pad = rows.div_ceil(dot16::MR) * dot16::MR;

@@ -112,6 +112,17 @@ fn helper() {
     HELPERS.fetch_sub(1, AcqRel);
 }
 
+/// Starts the helpers a job over `threads` threads would use, if they are not running, without
+/// waiting for them: a pass calls this first, so that pool threads asleep since the last pass
+/// (a wake from `Atomics.wait` takes ~0.2 ms in a browser) are up by its first split GEMM.
+pub(crate) fn wake(threads: usize) {
+    let helpers = threads.saturating_sub(1).min(rayon::current_num_threads());
+    while HELPERS.load(Acquire) < helpers {
+        HELPERS.fetch_add(1, AcqRel);
+        rayon::spawn(helper);
+    }
+}
+
 /// One slot per part; each index is claimed exactly once, so each slot is taken once.
 struct Slots<P>(Vec<UnsafeCell<Option<P>>>);
 // SAFETY: slot `i` is only touched by whoever claimed part `i`, once.
@@ -147,10 +158,7 @@ pub(crate) fn run_parts<P: Send>(parts: Vec<P>, threads: usize, f: &(dyn Fn(P) +
     DONE.store(0, Relaxed);
     let epoch = (STATE.load(Relaxed) >> 32).wrapping_add(1);
     STATE.store(epoch << 32 | n as u64, Release);
-    while HELPERS.load(Acquire) < helpers {
-        HELPERS.fetch_add(1, AcqRel);
-        rayon::spawn(helper);
-    }
+    wake(helpers + 1);
     while let Some(i) = claim() {
         run_claimed(i);
     }
