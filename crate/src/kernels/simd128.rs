@@ -71,6 +71,7 @@ pub fn dot16(job: Job<'_>) {
         return dot16_shallow(job);
     }
     let Job { w, a, c0, c1, out } = job;
+    let kcs = kp / dot16::KB;
     let rows = w.rows;
     // Bounds: column tiles stop below cols_pad (whole panels) and row tiles below rows_pad, so
     // every pointer below stays inside the packed buffers.
