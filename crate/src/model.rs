@@ -401,7 +401,7 @@ impl Model {
     ) -> Result<(Vec<Option<Tensor>>, Vec<(String, f64)>)> {
         let mut times = Vec::new();
         // Helpers asleep since the last pass wake while the first layers run on this thread.
-        crate::kernels::wake_threads(self.ctx.threads);
+        let _threads = crate::kernels::PassThreads::new(self.ctx.threads);
         let shape = self.input_shape_for(input.len())?;
         // A branch-free scan first (it vectorizes; `position`, which stops early, does not), the
         // search only when it fails.

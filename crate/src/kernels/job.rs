@@ -84,15 +84,24 @@ pub fn run_parts<P: Send>(parts: Vec<P>, threads: usize, f: &(dyn Fn(P) + Sync))
     }
 }
 
-/// Gets up to `threads - 1` helper threads running for the splits to come (see
+/// Held for the length of a pass over a model's layers: gets up to `threads - 1` helper threads
+/// running for the splits to come and keeps them spinning between layers (see
 /// [`team`](super::team)); nothing without the `threads` feature or on one thread.
-pub fn wake_threads(threads: usize) {
+pub struct PassThreads {
     #[cfg(feature = "threads")]
-    if threads > 1 {
-        super::team::wake(threads);
+    _guard: super::team::PassGuard,
+}
+
+impl PassThreads {
+    pub fn new(threads: usize) -> PassThreads {
+        #[cfg(feature = "threads")]
+        return PassThreads { _guard: super::team::PassGuard::new(threads) };
+        #[cfg(not(feature = "threads"))]
+        {
+            let _ = threads;
+            PassThreads {}
+        }
     }
-    #[cfg(not(feature = "threads"))]
-    let _ = threads;
 }
 
 /// Runs `run` over all columns: on this thread, or split over `threads` threads ([`team`](super::team)).

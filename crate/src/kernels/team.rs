@@ -5,21 +5,30 @@
 //! threads through `Atomics.wait`/`notify`, about 0.2 ms per wake in a browser, twice per GEMM
 //! (the pool's threads, then the caller). A pass of the shipped models has 4-20 GEMMs of
 //! 0.01-0.5 ms each, so two threads ran slower than one (BENCHMARKS.md). Here the caller works
-//! too and never parks, and helpers are rayon tasks that, after a part, spin on the counter for
-//! [`SPIN_MS`] before giving their thread back: the next GEMM of the same pass (or the next pass
-//! of a loop) finds them awake. A helper that is not awake yet costs nothing but its share: the
-//! caller claims every part it does not.
+//! too and never parks, and helpers are rayon tasks woken once per pass ([`PassGuard`]) that spin
+//! on the counter between parts while the pass runs: each GEMM of the pass finds them awake. A
+//! helper that is not awake yet costs nothing but its share: the caller claims every part it
+//! does not.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
-/// How long a helper spins for the next part after its last one, ms. A pass's longest stretch
-/// without a split GEMM (im2col, pooling, the epilogues) is well under this on the shipped
-/// models, and a loop of passes returns within it too; a page that runs once a frame gives the
-/// thread back between frames.
+/// How long a helper spins for the next part after its last one while a pass is running, ms: a
+/// pass's longest stretch without a split (pooling, the elementwise layers, a first conv that
+/// stays on one thread) is well under this on the shipped models.
 const SPIN_MS: f64 = 1.0;
+
+/// Spins a helper waits for the next part when no pass is running (a GEMM called on its own, as
+/// the kernel benchmark and calibration do): tens of microseconds, enough for back-to-back calls.
+/// A helper must not outlive the pass for long: on a 2-core machine a spinning helper takes the
+/// core that the page and the worker need to hand the result over (page-side time per run rose
+/// 0.1-0.5 ms with a 1 ms spin after every pass).
+const GRACE_SPINS: u32 = 1 << 13;
+
+/// Passes running ([`PassGuard`]): helpers keep spinning while there is one.
+static PASSES: AtomicUsize = AtomicUsize::new(0);
 
 /// `STATE` is `epoch << 32 | next << 16 | parts`: the job's number, the next unclaimed part and
 /// the part count. One word, so claiming a part (compare-exchange) also proves the job is still
@@ -87,7 +96,8 @@ fn now_ms() -> f64 {
     }
 }
 
-/// A helper's life: claim parts while there are any, spin up to [`SPIN_MS`] for more, leave.
+/// A helper's life: claim parts while there are any; then, during a pass, spin up to [`SPIN_MS`]
+/// for more, else [`GRACE_SPINS`] times; then leave.
 fn helper() {
     let mut idle_since = None;
     let mut spins = 0u32;
@@ -95,10 +105,17 @@ fn helper() {
         if let Some(i) = claim() {
             run_claimed(i);
             idle_since = None;
+            spins = 0;
             continue;
         }
         std::hint::spin_loop();
         spins = spins.wrapping_add(1);
+        if PASSES.load(Relaxed) == 0 {
+            if spins > GRACE_SPINS {
+                break;
+            }
+            continue;
+        }
         // The clock is a call into the host in wasm; read it every few thousand spins.
         if spins % 4096 == 0 {
             let t = now_ms();
@@ -112,9 +129,33 @@ fn helper() {
     HELPERS.fetch_sub(1, AcqRel);
 }
 
+/// A pass over a model's layers, from creation to drop: wakes the helpers a split over `threads`
+/// would use at once, without waiting for them, so that pool threads asleep since the last pass
+/// (a wake from `Atomics.wait` takes ~0.1-0.2 ms in a browser) are up by its first split GEMM,
+/// and keeps them spinning between its layers.
+pub(crate) struct PassGuard(bool);
+
+impl PassGuard {
+    pub(crate) fn new(threads: usize) -> PassGuard {
+        if threads <= 1 {
+            return PassGuard(false);
+        }
+        PASSES.fetch_add(1, AcqRel);
+        wake(threads);
+        PassGuard(true)
+    }
+}
+
+impl Drop for PassGuard {
+    fn drop(&mut self) {
+        if self.0 {
+            PASSES.fetch_sub(1, AcqRel);
+        }
+    }
+}
+
 /// Starts the helpers a job over `threads` threads would use, if they are not running, without
-/// waiting for them: a pass calls this first, so that pool threads asleep since the last pass
-/// (a wake from `Atomics.wait` takes ~0.2 ms in a browser) are up by its first split GEMM.
+/// waiting for them.
 pub(crate) fn wake(threads: usize) {
     let helpers = threads.saturating_sub(1).min(rayon::current_num_threads());
     while HELPERS.load(Acquire) < helpers {
