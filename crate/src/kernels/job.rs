@@ -34,7 +34,8 @@ macro_rules! drivers_by_scheme_name {
 pub(super) use drivers_by_scheme_name;
 
 /// Blocks per thread when splitting columns, claimed one at a time: a thread that is late (waking,
-/// or preempted on a shared machine) leaves its share to the others.
+/// or preempted on a shared machine) leaves its share to the others, and the last block, which
+/// one thread may finish alone, is small.
 const BLOCKS_PER_THREAD: usize = 4;
 
 /// `0..cols` cut into `threads * BLOCKS_PER_THREAD` blocks of whole `granule`s (the last one may
@@ -104,29 +105,31 @@ impl PassThreads {
     }
 }
 
-/// Runs `run` over all columns: on this thread, or split over `threads` threads ([`team`](super::team)).
-#[cfg(feature = "threads")]
-pub(super) fn run_columns(run: Driver, w: &PackedWeights, a: &PackedActs, out: &mut [i32], threads: usize) {
+/// Runs `run` over all columns, on this thread or split over `threads` threads
+/// ([`team`](super::team)), each column block followed by `then` ([`super::gemm_then`]).
+pub(super) fn run_columns<P: Send>(
+    run: Driver,
+    w: &PackedWeights,
+    a: &PackedActs,
+    out: &mut [i32],
+    threads: usize,
+    mut part: impl FnMut(usize, usize) -> P,
+    then: &(dyn Fn(usize, &[i32], P) + Sync),
+) {
     let cols = a.cols;
     let threads = split_threads(w, cols, a.abits, threads);
-    if threads <= 1 {
-        return run(Job { w, a, c0: 0, c1: cols, out });
-    }
     // Blocks of whole column tiles (the largest column tile of any scheme: Lut's 16 lanes).
     let mut parts = Vec::with_capacity(threads * BLOCKS_PER_THREAD);
     let mut rest = out;
     for (c0, c1) in column_blocks(cols, super::lut::LANES, threads) {
         let (chunk, tail) = core::mem::take(&mut rest).split_at_mut((c1 - c0) * w.rows);
-        parts.push((c0, c1, chunk));
+        parts.push((c0, c1, chunk, part(c0, c1)));
         rest = tail;
     }
-    run_parts(parts, threads, &|(c0, c1, out)| run(Job { w, a, c0, c1, out }));
-}
-
-/// Runs `run` over all columns on this thread (no `threads` feature).
-#[cfg(not(feature = "threads"))]
-pub(super) fn run_columns(run: Driver, w: &PackedWeights, a: &PackedActs, out: &mut [i32], _threads: usize) {
-    run(Job { w, a, c0: 0, c1: a.cols, out });
+    run_parts(parts, threads, &|(c0, c1, out, p)| {
+        run(Job { w, a, c0, c1, out: &mut *out });
+        then(c0, out, p);
+    });
 }
 
 #[cfg(test)]
@@ -172,7 +175,9 @@ mod tests {
             }
             assert!(threads > 1 || blocks.len() == 1);
         }
-        // 784 columns (49 tiles of 16) on 2 threads: 8 blocks of 6-7 tiles, not 7 of 7.
-        assert_eq!(column_blocks(784, 16, 2).count(), 8);
+        // 784 columns (49 tiles of 16) on 2 threads: 32 blocks of 1-2 tiles.
+        assert_eq!(column_blocks(784, 16, 2).count(), 32);
+        // 64 columns (4 tiles): 4 blocks.
+        assert_eq!(column_blocks(64, 16, 2).count(), 4);
     }
 }

@@ -80,6 +80,23 @@ pub fn best_scheme(wbits: Bits, abits: Bits, depth: usize) -> Scheme {
 /// one included, where the GEMM is big enough ([`split_threads`]; feature `threads`, ignored
 /// without it).
 pub fn gemm(isa: Isa, w: &PackedWeights, a: &PackedActs, out: &mut [i32], threads: usize) -> Result<()> {
+    gemm_then(isa, w, a, out, threads, |_, _| (), &|_, _, ()| {})
+}
+
+/// [`gemm`], and `then(c0, acc, part)` on each column block `c0..` right after its GEMM, on the
+/// thread that computed it (`acc`: the block's `out`, `rows` values per column). `part(c0, c1)`
+/// is called first for every block in column order, on this thread, to hand each block what it
+/// writes (a layer's output columns): a dequantization epilogue then needs no fork of its own,
+/// and reads its accumulators while they are in that core's cache.
+pub fn gemm_then<P: Send>(
+    isa: Isa,
+    w: &PackedWeights,
+    a: &PackedActs,
+    out: &mut [i32],
+    threads: usize,
+    part: impl FnMut(usize, usize) -> P,
+    then: &(dyn Fn(usize, &[i32], P) + Sync),
+) -> Result<()> {
     let Some(scheme) = a.scheme else {
         crate::bail!(ErrorKind::InvalidArgument, "activations were not packed (or their packing failed)");
     };
@@ -113,6 +130,6 @@ pub fn gemm(isa: Isa, w: &PackedWeights, a: &PackedActs, out: &mut [i32], thread
     if n == 0 {
         return Ok(());
     }
-    job::run_columns(driver, w, a, out, threads);
+    job::run_columns(driver, w, a, out, threads, part, then);
     Ok(())
 }

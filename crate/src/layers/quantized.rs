@@ -258,15 +258,14 @@ impl QuantWeights {
         let threads = kernels::split_threads(&a.packed[g], cols, a.abits, *threads);
         acts.pack_threads(&col_codes[..cols * self.depth], cols, self.depth, a.abits, a.scheme, threads)?;
         let acc = scratch(acc, cols * self.rows);
-        kernels::gemm(*isa, &a.packed[g], acts, acc, threads)?;
-        let (acc, sums) = (&*acc, acts.col_sums());
+        let sums = acts.col_sums();
         let base = g * self.rows;
         let (steps, biases) = (&a.row_step[base..base + self.rows], &a.row_bias[base..base + self.rows]);
         let affine = affine.map(|f| f.part(base, self.rows));
-        // Columns `c0..` of the output, one pixel (`out_stride` values) each.
-        let epilogue = |c0: usize, out: &mut [f32]| {
-            for (col, px) in (c0..).zip(out.chunks_exact_mut(out_stride)) {
-                let row_acc = &acc[col * self.rows..(col + 1) * self.rows];
+        // Columns `c0..` of the output, one pixel (`out_stride` values) each, from their
+        // accumulators (`rows` per column), right after the GEMM of those columns.
+        let epilogue = |c0: usize, acc: &[i32], out: &mut [f32]| {
+            for ((col, px), row_acc) in (c0..).zip(out.chunks_exact_mut(out_stride)).zip(acc.chunks_exact(self.rows)) {
                 let dst = &mut px[base..base + self.rows];
                 if a.narrow {
                     let correction = a.lw * sums[col];
@@ -294,21 +293,13 @@ impl QuantWeights {
                 }
             }
         };
-        let out = &mut out[..cols * out_stride];
-        if threads <= 1 {
-            epilogue(0, out);
-            return Ok(());
-        }
-        // Split as the GEMM was: the epilogue is a fifth to a third of a small layer's time.
-        let mut parts = Vec::new();
-        let mut rest = out;
-        for (c0, c1) in kernels::column_blocks(cols, 1, threads) {
+        let mut rest = &mut out[..cols * out_stride];
+        let part = |c0: usize, c1: usize| {
             let (part, tail) = std::mem::take(&mut rest).split_at_mut((c1 - c0) * out_stride);
-            parts.push((c0, part));
             rest = tail;
-        }
-        kernels::run_parts(parts, threads, &|(c0, out)| epilogue(c0, out));
-        Ok(())
+            part
+        };
+        kernels::gemm_then(*isa, &a.packed[g], acts, acc, threads, part, &|c0, acc, out| epilogue(c0, acc, out))
     }
 
     /// Threads a GEMM of group 0 over `cols` columns is split over at the current width
