@@ -175,8 +175,8 @@ mod tests {
             }
             assert!(threads > 1 || blocks.len() == 1);
         }
-        // 784 columns (49 tiles of 16) on 2 threads: 32 blocks of 1-2 tiles.
-        assert_eq!(column_blocks(784, 16, 2).count(), 32);
+        // 784 columns (49 tiles of 16) on 2 threads: 8 blocks of 6-7 tiles, not 7 of 7.
+        assert_eq!(column_blocks(784, 16, 2).count(), 8);
         // 64 columns (4 tiles): 4 blocks.
         assert_eq!(column_blocks(64, 16, 2).count(), 4);
     }
