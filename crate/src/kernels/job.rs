@@ -47,6 +47,18 @@ pub fn column_blocks(cols: usize, granule: usize, threads: usize) -> impl Iterat
     (0..blocks).map(move |i| ((i * units / blocks * granule).min(cols), ((i + 1) * units / blocks * granule).min(cols)))
 }
 
+/// `data` (`per` values per column) cut along [`column_blocks`]: each block's range and values.
+pub fn column_slices<T>(data: &mut [T], cols: usize, granule: usize, threads: usize, per: usize) -> Vec<(usize, usize, &mut [T])> {
+    let mut rest = data;
+    column_blocks(cols, granule, threads)
+        .map(|(c0, c1)| {
+            let (block, tail) = core::mem::take(&mut rest).split_at_mut((c1 - c0) * per);
+            rest = tail;
+            (c0, c1, block)
+        })
+        .collect()
+}
+
 /// Work (Dot16-equivalent multiply-adds, [`work`]) below which a GEMM stays on the calling
 /// thread whatever the pool. A split costs a few microseconds when the helpers are spinning
 /// ([`team`](super::team)), and the spawn of a helper when they are not. 0.25 M is about 0.01 ms
@@ -119,13 +131,8 @@ pub(super) fn run_columns<P: Send>(
     let cols = a.cols;
     let threads = split_threads(w, cols, a.abits, threads);
     // Blocks of whole column tiles (the largest column tile of any scheme: Lut's 16 lanes).
-    let mut parts = Vec::with_capacity(threads * BLOCKS_PER_THREAD);
-    let mut rest = out;
-    for (c0, c1) in column_blocks(cols, super::lut::LANES, threads) {
-        let (chunk, tail) = core::mem::take(&mut rest).split_at_mut((c1 - c0) * w.rows);
-        parts.push((c0, c1, chunk, part(c0, c1)));
-        rest = tail;
-    }
+    let parts: Vec<_> =
+        column_slices(out, cols, super::lut::LANES, threads, w.rows).into_iter().map(|(c0, c1, out)| (c0, c1, out, part(c0, c1))).collect();
     run_parts(parts, threads, &|(c0, c1, out, p)| {
         run(Job { w, a, c0, c1, out: &mut *out });
         then(c0, out, p);

@@ -31,7 +31,7 @@ mod simd128_pack;
 
 pub use acts::PackedActs;
 pub use isa::Isa;
-pub use job::{column_blocks, run_parts, split_threads, PassThreads};
+pub use job::{column_slices, run_parts, split_threads, PassThreads};
 pub use packed::{PackedSize, PackedWeights, MAX_DEPTH};
 pub use reference::gemm_reference;
 pub use scheme::Scheme;

@@ -51,7 +51,7 @@ unsafe impl Sync for TaskCell {}
 static TASK: TaskCell = TaskCell(UnsafeCell::new(None));
 
 /// Parts per job at most (`STATE` holds the count in 16 bits).
-pub(crate) const MAX_PARTS: usize = 0xffff;
+const MAX_PARTS: usize = 0xffff;
 
 fn unpack(s: u64) -> (usize, usize) {
     (((s >> 16) & 0xffff) as usize, (s & 0xffff) as usize)

@@ -93,17 +93,8 @@ impl Conv2d {
         if dst.len() != n {
             dst.resize(n, T::default());
         }
-        if threads <= 1 {
-            return self.im2col_rows(g, dims, src, dst, 0, ho);
-        }
-        let mut parts = Vec::new();
-        let mut rest = &mut dst[..];
-        for (r0, r1) in kernels::column_blocks(ho, 1, threads) {
-            let (part, tail) = std::mem::take(&mut rest).split_at_mut((r1 - r0) * wo * self.weights.depth());
-            parts.push((r0, r1, part));
-            rest = tail;
-        }
-        kernels::run_parts(parts, threads, &|(r0, r1, part)| self.im2col_rows(g, dims, src, part, r0, r1));
+        let rows = kernels::column_slices(dst, ho, 1, threads, wo * self.weights.depth());
+        kernels::run_parts(rows, threads, &|(r0, r1, part)| self.im2col_rows(g, dims, src, part, r0, r1));
     }
 
     /// Output rows `r0..r1` of [`im2col`](Self::im2col) into `dst` (those rows' columns only).
