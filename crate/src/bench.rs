@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
-use crate::kernels::{gemm, Isa, PackedActs, PackedWeights, Scheme};
+use crate::kernels::{gemm, pack_gemm_then, ActCodes, Isa, PackedActs, PackedWeights, Scheme};
 use crate::timing::{interleaved, Reps};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -248,16 +248,15 @@ pub fn run(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
                     }
                     // First use of this kernel in the run: give the engine time to tier up.
                     let warm = if warmed.insert((scheme, isa, t)) { cfg.first_warmup_ms.max(cfg.warmup_ms) } else { cfg.warmup_ms };
-                    let mut run = || {
-                        pa.pack_threads(&a, shape.cols, shape.depth, abits, scheme, t)?;
-                        gemm(isa, &pw, &pa, &mut out, t)
-                    };
+                    // As the layers run it: each column block packed by the thread that
+                    // multiplies it, in one fork.
+                    let mut run = || pack_gemm_then(isa, &pw, &mut pa, ActCodes::Ready(&a), shape.cols, abits, &mut out, t, |_, _| (), &|_, _, _, ()| {});
                     let (ms, vs) = if is_base_pair && scheme == Scheme::Dot16 && isa == baseline_isa && t == 1 {
                         (time_it(now, cfg, warm, &mut run)?, 1.0)
                     } else {
                         let mut base = || {
-                            base_pa.pack_threads(&base_a, shape.cols, shape.depth, Bits::MAX, Scheme::Dot16, 1)?;
-                            gemm(baseline_isa, &base_w, &base_pa, &mut base_out, 1)
+                            let codes = ActCodes::Ready(&base_a);
+                            pack_gemm_then(baseline_isa, &base_w, &mut base_pa, codes, shape.cols, Bits::MAX, &mut base_out, 1, |_, _| (), &|_, _, _, ()| {})
                         };
                         let ms = time_many(now, cfg, warm, &mut [&mut base, &mut run])?;
                         (ms[1], ms[0] / ms[1])

@@ -3,7 +3,8 @@
 //! codes and edge cases. Runs natively (`cargo test`) and as wasm in Node and headless Chromium
 //! (`scripts/wasm-test.sh`), where each build variant brings its own `Isa::available()`.
 
-use anybit::kernels::{best_scheme, gemm, gemm_reference, Isa, PackedActs, PackedSize, PackedWeights, Scheme, MAX_DEPTH};
+use anybit::kernels::{best_scheme, gemm, gemm_reference, pack_gemm_then, ActCodes, Isa, PackedActs, PackedSize, PackedWeights, Scheme, MAX_DEPTH};
+use std::sync::Mutex;
 use anybit::{Bits, ErrorKind};
 
 /// xorshift64*: tiny, seeded, good enough for test data.
@@ -64,6 +65,41 @@ fn check_all(w: &[u8], a: &[u8], rows: usize, cols: usize, depth: usize, wb: u8,
                 }
                 assert!(got[rows * cols..].iter().all(|&x| x == i32::MIN + 7), "{what}: wrote past rows*cols");
                 checked += 1;
+                // Packing each column block in the GEMM's fork gives the same products, from codes
+                // given or written block by block in the fork, and each block's epilogue sees its
+                // own columns' sums, every column once.
+                for filled in [false, true] {
+                    let mut fused = PackedActs::new();
+                    let mut got = vec![i32::MIN + 7; rows * cols + 3];
+                    let seen = Mutex::new(vec![None; cols]);
+                    let then = |c0: usize, acc: &[i32], sums: &[i32], c1: usize| {
+                        assert_eq!((acc.len(), sums.len()), ((c1 - c0) * rows, c1 - c0), "{what}: block {c0}..{c1}");
+                        let mut seen = seen.lock().unwrap();
+                        for (c, &sum) in (c0..c1).zip(sums) {
+                            assert!(seen[c].replace(sum).is_none(), "{what}: column {c} twice");
+                        }
+                    };
+                    let fill = |c0: usize, c1: usize, dst: &mut [u8]| dst.copy_from_slice(&a[c0 * depth..c1 * depth]);
+                    let mut buffer = vec![0xFF; cols * depth];
+                    let codes = if filled { ActCodes::Fill(&mut buffer, &fill) } else { ActCodes::Ready(a) };
+                    pack_gemm_then(isa, &pw, &mut fused, codes, cols, abits, &mut got, threads, |_, c1| c1, &then).unwrap();
+                    let how = if filled { "filled in the fork" } else { "given" };
+                    if rows > 0 {
+                        let seen: Vec<i32> = seen.into_inner().unwrap().into_iter().map(|s| s.expect("every column reaches its epilogue")).collect();
+                        assert_eq!(seen, want_sums, "{what}: fused col sums, codes {how}, {scheme:?} {isa:?} {threads} threads");
+                    }
+                    assert_eq!(fused.col_sums(), &want_sums[..], "{what}: fused pack kept");
+                    if got[..rows * cols] != want[..] {
+                        let i = (0..rows * cols).find(|&i| got[i] != want[i]).unwrap();
+                        panic!(
+                            "{what}: fused, codes {how}, {scheme:?} {isa:?} threads={threads} w{wb}a{ab} rows={rows} cols={cols} depth={depth}: \
+                             first mismatch at col {} row {}",
+                            i / rows, i % rows
+                        );
+                    }
+                    assert!(got[rows * cols..].iter().all(|&x| x == i32::MIN + 7), "{what}: fused wrote past rows*cols");
+                    checked += 1;
+                }
             }
         }
     }

@@ -1,7 +1,11 @@
 //! [`PackedActs`]: activations packed per call into a buffer reused across layers and calls, with
-//! the per-column code sums the layers dequantize with, and the split of packing over threads.
+//! the per-column code sums the layers dequantize with; [`ActsView`], the part of a pack a
+//! micro-kernel reads; and the split of packing over threads, alone or with the work that reads
+//! each column block (a GEMM) in the same fork.
 
-use super::packed::{act_len, check_codes, check_shape, Elem, Scratch};
+use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
+
+use super::packed::{act_len, check_codes, check_shape, Elem, Elems, Scratch};
 use super::scheme::{with_layout, Layout};
 use super::Scheme;
 use crate::bits::Bits;
@@ -17,6 +21,8 @@ pub struct PackedActs {
     pub(super) depth: usize,
     pub(super) abits: Bits,
     pub(super) cols_pad: usize,
+    /// Packed elements per column.
+    per_col: usize,
     pub(super) col_sums: Vec<i32>,
     scratch: Scratch,
 }
@@ -29,10 +35,58 @@ impl Default for PackedActs {
             depth: 0,
             abits: Bits::MIN,
             cols_pad: 0,
+            per_col: 0,
             col_sums: Vec::new(),
             scratch: Scratch::default(),
         }
     }
+}
+
+/// Columns `c0..c1` of a pack as a micro-kernel reads them, renumbered from 0: the block's packed
+/// elements (padded to whole granules at the end of the pack), its code sums and its columns.
+/// A column block packed on its own thread is read through one without anyone borrowing the
+/// whole buffer while other threads fill the rest.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ActsView<'a> {
+    pub(super) cols: usize,
+    // Read by the SIMD drivers' bounds checks.
+    #[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(dead_code))]
+    pub(super) cols_pad: usize,
+    pub(super) abits: Bits,
+    pub(super) col_sums: &'a [i32],
+    data: Elems<'a>,
+}
+
+impl<'a> ActsView<'a> {
+    /// The packed elements, as the scheme's type.
+    #[inline]
+    pub(super) fn data<T: Elem>(&self) -> &'a [T] {
+        T::of_elems(self.data)
+    }
+}
+
+/// Activation codes (`[cols][depth]`) for [`PackedActs::pack_each`] and
+/// [`pack_gemm_then`](super::pack_gemm_then): given, or a buffer that `fill(c0, c1, block)`
+/// writes block by block (`[c1 - c0][depth]`, zeroed by no one), on the thread that then packs
+/// the block: an im2col in the same fork as the packing and the GEMM.
+pub enum ActCodes<'a> {
+    Ready(&'a [u8]),
+    Fill(&'a mut [u8], &'a (dyn Fn(usize, usize, &mut [u8]) + Sync)),
+}
+
+impl ActCodes<'_> {
+    fn len(&self) -> usize {
+        match self {
+            ActCodes::Ready(c) => c.len(),
+            ActCodes::Fill(c, _) => c.len(),
+        }
+    }
+}
+
+/// One block's codes in a split pack: read, or to be filled first.
+enum BlockCodes<'a> {
+    Ready(&'a [u8]),
+    Fill(&'a mut [u8]),
 }
 
 impl PackedActs {
@@ -50,16 +104,43 @@ impl PackedActs {
     /// `threads`; ignored without it). Packing is a fifth of a 1-bit layer's time, so a
     /// multi-threaded GEMM needs a multi-threaded pack to scale.
     pub fn pack_threads(&mut self, codes: &[u8], cols: usize, depth: usize, abits: Bits, scheme: Scheme, threads: usize) -> Result<()> {
+        let granule = with_layout!(scheme, L => L::COL_GRANULE);
+        let blocks = super::job::column_blocks(cols, granule, threads).map(|(c0, c1)| (c0, c1, ())).collect();
+        self.pack_each(ActCodes::Ready(codes), cols, depth, abits, scheme, blocks, threads, &|_, _, ()| {})
+    }
+
+    /// Packs like [`pack_threads`](Self::pack_threads), one column block `(c0, c1, x)` of
+    /// `blocks` at a time (they cover `0..cols` in order, each starting on a whole granule), and
+    /// right after packing a block calls `each(view, c0, x)` on the same thread with the block
+    /// as [`ActsView`]: a GEMM then multiplies columns its own thread has just packed, in one
+    /// fork with the packing. Afterwards the buffer holds the whole pack, as `pack` leaves it.
+    /// A code out of range is reported after every block ran (`each` then saw wrong codes).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn pack_each<X: Send>(
+        &mut self,
+        mut codes: ActCodes<'_>,
+        cols: usize,
+        depth: usize,
+        abits: Bits,
+        scheme: Scheme,
+        blocks: Vec<(usize, usize, X)>,
+        threads: usize,
+        each: &(dyn Fn(ActsView<'_>, usize, X) + Sync),
+    ) -> Result<()> {
         self.scheme = None;
-        check_shape(codes, cols, depth, "activation")?;
+        check_shape(codes.len(), cols, depth, "activation")?;
         if self.col_sums.len() < cols {
             self.col_sums.resize(cols, 0);
         }
         let ab = abits.get();
         // The packers check the range on the fly (an OR of every code, folded into their single
         // pass over the codes); the slow search for the culprit only runs on failure.
-        let any = with_layout!(scheme, L => self.pack_as::<L>(codes, cols, depth, ab, threads));
+        let any = with_layout!(scheme, L => self.pack_as::<L, X>(&mut codes, cols, depth, abits, blocks, threads, each));
         if ab < 8 && any >> ab != 0 {
+            let codes = match &codes {
+                ActCodes::Ready(c) => c,
+                ActCodes::Fill(c, _) => &**c,
+            };
             check_codes(codes, ab, "activation")?;
         }
         self.scheme = Some(scheme);
@@ -69,20 +150,85 @@ impl PackedActs {
         Ok(())
     }
 
-    fn pack_as<L: Layout>(&mut self, codes: &[u8], cols: usize, depth: usize, abits: u8, threads: usize) -> u8 {
-        let (cols_pad, n) = act_len::<L>(cols, depth, abits);
+    #[allow(clippy::too_many_arguments)]
+    fn pack_as<L: Layout, X: Send>(
+        &mut self,
+        codes: &mut ActCodes<'_>,
+        cols: usize,
+        depth: usize,
+        abits: Bits,
+        blocks: Vec<(usize, usize, X)>,
+        threads: usize,
+        each: &(dyn Fn(ActsView<'_>, usize, X) + Sync),
+    ) -> u8 {
+        let ab = abits.get();
+        let (cols_pad, n) = act_len::<L>(cols, depth, ab);
+        let per_col = L::act_col_len(depth, ab);
         self.cols_pad = cols_pad;
-        let shape = Cols { cols, cols_pad, depth, granule: L::COL_GRANULE, per_col: L::act_col_len(depth, abits), threads };
-        let dst = self.scratch.grow::<L::Elem>(n);
-        split_pack(&shape, codes, dst, &mut self.col_sums[..cols], &|src, n, n_pad, dst, sums| {
-            L::pack_acts(src, n, n_pad, depth, abits, dst, sums)
-        })
+        self.per_col = per_col;
+        let (mut dst, mut sums) = (&mut self.scratch.grow::<L::Elem>(n)[..n], &mut self.col_sums[..cols]);
+        let (mut ready, mut fill, filler): (&[u8], &mut [u8], _) = match codes {
+            ActCodes::Ready(c) => (*c, &mut [], None),
+            ActCodes::Fill(c, f) => (&[], &mut **c, Some(*f)),
+        };
+        let mut parts = Vec::with_capacity(blocks.len());
+        let mut next = 0;
+        for (c0, c1, x) in blocks {
+            // The last block packs the padding up to whole granules.
+            let end = if c1 >= cols { cols_pad } else { c1 };
+            assert!(c0 == next && c0 % L::COL_GRANULE == 0 && end % L::COL_GRANULE == 0 && c1 <= cols, "column blocks must tile 0..{cols} in granules");
+            next = c1;
+            let (d, rest) = core::mem::take(&mut dst).split_at_mut((end - c0) * per_col);
+            let (s, srest) = core::mem::take(&mut sums).split_at_mut(c1 - c0);
+            let src = match filler {
+                None => {
+                    let (src, rest) = ready.split_at((c1 - c0) * depth);
+                    ready = rest;
+                    BlockCodes::Ready(src)
+                }
+                Some(_) => {
+                    let (src, rest) = core::mem::take(&mut fill).split_at_mut((c1 - c0) * depth);
+                    fill = rest;
+                    BlockCodes::Fill(src)
+                }
+            };
+            parts.push((c0, c1, src, end - c0, d, s, x));
+            dst = rest;
+            sums = srest;
+        }
+        assert!(next == cols, "column blocks must tile 0..{cols}");
+        let any = AtomicU8::new(0);
+        let one = |(c0, c1, src, n_pad, d, s, x): (usize, usize, BlockCodes<'_>, usize, &mut [L::Elem], &mut [i32], X)| {
+            let src: &[u8] = match (src, filler) {
+                (BlockCodes::Fill(src), Some(fill)) => {
+                    fill(c0, c1, src);
+                    src
+                }
+                (BlockCodes::Fill(src), None) => src,
+                (BlockCodes::Ready(src), _) => src,
+            };
+            any.fetch_or(L::pack_acts(src, s.len(), n_pad, depth, ab, d, s), Relaxed);
+            let view = ActsView { cols: s.len(), cols_pad: n_pad, abits, col_sums: s, data: <L::Elem as Elem>::elems(d) };
+            each(view, c0, x);
+        };
+        match parts.len() {
+            1 => one(parts.pop().expect("one part")),
+            _ if !cfg!(feature = "threads") => parts.into_iter().for_each(one),
+            _ => super::job::run_parts(parts, threads, &one),
+        }
+        any.into_inner()
     }
 
-    /// The packed elements, as the scheme's type (the buffer may be longer than this pack).
-    #[inline]
-    pub(super) fn data<T: Elem>(&self) -> &[T] {
-        self.scratch.get::<T>()
+    /// Columns `c0..c1` of the pack (`c0` on a whole granule, `c1 <= cols`) as a micro-kernel
+    /// reads them; `None` before a pack succeeded.
+    pub(super) fn block(&self, c0: usize, c1: usize) -> Option<ActsView<'_>> {
+        let scheme = self.scheme?;
+        let end = if c1 >= self.cols { self.cols_pad } else { c1 };
+        let data = with_layout!(scheme, L => {
+            let d = self.scratch.get::<<L as Layout>::Elem>();
+            <<L as Layout>::Elem as Elem>::elems(&d[c0 * self.per_col..end * self.per_col])
+        });
+        Some(ActsView { cols: c1 - c0, cols_pad: end - c0, abits: self.abits, col_sums: &self.col_sums[c0..c1], data })
     }
 
     pub fn col_sums(&self) -> &[i32] {
@@ -97,42 +243,4 @@ impl PackedActs {
     pub fn abits(&self) -> Bits {
         self.abits
     }
-}
-
-/// How a column range of activations is split for packing.
-struct Cols {
-    cols: usize,
-    cols_pad: usize,
-    depth: usize,
-    granule: usize,
-    per_col: usize,
-    threads: usize,
-}
-
-/// A packer for columns `src = [n][depth]`, padded to `n_pad`, into `dst` (`n_pad * per_col`)
-/// and `sums` (`n`); returns the OR of the codes.
-type PackFn<'f, T> = dyn Fn(&[u8], usize, usize, &mut [T], &mut [i32]) -> u8 + Sync + 'f;
-
-/// Runs `f` on disjoint column ranges (whole granules), over `c.threads` threads.
-fn split_pack<T: Send>(c: &Cols, codes: &[u8], dst: &mut [T], sums: &mut [i32], f: &PackFn<'_, T>) -> u8 {
-    let threads = if cfg!(feature = "threads") { c.threads } else { 1 };
-    let mut parts = Vec::new();
-    let (mut dst, mut sums) = (&mut dst[..c.cols_pad * c.per_col], sums);
-    for (c0, c1) in super::job::column_blocks(c.cols_pad, c.granule, threads) {
-        let (n0, n1) = (c0.min(c.cols), c1.min(c.cols));
-        let (d, rest) = core::mem::take(&mut dst).split_at_mut((c1 - c0) * c.per_col);
-        let (s, srest) = core::mem::take(&mut sums).split_at_mut(n1 - n0);
-        parts.push((&codes[n0 * c.depth..n1 * c.depth], n1 - n0, c1 - c0, d, s));
-        dst = rest;
-        sums = srest;
-    }
-    if parts.len() == 1 {
-        let (src, n, n_pad, d, s) = parts.pop().expect("one part");
-        return f(src, n, n_pad, d, s);
-    }
-    let any = core::sync::atomic::AtomicU8::new(0);
-    super::job::run_parts(parts, threads, &|(src, n, n_pad, d, s)| {
-        any.fetch_or(f(src, n, n_pad, d, s), core::sync::atomic::Ordering::Relaxed);
-    });
-    any.into_inner()
 }

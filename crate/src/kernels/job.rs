@@ -1,13 +1,17 @@
 //! [`Job`], the unit of work a micro-kernel driver runs (a column range of one GEMM), and how
 //! `gemm` splits a problem's columns into jobs over threads.
 
+use super::acts::{ActCodes, ActsView};
 use super::{PackedActs, PackedWeights};
+use crate::bits::Bits;
+use crate::error::Result;
 
-/// A view of one column range of the problem, handed to a micro-kernel driver. `out` holds
-/// exactly the columns `c0..c1`, `rows` values each.
+/// A view of one column range of the problem, handed to a micro-kernel driver: columns `c0..c1`
+/// of `a` (whose columns are those of one column block, renumbered from 0). `out` holds exactly
+/// the columns `c0..c1`, `rows` values each.
 pub(crate) struct Job<'a> {
     pub w: &'a PackedWeights,
-    pub a: &'a PackedActs,
+    pub a: ActsView<'a>,
     pub c0: usize,
     pub c1: usize,
     pub out: &'a mut [i32],
@@ -48,7 +52,7 @@ pub fn column_blocks(cols: usize, granule: usize, threads: usize) -> impl Iterat
 }
 
 /// `data` (`per` values per column) cut along [`column_blocks`]: each block's range and values.
-pub fn column_slices<T>(data: &mut [T], cols: usize, granule: usize, threads: usize, per: usize) -> Vec<(usize, usize, &mut [T])> {
+pub(crate) fn column_slices<T>(data: &mut [T], cols: usize, granule: usize, threads: usize, per: usize) -> Vec<(usize, usize, &mut [T])> {
     let mut rest = data;
     column_blocks(cols, granule, threads)
         .map(|(c0, c1)| {
@@ -87,7 +91,7 @@ pub fn split_threads(w: &PackedWeights, cols: usize, abits: crate::bits::Bits, t
 
 /// Runs `f` on every part, split over up to `threads` threads (the calling one included; see
 /// [`team`](super::team)) with the `threads` feature, else here in order.
-pub fn run_parts<P: Send>(parts: Vec<P>, threads: usize, f: &(dyn Fn(P) + Sync)) {
+pub(crate) fn run_parts<P: Send>(parts: Vec<P>, threads: usize, f: &(dyn Fn(P) + Sync)) {
     #[cfg(feature = "threads")]
     super::team::run_parts(parts, threads, f);
     #[cfg(not(feature = "threads"))]
@@ -117,7 +121,7 @@ impl PassThreads {
     }
 }
 
-/// Runs `run` over all columns, on this thread or split over `threads` threads
+/// Runs `run` over all columns of `a`, on this thread or split over `threads` threads
 /// ([`team`](super::team)), each column block followed by `then` ([`super::gemm_then`]).
 pub(super) fn run_columns<P: Send>(
     run: Driver,
@@ -125,18 +129,48 @@ pub(super) fn run_columns<P: Send>(
     a: &PackedActs,
     out: &mut [i32],
     threads: usize,
-    mut part: impl FnMut(usize, usize) -> P,
-    then: &(dyn Fn(usize, &[i32], P) + Sync),
+    part: impl FnMut(usize, usize) -> P,
+    then: &(dyn Fn(usize, &[i32], &[i32], P) + Sync),
 ) {
-    let cols = a.cols;
-    let threads = split_threads(w, cols, a.abits, threads);
-    // Blocks of whole column tiles (the largest column tile of any scheme: Lut's 16 lanes).
-    let parts: Vec<_> =
-        column_slices(out, cols, super::lut::LANES, threads, w.rows).into_iter().map(|(c0, c1, out)| (c0, c1, out, part(c0, c1))).collect();
+    let threads = split_threads(w, a.cols, a.abits, threads);
+    let parts = blocks(out, a.cols, w.rows, threads, part);
     run_parts(parts, threads, &|(c0, c1, out, p)| {
-        run(Job { w, a, c0, c1, out: &mut *out });
-        then(c0, out, p);
+        let view = a.block(c0, c1).expect("gemm checked that the activations are packed");
+        multiply(run, w, view, c0, out, p, then);
     });
+}
+
+/// [`run_columns`] on activation codes (`[cols][depth]`) that are packed into `acts` block by
+/// block (filled first where they are [`ActCodes::Fill`]), each on the thread that then
+/// multiplies it, in the same fork.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn pack_run_columns<P: Send>(
+    run: Driver,
+    w: &PackedWeights,
+    acts: &mut PackedActs,
+    codes: ActCodes<'_>,
+    cols: usize,
+    abits: Bits,
+    out: &mut [i32],
+    threads: usize,
+    part: impl FnMut(usize, usize) -> P,
+    then: &(dyn Fn(usize, &[i32], &[i32], P) + Sync),
+) -> Result<()> {
+    let threads = split_threads(w, cols, abits, threads);
+    let parts = blocks(out, cols, w.rows, threads, part).into_iter().map(|(c0, c1, out, p)| (c0, c1, (out, p))).collect();
+    acts.pack_each(codes, cols, w.depth, abits, w.scheme, parts, threads, &|view, c0, (out, p)| multiply(run, w, view, c0, out, p, then))
+}
+
+/// Column blocks of whole column tiles (the largest of any scheme: Lut's 16 lanes), each with
+/// its part of `out` and what `part` hands it.
+fn blocks<P>(out: &mut [i32], cols: usize, rows: usize, threads: usize, mut part: impl FnMut(usize, usize) -> P) -> Vec<(usize, usize, &mut [i32], P)> {
+    column_slices(out, cols, super::lut::LANES, threads, rows).into_iter().map(|(c0, c1, out)| (c0, c1, out, part(c0, c1))).collect()
+}
+
+/// One column block from `c0`: its GEMM, then `then` on it.
+fn multiply<P>(run: Driver, w: &PackedWeights, a: ActsView<'_>, c0: usize, out: &mut [i32], p: P, then: &(dyn Fn(usize, &[i32], &[i32], P) + Sync)) {
+    run(Job { w, a, c0: 0, c1: a.cols, out: &mut *out });
+    then(c0, out, a.col_sums, p);
 }
 
 #[cfg(test)]

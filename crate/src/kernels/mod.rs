@@ -29,9 +29,9 @@ mod simd128;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128_pack;
 
-pub use acts::PackedActs;
+pub use acts::{ActCodes, PackedActs};
 pub use isa::Isa;
-pub use job::{column_slices, run_parts, split_threads, PassThreads};
+pub use job::{split_threads, PassThreads};
 pub use packed::{PackedSize, PackedWeights, MAX_DEPTH};
 pub use reference::gemm_reference;
 pub use scheme::Scheme;
@@ -80,14 +80,15 @@ pub fn best_scheme(wbits: Bits, abits: Bits, depth: usize) -> Scheme {
 /// one included, where the GEMM is big enough ([`split_threads`]; feature `threads`, ignored
 /// without it).
 pub fn gemm(isa: Isa, w: &PackedWeights, a: &PackedActs, out: &mut [i32], threads: usize) -> Result<()> {
-    gemm_then(isa, w, a, out, threads, |_, _| (), &|_, _, ()| {})
+    gemm_then(isa, w, a, out, threads, |_, _| (), &|_, _, _, ()| {})
 }
 
-/// [`gemm`], and `then(c0, acc, part)` on each column block `c0..` right after its GEMM, on the
-/// thread that computed it (`acc`: the block's `out`, `rows` values per column). `part(c0, c1)`
-/// is called first for every block in column order, on this thread, to hand each block what it
-/// writes (a layer's output columns): a dequantization epilogue then needs no fork of its own,
-/// and reads its accumulators while they are in that core's cache.
+/// [`gemm`], and `then(c0, acc, sums, part)` on each column block `c0..` right after its GEMM,
+/// on the thread that computed it (`acc`: the block's `out`, `rows` values per column; `sums`:
+/// the block's [`PackedActs::col_sums`]). `part(c0, c1)` is called first for every block in
+/// column order, on this thread, to hand each block what it writes (a layer's output columns): a
+/// dequantization epilogue then needs no fork of its own, and reads its accumulators while they
+/// are in that core's cache.
 pub fn gemm_then<P: Send>(
     isa: Isa,
     w: &PackedWeights,
@@ -95,11 +96,47 @@ pub fn gemm_then<P: Send>(
     out: &mut [i32],
     threads: usize,
     part: impl FnMut(usize, usize) -> P,
-    then: &(dyn Fn(usize, &[i32], P) + Sync),
+    then: &(dyn Fn(usize, &[i32], &[i32], P) + Sync),
 ) -> Result<()> {
     let Some(scheme) = a.scheme else {
         crate::bail!(ErrorKind::InvalidArgument, "activations were not packed (or their packing failed)");
     };
+    let driver = driver(isa, w, scheme, a.depth)?;
+    let Some(out) = output(out, w.rows, a.cols)? else { return Ok(()) };
+    job::run_columns(driver, w, a, out, threads, part, then);
+    Ok(())
+}
+
+/// [`gemm_then`] on activation codes (`[cols][depth]`, each `< 2^abits`), packed for `w`'s
+/// scheme into the reused buffer `acts` on the way: each column block is packed by the thread
+/// that multiplies it, right before, in one fork with its GEMM (no pass over the whole input
+/// between them, and one wait for the threads instead of two). With [`ActCodes::Fill`] that
+/// thread writes the block's codes first (a convolution's im2col). Afterwards `acts` holds the
+/// whole pack, as [`PackedActs::pack`] leaves it.
+#[allow(clippy::too_many_arguments)]
+pub fn pack_gemm_then<P: Send>(
+    isa: Isa,
+    w: &PackedWeights,
+    acts: &mut PackedActs,
+    codes: ActCodes<'_>,
+    cols: usize,
+    abits: Bits,
+    out: &mut [i32],
+    threads: usize,
+    part: impl FnMut(usize, usize) -> P,
+    then: &(dyn Fn(usize, &[i32], &[i32], P) + Sync),
+) -> Result<()> {
+    let driver = driver(isa, w, w.scheme, w.depth)?;
+    let Some(out) = output(out, w.rows, cols)? else {
+        // Nothing to multiply (no rows or no columns): the pack alone, `acts` left as promised.
+        let blocks = vec![(0, cols, ())];
+        return acts.pack_each(codes, cols, w.depth, abits, w.scheme, blocks, 1, &|_, _, ()| {});
+    };
+    job::pack_run_columns(driver, w, acts, codes, cols, abits, out, threads, part, then)
+}
+
+/// The micro-kernel driver of `isa` for `w` times activations packed for `scheme` at `depth`.
+fn driver(isa: Isa, w: &PackedWeights, scheme: Scheme, depth: usize) -> Result<job::Driver> {
     // An instruction set missing from the build has no arm here (`Isa::available` lists the
     // same ones).
     let driver = match isa {
@@ -119,17 +156,17 @@ pub fn gemm_then<P: Send>(
             scheme.name()
         );
     }
-    if a.depth != w.depth {
-        crate::bail!(ErrorKind::ShapeMismatch, "weight depth {} != activation depth {}", w.depth, a.depth);
+    if depth != w.depth {
+        crate::bail!(ErrorKind::ShapeMismatch, "weight depth {} != activation depth {depth}", w.depth);
     }
-    let n = w.rows * a.cols;
+    Ok(driver)
+}
+
+/// The first `rows * cols` values of `out`, or `None` when that is none.
+fn output(out: &mut [i32], rows: usize, cols: usize) -> Result<Option<&mut [i32]>> {
+    let n = rows * cols;
     if out.len() < n {
         crate::bail!(ErrorKind::ShapeMismatch, "output holds {} values, GEMM needs {n}", out.len());
     }
-    let out = &mut out[..n];
-    if n == 0 {
-        return Ok(());
-    }
-    job::run_columns(driver, w, a, out, threads, part, then);
-    Ok(())
+    Ok(if n == 0 { None } else { Some(&mut out[..n]) })
 }

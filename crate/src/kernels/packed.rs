@@ -19,6 +19,14 @@ pub(crate) enum Buf {
     U8(Vec<u8>),
 }
 
+/// Borrowed packed elements of one scheme (a view of a [`Buf`] or of scratch).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Elems<'a> {
+    I16(&'a [i16]),
+    U64(&'a [u64]),
+    U8(&'a [u8]),
+}
+
 /// Growing scratch for activations: one buffer per element type, each kept at its largest. The
 /// layers of one model share it while using different schemes (the 8-bit first layer's Dot16
 /// beside 1-bit BitSerial ones), so a pass must not reallocate when the scheme changes, and
@@ -36,6 +44,9 @@ pub(crate) trait Elem: Copy + Default + Send + Sync + 'static {
     /// The elements of `b`; empty if `b` holds another type (never, once `gemm` has checked that
     /// weights and activations share a scheme).
     fn of(b: &Buf) -> &[Self];
+    fn elems(v: &[Self]) -> Elems<'_>;
+    /// The elements of `e`; empty if `e` holds another type.
+    fn of_elems(e: Elems<'_>) -> &[Self];
     fn scratch(s: &Scratch) -> &Vec<Self>;
     fn scratch_mut(s: &mut Scratch) -> &mut Vec<Self>;
     /// This type's count in a [`PackedSize`].
@@ -52,6 +63,17 @@ macro_rules! elem {
             fn of(b: &Buf) -> &[Self] {
                 match b {
                     Buf::$variant(v) => v,
+                    _ => &[],
+                }
+            }
+            #[inline]
+            fn elems(v: &[Self]) -> Elems<'_> {
+                Elems::$variant(v)
+            }
+            #[inline]
+            fn of_elems(e: Elems<'_>) -> &[Self] {
+                match e {
+                    Elems::$variant(v) => v,
                     _ => &[],
                 }
             }
@@ -138,7 +160,7 @@ pub struct PackedWeights {
 impl PackedWeights {
     /// `codes`: row-major `[rows][depth]`, each `< 2^wbits`.
     pub fn new(codes: &[u8], rows: usize, depth: usize, wbits: Bits, scheme: Scheme) -> Result<Self> {
-        check_shape(codes, rows, depth, "weight")?;
+        check_shape(codes.len(), rows, depth, "weight")?;
         check_codes(codes, wbits.get(), "weight")?;
         with_layout!(scheme, L => Ok(PackedWeights::pack::<L>(codes, rows, depth, wbits, scheme)))
     }
@@ -195,7 +217,7 @@ impl Scratch {
 }
 
 /// Depth within [`MAX_DEPTH`], and exactly `n * depth` codes (`what`: "weight", "activation").
-pub(super) fn check_shape(codes: &[u8], n: usize, depth: usize, what: &str) -> Result<()> {
+pub(super) fn check_shape(codes: usize, n: usize, depth: usize, what: &str) -> Result<()> {
     if depth > MAX_DEPTH {
         crate::bail!(
             ErrorKind::LimitExceeded,
@@ -205,9 +227,9 @@ pub(super) fn check_shape(codes: &[u8], n: usize, depth: usize, what: &str) -> R
     let Some(len) = n.checked_mul(depth) else {
         crate::bail!(ErrorKind::LimitExceeded, "{what} size {n} x {depth} overflows");
     };
-    if codes.len() != len {
+    if codes != len {
         let (dim, unit) = if what == "weight" { ("weights", "rows") } else { ("activations", "columns") };
-        crate::bail!(ErrorKind::ShapeMismatch, "{dim}: {} codes given for {n} {unit} x {depth} depth", codes.len());
+        crate::bail!(ErrorKind::ShapeMismatch, "{dim}: {codes} codes given for {n} {unit} x {depth} depth");
     }
     Ok(())
 }

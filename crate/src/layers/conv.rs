@@ -3,7 +3,6 @@
 use super::{gate_grad, image_dims, single, window_out, ChannelAffine, Context, Layer, QuantWeights};
 use crate::error::{ErrorKind, Result};
 use crate::format::Width;
-use crate::kernels;
 use crate::tensor::Tensor;
 
 /// An image's and its output's size: (h, w, channels, ho, wo).
@@ -85,23 +84,22 @@ impl Conv2d {
     }
 
     /// im2col of group `g`: `src` (the image, codes or values) into `dst` as [ho*wo][kh*kw*cin_g],
-    /// zero where the window reaches into the padding (the code 0 stands for the value 0), split
-    /// by output rows over `threads` threads.
-    fn im2col<T: Copy + Default + Send + Sync>(&self, g: usize, dims: Dims, src: &[T], dst: &mut Vec<T>, threads: usize) {
+    /// zero where the window reaches into the padding (the code 0 stands for the value 0).
+    fn im2col<T: Copy + Default>(&self, g: usize, dims: Dims, src: &[T], dst: &mut Vec<T>) {
         let (_, _, _, ho, wo) = dims;
         let n = ho * wo * self.weights.depth();
         if dst.len() != n {
             dst.resize(n, T::default());
         }
-        let rows = kernels::column_slices(dst, ho, 1, threads, wo * self.weights.depth());
-        kernels::run_parts(rows, threads, &|(r0, r1, part)| self.im2col_rows(g, dims, src, part, r0, r1));
+        self.im2col_cols(g, dims, src, dst, 0, ho * wo);
     }
 
-    /// Output rows `r0..r1` of [`im2col`](Self::im2col) into `dst` (those rows' columns only).
+    /// Columns (output pixels) `p0..p1` of [`im2col`](Self::im2col) into `dst` (those columns
+    /// only): a column block of a GEMM, written by the thread that packs and multiplies it.
     /// Tap by tap over the output rows, with each tap's in-bounds output columns worked out once:
     /// a first conv reads one channel per tap, where a call per tap (`taps`) would cost more than
     /// the copy.
-    fn im2col_rows<T: Copy + Default>(&self, g: usize, dims: Dims, src: &[T], dst: &mut [T], r0: usize, r1: usize) {
+    fn im2col_cols<T: Copy + Default>(&self, g: usize, dims: Dims, src: &[T], dst: &mut [T], p0: usize, p1: usize) {
         let (h, w, c, ho, wo) = dims;
         let [kh, kw] = self.kernel;
         let (cg, depth) = (self.in_per_group, self.weights.depth());
@@ -114,21 +112,27 @@ impl Conv2d {
                 if x0 >= x1 {
                     continue;
                 }
-                let ix0 = x0 * self.stride[1] + kx * self.dilation[1] - self.padding[1];
-                for oy in y0.max(r0)..y1.min(r1) {
+                // The output rows this block touches: the first and last may be partial.
+                for oy in y0.max(p0 / wo)..y1.min(p1.div_ceil(wo)) {
+                    let row = oy * wo;
+                    let (xa, xb) = (x0.max(p0.saturating_sub(row)), x1.min(p1 - row));
+                    if xa >= xb {
+                        continue;
+                    }
                     let iy = oy * self.stride[0] + ky * self.dilation[0] - self.padding[0];
+                    let ix = xa * self.stride[1] + kx * self.dilation[1] - self.padding[1];
                     // The row's in-bounds pixels for this tap, one column (depth apart) each: no
                     // index arithmetic or bounds check per pixel.
-                    let from = &src[(iy * w + ix0) * c + g * cg..];
-                    let at = &mut dst[((oy - r0) * wo + x0) * depth + tap..];
+                    let from = &src[(iy * w + ix) * c + g * cg..];
+                    let at = &mut dst[(row + xa - p0) * depth + tap..];
                     if cg == 1 {
                         // One value per pixel (a first conv on a grey image): a strided gather.
-                        for (d, s) in at.iter_mut().step_by(depth).zip(from.iter().step_by(self.stride[1] * c)).take(x1 - x0) {
+                        for (d, s) in at.iter_mut().step_by(depth).zip(from.iter().step_by(self.stride[1] * c)).take(xb - xa) {
                             *d = *s;
                         }
                         continue;
                     }
-                    for (d, s) in at.chunks_mut(depth).zip(from.chunks(self.stride[1] * c)).take(x1 - x0) {
+                    for (d, s) in at.chunks_mut(depth).zip(from.chunks(self.stride[1] * c)).take(xb - xa) {
                         copy_run(&mut d[..cg], &s[..cg]);
                     }
                 }
@@ -148,7 +152,7 @@ impl Conv2d {
             let xc = self.weights.clamp_input(x.data())?;
             let mut cols = Vec::new();
             for g in 0..self.weights.groups() {
-                self.im2col(g, dims, &xc, &mut cols, 1);
+                self.im2col(g, dims, &xc, &mut cols);
                 self.weights.float_gemm_group(g, &cols, out.data_mut(), m)?;
             }
             if let Some(f) = affine {
@@ -157,14 +161,19 @@ impl Conv2d {
             return Ok(out);
         }
         self.weights.quantize_input(x.data(), ctx)?;
-        let threads = self.weights.split_threads(ho * wo, ctx.threads);
+        // The im2col runs column block by column block inside the GEMM's fork, each block on the
+        // thread that packs and multiplies it.
+        let codes = std::mem::take(&mut ctx.input_codes);
+        let mut done = Ok(());
         for g in 0..self.weights.groups() {
-            let mut cols = std::mem::take(&mut ctx.col_codes);
-            self.im2col(g, dims, &ctx.input_codes, &mut cols, threads);
-            ctx.col_codes = cols;
-            self.weights.gemm_group(g, ho * wo, ctx, out.data_mut(), m, affine)?;
+            let fill = |p0: usize, p1: usize, dst: &mut [u8]| self.im2col_cols(g, dims, &codes, dst, p0, p1);
+            done = self.weights.gemm_group(g, ho * wo, ctx, out.data_mut(), m, affine, Some(&fill));
+            if done.is_err() {
+                break;
+            }
         }
-        Ok(out)
+        ctx.input_codes = codes;
+        done.map(|()| out)
     }
 
 }
@@ -258,5 +267,52 @@ impl Layer for Conv2d {
 
     fn param_bytes(&self, width: Width) -> usize {
         self.weights.param_bytes(width)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::Precision;
+    use crate::layers::WidthParams;
+
+    fn conv(k: [usize; 2], stride: [usize; 2], padding: [usize; 4], dilation: [usize; 2], cin: usize, groups: usize) -> Conv2d {
+        let depth = k[0] * k[1] * (cin / groups);
+        let p = WidthParams { wscale: 1.0, clip: 1.0, bias: None, row_scales: None };
+        let q = QuantWeights::new("c", vec![0; 2 * groups * depth], groups, 2, depth, Precision::Model, vec![p]).unwrap();
+        Conv2d::new(q, k, stride, padding, dilation, cin / groups).unwrap()
+    }
+
+    /// Column blocks of the im2col (a GEMM's blocks, written by the threads that multiply them)
+    /// start and end anywhere in an output row; together they are the whole im2col.
+    #[test]
+    fn im2col_by_column_blocks_is_the_whole_im2col() {
+        let cases = [
+            (conv([3, 3], [1, 1], [1; 4], [1, 1], 1, 1), [7, 5, 1]),
+            (conv([3, 3], [2, 2], [1, 0, 2, 1], [1, 1], 3, 1), [9, 8, 3]),
+            (conv([3, 2], [1, 2], [2; 4], [2, 1], 4, 2), [6, 7, 4]),
+            (conv([1, 1], [1, 1], [0; 4], [1, 1], 17, 1), [3, 5, 17]),
+            (conv([3, 3], [3, 3], [2; 4], [1, 1], 2, 1), [2, 3, 2]),
+        ];
+        for (ci, (conv, shape)) in cases.iter().enumerate() {
+            let dims = conv.out_dims(shape).unwrap();
+            let (h, w, c, ho, wo) = dims;
+            let src: Vec<u8> = (0..h * w * c).map(|i| (i * 7 % 251 + 1) as u8).collect();
+            let depth = conv.weights.depth();
+            for g in 0..conv.weights.groups() {
+                let mut whole = Vec::new();
+                conv.im2col(g, dims, &src, &mut whole);
+                let cols = ho * wo;
+                for step in 1..=cols {
+                    // Blocks of `step` columns, the buffer poisoned in between.
+                    let mut got = vec![0xAA; cols * depth];
+                    for (i, block) in got.chunks_mut(step * depth).enumerate() {
+                        let p0 = i * step;
+                        conv.im2col_cols(g, dims, &src, block, p0, p0 + block.len() / depth);
+                    }
+                    assert_eq!(got, whole, "case {ci}, group {g}, blocks of {step} columns ({ho}x{wo} output)");
+                }
+            }
+        }
     }
 }

@@ -37,7 +37,7 @@ impl Dense {
         self.weights.quantize_input(x.data(), ctx)?;
         let Context { input_codes, col_codes, .. } = ctx;
         std::mem::swap(input_codes, col_codes);
-        self.weights.gemm_group(0, 1, ctx, out.data_mut(), m, affine)?;
+        self.weights.gemm_group(0, 1, ctx, out.data_mut(), m, affine, None)?;
         Ok(out)
     }
 }

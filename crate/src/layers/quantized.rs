@@ -7,7 +7,7 @@ use super::{float, ChannelAffine, Context};
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
 use crate::format::{Precision, Width};
-use crate::kernels::{self, PackedSize, PackedWeights, Scheme};
+use crate::kernels::{self, ActCodes, PackedSize, PackedWeights};
 use crate::quant;
 
 /// The first `n` elements of `acc`, grown if needed but not zeroed: the GEMM writes them all.
@@ -46,7 +46,6 @@ struct Active {
     packed: Vec<PackedWeights>,
     wbits: Bits,
     abits: Bits,
-    scheme: Scheme,
     clip: f32,
     wscale: f32,
     /// The dequantized weights of this width, [groups * rows][depth], made on the first float
@@ -209,7 +208,6 @@ impl QuantWeights {
             packed,
             wbits,
             abits,
-            scheme,
             clip: params.clip,
             wscale: params.wscale,
             float: OnceLock::new(),
@@ -243,7 +241,10 @@ impl QuantWeights {
 
     /// GEMM of group `g` over `cols` activation-code columns in `ctx.col_codes` ([cols][depth]),
     /// dequantized into `out` at `out[col * out_stride + g * rows + row]`, then `affine` (over all
-    /// groups' outputs) applied while the column is in cache.
+    /// groups' outputs) applied while the column is in cache. With `fill`, the codes are not
+    /// there yet: `fill(c0, c1, codes)` writes columns `c0..c1` (a convolution's im2col) on the
+    /// thread that packs and multiplies them, in the GEMM's fork.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn gemm_group(
         &self,
         g: usize,
@@ -252,23 +253,21 @@ impl QuantWeights {
         out: &mut [f32],
         out_stride: usize,
         affine: Option<ChannelAffine<'_>>,
+        fill: Option<&(dyn Fn(usize, usize, &mut [u8]) + Sync)>,
     ) -> Result<()> {
         let a = self.active()?;
         let Context { isa, threads, col_codes, acts, acc, .. } = ctx;
-        let threads = kernels::split_threads(&a.packed[g], cols, a.abits, *threads);
-        acts.pack_threads(&col_codes[..cols * self.depth], cols, self.depth, a.abits, a.scheme, threads)?;
         let acc = scratch(acc, cols * self.rows);
-        let sums = acts.col_sums();
         let base = g * self.rows;
         let (steps, biases) = (&a.row_step[base..base + self.rows], &a.row_bias[base..base + self.rows]);
         let affine = affine.map(|f| f.part(base, self.rows));
-        // Columns `c0..` of the output, one pixel (`out_stride` values) each, from their
-        // accumulators (`rows` per column), right after the GEMM of those columns.
-        let epilogue = |c0: usize, acc: &[i32], out: &mut [f32]| {
-            for ((col, px), row_acc) in (c0..).zip(out.chunks_exact_mut(out_stride)).zip(acc.chunks_exact(self.rows)) {
+        // A column block of the output, one pixel (`out_stride` values) per column, from its
+        // accumulators (`rows` per column) and code sums, right after the GEMM of those columns.
+        let epilogue = |acc: &[i32], sums: &[i32], out: &mut [f32]| {
+            for ((&sum, px), row_acc) in sums.iter().zip(out.chunks_exact_mut(out_stride)).zip(acc.chunks_exact(self.rows)) {
                 let dst = &mut px[base..base + self.rows];
                 if a.narrow {
-                    let correction = a.lw * sums[col];
+                    let correction = a.lw * sum;
                     let value = |v: i32, step: f32, bias: f32| step * (2 * v - correction) as f32 + bias;
                     if let Some(f) = &affine {
                         // One pass for both: the same operations as the affine layer's own.
@@ -283,7 +282,7 @@ impl QuantWeights {
                     }
                 } else {
                     // i64: 2*acc can exceed i32 for deep layers even though acc itself fits.
-                    let correction = a.lw as i64 * sums[col] as i64;
+                    let correction = a.lw as i64 * sum as i64;
                     for (((d, &v), &step), &bias) in dst.iter_mut().zip(row_acc).zip(steps).zip(biases) {
                         *d = step * (2 * v as i64 - correction) as f32 + bias;
                     }
@@ -299,13 +298,17 @@ impl QuantWeights {
             rest = tail;
             part
         };
-        kernels::gemm_then(*isa, &a.packed[g], acts, acc, threads, part, &|c0, acc, out| epilogue(c0, acc, out))
-    }
-
-    /// Threads a GEMM of group 0 over `cols` columns is split over at the current width
-    /// ([`kernels::split_threads`]), for the work around it (im2col) to be split alike.
-    pub(crate) fn split_threads(&self, cols: usize, threads: usize) -> usize {
-        self.active.as_ref().map_or(1, |a| kernels::split_threads(&a.packed[0], cols, a.abits, threads))
+        let Some(n) = cols.checked_mul(self.depth) else {
+            crate::bail!(ErrorKind::LimitExceeded, "{}: {cols} columns x depth {} overflows", self.name, self.depth);
+        };
+        let codes = match fill {
+            Some(f) => {
+                col_codes.resize(n, 0);
+                ActCodes::Fill(&mut col_codes[..], f)
+            }
+            None => ActCodes::Ready(col_codes.get(..n).unwrap_or(col_codes)),
+        };
+        kernels::pack_gemm_then(*isa, &a.packed[g], acts, codes, cols, a.abits, acc, *threads, part, &|_, acc, sums, out| epilogue(acc, sums, out))
     }
 
     /// A dynamic-activation layer on `tokens` columns of f32 input (`x`: [tokens][depth]), one
@@ -337,23 +340,28 @@ impl QuantWeights {
             ranges.push((lo, s));
         }
         let Context { isa, threads, col_codes, acts, acc, .. } = ctx;
-        let threads = kernels::split_threads(&a.packed[0], tokens, a.abits, *threads);
-        acts.pack_threads(&col_codes[..tokens * self.depth], tokens, self.depth, a.abits, a.scheme, threads)?;
         let acc = scratch(acc, tokens * self.rows);
-        kernels::gemm(*isa, &a.packed[0], acts, acc, threads)?;
-        let sums = acts.col_sums();
-        for (col, &(lo, s)) in ranges.iter().enumerate() {
-            let correction = a.lw as i64 * sums[col] as i64;
-            let row_acc = &acc[col * self.rows..(col + 1) * self.rows];
-            let dst = &mut out[col * self.rows..(col + 1) * self.rows];
-            for (r, (d, &v)) in dst.iter_mut().zip(row_acc).enumerate() {
-                let bias = a.bias.as_ref().map_or(0.0, |b| b[r]);
-                let step = a.row_scales.as_ref().map_or(a.step, |rs| a.step * rs[r]);
-                let dot = s as f64 * (2 * v as i64 - correction) as f64 + lo as f64 * a.row_codes[r] as f64;
-                *d = (step as f64 * dot) as f32 + bias;
+        // A block of tokens from `t0`, dequantized right after its GEMM, on the thread that ran it.
+        let epilogue = |t0: usize, acc: &[i32], sums: &[i32], dst: &mut [f32]| {
+            let cols = acc.chunks_exact(self.rows).zip(dst.chunks_exact_mut(self.rows)).zip(sums).zip(&ranges[t0..]);
+            for (((row_acc, dst), &sum), &(lo, s)) in cols {
+                let correction = a.lw as i64 * sum as i64;
+                for (r, (d, &v)) in dst.iter_mut().zip(row_acc).enumerate() {
+                    let bias = a.bias.as_ref().map_or(0.0, |b| b[r]);
+                    let step = a.row_scales.as_ref().map_or(a.step, |rs| a.step * rs[r]);
+                    let dot = s as f64 * (2 * v as i64 - correction) as f64 + lo as f64 * a.row_codes[r] as f64;
+                    *d = (step as f64 * dot) as f32 + bias;
+                }
             }
-        }
-        Ok(())
+        };
+        let mut rest = &mut out[..tokens * self.rows];
+        let part = |t0: usize, t1: usize| {
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut((t1 - t0) * self.rows);
+            rest = tail;
+            part
+        };
+        let codes = ActCodes::Ready(&col_codes[..tokens * self.depth]);
+        kernels::pack_gemm_then(*isa, &a.packed[0], acts, codes, tokens, a.abits, acc, *threads, part, &epilogue)
     }
 
     /// The clip of the input quantizer at the current width: the gradient passes inside `[0, clip]`.
