@@ -68,7 +68,8 @@ export interface BuildInfo {
   relaxed: boolean;
   /** Compiled with threads (the threads build). */
   threads: boolean;
-  /** Threads a run may use now (the pool size; 1 without threads). */
+  /** Threads a run may use (the pool size; 1 without threads). Runs before the pool's workers are
+   * up use the calling thread alone. */
   threadCount: number;
   /** Kernel instruction set in use, e.g. 'simd128' or 'scalar'. */
   isa: string;

@@ -211,7 +211,10 @@ async function compileBuild(variant) {
 }
 
 // `module`: a promise of this variant's WebAssembly.Module (compileBuild, started alongside the
-// glue's import: the binary's download and compilation overlap the glue's), or of null.
+// glue's import: the binary's download and compilation overlap the glue's), or of null. The
+// threads build's pool starts without being waited for: its workers take 150-400 ms to come up
+// in a browser, and passes run on this thread alone until they are (`pool` settles then).
+// Resolves to {wasm, pool}: the glue module and the pool's promise (null without threads).
 async function instantiate(variant, binaryFor, threads, module = null) {
   let wasm;
   try {
@@ -224,8 +227,15 @@ async function instantiate(variant, binaryFor, threads, module = null) {
   } catch (e) {
     throw new AnybitError('runtime_unavailable', `cannot load the ${variant} build: ${e?.message ?? e}`);
   }
-  if (variant === 'threads') await wasm.initThreads(threads);
-  return wasm;
+  let pool = null;
+  if (variant === 'threads') {
+    try {
+      pool = wasm.initThreads(threads);
+    } catch (e) {
+      throw new AnybitError('runtime_unavailable', `cannot start the threads build's pool: ${e?.message ?? e}`);
+    }
+  }
+  return { wasm, pool };
 }
 
 // First request of a progressive load: enough for the header of any model the runtime ships
@@ -387,6 +397,8 @@ function asBytes(bytes) {
 export function createRuntime(env = {}) {
   let starting = null;
   let wasm = null;
+  // The threads build's pool starting (instantiate), else null.
+  let pool = null;
   let reason = null; // why this build: reported with buildInfo()
   let session = null;
   // A progressively loaded model: where more planes come from and how many bytes of it are in.
@@ -417,12 +429,16 @@ export function createRuntime(env = {}) {
       // Without a binaryFor (browsers), the binary is fetched and compiled here, alongside the glue.
       const module = env.binaryFor ? null : compileBuild(chosen.variant);
       try {
-        wasm = await instantiate(chosen.variant, env.binaryFor, n, module);
+        ({ wasm, pool } = await instantiate(chosen.variant, env.binaryFor, n, module));
       } catch (e) {
         if (chosen.variant !== 'threads' || requested !== 'auto') throw e;
         reason = `threads build failed (${e.message}): relaxed-SIMD build on one thread`;
-        wasm = await instantiate('relaxed', env.binaryFor, 1);
+        ({ wasm, pool } = await instantiate('relaxed', env.binaryFor, 1));
       }
+      // A pool that fails to come up leaves every run on this thread; the build says so.
+      pool?.catch((e) => {
+        reason = `the thread pool did not start (${e?.message ?? e}): the threads build runs on one thread`;
+      });
       // The prefetched model is parsed now, before the caller's load (which takes the session)
       // has even arrived.
       if (prefetched) prefetched.session = prefetched.bytes.then((b) => (b ? parseModel(b) : null));
@@ -586,7 +602,9 @@ export function createRuntime(env = {}) {
       current().setThreads(threads);
       return info();
     },
-    calibrate({ minMs }) {
+    // Measures every thread count, so only once the pool is up (or has failed).
+    async calibrate({ minMs }) {
+      await pool?.catch(() => {});
       return current().calibrate(minMs);
     },
     decide({ budget }) {

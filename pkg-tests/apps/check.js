@@ -8,6 +8,8 @@ window.anybitCheck = async (digits, options) => {
   const session = await createSession(options);
   const info = await session.load('mnist.anybit', { onProgress: (p) => progress.push(p) });
   const predicted = [];
+  // The threads build's pool comes up in the background: these first runs may be on one thread.
+  const early = await session.run(Float32Array.from(digits[0], (p) => p / 255));
   for (const px of digits) predicted.push((await session.run(Float32Array.from(px, (p) => p / 255))).predicted);
   const rgba = new Uint8ClampedArray(784 * 4);
   digits[0].forEach((p, i) => rgba.set([p, p, p, 255], 4 * i));
@@ -27,6 +29,11 @@ window.anybitCheck = async (digits, options) => {
     infoThreads: followed.threads,
     runThreads: (await session.run(Float32Array.from(digits[0], (p) => p / 255))).predicted === predicted[0],
   };
+  // Calibration waited for the pool: at 8 bits on every thread now, the first run's values exactly.
+  await session.setWidth(8);
+  const all = await session.setThreads((await session.buildInfo()).threadCount);
+  const late = await session.run(Float32Array.from(digits[0], (p) => p / 255));
+  const sameLate = { threads: all.threads, equal: late.probabilities.every((v, i) => v === early.probabilities[i]) };
   const modelBytes = new Uint8Array(await (await fetch('mnist.anybit')).arrayBuffer());
   let error = null;
   try {
@@ -42,6 +49,6 @@ window.anybitCheck = async (digits, options) => {
   // Without a worker there is one thread: asking for the threads build is an error, not a fallback.
   const inPlaceThreads = await createSession({ worker: false, build: 'threads' }).then(() => null, (e) => e instanceof AnybitError && e.code);
   const widths = info.widths.map((w) => w.w);
-  return { build, probe, widths, progress, predicted, fromImage, oneBit, policy, error, afterDispose, badThreads, inPlaceThreads };
+  return { build, probe, widths, progress, predicted, fromImage, oneBit, policy, sameLate, error, afterDispose, badThreads, inPlaceThreads };
 };
 document.body.dataset.ready = 'yes';

@@ -46,6 +46,10 @@ async function assertWorks({ out, errors, requests }, wasmPath, variant = 'threa
   assert.deepEqual(out.predicted, samples.map((s) => s.label));
   assert.equal(out.fromImage, samples[0].label);
   assert.equal(out.oneBit, 1);
+  // A run on every thread of the pool equals the session's first run, which may have come before
+  // the pool was up (one thread).
+  assert.equal(out.sameLate.threads, out.build.threadCount);
+  assert.equal(out.sameLate.equal, true, 'same probabilities on all threads as in the first run');
   assert.deepEqual(out.error && [out.error.isAnybitError, out.error.code], [true, 'truncated']);
   assert.equal(out.afterDispose, 'disposed');
   assert.equal(out.badThreads, 'invalid_argument');

@@ -32,6 +32,8 @@ mod simd128_pack;
 pub use acts::{ActCodes, PackedActs};
 pub use isa::Isa;
 pub use job::{split_threads, PassThreads};
+#[cfg(feature = "threads")]
+pub use team::set_pool_ready;
 pub use packed::{PackedSize, PackedWeights, MAX_DEPTH};
 pub use reference::gemm_reference;
 pub use scheme::Scheme;

@@ -40,6 +40,26 @@ static DONE: AtomicUsize = AtomicUsize::new(0);
 static HELPERS: AtomicUsize = AtomicUsize::new(0);
 /// Held by the one caller whose job is published; another caller meanwhile runs on its own thread.
 static BUSY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Whether rayon's pool can take helpers. Natively rayon starts its pool on first use; in the wasm
+/// threads build the pool's workers start in the background ([`set_pool_ready`]) and any rayon
+/// call before they are up would build a pool of its own that cannot start threads there. Until
+/// then every job runs on the calling thread.
+static POOL_READY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Says whether helpers may be started on rayon's pool (the wasm threads build clears this while
+/// its pool's workers start, and sets it once they are up).
+pub fn set_pool_ready(ready: bool) {
+    POOL_READY.store(ready, Release);
+}
+
+/// Helpers the pool can give a job over `threads` threads (0 while the pool is not up).
+fn pool_helpers(threads: usize) -> usize {
+    if !POOL_READY.load(Acquire) {
+        return 0;
+    }
+    threads.saturating_sub(1).min(rayon::current_num_threads())
+}
+
 /// Set when a part panicked (natively; wasm aborts), so the caller panics too.
 static PANICKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -157,7 +177,7 @@ impl Drop for PassGuard {
 /// Starts the helpers a job over `threads` threads would use, if they are not running, without
 /// waiting for them.
 pub(crate) fn wake(threads: usize) {
-    let helpers = threads.saturating_sub(1).min(rayon::current_num_threads());
+    let helpers = pool_helpers(threads);
     while HELPERS.load(Acquire) < helpers {
         HELPERS.fetch_add(1, AcqRel);
         rayon::spawn(helper);
@@ -182,7 +202,7 @@ impl<P> Slots<P> {
 /// parts run here in order.
 pub(crate) fn run_parts<P: Send>(parts: Vec<P>, threads: usize, f: &(dyn Fn(P) + Sync)) {
     let n = parts.len();
-    let helpers = threads.saturating_sub(1).min(rayon::current_num_threads()).min(n.saturating_sub(1));
+    let helpers = pool_helpers(threads).min(n.saturating_sub(1));
     if helpers == 0 || n > MAX_PARTS || BUSY.compare_exchange(false, true, Acquire, Relaxed).is_err() {
         parts.into_iter().for_each(f);
         return;

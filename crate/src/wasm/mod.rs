@@ -114,9 +114,11 @@ pub fn build_info() -> Result<JsValue, JsValue> {
 
 /// Starts `n` worker threads (threads build only; needs a cross-origin isolated page and must be
 /// called from a worker, where blocking waits are allowed) and records `n` as the pool size for
-/// `buildInfo().threadCount` and for sessions loaded afterwards. If the returned promise rejects,
-/// the pool is unusable and the caller should load another build. wasm-bindgen-rayon's own
-/// `initThreadPool` is exported as well; it starts the same pool without recording its size.
+/// `buildInfo().threadCount` and for sessions loaded afterwards. The promise resolves once the
+/// workers are up (150-400 ms cold in a browser); sessions may load and run before that, on the
+/// calling thread alone, and split their passes from then on. If it rejects, the pool is
+/// unusable: runs stay on one thread. wasm-bindgen-rayon's own `initThreadPool` is exported as
+/// well; it starts the same pool without recording its size and must be awaited before any run.
 #[cfg(feature = "threads")]
 #[wasm_bindgen(js_name = initThreads)]
 pub fn init_threads(n: usize) -> Result<js_sys::Promise, JsValue> {
@@ -127,7 +129,12 @@ pub fn init_threads(n: usize) -> Result<js_sys::Promise, JsValue> {
     if POOL_THREADS.compare_exchange(0, n, Relaxed, Relaxed).is_err() {
         return Err(invalid("the thread pool is already started; it can be started once per instance"));
     }
-    Ok(wasm_bindgen_rayon::init_thread_pool(n))
+    crate::kernels::set_pool_ready(false);
+    let ready = Closure::once(|_: JsValue| crate::kernels::set_pool_ready(true));
+    let started = wasm_bindgen_rayon::init_thread_pool(n).then(&ready);
+    // Runs once, when the pool is up; a pool that never comes up keeps this small closure.
+    ready.forget();
+    Ok(started)
 }
 
 /// Where a model file's pieces lie, from its first bytes (at least 9): `{headerLen}` alone while
