@@ -122,27 +122,19 @@ impl PassThreads {
 }
 
 /// Runs `run` over all columns of `a`, on this thread or split over `threads` threads
-/// ([`team`](super::team)), each column block followed by `then` ([`super::gemm_then`]).
-pub(super) fn run_columns<P: Send>(
-    run: Driver,
-    w: &PackedWeights,
-    a: &PackedActs,
-    out: &mut [i32],
-    threads: usize,
-    part: impl FnMut(usize, usize) -> P,
-    then: &(dyn Fn(usize, &[i32], &[i32], P) + Sync),
-) {
+/// ([`team`](super::team)).
+pub(super) fn run_columns(run: Driver, w: &PackedWeights, a: &PackedActs, out: &mut [i32], threads: usize) {
     let threads = split_threads(w, a.cols, a.abits, threads);
-    let parts = blocks(out, a.cols, w.rows, threads, part);
-    run_parts(parts, threads, &|(c0, c1, out, p)| {
+    let parts = blocks(out, a.cols, w.rows, threads, |_, _| ());
+    run_parts(parts, threads, &|(c0, c1, out, ())| {
         let view = a.block(c0, c1).expect("gemm checked that the activations are packed");
-        multiply(run, w, view, c0, out, p, then);
+        run(Job { w, a: view, c0: 0, c1: view.cols, out });
     });
 }
 
 /// [`run_columns`] on activation codes (`[cols][depth]`) that are packed into `acts` block by
 /// block (filled first where they are [`ActCodes::Fill`]), each on the thread that then
-/// multiplies it, in the same fork.
+/// multiplies it and runs `then` on it, in the same fork ([`super::pack_gemm_then`]).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn pack_run_columns<P: Send>(
     run: Driver,
@@ -158,19 +150,16 @@ pub(super) fn pack_run_columns<P: Send>(
 ) -> Result<()> {
     let threads = split_threads(w, cols, abits, threads);
     let parts = blocks(out, cols, w.rows, threads, part).into_iter().map(|(c0, c1, out, p)| (c0, c1, (out, p))).collect();
-    acts.pack_each(codes, cols, w.depth, abits, w.scheme, parts, threads, &|view, c0, (out, p)| multiply(run, w, view, c0, out, p, then))
+    acts.pack_each(codes, cols, w.depth, abits, w.scheme, parts, threads, &|a, c0, (out, p)| {
+        run(Job { w, a, c0: 0, c1: a.cols, out: &mut *out });
+        then(c0, out, a.col_sums, p);
+    })
 }
 
 /// Column blocks of whole column tiles (the largest of any scheme: Lut's 16 lanes), each with
 /// its part of `out` and what `part` hands it.
 fn blocks<P>(out: &mut [i32], cols: usize, rows: usize, threads: usize, mut part: impl FnMut(usize, usize) -> P) -> Vec<(usize, usize, &mut [i32], P)> {
     column_slices(out, cols, super::lut::LANES, threads, rows).into_iter().map(|(c0, c1, out)| (c0, c1, out, part(c0, c1))).collect()
-}
-
-/// One column block from `c0`: its GEMM, then `then` on it.
-fn multiply<P>(run: Driver, w: &PackedWeights, a: ActsView<'_>, c0: usize, out: &mut [i32], p: P, then: &(dyn Fn(usize, &[i32], &[i32], P) + Sync)) {
-    run(Job { w, a, c0: 0, c1: a.cols, out: &mut *out });
-    then(c0, out, a.col_sums, p);
 }
 
 #[cfg(test)]

@@ -82,39 +82,25 @@ pub fn best_scheme(wbits: Bits, abits: Bits, depth: usize) -> Scheme {
 /// one included, where the GEMM is big enough ([`split_threads`]; feature `threads`, ignored
 /// without it).
 pub fn gemm(isa: Isa, w: &PackedWeights, a: &PackedActs, out: &mut [i32], threads: usize) -> Result<()> {
-    gemm_then(isa, w, a, out, threads, |_, _| (), &|_, _, _, ()| {})
-}
-
-/// [`gemm`], and `then(c0, acc, sums, part)` on each column block `c0..` right after its GEMM,
-/// on the thread that computed it (`acc`: the block's `out`, `rows` values per column; `sums`:
-/// the block's [`PackedActs::col_sums`]). `part(c0, c1)` is called first for every block in
-/// column order, on this thread, to hand each block what it writes (a layer's output columns): a
-/// dequantization epilogue then needs no fork of its own, and reads its accumulators while they
-/// are in that core's cache.
-pub fn gemm_then<P: Send>(
-    isa: Isa,
-    w: &PackedWeights,
-    a: &PackedActs,
-    out: &mut [i32],
-    threads: usize,
-    part: impl FnMut(usize, usize) -> P,
-    then: &(dyn Fn(usize, &[i32], &[i32], P) + Sync),
-) -> Result<()> {
     let Some(scheme) = a.scheme else {
         crate::bail!(ErrorKind::InvalidArgument, "activations were not packed (or their packing failed)");
     };
     let driver = driver(isa, w, scheme, a.depth)?;
     let Some(out) = output(out, w.rows, a.cols)? else { return Ok(()) };
-    job::run_columns(driver, w, a, out, threads, part, then);
+    job::run_columns(driver, w, a, out, threads);
     Ok(())
 }
 
-/// [`gemm_then`] on activation codes (`[cols][depth]`, each `< 2^abits`), packed for `w`'s
-/// scheme into the reused buffer `acts` on the way: each column block is packed by the thread
-/// that multiplies it, right before, in one fork with its GEMM (no pass over the whole input
-/// between them, and one wait for the threads instead of two). With [`ActCodes::Fill`] that
-/// thread writes the block's codes first (a convolution's im2col). Afterwards `acts` holds the
-/// whole pack, as [`PackedActs::pack`] leaves it.
+/// [`gemm`] on activation codes (`[cols][depth]`, each `< 2^abits`), packed for `w`'s scheme
+/// into the reused buffer `acts` on the way, and `then(c0, acc, sums, part)` on each column block
+/// `c0..` right after its GEMM. The thread that claims a block packs it, multiplies it and runs
+/// `then` on it, one step right after the other, in one fork (no pass over the whole input
+/// between them, and one wait for the threads per layer); with [`ActCodes::Fill`] it writes the
+/// block's codes first (a convolution's im2col). `acc` is the block's output (`rows` values per
+/// column) and `sums` its columns' [`PackedActs::col_sums`]; `part(c0, c1)` is called first for
+/// every block in column order, on this thread, to hand each block what it writes (a layer's
+/// output columns), so a dequantization epilogue reads its accumulators while they are in that
+/// core's cache. Afterwards `acts` holds the whole pack, as [`PackedActs::pack`] leaves it.
 #[allow(clippy::too_many_arguments)]
 pub fn pack_gemm_then<P: Send>(
     isa: Isa,
