@@ -1,10 +1,8 @@
 //! [`Job`], the unit of work a micro-kernel driver runs (a column range of one GEMM), and how
 //! `gemm` splits a problem's columns into jobs over threads.
 
-use super::acts::{ActCodes, ActsView};
+use super::acts::ActsView;
 use super::{PackedActs, PackedWeights};
-use crate::bits::Bits;
-use crate::error::Result;
 
 /// A view of one column range of the problem, handed to a micro-kernel driver: columns `c0..c1`
 /// of `a` (whose columns are those of one column block, renumbered from 0). `out` holds exactly
@@ -132,33 +130,9 @@ pub(super) fn run_columns(run: Driver, w: &PackedWeights, a: &PackedActs, out: &
     });
 }
 
-/// [`run_columns`] on activation codes (`[cols][depth]`) that are packed into `acts` block by
-/// block (filled first where they are [`ActCodes::Fill`]), each on the thread that then
-/// multiplies it and runs `then` on it, in the same fork ([`super::pack_gemm_then`]).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn pack_run_columns<P: Send>(
-    run: Driver,
-    w: &PackedWeights,
-    acts: &mut PackedActs,
-    codes: ActCodes<'_>,
-    cols: usize,
-    abits: Bits,
-    out: &mut [i32],
-    threads: usize,
-    part: impl FnMut(usize, usize) -> P,
-    then: &(dyn Fn(usize, &[i32], &[i32], P) + Sync),
-) -> Result<()> {
-    let threads = split_threads(w, cols, abits, threads);
-    let parts = blocks(out, cols, w.rows, threads, part).into_iter().map(|(c0, c1, out, p)| (c0, c1, (out, p))).collect();
-    acts.pack_each(codes, cols, w.depth, abits, w.scheme, parts, threads, &|a, c0, (out, p)| {
-        run(Job { w, a, c0: 0, c1: a.cols, out: &mut *out });
-        then(c0, out, a.col_sums, p);
-    })
-}
-
 /// Column blocks of whole column tiles (the largest of any scheme: Lut's 16 lanes), each with
 /// its part of `out` and what `part` hands it.
-fn blocks<P>(out: &mut [i32], cols: usize, rows: usize, threads: usize, mut part: impl FnMut(usize, usize) -> P) -> Vec<(usize, usize, &mut [i32], P)> {
+pub(super) fn blocks<P>(out: &mut [i32], cols: usize, rows: usize, threads: usize, mut part: impl FnMut(usize, usize) -> P) -> Vec<(usize, usize, &mut [i32], P)> {
     column_slices(out, cols, super::lut::LANES, threads, rows).into_iter().map(|(c0, c1, out)| (c0, c1, out, part(c0, c1))).collect()
 }
 

@@ -120,7 +120,12 @@ pub fn pack_gemm_then<P: Send>(
         let blocks = vec![(0, cols, ())];
         return acts.pack_each(codes, cols, w.depth, abits, w.scheme, blocks, 1, &|_, _, ()| {});
     };
-    job::pack_run_columns(driver, w, acts, codes, cols, abits, out, threads, part, then)
+    let threads = split_threads(w, cols, abits, threads);
+    let blocks = job::blocks(out, cols, w.rows, threads, part).into_iter().map(|(c0, c1, out, p)| (c0, c1, (out, p))).collect();
+    acts.pack_each(codes, cols, w.depth, abits, w.scheme, blocks, threads, &|a, c0, (out, p)| {
+        driver(job::Job { w, a, c0: 0, c1: a.cols, out: &mut *out });
+        then(c0, out, a.col_sums, p);
+    })
 }
 
 /// The micro-kernel driver of `isa` for `w` times activations packed for `scheme` at `depth`.
