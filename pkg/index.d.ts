@@ -44,12 +44,13 @@ export interface SessionOptions {
   build?: 'auto' | BuildName;
   /** Pool size of the threads build (browsers only; default min(hardwareConcurrency, 8)). */
   threads?: number;
-  /** A Worker already running 'anybit/worker' (browsers; by default the session starts its own),
-   * or false: no worker, the runtime runs on the calling thread (one thread; no message round
+  /** A Worker already running 'anybit/worker' (browsers; by default the session starts its own;
+   * one started early may be sent `{type: 'warm'}` at once, to compile the build 'auto' picks
+   * before the session asks), or false: no worker, the runtime runs on the calling thread (one thread; no message round
    * trip per call, but each call blocks that thread for its pass). */
   worker?: WorkerLike | false;
   /** A model URL (relative to the page) that the worker downloads while it loads its build and
-   * parses as soon as it is up; the first load() of the same URL without `width` resolves to that
+   * parses right after the session starts; the first load() of the same URL without `width` resolves to that
    * model instead of fetching again (a failed download is fetched again by that load, which
    * reports the failure). Any other first load drops it. Browsers only; Node ignores it. */
   prefetch?: string | URL;

@@ -412,6 +412,31 @@ export function createRuntime(env = {}) {
   // first load of the same URL without a width takes it (`takePrefetch`).
   let prefetched = null;
 
+  // Per build, the promise of its compiled module (compileBuild): started by warm() or init,
+  // whichever comes first, and compiled once.
+  const compiled = new Map();
+  const compileOnce = (variant) => {
+    if (!compiled.has(variant)) compiled.set(variant, compileBuild(variant));
+    return compiled.get(variant);
+  };
+
+  /**
+   * Starts fetching and compiling the build that init with build 'auto' will choose (and imports
+   * its glue), before init arrives: a worker started early (the web app starts it before its page
+   * has laid out) gets the worker's message {type: 'warm'}. Init with another build ignores it.
+   * Nothing to do where the binary is given (Node) or once init has run.
+   */
+  function warm() {
+    if (starting || env.binaryFor) return;
+    try {
+      const { variant } = chooseBuild(detect({ threadsAllowed: env.threadsAllowed ?? true }), 'auto');
+      compileOnce(variant);
+      IMPORTS[variant]().catch(() => {}); // init imports it again (the same module) and reports
+    } catch {
+      // init detects and chooses again, and says what failed
+    }
+  }
+
   /**
    * `prefetch`: a model URL to download while the build loads, and to parse as soon as it has;
    * the first `load` of that URL without `width` takes the result (any other first load drops it).
@@ -427,7 +452,7 @@ export function createRuntime(env = {}) {
       reason = chosen.reason;
       const n = threads ?? Math.min(caps.cores, DEFAULT_MAX_THREADS);
       // Without a binaryFor (browsers), the binary is fetched and compiled here, alongside the glue.
-      const module = env.binaryFor ? null : compileBuild(chosen.variant);
+      const module = env.binaryFor ? null : compileOnce(chosen.variant);
       try {
         ({ wasm, pool } = await instantiate(chosen.variant, env.binaryFor, n, module));
       } catch (e) {
@@ -439,9 +464,9 @@ export function createRuntime(env = {}) {
       pool?.catch((e) => {
         reason = `the thread pool did not start (${e?.message ?? e}): the threads build runs on one thread`;
       });
-      // The prefetched model is parsed now, before the caller's load (which takes the session)
-      // has even arrived.
-      if (prefetched) prefetched.session = prefetched.bytes.then((b) => (b ? parseModel(b) : null));
+      // The prefetched model is parsed after this answer has gone (in the next task): while the
+      // caller reads it and sends the load that takes the session.
+      if (prefetched) prefetched.session = prefetched.bytes.then((b) => nextTask().then(() => (b ? parseModel(b) : null)));
       return buildInfo();
     })();
     return starting;
@@ -678,6 +703,7 @@ export function createRuntime(env = {}) {
   };
 
   return {
+    warm,
     /** `signal`: an AbortSignal that cancels an attack between two slices. */
     async handle(type, args = {}, onProgress, signal) {
       try {

@@ -1,9 +1,11 @@
 // The runtime inside a dedicated module Web Worker (started by index.js): inference never blocks the
 // page, and the threads build may block in Atomics.wait, which a page's main thread may not.
 // Protocol: {id, type, args} in; {id, ok: true, result}, {id, ok: false, error: {code, message}} or
-// {id, progress} out. Requests run one at a time in arrival order, except one handled on arrival:
-// {type: 'cancel', args: {id}} aborts request `id` (an attack stops at its next slice) and gets no
-// answer of its own (the cancelled request rejects with code 'aborted').
+// {id, progress} out. Requests run one at a time in arrival order, except two handled on arrival,
+// with no answer of their own: {type: 'cancel', args: {id}} aborts request `id` (an attack stops
+// at its next slice; the cancelled request rejects with code 'aborted'), and {type: 'warm'}
+// starts fetching and compiling the build that init with build 'auto' will choose, for a worker
+// started before its page is ready to create the session (runtime.js, warm()).
 // Typed arrays in results travel back transferred, not copied; so do a run's inputs (index.js).
 
 import { createRuntime } from './runtime.js';
@@ -43,6 +45,7 @@ async function handle({ id, type, args }, signal) {
 self.addEventListener('message', ({ data }) => {
   if (typeof data?.type !== 'string' || data.type.startsWith('wasm_bindgen_worker_')) return;
   if (data.type === 'cancel') return void controllers.get(data.args?.id)?.abort();
+  if (data.type === 'warm') return void runtime.warm();
   let signal;
   if (data.type === 'attack') {
     const controller = new AbortController();

@@ -46,6 +46,10 @@ describe('served cross-origin isolated (COOP/COEP)', () => {
     const fmt = (m) => Object.entries(m).map(([k, v]) => `${k} ${v}`).join(', ');
     console.log(`# navigation to first prediction (MNIST, threads build): ${cold['first-prediction']} ms cold, ${warm['first-prediction']} ms warm (in-page marks: ${fmt(cold)} | ${fmt(warm)}; page.goto to ready: ${wall} / ${wallWarm} ms)`);
     assert.ok(cold['first-prediction'] > 0 && warm['first-prediction'] > 0, 'the first prediction was shown');
+    // Per navigation one worker (early.js's, which boot.js's session takes) and one download of
+    // the build (the compile its warm message started is the one the session uses).
+    const asked = (path) => server.requests.filter((r) => r === path).length;
+    assert.equal(asked('/anybit/worker.js'), 2, server.requests.join(', '));
     const p = await panel(page);
     assert.equal(p.error, null);
     assert.equal(p.isolated, true);
@@ -53,6 +57,7 @@ describe('served cross-origin isolated (COOP/COEP)', () => {
     assert.equal(p.model, 'mnist-cnn');
     if (p.cores >= 2) {
       assert.equal(p.variant, 'threads');
+      assert.equal(asked('/anybit/wasm/threads/anybit_bg.wasm'), 2, server.requests.join(', '));
       assert.match(p.buildText, /relaxed SIMD \+ threads/);
       assert.equal(p.threads, Math.min(p.cores, 8), `threads build uses ${p.threads} threads`);
       assert.equal(p.threadsText, String(p.threads));

@@ -222,3 +222,54 @@ test('Chromium: prefetch that fails or is not used: load() reports as without it
     await server.close();
   }
 });
+
+test('Chromium: a worker warmed before its session compiles the auto build once; another build ignores it', async () => {
+  await page();
+  const server = await serve(APP, { isolated: true });
+  const browser = await launch();
+  try {
+    await browser.page.goto(`${server.origin}/many/index.html`);
+    await browser.page.waitForSelector('body[data-ready=yes]', { state: 'attached', timeout: 30_000 });
+    const wasmAsked = () => server.requests.filter((r) => r.endsWith('.wasm'));
+    // As the web app's early.js: the worker started and warmed first, the session created later.
+    const warmed = await browser.page.evaluate(async () => {
+      const worker = new Worker('/node_modules/anybit/worker.js', { type: 'module' });
+      worker.postMessage({ type: 'warm' });
+      // No answer comes to the warm message, and it must not be taken for a request.
+      const answers = [];
+      worker.addEventListener('message', ({ data }) => answers.push(data));
+      await new Promise((r) => setTimeout(r, 300));
+      const session = await window.anybit.createSession({ worker, prefetch: 'mnist.anybit' });
+      try {
+        const info = await session.load('mnist.anybit');
+        const r = await session.run(new Float32Array(784).fill(0.5));
+        return { build: session.build.variant, width: info.width, predicted: r.predicted, before: answers.filter((a) => !a.id) };
+      } finally {
+        await session.dispose();
+      }
+    });
+    assert.equal(warmed.build, 'threads');
+    assert.equal(warmed.width, 8);
+    assert.ok(Number.isInteger(warmed.predicted));
+    assert.deepEqual(warmed.before, []);
+    // Compiled once: warm's fetch is the one init used.
+    assert.deepEqual(wasmAsked().map((r) => r.split('/').at(-2)), ['threads'], server.requests.join(', '));
+    const forced = await browser.page.evaluate(async () => {
+      const worker = new Worker('/node_modules/anybit/worker.js', { type: 'module' });
+      worker.postMessage({ type: 'warm' });
+      const session = await window.anybit.createSession({ worker, build: 'simd' });
+      try {
+        await session.load('mnist.anybit');
+        return { build: session.build.variant, top: (await session.run(new Float32Array(784).fill(0.5))).predicted };
+      } finally {
+        await session.dispose();
+      }
+    });
+    assert.deepEqual(forced.build, 'simd');
+    assert.equal(forced.top, warmed.predicted);
+    assert.deepEqual(browser.errors, []);
+  } finally {
+    await browser.close();
+    await server.close();
+  }
+});

@@ -1,9 +1,9 @@
-// Starts the runtime before anything else on the page, as its own small module graph (index.html
+// Starts the session before anything else on the page, as its own small module graph (index.html
 // loads it with `async`, so it runs as soon as the package's modules are in, not after the whole
-// app's): a Web Worker takes long to start (150-400 ms cold on the busy 2-core test machine), and
-// the first model's download (`prefetch`: the worker fetches it while it loads its wasm build, and
-// parses it once the runtime is up) should not wait for the app's own modules. main.js takes the
-// session from here.
+// app's), on the worker early.js started: a Web Worker takes long to start (150-400 ms cold on
+// the busy 2-core test machine), and the first model's download (`prefetch`: the worker fetches
+// it while it loads its wasm build and parses it once the runtime is up) should not wait for the
+// app's own modules. main.js takes the session from here.
 //
 // URL parameters read here (main.js documents them all): ?model, ?build, ?threads, ?width.
 
@@ -22,5 +22,6 @@ export const startWidth = params.has('width') ? Number(params.get('width')) : un
 // prefetch whole.
 const prefetch = startWidth === undefined ? customUrl ?? MODELS[startKey].url : undefined;
 
-export const starting = createSession({ build: params.get('build') ?? 'auto', threads, prefetch });
+// The worker early.js started (and warmed), when it could.
+export const starting = createSession({ build: params.get('build') ?? 'auto', threads, prefetch, worker: self.anybitWorker });
 starting.catch(() => {}); // reported by the model load, which awaits it
