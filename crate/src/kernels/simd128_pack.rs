@@ -279,7 +279,78 @@ fn lut_b<const B: usize>(src: &[u8], cols: usize, cols_pad: usize, depth: usize,
 
 /// The `Lut` activation packer (index vectors and sums); returns the OR of all codes.
 pub fn lut_acts(src: &[u8], cols: usize, cols_pad: usize, depth: usize, bits: u8, dst: &mut [u8], sums: &mut [i32]) -> u8 {
-    by_bits!(bits, lut_b(src, cols, cols_pad, depth, dst, sums))
+    match bits {
+        1 => lut_masks::<1>(src, cols, cols_pad, depth, dst, sums),
+        2 => lut_masks::<2>(src, cols, cols_pad, depth, dst, sums),
+        _ => by_bits!(bits, lut_b(src, cols, cols_pad, depth, dst, sums)),
+    }
+}
+
+/// `lut_b` for codes of `B` <= 2 bits (wider ones run the Dot8 scheme, faster here), by masks: bit `j` of a column's 16 codes at one depth
+/// step is one `i8x16.bitmask` (a u16 whose nibbles are the column's index bytes of 4 groups),
+/// 16 columns' masks are two u16x8 vectors, and each group's index vector is their nibble at that
+/// group, narrowed to bytes. A column's code sum is `Σ_j 2^j popcount`. Per 16 x 16 block that is
+/// about half the operations of `lut_plane` (which forms nibbles by multiplies and transposes)
+/// for one plane. Codes wider than `B` bits show in the returned OR as there; their index
+/// bytes and sums are then wrong, and the caller's range check rejects the pack.
+fn lut_masks<const B: usize>(src: &[u8], cols: usize, cols_pad: usize, depth: usize, dst: &mut [u8], sums: &mut [i32]) -> u8 {
+    let g_n = lut::groups(depth);
+    assert!(dst.len() >= cols_pad * B * g_n && src.len() >= cols * depth && sums.len() >= cols);
+    let quads = depth.div_ceil(16);
+    let full_quads = depth / 16;
+    let nibble = u16x8_splat(0xF);
+    let mut any = u8x16_splat(0);
+    let base = dst.as_mut_ptr();
+    for cb in 0..cols_pad / lut::LANES {
+        let c0 = cb * lut::LANES;
+        let full_cols = c0 + lut::LANES <= cols;
+        let mut total = [0u32; lut::LANES];
+        for q in 0..quads {
+            let k = q * 16;
+            let fast = full_cols && q < full_quads;
+            // masks[j][i]: bit j of column c0 + i's 16 codes from depth k.
+            let mut masks = [[0u16; lut::LANES]; B];
+            for cq in 0..4 {
+                let v = load4(src, cols, depth, c0 + 4 * cq, k, fast);
+                for (i, &vi) in v.iter().enumerate() {
+                    any = v128_or(any, vi);
+                    for (j, mj) in masks.iter_mut().enumerate() {
+                        // Bit j to the sign bit (a constant shift once the loop is unrolled).
+                        let m = i8x16_bitmask(i8x16_shl(vi, 7 - j as u32));
+                        mj[4 * cq + i] = m;
+                        total[4 * cq + i] += m.count_ones() << j;
+                    }
+                }
+            }
+            let groups_here = (g_n - q * 4).min(4);
+            for (j, m) in masks.iter().enumerate() {
+                let lo = u16x8(m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]);
+                let hi = u16x8(m[8], m[9], m[10], m[11], m[12], m[13], m[14], m[15]);
+                let group = |shift: u32| u8x16_narrow_i16x8(v128_and(u16x8_shr(lo, shift), nibble), v128_and(u16x8_shr(hi, shift), nibble));
+                // SAFETY: plane j of block cb, groups 4q .. 4q + groups_here, lies inside dst
+                // (asserted above).
+                let at = |g: usize| unsafe { base.add(((cb * B + j) * g_n + q * 4 + g) * lut::LANES) as *mut v128 };
+                unsafe {
+                    v128_store(at(0), group(0));
+                    if groups_here > 1 {
+                        v128_store(at(1), group(4));
+                    }
+                    if groups_here > 2 {
+                        v128_store(at(2), group(8));
+                    }
+                    if groups_here > 3 {
+                        v128_store(at(3), group(12));
+                    }
+                }
+            }
+        }
+        for (l, &t) in total.iter().enumerate() {
+            if c0 + l < cols {
+                sums[c0 + l] = t as i32;
+            }
+        }
+    }
+    or_lanes(any)
 }
 
 /// The `Dot8` packer (panel layout, bytes minus `offset`) with optional sums; with `split`, each
