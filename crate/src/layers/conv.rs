@@ -96,44 +96,68 @@ impl Conv2d {
 
     /// Columns (output pixels) `p0..p1` of [`im2col`](Self::im2col) into `dst` (those columns
     /// only): a column block of a GEMM, written by the thread that packs and multiplies it.
-    /// Tap by tap over the output rows, with each tap's in-bounds output columns worked out once:
-    /// a first conv reads one channel per tap, where a call per tap (`taps`) would cost more than
-    /// the copy.
+    /// Kernel row by kernel row over the output rows, with each tap's in-bounds output columns
+    /// worked out once: a first conv reads one channel per tap, where a call per tap (`taps`)
+    /// would cost more than the copy. Where a kernel row's taps are adjacent in the image and in
+    /// the column (stride and dilation 1 across, one group), a pixel whose whole kernel row lies
+    /// inside the image takes it as one run of `kw * c` values: a third of the copies of a 3x3
+    /// conv, whose runs of 16 channels were each shorter than the loop around them.
     fn im2col_cols<T: Copy + Default>(&self, g: usize, dims: Dims, src: &[T], dst: &mut [T], p0: usize, p1: usize) {
         let (h, w, c, ho, wo) = dims;
         let [kh, kw] = self.kernel;
         let (cg, depth) = (self.in_per_group, self.weights.depth());
+        let ([sy, sx], [dy, dx], [py, px]) = (self.stride, self.dilation, [self.padding[0], self.padding[1]]);
         dst.fill(T::default());
+        let taps_x: Vec<(usize, usize)> = (0..kw).map(|kx| in_bounds(wo, w, sx, kx * dx, px)).collect();
+        // Output columns whose every tap of a kernel row is inside the image, when those taps
+        // are one run (else none).
+        let (ia, ib) = match (taps_x.first(), taps_x.last()) {
+            (Some(&(a, _)), Some(&(_, b))) if sx == 1 && dx == 1 && cg == c && kw > 1 && a < b => (a, b),
+            _ => (0, 0),
+        };
         for ky in 0..kh {
-            for kx in 0..kw {
-                let tap = (ky * kw + kx) * cg;
-                let (x0, x1) = in_bounds(wo, w, self.stride[1], kx * self.dilation[1], self.padding[1]);
-                let (y0, y1) = in_bounds(ho, h, self.stride[0], ky * self.dilation[0], self.padding[0]);
-                if x0 >= x1 {
-                    continue;
-                }
-                // The output rows this block touches: the first and last may be partial.
-                for oy in y0.max(p0 / wo)..y1.min(p1.div_ceil(wo)) {
-                    let row = oy * wo;
-                    let (xa, xb) = (x0.max(p0.saturating_sub(row)), x1.min(p1 - row));
+            let (y0, y1) = in_bounds(ho, h, sy, ky * dy, py);
+            // The output rows this block touches: the first and last may be partial.
+            for oy in y0.max(p0 / wo)..y1.min(p1.div_ceil(wo)) {
+                let row = oy * wo;
+                // This block's output columns of the row.
+                let (ra, rb) = (p0.saturating_sub(row), (p1 - row).min(wo));
+                let iy = oy * sy + ky * dy - py;
+                let (ja, jb) = (ia.max(ra), ib.min(rb).max(ia.max(ra)));
+                // `xa..xb` of one tap's in-bounds columns, one column (depth apart) each: no
+                // index arithmetic or bounds check per pixel.
+                let tap_run = |dst: &mut [T], kx: usize, xa: usize, xb: usize| {
                     if xa >= xb {
-                        continue;
+                        return;
                     }
-                    let iy = oy * self.stride[0] + ky * self.dilation[0] - self.padding[0];
-                    let ix = xa * self.stride[1] + kx * self.dilation[1] - self.padding[1];
-                    // The row's in-bounds pixels for this tap, one column (depth apart) each: no
-                    // index arithmetic or bounds check per pixel.
+                    let tap = (ky * kw + kx) * cg;
+                    let ix = xa * sx + kx * dx - px;
                     let from = &src[(iy * w + ix) * c + g * cg..];
                     let at = &mut dst[(row + xa - p0) * depth + tap..];
                     if cg == 1 {
                         // One value per pixel (a first conv on a grey image): a strided gather.
-                        for (d, s) in at.iter_mut().step_by(depth).zip(from.iter().step_by(self.stride[1] * c)).take(xb - xa) {
+                        for (d, s) in at.iter_mut().step_by(depth).zip(from.iter().step_by(sx * c)).take(xb - xa) {
                             *d = *s;
                         }
-                        continue;
+                        return;
                     }
-                    for (d, s) in at.chunks_mut(depth).zip(from.chunks(self.stride[1] * c)).take(xb - xa) {
+                    for (d, s) in at.chunks_mut(depth).zip(from.chunks(sx * c)).take(xb - xa) {
                         copy_run(&mut d[..cg], &s[..cg]);
+                    }
+                };
+                for (kx, &(x0, x1)) in taps_x.iter().enumerate() {
+                    let (xa, xb) = (x0.max(ra), x1.min(rb));
+                    // Around the whole-row runs `ja..jb` (empty where there are none).
+                    tap_run(dst, kx, xa, xb.min(ja).max(xa));
+                    tap_run(dst, kx, xa.max(jb), xb);
+                }
+                if ja < jb {
+                    let run = kw * c;
+                    let from = &src[(iy * w + ja - px) * c..];
+                    let at = &mut dst[(row + ja - p0) * depth + ky * run..];
+                    // Pixel after pixel, the run moves on by one pixel (c values).
+                    for (d, s) in at.chunks_mut(depth).zip(from.windows(run).step_by(c)).take(jb - ja) {
+                        copy_run(&mut d[..run], s);
                     }
                 }
             }
@@ -293,6 +317,13 @@ mod tests {
             (conv([3, 2], [1, 2], [2; 4], [2, 1], 4, 2), [6, 7, 4]),
             (conv([1, 1], [1, 1], [0; 4], [1, 1], 17, 1), [3, 5, 17]),
             (conv([3, 3], [3, 3], [2; 4], [1, 1], 2, 1), [2, 3, 2]),
+            // Whole kernel rows as one run (stride and dilation 1 across, one group): an image
+            // wider than the kernel, one narrower, no padding, wide asymmetric padding, 5 wide.
+            (conv([3, 3], [1, 1], [1; 4], [1, 1], 16, 1), [6, 9, 16]),
+            (conv([3, 3], [1, 1], [1; 4], [1, 1], 3, 1), [4, 2, 3]),
+            (conv([3, 3], [2, 1], [0; 4], [1, 1], 5, 1), [7, 6, 5]),
+            (conv([2, 5], [1, 1], [0, 1, 3, 0], [3, 1], 2, 1), [8, 10, 2]),
+            (conv([3, 3], [1, 1], [1; 4], [1, 1], 4, 2), [5, 6, 4]),
         ];
         for (ci, (conv, shape)) in cases.iter().enumerate() {
             let dims = conv.out_dims(shape).unwrap();
@@ -302,6 +333,13 @@ mod tests {
             for g in 0..conv.weights.groups() {
                 let mut whole = Vec::new();
                 conv.im2col(g, dims, &src, &mut whole);
+                // Against the element-by-element walk the backward pass uses.
+                let mut reference = vec![0u8; ho * wo * depth];
+                conv.taps(g, dims, |col, tap, at| {
+                    let cg = conv.in_per_group;
+                    reference[col * depth + tap..][..cg].copy_from_slice(&src[at..at + cg]);
+                });
+                assert_eq!(whole, reference, "case {ci}, group {g}: im2col against the tap walk");
                 let cols = ho * wo;
                 for step in 1..=cols {
                     // Blocks of `step` columns, the buffer poisoned in between.
