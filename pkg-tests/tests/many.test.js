@@ -142,24 +142,30 @@ test('Node: runMany equals run() one at a time; chunks, progress, cancel, typed 
   }
 });
 
-// A plain page importing the installed package, beside the model, in APP/many/.
-async function page() {
+// A plain page importing the installed package, beside the model, in APP/many/, served cross-origin
+// isolated and opened in a fresh headless Chromium: `fn({browser, server})`, then both closed.
+async function onPage(fn) {
   const dir = join(APP, 'many');
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'index.html'), '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">' +
     '<script type="importmap">{ "imports": { "anybit": "/node_modules/anybit/index.js" } }</script>' +
     '<script type="module">import * as anybit from "anybit"; window.anybit = anybit; document.body.dataset.ready = "yes";</script>');
   await writeFile(join(dir, 'mnist.anybit'), await readFile(MODEL));
-}
-
-test('Chromium: the same on a plain page, in the worker (threads build); prefetch loads the first model', async () => {
-  await page();
-  const model = await readFile(MODEL);
   const server = await serve(APP, { isolated: true });
   const browser = await launch();
   try {
     await browser.page.goto(`${server.origin}/many/index.html`);
     await browser.page.waitForSelector('body[data-ready=yes]', { state: 'attached', timeout: 30_000 });
+    return await fn({ browser, server });
+  } finally {
+    await browser.close();
+    await server.close();
+  }
+}
+
+test('Chromium: the same on a plain page, in the worker (threads build); prefetch loads the first model', async () => {
+  const model = await readFile(MODEL);
+  await onPage(async ({ browser, server }) => {
     const out = await browser.page.evaluate(async ([scenario, px]) => {
       // The model's download starts with the session; load() of the same URL takes it.
       const session = await window.anybit.createSession({ prefetch: 'mnist.anybit' });
@@ -181,19 +187,11 @@ test('Chromium: the same on a plain page, in the worker (threads build); prefetc
     assert.equal(server.requests.filter((r) => r === '/many/mnist.anybit').length, 1, server.requests.join(', '));
     assert.equal(server.requests.filter((r) => r.endsWith('.wasm')).length, 1, server.requests.join(', '));
     assert.deepEqual(browser.errors, []);
-  } finally {
-    await browser.close();
-    await server.close();
-  }
+  });
 });
 
 test('Chromium: prefetch that fails or is not used: load() reports as without it', async () => {
-  await page();
-  const server = await serve(APP, { isolated: true });
-  const browser = await launch();
-  try {
-    await browser.page.goto(`${server.origin}/many/index.html`);
-    await browser.page.waitForSelector('body[data-ready=yes]', { state: 'attached', timeout: 30_000 });
+  await onPage(async ({ browser, server }) => {
     const out = await browser.page.evaluate(async () => {
       const error = async (p) => p.then(() => null, (x) => ({ code: x.code, message: x.message }));
       const missing = await window.anybit.createSession({ prefetch: 'missing.anybit' });
@@ -217,19 +215,11 @@ test('Chromium: prefetch that fails or is not used: load() reports as without it
     assert.equal(out.other, 8);
     assert.equal(out.progressive, 2);
     assert.deepEqual(out.bad, { code: 'invalid_argument', message: 'prefetch: not a URL: http://[' });
-  } finally {
-    await browser.close();
-    await server.close();
-  }
+  });
 });
 
 test('Chromium: a worker warmed before its session compiles the auto build once; another build ignores it', async () => {
-  await page();
-  const server = await serve(APP, { isolated: true });
-  const browser = await launch();
-  try {
-    await browser.page.goto(`${server.origin}/many/index.html`);
-    await browser.page.waitForSelector('body[data-ready=yes]', { state: 'attached', timeout: 30_000 });
+  await onPage(async ({ browser, server }) => {
     const wasmAsked = () => server.requests.filter((r) => r.endsWith('.wasm'));
     // As the web app's early.js: the worker started and warmed first, the session created later.
     const warmed = await browser.page.evaluate(async () => {
@@ -265,11 +255,8 @@ test('Chromium: a worker warmed before its session compiles the auto build once;
         await session.dispose();
       }
     });
-    assert.deepEqual(forced.build, 'simd');
+    assert.equal(forced.build, 'simd');
     assert.equal(forced.top, warmed.predicted);
     assert.deepEqual(browser.errors, []);
-  } finally {
-    await browser.close();
-    await server.close();
-  }
+  });
 });
