@@ -7,7 +7,8 @@
 //   bash scripts/build-pkg.sh                            # pkg/wasm, if pkg/ has no wasm yet
 //   node bench/models.mjs [--workloads mnist,fashion,resnet20,conv3x3] [--engines anybit,anybit-page,ort,tfjs]
 //                         [--widths 8,1] [--threads 1,2] [--reps 40] [--warmup 5] [--tiering]
-//                         [--json out.json] [--md out.md]
+//                         [--json out.json] [--md out.md] [--svg out.svg]
+//   node bench/models.mjs --from out.json [--md out.md] [--svg out.svg]   (re-renders a saved run)
 //
 // Workloads: the shipped MNIST and Fashion-MNIST CNNs (models/*.anybit), a ResNet-20 in CIFAR shape
 // and the single 3x3 conv 64->64 at 28x28 (random weights: `anybit bench-model`). The text encoder
@@ -53,6 +54,7 @@ import { availableParallelism, homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve } from '../e2e-tests/lib/server.js';
+import { speedChart } from './speed-chart.mjs';
 import { busy, load, median, p95 } from './stats.mjs';
 // A page module, readable in Node too (it touches no browser API until an engine loads).
 import { ENGINES } from './page/models-engines.mjs';
@@ -87,6 +89,8 @@ function parseArgs(argv) {
     else if (a === '--warmup') o.warmup = Number(next());
     else if (a === '--json') o.json = next();
     else if (a === '--md') o.md = next();
+    else if (a === '--svg') o.svg = next();
+    else if (a === '--from') o.from = next();
     else if (a === '--tiering') o.tiering = true;
     else throw new Error(`unknown argument ${a}`);
   }
@@ -142,6 +146,7 @@ function expectation(s, ref) {
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
+  if (o.from) return render(JSON.parse(await readFile(o.from, 'utf8')), o);
   need(join(ROOT, 'e2e-tests', 'node_modules', 'playwright-core'), 'run (cd e2e-tests && npm ci)');
   if (o.engines.includes('ort')) need(join(ROOT, 'bench', 'node_modules', 'onnxruntime-web', 'dist', 'ort.wasm.min.mjs'), 'run (cd bench && npm ci)');
   if (o.engines.includes('tfjs')) need(join(ROOT, 'bench', 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist', 'tfjs-backend-wasm-threaded-simd.wasm'), 'run (cd bench && npm ci)');
@@ -277,10 +282,16 @@ async function main() {
   console.error(`models: load average at end (1/5/15 min): ${result.load.end}`);
   result.ratios = ratios(result);
 
+  if (o.json) await writeFile(o.json, JSON.stringify(result, null, 1) + '\n');
+  await render(result, o);
+}
+
+// The tables (stdout, --md) and the chart (--svg) of a run.
+async function render(result, o) {
   const md = markdown(result);
   process.stdout.write(md);
   if (o.md) await writeFile(o.md, md);
-  if (o.json) await writeFile(o.json, JSON.stringify(result, null, 1) + '\n');
+  if (o.svg) await writeFile(o.svg, speedChart(result, settingName, isAnybit));
 }
 
 // Which tree was measured: the commit, and the files of the package, the runtime and this
@@ -315,10 +326,12 @@ function ratios(r) {
   return out;
 }
 
+const settingName = (engine, variant) => (engine === 'anybit' ? `anybit ${variant}-bit` : engine === 'anybit-page' ? `anybit ${variant}-bit, page's thread` : engine === 'ort' ? `ORT Web ${variant}` : `TF.js wasm ${variant}`);
+
 function markdown(r) {
   const ua = Object.values(r.pages)[0]?.userAgent ?? '';
   const chromium = /Chrome\/([\d.]+)/.exec(ua)?.[1] ?? '?';
-  const name = (engine, variant) => (engine === 'anybit' ? `anybit ${variant}-bit` : engine === 'anybit-page' ? `anybit ${variant}-bit, page's thread` : engine === 'ort' ? `ORT Web ${variant}` : `TF.js wasm ${variant}`);
+  const name = settingName;
   const f = (x) => (x == null ? '' : x.toFixed(3));
   const threads = r.args.threads;
   let s = `\nWhole models, one image per call, ms per run as the page sees it: median / p95 of ${r.args.reps} (engine's own median in brackets); ` +
