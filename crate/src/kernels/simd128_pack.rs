@@ -286,13 +286,14 @@ pub fn lut_acts(src: &[u8], cols: usize, cols_pad: usize, depth: usize, bits: u8
     }
 }
 
-/// `lut_b` for codes of `B` <= 2 bits (wider ones run the Dot8 scheme, faster here), by masks: bit `j` of a column's 16 codes at one depth
-/// step is one `i8x16.bitmask` (a u16 whose nibbles are the column's index bytes of 4 groups),
-/// 16 columns' masks are two u16x8 vectors, and each group's index vector is their nibble at that
-/// group, narrowed to bytes. A column's code sum is `Σ_j 2^j popcount`. Per 16 x 16 block that is
-/// about half the operations of `lut_plane` (which forms nibbles by multiplies and transposes)
-/// for one plane. Codes wider than `B` bits show in the returned OR as there; their index
-/// bytes and sums are then wrong, and the caller's range check rejects the pack.
+/// `lut_b` for codes of `B` <= 2 bits, by masks (wider codes run the Dot8 scheme, which is faster
+/// there): bit `j` of a column's 16 codes at one depth step is one `i8x16.bitmask`, a u16 whose
+/// nibbles are the column's index bytes of 4 groups; 16 columns' masks are two u16x8 vectors, and
+/// each group's index vector is their nibble at that group, narrowed to bytes. A column's code
+/// sum is `Σ_j 2^j popcount`. This takes fewer operations than `lut_plane`'s multiplies and
+/// transposes (BENCHMARKS.md, "Lut packer by bitmask"). Codes wider than `B` bits show in the
+/// returned OR as there; their index bytes and sums are then wrong, and the caller's range check
+/// rejects the pack.
 fn lut_masks<const B: usize>(src: &[u8], cols: usize, cols_pad: usize, depth: usize, dst: &mut [u8], sums: &mut [i32]) -> u8 {
     let g_n = lut::groups(depth);
     assert!(dst.len() >= cols_pad * B * g_n && src.len() >= cols * depth && sums.len() >= cols);

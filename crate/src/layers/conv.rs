@@ -100,8 +100,9 @@ impl Conv2d {
     /// worked out once: a first conv reads one channel per tap, where a call per tap (`taps`)
     /// would cost more than the copy. Where a kernel row's taps are adjacent in the image and in
     /// the column (stride and dilation 1 across, one group), a pixel whose whole kernel row lies
-    /// inside the image takes it as one run of `kw * c` values: a third of the copies of a 3x3
-    /// conv, whose runs of 16 channels were each shorter than the loop around them.
+    /// inside the image takes it as one run of `kw * c` values: a 3x3 conv makes a third of the
+    /// copies, each of which is otherwise one tap's channels (16 values in a ResNet's first
+    /// stage, no longer than the loop around them).
     fn im2col_cols<T: Copy + Default>(&self, g: usize, dims: Dims, src: &[T], dst: &mut [T], p0: usize, p1: usize) {
         let (h, w, c, ho, wo) = dims;
         let [kh, kw] = self.kernel;
