@@ -124,7 +124,9 @@ impl Conv2d {
                 // This block's output columns of the row.
                 let (ra, rb) = (p0.saturating_sub(row), (p1 - row).min(wo));
                 let iy = oy * sy + ky * dy - py;
-                let (ja, jb) = (ia.max(ra), ib.min(rb).max(ia.max(ra)));
+                // This block's whole-row runs of the row (an empty range where there are none).
+                let ja = ia.max(ra);
+                let jb = ib.min(rb).max(ja);
                 // `xa..xb` of one tap's in-bounds columns, one column (depth apart) each: no
                 // index arithmetic or bounds check per pixel.
                 let tap_run = |dst: &mut [T], kx: usize, xa: usize, xb: usize| {
@@ -148,7 +150,7 @@ impl Conv2d {
                 };
                 for (kx, &(x0, x1)) in taps_x.iter().enumerate() {
                     let (xa, xb) = (x0.max(ra), x1.min(rb));
-                    // Around the whole-row runs `ja..jb` (empty where there are none).
+                    // Around the whole-row runs `ja..jb`.
                     tap_run(dst, kx, xa, xb.min(ja).max(xa));
                     tap_run(dst, kx, xa.max(jb), xb);
                 }
