@@ -6,7 +6,7 @@
 //   (cd e2e-tests && npm ci) && (cd bench && npm ci)     # playwright-core; onnxruntime-web, TF.js
 //   bash scripts/build-pkg.sh                            # pkg/wasm, if pkg/ has no wasm yet
 //   node bench/models.mjs [--workloads mnist,fashion,resnet20,conv3x3] [--engines anybit,anybit-page,ort,tfjs]
-//                         [--widths 8,1] [--threads 1,2] [--reps 40] [--warmup 5] [--tiering]
+//                         [--widths 8,1] [--threads 1,2] [--reps 40] [--burst 1] [--warmup 5] [--tiering]
 //                         [--json out.json] [--md out.md] [--svg out.svg]
 //   node bench/models.mjs --from out.json [--md out.md] [--svg out.svg]   (re-renders a saved run)
 //
@@ -37,9 +37,13 @@
 // that width (other
 // widths: finite and the right length); ORT int8 only reports top-1 agreement and cosine with the
 // float outputs (it is a different quantization) and fails only on non-finite or missing values.
-// Then every setting is warmed up --warmup times and timed --reps times on the workload's first
-// reference input, one run at a time in round-robin over all settings of all workloads, the order
-// rotated every round, so drift on this shared machine falls on all settings alike. Two times per
+// Then every setting is warmed up --warmup times and timed in --reps rounds on the workload's first
+// reference input, round-robin over all settings of all workloads, the order rotated every round,
+// so drift on this shared machine falls on all settings alike. In a round each setting runs
+// --burst times in a row (default 1): with 1, every run follows another engine's, whose pool
+// threads may still be spinning (TF.js's and ORT's do after a run) and whose data has left the
+// caches, as for a page that calls once per event; with more, the later runs of a turn are those
+// of a page that calls one engine repeatedly (frames, a list of images). Two times per
 // run: the page's (performance.now around `await run(input)`: for anybit in its worker the trip to
 // the worker and back, for ORT making the input tensor and session.run, for TF.js tensor, predict, dataSync and
 // dispose) and the engine's (anybit: the `ms` its runtime reports; ORT: session.run; TF.js:
@@ -73,7 +77,7 @@ const WORKLOADS = {
 };
 
 function parseArgs(argv) {
-  const o = { workloads: Object.keys(WORKLOADS), engines: ['anybit', 'anybit-page', 'ort', 'tfjs'], widths: ['8', '1'], threads: [1, 2], reps: 40, warmup: 5 };
+  const o = { workloads: Object.keys(WORKLOADS), engines: ['anybit', 'anybit-page', 'ort', 'tfjs'], widths: ['8', '1'], threads: [1, 2], reps: 40, warmup: 5, burst: 1 };
   const list = (s) => s.split(',').filter(Boolean);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -91,6 +95,7 @@ function parseArgs(argv) {
     else if (a === '--md') o.md = next();
     else if (a === '--svg') o.svg = next();
     else if (a === '--from') o.from = next();
+    else if (a === '--burst') o.burst = Number(next());
     else if (a === '--tiering') o.tiering = true;
     else throw new Error(`unknown argument ${a}`);
   }
@@ -98,6 +103,7 @@ function parseArgs(argv) {
   for (const e of o.engines) if (!ENGINES[e]) throw new Error(`unknown engine ${e} (have: ${Object.keys(ENGINES).join(', ')})`);
   for (const w of o.widths) if (!ENGINES.anybit.variants.includes(w)) throw new Error(`--widths: ${w} is not one of ${ENGINES.anybit.variants.join(', ')}`);
   if (o.threads.some((t) => !(t >= 1 && t <= 16))) throw new Error('--threads: each between 1 and 16');
+  if (!(Number.isInteger(o.burst) && o.burst >= 1 && o.burst <= 100)) throw new Error('--burst: an integer in 1..=100');
   if (!(o.reps >= 1) || !(o.warmup >= 0)) throw new Error('--reps must be >= 1 and --warmup >= 0');
   return o;
 }
@@ -181,7 +187,7 @@ async function main() {
         overrides[url] = await readFile(path);
         if (engine === 'tfjs') overrides[url.replace(/model\.json$/, 'weights.bin')] = await readFile(join(dirname(path), 'weights.bin'));
         files[workload][engine][v] = url;
-        for (const threads of o.threads) if (threads <= (ENGINES[engine].maxThreads ?? Infinity)) settings.push({ workload, engine, variant: v, threads });
+        for (const threads of o.threads) settings.push({ workload, engine, variant: v, threads });
       }
     }
   }
@@ -253,14 +259,16 @@ async function main() {
 
     const cells = settings.map((s) => ({ ...s, ms: [], engineMs: [] }));
     const timeOne = (c) => pages[c.threads].evaluate((k) => window.modelsBench.time(k), `${c.workload}/${c.engine}/${c.variant}`);
-    console.error(`models: timing ${cells.length} settings, ${o.warmup} warm-up + ${o.reps} runs each, round-robin`);
+    console.error(`models: timing ${cells.length} settings, ${o.warmup} warm-up + ${o.reps} rounds of ${o.burst} run(s) each, round-robin`);
     for (let r = 0; r < o.warmup; r++) for (const c of cells) await timeOne(c);
     for (let r = 0; r < o.reps; r++) {
       for (let i = 0; i < cells.length; i++) {
         const c = cells[(i + r) % cells.length];
-        const t = await timeOne(c);
-        c.ms.push(t.ms);
-        if (t.engineMs != null) c.engineMs.push(t.engineMs);
+        for (let b = 0; b < o.burst; b++) {
+          const t = await timeOne(c);
+          c.ms.push(t.ms);
+          if (t.engineMs != null) c.engineMs.push(t.engineMs);
+        }
       }
     }
     for (const c of cells) {
@@ -334,7 +342,7 @@ function markdown(r) {
   const name = settingName;
   const f = (x) => (x == null ? '' : x.toFixed(3));
   const threads = r.args.threads;
-  let s = `\nWhole models, one image per call, ms per run as the page sees it: median / p95 of ${r.args.reps} (engine's own median in brackets); ` +
+  let s = `\nWhole models, one image per call, ms per run as the page sees it: median / p95 of ${r.args.reps * (r.args.burst ?? 1)}${(r.args.burst ?? 1) > 1 ? ` (${r.args.reps} turns of ${r.args.burst} runs in a row)` : ''} (engine's own median in brackets); ` +
     `Chromium ${chromium} headless, ${r.cores} cores; load average ${r.load.start} -> ${r.load.end}` +
     `${r.load.busyStart || r.load.busyEnd ? ' (BUSY: figures are slow and noisy)' : ''}; ${r.date}, commit ${r.source.commit?.slice(0, 7) ?? '?'}` +
     `${r.source.changed?.length ? ` with uncommitted changes in ${r.source.changed.map((l) => l.slice(3)).join(', ')}` : ''}\n\n`;

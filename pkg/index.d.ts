@@ -46,8 +46,10 @@ export interface SessionOptions {
   threads?: number;
   /** A Worker already running 'anybit/worker' (browsers; by default the session starts its own;
    * one started early may be sent `{type: 'warm'}` at once, to compile the build 'auto' picks
-   * before the session asks), or false: no worker, the runtime runs on the calling thread (one thread; no message round
-   * trip per call, but each call blocks that thread for its pass). */
+   * before the session asks), or false: no worker, the runtime runs on the calling thread (no message round
+   * trip per call, but each call blocks that thread for its pass): one thread, or with build 'threads' (a
+   * cross-origin isolated page) the calling thread leads the pool's workers, spinning while they
+   * finish; a page's `worker: false` sessions share one pool, sized by the first. */
   worker?: WorkerLike | false;
   /** A model URL (relative to the page) that the worker downloads while it loads its build and
    * parses right after the session starts; the first load() of the same URL without `width` resolves to that

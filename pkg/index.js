@@ -10,7 +10,7 @@ export { AnybitError, Session };
  * Starts a session. Options: build ('auto' | 'scalar' | 'simd' | 'relaxed' | 'threads'), threads
  * (pool size of the threads build; default min(hardwareConcurrency, 8)), worker (a Worker running
  * 'anybit/worker', for setups that must create it themselves; false: no worker, the runtime runs
- * on the calling thread, one thread), prefetch (a model URL the worker downloads while it loads the
+ * on the calling thread, one thread unless build is 'threads'), prefetch (a model URL the worker downloads while it loads the
  * build and parses once it is up; the first load() of the same URL without `width` takes that
  * model).
  */
@@ -98,14 +98,17 @@ export async function createSession({ build = 'auto', threads, worker, prefetch 
 
 // The runtime on the caller's thread, as in Node: no message round trip per call, but every call
 // blocks that thread for its pass (the page's own thread, for a page: fine for passes of a
-// millisecond, not for an attack or a long text batch, which belong in a worker).
+// millisecond, not for an attack or a long text batch, which belong in a worker). One thread
+// unless the threads build is asked for: the calling thread then leads its pool's workers and
+// spins, never blocks, while they finish their parts (a page's thread may not Atomics.wait).
 async function inPlaceSession({ build, threads, prefetch }) {
-  if (build === 'threads' || (threads !== undefined && threads !== 1)) {
-    throw new AnybitError('invalid_argument', `worker: false runs on the calling thread, one thread: the threads build needs its worker (a page's thread may not block in Atomics.wait); got build ${build}, threads ${threads}`);
+  checkPoolSize(threads);
+  if (build !== 'threads' && threads !== undefined && threads !== 1) {
+    throw new AnybitError('invalid_argument', `worker: false runs one thread unless build: 'threads' is asked for; got build ${build}, threads ${threads}`);
   }
   // Imported only here: a worker session's page never loads the runtime itself.
   const { createRuntime } = await import('./runtime.js');
-  return inProcessSession(createRuntime({ threadsAllowed: false }), { build, prefetch });
+  return inProcessSession(createRuntime({ inProcess: true }), { build, threads, prefetch });
 }
 
 // A URL as the page means it (a worker would resolve a relative one against its own script).

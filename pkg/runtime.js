@@ -127,8 +127,12 @@ function sharedMemoryWorks() {
   }
 }
 
-/** What this engine offers. `threadsAllowed` is false in Node (the threads build needs Web Workers). */
-export function detect({ threadsAllowed = true } = {}) {
+/**
+ * What this engine offers. `threadsAllowed` is false in Node (the threads build needs Web Workers);
+ * `inProcess`: the runtime runs on the caller's thread (Node, or a browser session with `worker:
+ * false`), where 'auto' takes one thread.
+ */
+export function detect({ threadsAllowed = true, inProcess = !threadsAllowed } = {}) {
   const node = typeof process === 'object' && typeof process.versions?.node === 'string';
   return {
     simd: validates(SIMD_PROBE),
@@ -137,8 +141,7 @@ export function detect({ threadsAllowed = true } = {}) {
     sharedMemory: threadsAllowed && sharedMemoryWorks(),
     worker: threadsAllowed && typeof Worker === 'function',
     cores: Math.max(1, globalThis.navigator?.hardwareConcurrency ?? 1),
-    // The runtime runs in the caller's thread (Node, or a browser session without a worker).
-    inProcess: !threadsAllowed,
+    inProcess,
   };
 }
 
@@ -230,13 +233,19 @@ async function instantiate(variant, binaryFor, threads, module = null) {
   let pool = null;
   if (variant === 'threads') {
     try {
-      pool = wasm.initThreads(threads);
+      pool = pools.get(wasm) ?? wasm.initThreads(threads);
+      pools.set(wasm, pool);
     } catch (e) {
       throw new AnybitError('runtime_unavailable', `cannot start the threads build's pool: ${e?.message ?? e}`);
     }
   }
   return { wasm, pool };
 }
+
+// Glue module -> its pool's promise. A pool belongs to the module's one instance: a worker holds
+// one session, but every `worker: false` session of a page shares its instance, so the first
+// starts the pool (and fixes its size) and the others use it.
+const pools = new WeakMap();
 
 // First request of a progressive load: enough for the header of any model the runtime ships
 // (wasm layout says whether more is needed), small next to the planes of a real model.
@@ -392,9 +401,11 @@ function asBytes(bytes) {
 /**
  * One runtime instance with at most one model. Options of `handle('init', ...)`: build ('auto' or a
  * name), threads (pool size of the threads build). `env`: {binaryFor(variant) -> bytes (Node),
- * readUrl(url, onProgress) -> bytes for URLs fetch cannot read (Node file: URLs), threadsAllowed}.
+ * readUrl(url, onProgress) -> bytes for URLs fetch cannot read (Node file: URLs), threadsAllowed,
+ * inProcess (detect())}.
  */
 export function createRuntime(env = {}) {
+  const engineCaps = () => detect({ threadsAllowed: env.threadsAllowed ?? true, inProcess: env.inProcess });
   let starting = null;
   let wasm = null;
   // The threads build's pool starting (instantiate), else null.
@@ -429,7 +440,7 @@ export function createRuntime(env = {}) {
   function warm() {
     if (starting || env.binaryFor) return;
     try {
-      const { variant } = chooseBuild(detect({ threadsAllowed: env.threadsAllowed ?? true }), 'auto');
+      const { variant } = chooseBuild(engineCaps(), 'auto');
       compileOnce(variant);
       IMPORTS[variant]().catch(() => {}); // init imports it again (the same module) and reports
     } catch {
@@ -447,7 +458,7 @@ export function createRuntime(env = {}) {
     starting = (async () => {
       // Checked before choosing: a bad count must not read as "threads failed, fall back to SIMD".
       checkPoolSize(threads);
-      const caps = detect({ threadsAllowed: env.threadsAllowed ?? true });
+      const caps = engineCaps();
       const chosen = chooseBuild(caps, requested);
       reason = chosen.reason;
       const n = threads ?? Math.min(caps.cores, DEFAULT_MAX_THREADS);
@@ -512,7 +523,7 @@ export function createRuntime(env = {}) {
    */
   async function probe() {
     const t0 = globalThis.performance?.now() ?? 0;
-    const caps = detect({ threadsAllowed: env.threadsAllowed ?? true });
+    const caps = engineCaps();
     const facts = await wasm.deviceFacts();
     return {
       simd: caps.simd,

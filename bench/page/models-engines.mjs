@@ -47,10 +47,11 @@ function tfjs(threads) {
 async function anybitLoad({ variant, threads, files }, inPlace) {
   const { createSession } = await import('/pkg/index.js');
   // One thread: the fastest single-thread build this browser runs (relaxed SIMD, else SIMD; the
-  // package's auto choice on an isolated page is the threads build); two: the threads build.
+  // package's auto choice on an isolated page is the threads build); two: the threads build (on
+  // the page's thread: that thread leads the pool, as ORT's and TF.js's do).
   const worker = inPlace ? false : undefined;
   const session = threads > 1
-    ? await createSession({ build: 'threads', threads })
+    ? await createSession({ build: 'threads', threads, worker })
     : await createSession({ build: 'relaxed', worker }).catch(() => createSession({ build: 'simd', worker }));
   // Only the bit planes this width needs (HTTP Range), as an app would load it.
   const info = await session.load(files[variant], { width: Number(variant) });
@@ -74,8 +75,6 @@ export const ENGINES = {
   'anybit-page': {
     name: "anybit (page's thread)",
     variants: ['8', '4', '2', '1'],
-    // `worker: false` runs one thread.
-    maxThreads: 1,
     load: (o) => anybitLoad(o, true),
   },
   ort: {

@@ -46,9 +46,21 @@ window.anybitCheck = async (digits, options) => {
   await session.dispose();
   const afterDispose = await session.info().then(() => null, (e) => e.code);
   const badThreads = await createSession({ threads: 0 }).then(() => null, (e) => e instanceof AnybitError && e.code);
-  // Without a worker there is one thread: asking for the threads build is an error, not a fallback.
-  const inPlaceThreads = await createSession({ worker: false, build: 'threads' }).then(() => null, (e) => e instanceof AnybitError && e.code);
+  // Without a worker, more than one thread needs the threads build asked for by name: an error,
+  // not a silent single thread.
+  const inPlaceThreads = await createSession({ worker: false, threads: 2 }).then(() => null, (e) => e instanceof AnybitError && e.code);
+  // A second session on the page's thread with the threads build shares the first one's pool
+  // (one per wasm instance) and classifies alike.
+  let secondInPlace = null;
+  if (options?.worker === false && options.build === 'threads') {
+    const second = await createSession(options);
+    await second.load('mnist.anybit');
+    await second.setThreads((await second.buildInfo()).threadCount);
+    const r = await second.run(Float32Array.from(digits[0], (p) => p / 255));
+    secondInPlace = { threads: (await second.info()).threads, predicted: r.predicted, equal: r.probabilities.every((v, i) => v === early.probabilities[i]) };
+    await second.dispose();
+  }
   const widths = info.widths.map((w) => w.w);
-  return { build, probe, widths, progress, predicted, fromImage, oneBit, policy, sameLate, error, afterDispose, badThreads, inPlaceThreads };
+  return { build, probe, widths, progress, predicted, fromImage, oneBit, policy, sameLate, error, afterDispose, badThreads, inPlaceThreads, secondInPlace };
 };
 document.body.dataset.ready = 'yes';

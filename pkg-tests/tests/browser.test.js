@@ -75,13 +75,21 @@ test("a worker the page starts itself from the package's worker.js (createSessio
   await assertWorks(await check(APP, '/plain/index.html', { ownWorker: true }), /^\/node_modules\/anybit\/wasm\/threads\/anybit_bg\.wasm$/);
 });
 
-test("worker: false runs the runtime on the page's own thread (relaxed-SIMD build, no worker script fetched); threads are refused", async () => {
+test("worker: false runs the runtime on the page's own thread (relaxed-SIMD build, no worker script fetched); threads need the threads build", async () => {
   const result = await check(APP, '/plain/index.html', { options: { worker: false } });
   assert.match(result.out.build.reason, /worker: false/);
   await assertWorks(result, /^\/node_modules\/anybit\/wasm\/relaxed\/anybit_bg\.wasm$/, 'relaxed');
   assert.ok(!result.requests.some((r) => r.endsWith('/worker.js')), result.requests.join(', '));
   const simd = await check(APP, '/plain/index.html', { options: { worker: false, build: 'simd' } });
   await assertWorks(simd, /^\/node_modules\/anybit\/wasm\/simd\/anybit_bg\.wasm$/, 'simd');
+});
+
+test("worker: false with the threads build: the page's thread leads a pool of 2, which a second such session shares", async () => {
+  const result = await check(APP, '/plain/index.html', { options: { worker: false, build: 'threads', threads: 2 } });
+  await assertWorks(result, /^\/node_modules\/anybit\/wasm\/threads\/anybit_bg\.wasm$/);
+  assert.equal(result.out.build.threadCount, 2);
+  assert.ok(!result.requests.some((r) => r.endsWith('/worker.js')), result.requests.join(', '));
+  assert.deepEqual(result.out.secondInPlace, { threads: 2, predicted: samples[0].label, equal: true });
 });
 
 test('a requested build is used: plain SIMD (auto takes relaxed SIMD or threads here) and threads with a pool of 3 (the default here is min(cores, 8))', async () => {
