@@ -115,11 +115,11 @@ pub fn build_info() -> Result<JsValue, JsValue> {
 /// Starts `n` worker threads (threads build only; needs a cross-origin isolated page; called from
 /// a worker or from a page's thread, where rayon's locks spin instead of blocking: wasm_sync) and
 /// records `n` as the pool size for `buildInfo().threadCount` and for sessions loaded afterwards.
-/// The promise resolves once the
-/// workers are up (150-400 ms cold in a browser); sessions may load and run before that, on the
-/// calling thread alone, and split their passes from then on. If it rejects, the pool is
-/// unusable: runs stay on one thread. wasm-bindgen-rayon's own `initThreadPool` is exported as
-/// well; it starts the same pool without recording its size and must be awaited before any run.
+/// The promise resolves once the workers are up (150-400 ms cold in a browser); sessions may load
+/// and run before that, on the calling thread alone, and split their passes from then on. If it
+/// rejects, the pool is unusable: runs stay on one thread. wasm-bindgen-rayon's own
+/// `initThreadPool` is exported as well; it starts the same pool without recording its size and
+/// must be awaited before any run.
 #[cfg(feature = "threads")]
 #[wasm_bindgen(js_name = initThreads)]
 pub fn init_threads(n: usize) -> Result<js_sys::Promise, JsValue> {
