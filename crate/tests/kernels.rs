@@ -3,7 +3,9 @@
 //! codes and edge cases. Runs natively (`cargo test`) and as wasm in Node and headless Chromium
 //! (`scripts/wasm-test.sh`), where each build variant brings its own `Isa::available()`.
 
-use anybit::kernels::{best_scheme, gemm, gemm_reference, pack_gemm_then, ActCodes, Isa, PackedActs, PackedSize, PackedWeights, Scheme, MAX_DEPTH};
+use anybit::kernels::{
+    best_scheme, gemm, gemm_reference, one_plane_at_8_bits, pack_gemm_then, two_planes_at_8_bits, ActCodes, Isa, PackedActs, PackedSize, PackedWeights, Scheme, MAX_DEPTH,
+};
 use std::sync::Mutex;
 use anybit::{Bits, ErrorKind};
 
@@ -291,6 +293,28 @@ suite! {
             let w = PackedWeights::new(&[0; 15], 3, 5, four, scheme).unwrap();
             gemm(Isa::best(), &w, &pa, &mut [], 2).unwrap();
         }
+    }
+
+    fn eight_bit_acts_in_two_planes_too() {
+        // The relaxed-SIMD build packs 8-bit activations as one plane where the engine's dot
+        // product is exact for bytes of 128..=255 (then every test above ran that path at 8
+        // bits), else as two: this runs the two-plane path wherever the other is the default.
+        // Natively there is one plane count only, and the switch changes nothing.
+        two_planes_at_8_bits(true);
+        assert!(!one_plane_at_8_bits());
+        let mut rng = Rng::new(9);
+        let mut n = 0;
+        for wb in 1..=8u8 {
+            for (rows, cols, depth) in [(5, 7, 131), (6, 5, 261), (64, 33, 576)] {
+                let w = rng.codes(rows * depth, wb);
+                let a = rng.codes(cols * depth, 8);
+                n += check_all(&w, &a, rows, cols, depth, wb, 8, "two planes, random");
+                let (wmax, amax) = (vec![((1u16 << wb) - 1) as u8; rows * depth], vec![255u8; cols * depth]);
+                n += check_all(&wmax, &amax, rows, cols, depth, wb, 8, "two planes, all max");
+            }
+        }
+        two_planes_at_8_bits(false);
+        assert!(n >= 48 * Scheme::all().len());
     }
 
     fn isa_and_scheme_metadata() {

@@ -7,8 +7,10 @@
 //! adds `128 * Σ a` back from the activation column sums). Activations are stored as u8, up to
 //! 7 bits as they are; 8-bit ones as two planes of at most 7 bits, `a >> 1` then `a & 1` (each
 //! column `2 kp` deep), which every kernel combines as `2 Σ w (a >> 1) + Σ w (a & 1)`: two
-//! relaxed dot products per 16 depth instead of a widening to i16 (on x64 with AVX-VNNI one
-//! `vpdpbusd` each; BENCHMARKS.md).
+//! relaxed dot products per 16 depth instead of a widening to i16. Where the engine's relaxed
+//! dot product is exact for bytes of 128..=255 too (V8 on x64 with AVX-VNNI: one `vpdpbusd`;
+//! probed once, `relaxed::unsigned_dot_is_exact`) they go as they are, one plane: one dot
+//! product per 16 depth (BENCHMARKS.md).
 //!
 //! Layout: panels of 4 rows or columns interleaved per 16 depth: element (i, k) is at
 //! `((i / 4) * kcs + k / 16) * 64 + (i % 4) * 16 + k % 16` with `kcs = kp / 16`; depth
@@ -27,13 +29,37 @@ pub fn padded_depth(depth: usize) -> usize {
     super::panel::padded_depth::<KB>(depth)
 }
 
-/// Activation planes per column: 1 up to 7 bits, 2 at 8 bits (`a >> 1`, `a & 1`).
+/// Activation planes per column: 1 up to 7 bits, 2 at 8 bits (`a >> 1`, `a & 1`) unless the
+/// relaxed dot product is exact for bytes of 128..=255 here ([`one_plane_at_8_bits`]).
 pub fn act_planes(abits: u8) -> usize {
-    if abits > 7 {
+    if abits > 7 && !one_plane_at_8_bits() {
         2
     } else {
         1
     }
+}
+
+/// Set by [`two_planes_at_8_bits`].
+static TWO_PLANES: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Keeps 8-bit activations in two planes even where one would do, or stops keeping them (the
+/// default): for tests of the two-plane path on machines that take the other, and for
+/// benchmarks of both. Switch it only while no packed activations are in use: a pack is read
+/// with the plane count of its GEMM's time.
+pub fn two_planes_at_8_bits(on: bool) {
+    TWO_PLANES.store(on, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether 8-bit activations go as one plane of bytes: in the relaxed-SIMD build, on an engine
+/// whose relaxed dot product is exact for them (`relaxed::unsigned_dot_is_exact`, probed once).
+pub fn one_plane_at_8_bits() -> bool {
+    if TWO_PLANES.load(core::sync::atomic::Ordering::Relaxed) {
+        return false;
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", target_feature = "relaxed-simd"))]
+    return super::relaxed::unsigned_dot_is_exact();
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128", target_feature = "relaxed-simd")))]
+    false
 }
 
 /// What the weights were shifted by (the kernel adds `offset * Σ a` back).

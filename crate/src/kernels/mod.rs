@@ -30,6 +30,7 @@ mod simd128;
 mod simd128_pack;
 
 pub use acts::{ActCodes, PackedActs};
+pub use dot8::{one_plane_at_8_bits, two_planes_at_8_bits};
 pub use isa::Isa;
 pub use job::{split_threads, PassThreads};
 #[cfg(feature = "threads")]
