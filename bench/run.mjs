@@ -152,7 +152,8 @@ function markdown(results) {
     for (const v of uniq(hr.map(col))) {
       const vr = hr.filter((r) => col(r) === v);
       const schemes = uniq(vr.map((r) => `${r.isa} ${r.scheme}`));
-      s += `\n#### ${host}, ${v} build: every scheme, GMAC/s with packing / GEMM alone\n\n`;
+      const planes = vr[0]?.dot8Planes;
+      s += `\n#### ${host}, ${v} build: every scheme, GMAC/s with packing / GEMM alone${planes ? ` (Dot8: 8-bit activations in ${planes} plane(s))` : ''}\n\n`;
       s += `| shape | w | a | ${schemes.join(' | ')} |\n|---|---|---|${schemes.map(() => '---|').join('')}\n`;
       for (const key of uniq(vr.map((r) => `${r.shape}|${r.wbits}|${r.abits}`))) {
         const [shape, wb, ab] = key.split('|');
@@ -184,8 +185,9 @@ async function main() {
   const missing = o.variants.filter((v) => !existsSync(join(ROOT, 'pkg', 'dist', v, 'anybit_bg.wasm')));
   if (missing.length) throw new Error(`missing builds ${missing.join(', ')}: run scripts/build-wasm.sh ${missing.join(' ')}`);
   const add = (host, variant, report) => {
-    for (const r of report.rows) results.push({ host, variant, ...r });
-    console.error(`bench: ${host} ${variant}: ${report.rows.length} figures (Isa in build: ${report.available.join(', ')})`);
+    for (const r of report.rows) results.push({ host, variant, dot8Planes: report.dot8_one_plane_at_8_bits ? 1 : 2, ...r });
+    console.error(`bench: ${host} ${variant}: ${report.rows.length} figures (Isa in build: ${report.available.join(', ')}; ` +
+      `Dot8 takes 8-bit activations in ${report.dot8_one_plane_at_8_bits ? 'one plane' : 'two planes'})`);
   };
   if (o.hosts.includes('node')) {
     // Node < 22 has only a pre-standard relaxed SIMD whose i8 dot product is wrong (the

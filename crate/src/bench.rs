@@ -63,6 +63,9 @@ pub struct Config {
     /// "median" (default) or "min" of the repetitions; "min" is the robust choice on a machine
     /// shared with other work, where interference only ever adds time.
     pub stat: String,
+    /// Dot8 with 8-bit activations in two planes even where the engine's dot product would take
+    /// them in one (`kernels::two_planes_at_8_bits`): the kernel of engines without that.
+    pub dot8_two_planes: bool,
 }
 
 impl Default for Config {
@@ -91,6 +94,7 @@ impl Default for Config {
             rep_ms: 10.0,
             gemm_only: true,
             stat: "median".to_string(),
+            dot8_two_planes: false,
         }
     }
 }
@@ -126,6 +130,8 @@ pub struct Report {
     pub available: Vec<String>,
     pub threads_feature: bool,
     pub baseline_isa: String,
+    /// Whether Dot8 took 8-bit activations as one plane in this run (`kernels::one_plane_at_8_bits`).
+    pub dot8_one_plane_at_8_bits: bool,
     pub rows: Vec<Row>,
 }
 
@@ -172,6 +178,13 @@ fn time_it(now: &dyn Fn() -> f64, cfg: &Config, warmup_ms: f64, f: &mut dyn FnMu
 /// configuration is also checked once against the first scheme's result for that problem, so
 /// a fast but wrong kernel cannot produce a figure.
 pub fn run(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
+    crate::kernels::two_planes_at_8_bits(cfg.dot8_two_planes);
+    let report = run_with(cfg, now);
+    crate::kernels::two_planes_at_8_bits(false);
+    report
+}
+
+fn run_with(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
     let available = Isa::available();
     let isas: Vec<Isa> = if cfg.isas.is_empty() {
         available.clone()
@@ -294,6 +307,7 @@ pub fn run(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
         available: available.iter().map(|i| i.name().to_string()).collect(),
         threads_feature: cfg!(feature = "threads"),
         baseline_isa: baseline_isa.name().to_string(),
+        dot8_one_plane_at_8_bits: crate::kernels::one_plane_at_8_bits(),
         rows,
     })
 }
@@ -317,10 +331,11 @@ impl Report {
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
         s.push_str(&format!(
-            "builds Isa: {} | threads feature: {} | baseline: dot16 w8a8 {}\n\n",
+            "builds Isa: {} | threads feature: {} | baseline: dot16 w8a8 {} | dot8 8-bit activations in {} plane(s)\n\n",
             self.available.join(", "),
             self.threads_feature,
-            self.baseline_isa
+            self.baseline_isa,
+            if self.dot8_one_plane_at_8_bits { 1 } else { 2 }
         ));
         s.push_str("| shape | w | a | scheme | isa | thr | ms/call | GMAC/s | GEMM-only GMAC/s | vs dot16 w8a8 |\n");
         s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
