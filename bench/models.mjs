@@ -26,8 +26,8 @@
 // Threads: one page per thread count (ORT Web and TF.js fix theirs once per page); every engine in
 // a page gets the same count: anybit the threads build with a pool of that size (1 thread: the
 // relaxed-SIMD build, else SIMD; `anybit-page`, the session with `worker: false`, runs on the
-// page's thread as ORT and TF.js do here, one thread only), ORT `env.wasm.numThreads`, TF.js `setThreadsCount` before its
-// backend starts; TF.js caps that at half of navigator.hardwareConcurrency (1 here, whatever it is
+// page's thread as ORT and TF.js do here, leading its pool's workers as they lead theirs), ORT
+// `env.wasm.numThreads`, TF.js `setThreadsCount` before its backend starts; TF.js caps that at half of navigator.hardwareConcurrency (1 here, whatever it is
 // asked), so a page for N > 1 threads reports 2N (an init script); the count TF.js reports is
 // checked and recorded.
 //
