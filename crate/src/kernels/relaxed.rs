@@ -41,7 +41,8 @@ unsafe fn dot8_tile<const N: usize>(mut w: *const u8, mut a: *const u8, kcs: usi
 /// 128..=255 as unsigned and sums the four products of a lane exactly, as for 0..=127. The
 /// relaxed-SIMD spec lets such bytes give one of several results (signed, as ARM's `sdot`; pairs
 /// saturated to i16, as x64's `pmaddubsw`; exact, as x64's AVX-VNNI `vpdpbusd`, which V8 emits
-/// where the CPU has it) and requires an engine to give the same one every time, so one probe
+/// where the CPU has it). An engine lowers the instruction to one fixed sequence for the CPU it
+/// runs on (V8's baseline and optimizing tiers give the same sums: BENCHMARKS.md), so one probe
 /// decides for the whole run: 8-bit activations then go as one plane of bytes, half the dot
 /// products of two planes. Inputs that tell the three apart: a lane of -128 x 255 saturates
 /// under `pmaddubsw` and is 512 when signed.
