@@ -16,6 +16,8 @@
 //! `((i / 4) * kcs + k / 16) * 64 + (i % 4) * 16 + k % 16` with `kcs = kp / 16`; depth
 //! zero-padded to `kp` (a multiple of 16), rows and columns to whole panels.
 
+use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
 use super::scheme::Layout;
 
 /// Depth granule: one v128 of bytes.
@@ -40,20 +42,20 @@ pub fn act_planes(abits: u8) -> usize {
 }
 
 /// Set by [`two_planes_at_8_bits`].
-static TWO_PLANES: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static TWO_PLANES: AtomicBool = AtomicBool::new(false);
 
 /// Keeps 8-bit activations in two planes even where one would do, or stops keeping them (the
 /// default): for tests of the two-plane path on machines that take the other, and for
 /// benchmarks of both. Switch it only while no packed activations are in use: a pack is read
 /// with the plane count of its GEMM's time.
 pub fn two_planes_at_8_bits(on: bool) {
-    TWO_PLANES.store(on, core::sync::atomic::Ordering::Relaxed);
+    TWO_PLANES.store(on, Relaxed);
 }
 
 /// Whether 8-bit activations go as one plane of bytes: in the relaxed-SIMD build, on an engine
 /// whose relaxed dot product is exact for them (`relaxed::unsigned_dot_is_exact`, probed once).
 pub fn one_plane_at_8_bits() -> bool {
-    if TWO_PLANES.load(core::sync::atomic::Ordering::Relaxed) {
+    if TWO_PLANES.load(Relaxed) {
         return false;
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128", target_feature = "relaxed-simd"))]

@@ -66,19 +66,14 @@ fn probe_unsigned_dot() -> bool {
     let a: [u8; 16] = [255, 255, 255, 255, 255, 255, 255, 255, 200, 129, 128, 255, 128, 1, 255, 254];
     let acc = [7, -9, 11, 0];
     // black_box: the sums must come from the engine's instruction, not from LLVM folding it.
-    let (wv, av, cv) = core::hint::black_box((i8x16_from(w), u8x16_from(a), i32x4(acc[0], acc[1], acc[2], acc[3])));
+    let (wv, av, cv) = core::hint::black_box((bytes(w.map(|x| x as u8)), bytes(a), i32x4(acc[0], acc[1], acc[2], acc[3])));
     let got = i32x4_relaxed_dot_i8x16_i7x16_add(wv, av, cv);
     let got = [i32x4_extract_lane::<0>(got), i32x4_extract_lane::<1>(got), i32x4_extract_lane::<2>(got), i32x4_extract_lane::<3>(got)];
     (0..4).all(|l| got[l] == acc[l] + (0..4).map(|j| w[4 * l + j] as i32 * a[4 * l + j] as i32).sum::<i32>())
 }
 
-fn i8x16_from(b: [i8; 16]) -> v128 {
+fn bytes(b: [u8; 16]) -> v128 {
     // SAFETY: 16 bytes, unaligned load.
-    unsafe { v128_load(b.as_ptr() as *const v128) }
-}
-
-fn u8x16_from(b: [u8; 16]) -> v128 {
-    // SAFETY: as above.
     unsafe { v128_load(b.as_ptr() as *const v128) }
 }
 
