@@ -27,9 +27,9 @@
 // a page gets the same count: anybit the threads build with a pool of that size (1 thread: the
 // relaxed-SIMD build, else SIMD; `anybit-page`, the session with `worker: false`, runs on the
 // page's thread as ORT and TF.js do here, leading its pool's workers as they lead theirs), ORT
-// `env.wasm.numThreads`, TF.js `setThreadsCount` before its backend starts; TF.js caps that at half of navigator.hardwareConcurrency (1 here, whatever it is
-// asked), so a page for N > 1 threads reports 2N (an init script); the count TF.js reports is
-// checked and recorded.
+// `env.wasm.numThreads`, TF.js `setThreadsCount` before its backend starts; TF.js caps that at
+// half of navigator.hardwareConcurrency (1 here, whatever it is asked), so a page for N > 1
+// threads reports 2N (an init script); the count TF.js reports is checked and recorded.
 //
 // Method: before any timing, every setting runs every reference input and must reproduce it:
 // ORT fp32 and TF.js within 1e-4 * max(1, max |ref|) of the float outputs (max abs difference);

@@ -10,9 +10,9 @@ export { AnybitError, Session };
  * Starts a session. Options: build ('auto' | 'scalar' | 'simd' | 'relaxed' | 'threads'), threads
  * (pool size of the threads build; default min(hardwareConcurrency, 8)), worker (a Worker running
  * 'anybit/worker', for setups that must create it themselves; false: no worker, the runtime runs
- * on the calling thread, one thread unless build is 'threads'), prefetch (a model URL the worker downloads while it loads the
- * build and parses once it is up; the first load() of the same URL without `width` takes that
- * model).
+ * on the calling thread, one thread unless build is 'threads'), prefetch (a model URL the worker
+ * downloads while it loads the build and parses once it is up; the first load() of the same URL
+ * without `width` takes that model).
  */
 export async function createSession({ build = 'auto', threads, worker, prefetch } = {}) {
   const prefetchUrl = prefetch === undefined ? undefined : absoluteUrl(prefetch, 'prefetch');

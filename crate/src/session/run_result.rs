@@ -80,7 +80,7 @@ fn top_indices(p: &[f32], k: usize) -> Vec<usize> {
 /// `top_indices(p, 1)[0]` (0 for an empty `p`) in two passes that vectorize: the largest key,
 /// then the first value with it, sought 64 values at a time. A map's output is large (50,176
 /// values for a 3x3 conv at 28x28x64), and the insertion list's compare and branch per value took
-/// about 0.05 ms of such a run in a browser.
+/// about 0.03 ms of such a run in a browser (BENCHMARKS.md).
 fn argmax(p: &[f32]) -> usize {
     let Some(best) = p.iter().map(|&v| total_key(v)).max() else {
         return 0;
