@@ -74,7 +74,7 @@ want native && step native env -u RUSTC -u RUSTC_BOOTSTRAP -u RUSTFLAGS \
 # is where splitting is checked against one thread.
 want native && step threads env -u RUSTC -u RUSTC_BOOTSTRAP -u RUSTFLAGS \
   CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-  cargo test -p anybit --release --features threads --lib --test kernels --test session
+  cargo test -p anybit --release --features threads --lib --test kernels --test window --test session
 want native || not_run native
 
 if ! want wasm; then

@@ -265,11 +265,16 @@ impl Model {
         let mut live = size(&self.graph.input_shape);
         let mut sizes = vec![live];
         let mut peak = live;
-        let (mut input_codes, mut col_codes, mut acc, mut col_sums) = (0, 0, 0, 0);
+        let (mut input_codes, mut col_codes, mut acc, mut col_sums, mut window) = (0, 0, 0, 0, 0);
         let (mut i16s, mut words, mut bytes) = (0, 0, 0);
         self.walk_shapes(|i, node, ins| {
             for g in node.layer.gemms(ins, width) {
                 input_codes = input_codes.max(ins.first().and_then(|s| numel(s)).unwrap_or(0));
+                if let Some(win) = g.window {
+                    window = window.max(win.acts_bytes(g.abits));
+                    acc = acc.max(win.columns() * g.rows * 4);
+                    continue;
+                }
                 if g.cols > 1 {
                     col_codes = col_codes.max(g.cols * g.depth);
                 }
@@ -293,7 +298,7 @@ impl Model {
                 }
             }
         });
-        Ok(params + peak + input_codes + col_codes + acc + col_sums + i16s + words + bytes)
+        Ok(params + peak + input_codes + col_codes + acc + col_sums + i16s + words + bytes + window)
     }
 
     /// The integer GEMMs one forward pass runs at width `w`, in node order.

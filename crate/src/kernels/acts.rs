@@ -54,7 +54,10 @@ pub(crate) struct ActsView<'a> {
     pub(super) cols_pad: usize,
     pub(super) abits: Bits,
     pub(super) col_sums: &'a [i32],
-    data: Elems<'a>,
+    pub(super) data: Elems<'a>,
+    /// A window pack's (window.rs) instead of a column pack: per group, the offset of its
+    /// nibbles from a column's, and the bytes from one bit plane to the next. `Lut` only.
+    pub(super) window: Option<(&'a [u32], usize)>,
 }
 
 impl<'a> ActsView<'a> {
@@ -208,7 +211,7 @@ impl PackedActs {
                 (BlockCodes::Ready(src), _) => src,
             };
             any.fetch_or(L::pack_acts(src, s.len(), n_pad, depth, ab, d, s), Relaxed);
-            let view = ActsView { cols: s.len(), cols_pad: n_pad, abits, col_sums: s, data: <L::Elem as Elem>::elems(d) };
+            let view = ActsView { cols: s.len(), cols_pad: n_pad, abits, col_sums: s, data: <L::Elem as Elem>::elems(d), window: None };
             each(view, c0, x);
         };
         match parts.len() {
@@ -228,7 +231,7 @@ impl PackedActs {
             let d = self.scratch.get::<<L as Layout>::Elem>();
             <<L as Layout>::Elem as Elem>::elems(&d[c0 * self.per_col..end * self.per_col])
         });
-        Some(ActsView { cols: c1 - c0, cols_pad: end - c0, abits: self.abits, col_sums: &self.col_sums[c0..c1], data })
+        Some(ActsView { cols: c1 - c0, cols_pad: end - c0, abits: self.abits, col_sums: &self.col_sums[c0..c1], data, window: None })
     }
 
     pub fn col_sums(&self) -> &[i32] {

@@ -105,11 +105,17 @@ pub fn lut(job: Job<'_>) {
             for d in 0..d_n {
                 let tables = &wd[(rt * d_n + d) * g_n * MR * 16..][..g_n * MR * 16];
                 for j in 0..ab {
-                    let idx = &ad[(cb * ab + j) * g_n * L..][..g_n * L];
+                    // Group g's 16 index bytes: consecutive in a column pack, at the group's
+                    // offset from the column in a window pack (window.rs).
+                    let idx = |g: usize| match a.window {
+                        None => &ad[((cb * ab + j) * g_n + g) * L..][..L],
+                        Some((offsets, stride)) => &ad[j * stride + offsets[g] as usize + col0..][..L],
+                    };
                     let shift = j as u32 + d as u32 * dbits;
                     for g in 0..g_n {
+                        let idx = idx(g);
                         for (lane, col) in acc.iter_mut().enumerate() {
-                            let nib = idx[g * L + lane] as usize;
+                            let nib = idx[lane] as usize;
                             for (r, x) in col.iter_mut().enumerate() {
                                 *x += (tables[(g * MR + r) * 16 + nib] as i32) << shift;
                             }

@@ -6,7 +6,7 @@
 //! (`dot16`, `bitserial`, `lut`, `dot8`) owns its memory layout and packers; one module
 //! per instruction set holds the micro-kernels for every scheme (`generic` plain Rust,
 //! `simd128`, `relaxed`). `reference` is the obviously-correct loop the tests compare
-//! everything with.
+//! everything with. `window` runs a stride-1 convolution's `Lut` GEMM without an im2col.
 
 mod acts;
 mod bitserial;
@@ -28,6 +28,7 @@ mod team;
 mod simd128;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128_pack;
+mod window;
 
 pub use acts::{ActCodes, PackedActs};
 pub use dot8::{one_plane_at_8_bits, two_planes_at_8_bits};
@@ -38,6 +39,7 @@ pub use team::set_pool_ready;
 pub use packed::{PackedSize, PackedWeights, MAX_DEPTH};
 pub use reference::gemm_reference;
 pub use scheme::Scheme;
+pub use window::{window_gemm_then, Window, WindowActs};
 
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};

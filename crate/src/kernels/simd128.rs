@@ -223,9 +223,10 @@ fn swizzle<const RELAXED: bool>(table: v128, idx: v128) -> v128 {
 /// (i32 lanes = columns, 4 vectors per 16 columns) scaled by `2^shift`. Byte accumulators
 /// take `steps` lookups, u16 ones 256 flushes, before widening.
 #[inline(always)]
-unsafe fn lut_pass<const NB: usize, const RELAXED: bool>(
+unsafe fn lut_pass<const NB: usize, const RELAXED: bool, const WINDOW: bool>(
     tables: *const v128,
     idx: [*const v128; NB],
+    offsets: *const u32,
     g_n: usize,
     steps: usize,
     shift: u32,
@@ -241,7 +242,9 @@ unsafe fn lut_pass<const NB: usize, const RELAXED: bool>(
             while g < end {
                 let t: [v128; lut::MR] = core::array::from_fn(|r| v128_load(tables.add(g * lut::MR + r)));
                 for b in 0..NB {
-                    let i = v128_load(idx[b].add(g));
+                    // A window pack (window.rs) keeps each group's index bytes at an offset from
+                    // the column's, unaligned; a column pack, one after the other.
+                    let i = if WINDOW { v128_load((idx[b] as *const u8).add(*offsets.add(g) as usize) as *const v128) } else { v128_load(idx[b].add(g)) };
                     for r in 0..lut::MR {
                         acc8[b][r] = u8x16_add(acc8[b][r], swizzle::<RELAXED>(t[r], i));
                     }
@@ -275,7 +278,7 @@ fn lut_u8_steps(dbits: u32) -> usize {
 }
 
 #[inline(always)]
-fn lut_tile<const NB: usize, const RELAXED: bool>(job: &mut Job<'_>, col0: usize, row0: usize) {
+fn lut_tile<const NB: usize, const RELAXED: bool, const WINDOW: bool>(job: &mut Job<'_>, col0: usize, row0: usize) {
     let (w, a) = (job.w, job.a);
     let g_n = lut::groups(w.depth);
     let (d_n, dbits) = lut::digits(w.wbits.get());
@@ -285,13 +288,19 @@ fn lut_tile<const NB: usize, const RELAXED: bool>(job: &mut Job<'_>, col0: usize
     let mut acc32 = [[[i32x4_splat(0); 4]; lut::MR]; NB];
     let wbase = w.data::<u8>().as_ptr() as *const v128;
     let abase = a.data::<u8>().as_ptr() as *const v128;
+    let offsets = a.window.map_or(core::ptr::null(), |(o, _)| o.as_ptr());
     for d in 0..d_n {
         // SAFETY (pointers): tile (rt, d) of the tables and blocks cb..cb+NB of the indices lie
         // inside the buffers; the callers assert the buffer sizes and NB <= blocks left.
         let tables = unsafe { wbase.add((rt * d_n + d) * g_n * lut::MR) };
         for j in 0..ab {
-            let idx: [*const v128; NB] = core::array::from_fn(|b| unsafe { abase.add(((cb + b) * ab + j) * g_n) });
-            unsafe { lut_pass::<NB, RELAXED>(tables, idx, g_n, steps, j as u32 + d as u32 * dbits, &mut acc32) };
+            let idx: [*const v128; NB] = core::array::from_fn(|b| unsafe {
+                match a.window {
+                    Some((_, stride)) => (abase as *const u8).add(j * stride + col0 + b * lut::LANES) as *const v128,
+                    None => abase.add(((cb + b) * ab + j) * g_n),
+                }
+            });
+            unsafe { lut_pass::<NB, RELAXED, WINDOW>(tables, idx, offsets, g_n, steps, j as u32 + d as u32 * dbits, &mut acc32) };
         }
     }
     let rows = w.rows;
@@ -322,16 +331,26 @@ fn lut_impl<const RELAXED: bool>(mut job: Job<'_>) {
     let g_n = lut::groups(w.depth);
     let (d_n, _) = lut::digits(w.wbits.get());
     assert!(w.data::<u8>().len() >= w.rows.div_ceil(lut::MR) * lut::MR * d_n * g_n * 16);
-    assert!(a.data::<u8>().len() >= a.cols_pad * a.abits.count() * g_n && job.c1 <= a.cols_pad);
-    assert!(job.c0 % lut::LANES == 0);
+    let ab = a.abits.count();
+    match a.window {
+        // Every load of a window pack, the last plane's farthest group at the last lane, inside it.
+        Some((offsets, stride)) => {
+            let far = offsets.iter().copied().max().unwrap_or(0) as usize;
+            assert!(offsets.len() == g_n && a.data::<u8>().len() >= (ab - 1) * stride + far + a.cols_pad);
+        }
+        None => assert!(a.data::<u8>().len() >= a.cols_pad * ab * g_n),
+    }
+    assert!(job.c1 <= a.cols_pad && job.c0 % lut::LANES == 0);
+    let window = a.window.is_some();
     let mut col0 = job.c0;
     while col0 < job.c1 {
         let blocks_left = (job.c1 - col0).div_ceil(lut::LANES);
         for row0 in (0..w.rows).step_by(lut::MR) {
-            if blocks_left >= 2 {
-                lut_tile::<2, RELAXED>(&mut job, col0, row0);
-            } else {
-                lut_tile::<1, RELAXED>(&mut job, col0, row0);
+            match (blocks_left >= 2, window) {
+                (true, false) => lut_tile::<2, RELAXED, false>(&mut job, col0, row0),
+                (false, false) => lut_tile::<1, RELAXED, false>(&mut job, col0, row0),
+                (true, true) => lut_tile::<2, RELAXED, true>(&mut job, col0, row0),
+                (false, true) => lut_tile::<1, RELAXED, true>(&mut job, col0, row0),
             }
         }
         col0 += lut::LANES * blocks_left.min(2);

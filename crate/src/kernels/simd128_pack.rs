@@ -8,6 +8,7 @@
 
 use core::arch::wasm32::*;
 
+use super::window::Window;
 use super::{bitserial, dot16, dot8, lut};
 
 /// Calls `$f::<B>(args)` for `B` = the bit count (1..=8).
@@ -404,4 +405,50 @@ pub fn dot8(src: &[u8], n: usize, n_pad: usize, depth: usize, offset: i32, split
         }
     }
     or_lanes(any)
+}
+
+/// The window pack's nibble planes and pixel sums (window.rs; `planes` and `sums` zeroed by the
+/// caller), by masks as `lut_masks`: bit `j` of 16 channels' codes is one `i8x16.bitmask`, whose
+/// nibbles are the index bytes of 4 channel groups, and the sum is `Σ_j 2^j popcount`. Channels
+/// past the last 16 (a multiple of 4) go through the portable loop. Returns the OR of all codes.
+pub fn window_planes(codes: &[u8], win: &Window, ab: u8, planes: &mut [u8], sums: &mut [i32]) -> u8 {
+    by_bits!(ab, window_masks(codes, win, planes, sums))
+}
+
+fn window_masks<const B: usize>(codes: &[u8], win: &Window, planes: &mut [u8], sums: &mut [i32]) -> u8 {
+    let (len, groups, c) = (win.plane_len(), win.c / lut::GROUP, win.c);
+    let vectors = c / 16;
+    assert!(codes.len() >= win.h * win.w * c && planes.len() >= B * groups * len);
+    let mut any = u8x16_splat(0);
+    let mut any_tail = 0u8;
+    for y in 0..win.h {
+        for x in 0..win.w {
+            let at = win.at(y, x);
+            let px = &codes[(y * win.w + x) * c..][..c];
+            let mut sum = 0u32;
+            for v in 0..vectors {
+                // SAFETY: 16 bytes from v * 16 lie inside the pixel's c codes.
+                let codes16 = unsafe { v128_load(px.as_ptr().add(v * 16) as *const v128) };
+                any = v128_or(any, codes16);
+                for j in 0..B {
+                    let m = i8x16_bitmask(i8x16_shl(codes16, 7 - j as u32)) as u32;
+                    sum += m.count_ones() << j;
+                    for t in 0..4 {
+                        planes[(j * groups + 4 * v + t) * len + at] = (m >> (4 * t) & 0xF) as u8;
+                    }
+                }
+            }
+            for k in 4 * vectors..groups {
+                let quad = &px[k * lut::GROUP..][..lut::GROUP];
+                for j in 0..B {
+                    let nib = quad.iter().enumerate().fold(0u8, |n, (t, &a)| n | ((a >> j) & 1) << t);
+                    planes[(j * groups + k) * len + at] = nib;
+                }
+                sum += quad.iter().map(|&a| a as u32).sum::<u32>();
+                any_tail |= quad.iter().fold(0, |m, &a| m | a);
+            }
+            sums[at] = sum as i32;
+        }
+    }
+    or_lanes(any) | any_tail
 }

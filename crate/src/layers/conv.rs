@@ -3,6 +3,7 @@
 use super::{gate_grad, image_dims, single, window_out, ChannelAffine, Context, Layer, QuantWeights};
 use crate::error::{ErrorKind, Result};
 use crate::format::Width;
+use crate::kernels::Window;
 use crate::tensor::Tensor;
 
 /// An image's and its output's size: (h, w, channels, ho, wo).
@@ -167,6 +168,18 @@ impl Conv2d {
         }
     }
 
+    /// This convolution as the window path's geometry (`kernels::Window`: no im2col on the Lut
+    /// scheme), where it has one: stride and dilation 1, one group, channels in groups of 4.
+    fn window(&self, dims: Dims) -> Option<Window> {
+        let (h, w, c, ho, wo) = dims;
+        if self.stride != [1, 1] || self.dilation != [1, 1] || self.weights.groups() != 1 {
+            return None;
+        }
+        let [kh, kw] = self.kernel;
+        let win = Window { h, w, c, kh, kw, top: self.padding[0], left: self.padding[1], ho, wo };
+        win.fits().then_some(win)
+    }
+
     /// The forward pass, with `affine` (the next layer's, [`Layer::forward_affine`]) applied to
     /// the output in the dequantization epilogue.
     fn forward_then(&self, inputs: &[&Tensor], affine: Option<ChannelAffine<'_>>, ctx: &mut Context) -> Result<Tensor> {
@@ -188,6 +201,10 @@ impl Conv2d {
             return Ok(out);
         }
         self.weights.quantize_input(x.data(), ctx)?;
+        if let Some(win) = self.window(dims).filter(|_| ctx.window_convs && self.weights.runs_lut()) {
+            self.weights.gemm_window(win, ctx, out.data_mut(), affine)?;
+            return Ok(out);
+        }
         // The im2col runs column block by column block inside the GEMM's fork, each block on the
         // thread that packs and multiplies it.
         let codes = std::mem::take(&mut ctx.input_codes);
@@ -287,7 +304,11 @@ impl Layer for Conv2d {
 
     fn gemms(&self, inputs: &[&[usize]], width: Width) -> Vec<super::GemmShape> {
         match inputs.first().map(|s| self.out_dims(s)) {
-            Some(Ok((_, _, _, ho, wo))) => vec![self.weights.gemm_shape(ho * wo, width)],
+            Some(Ok(dims)) => {
+                let mut g = self.weights.gemm_shape(dims.3 * dims.4, width);
+                g.window = self.window(dims).filter(|_| crate::kernels::best_scheme(g.wbits, g.abits, g.depth) == crate::kernels::Scheme::Lut);
+                vec![g]
+            }
             _ => Vec::new(),
         }
     }

@@ -33,7 +33,7 @@ pub use tokens::{Attention, ClsPool, Embed, MeanPool};
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
 use crate::format::Width;
-use crate::kernels::{Isa, PackedActs};
+use crate::kernels::{Isa, PackedActs, WindowActs};
 use crate::tensor::Tensor;
 
 /// A per-channel `y * scale + bias` over the last dimension (a folded BatchNorm, [`Affine`]) that
@@ -76,6 +76,11 @@ pub struct Context {
     pub(crate) col_codes: Vec<u8>,
     pub(crate) acts: PackedActs,
     pub(crate) acc: Vec<i32>,
+    pub(crate) window: WindowActs,
+    /// Whether stride-1 convolutions on the Lut scheme take the window path (no im2col:
+    /// `kernels::Window`); false runs them through im2col like every other convolution (tests
+    /// compare the two).
+    pub window_convs: bool,
 }
 
 impl Context {
@@ -88,6 +93,8 @@ impl Context {
             col_codes: Vec::new(),
             acts: PackedActs::new(),
             acc: Vec::new(),
+            window: WindowActs::default(),
+            window_convs: true,
         }
     }
 }
@@ -164,6 +171,10 @@ pub struct GemmShape {
     pub wbits: Bits,
     pub abits: Bits,
     pub count: usize,
+    /// A convolution that runs on the window path (no im2col: `kernels::Window`), its geometry:
+    /// its columns are then `window.columns()`, not `cols`.
+    #[serde(skip)]
+    pub window: Option<crate::kernels::Window>,
 }
 
 impl GemmShape {

@@ -7,7 +7,7 @@ use super::{float, ChannelAffine, Context};
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
 use crate::format::{Precision, Width};
-use crate::kernels::{self, ActCodes, PackedSize, PackedWeights};
+use crate::kernels::{self, ActCodes, PackedSize, PackedWeights, Scheme, Window};
 use crate::quant;
 
 /// The first `n` elements of `acc`, grown if needed but not zeroed: the GEMM writes them all.
@@ -156,7 +156,7 @@ impl QuantWeights {
     /// The GEMMs this layer runs at `width` over `cols` activation columns per group.
     pub fn gemm_shape(&self, cols: usize, width: Width) -> super::GemmShape {
         let (wbits, abits) = self.bits_at(width);
-        super::GemmShape { rows: self.rows_per_group(), depth: self.depth(), cols, wbits, abits, count: self.groups() }
+        super::GemmShape { rows: self.rows_per_group(), depth: self.depth(), cols, wbits, abits, count: self.groups(), window: None }
     }
 
     /// Heap bytes at `width`: the 8-bit codes (kept, so any width can be derived later), every
@@ -258,12 +258,62 @@ impl QuantWeights {
         let a = self.active()?;
         let Context { isa, threads, col_codes, acts, acc, .. } = ctx;
         let acc = scratch(acc, cols * self.rows);
+        let epilogue = self.epilogue(a, g, out_stride, affine);
+        let mut rest = &mut out[..cols * out_stride];
+        let part = |c0: usize, c1: usize| {
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut((c1 - c0) * out_stride);
+            rest = tail;
+            part
+        };
+        let Some(n) = cols.checked_mul(self.depth) else {
+            crate::bail!(ErrorKind::LimitExceeded, "{}: {cols} columns x depth {} overflows", self.name, self.depth);
+        };
+        let codes = match fill {
+            Some(f) => {
+                col_codes.resize(n, 0);
+                ActCodes::Fill(&mut col_codes[..], f)
+            }
+            None => ActCodes::Ready(col_codes.get(..n).unwrap_or(col_codes)),
+        };
+        kernels::pack_gemm_then(*isa, &a.packed[g], acts, codes, cols, a.abits, acc, *threads, part, &|_, acc, sums, out| epilogue(acc, sums, out))
+    }
+
+    /// [`gemm_group`](Self::gemm_group) for a one-group convolution with stride and dilation 1 on
+    /// the window path ([`kernels::Window`]): its input codes (`ctx.input_codes`, the image) are
+    /// packed once as Lut index planes, where an im2col would copy them `kh * kw` times. Needs
+    /// [`runs_lut`](Self::runs_lut) and a geometry that [`Window::fits`].
+    pub(crate) fn gemm_window(&self, win: Window, ctx: &mut Context, out: &mut [f32], affine: Option<ChannelAffine<'_>>) -> Result<()> {
+        let a = self.active()?;
+        if self.groups != 1 || win.depth() != self.depth {
+            crate::bail!(ErrorKind::InvalidArgument, "{}: the window path needs one group of depth {}", self.name, self.depth);
+        }
+        let Context { isa, threads, input_codes, window, acc, .. } = ctx;
+        window.pack(input_codes, win, a.abits)?;
+        let acc = scratch(acc, win.columns() * self.rows);
+        let epilogue = self.epilogue(a, 0, self.rows, affine);
+        let mut rest = &mut out[..win.ho * win.wo * self.rows];
+        let part = |p0: usize, p1: usize| {
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut((p1 - p0) * self.rows);
+            rest = tail;
+            part
+        };
+        kernels::window_gemm_then(*isa, &a.packed[0], window, acc, *threads, part, &|_, acc, sums, out| epilogue(acc, sums, out))
+    }
+
+    /// Whether the current width multiplies on the Lut scheme (which the window path runs).
+    pub(crate) fn runs_lut(&self) -> bool {
+        self.active.as_ref().is_some_and(|a| a.packed.iter().all(|p| p.scheme() == Scheme::Lut))
+    }
+
+    /// The dequantization epilogue of group `g`: a column block of the output, one pixel
+    /// (`out_stride` values) per column, from its accumulators (`rows` per column) and code sums,
+    /// right after the GEMM of those columns, with `affine` (over all groups' outputs) applied
+    /// while the column is in cache.
+    fn epilogue<'a>(&'a self, a: &'a Active, g: usize, out_stride: usize, affine: Option<ChannelAffine<'a>>) -> impl Fn(&[i32], &[i32], &mut [f32]) + Sync + 'a {
         let base = g * self.rows;
         let (steps, biases) = (&a.row_step[base..base + self.rows], &a.row_bias[base..base + self.rows]);
         let affine = affine.map(|f| f.part(base, self.rows));
-        // A column block of the output, one pixel (`out_stride` values) per column, from its
-        // accumulators (`rows` per column) and code sums, right after the GEMM of those columns.
-        let epilogue = |acc: &[i32], sums: &[i32], out: &mut [f32]| {
+        move |acc: &[i32], sums: &[i32], out: &mut [f32]| {
             for ((&sum, px), row_acc) in sums.iter().zip(out.chunks_exact_mut(out_stride)).zip(acc.chunks_exact(self.rows)) {
                 let dst = &mut px[base..base + self.rows];
                 if a.narrow {
@@ -291,24 +341,7 @@ impl QuantWeights {
                     f.apply(dst);
                 }
             }
-        };
-        let mut rest = &mut out[..cols * out_stride];
-        let part = |c0: usize, c1: usize| {
-            let (part, tail) = std::mem::take(&mut rest).split_at_mut((c1 - c0) * out_stride);
-            rest = tail;
-            part
-        };
-        let Some(n) = cols.checked_mul(self.depth) else {
-            crate::bail!(ErrorKind::LimitExceeded, "{}: {cols} columns x depth {} overflows", self.name, self.depth);
-        };
-        let codes = match fill {
-            Some(f) => {
-                col_codes.resize(n, 0);
-                ActCodes::Fill(&mut col_codes[..], f)
-            }
-            None => ActCodes::Ready(col_codes.get(..n).unwrap_or(col_codes)),
-        };
-        kernels::pack_gemm_then(*isa, &a.packed[g], acts, codes, cols, a.abits, acc, *threads, part, &|_, acc, sums, out| epilogue(acc, sums, out))
+        }
     }
 
     /// A dynamic-activation layer on `tokens` columns of f32 input (`x`: [tokens][depth]), one

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::Calibration;
 use crate::bits::Bits;
 use crate::error::Result;
-use crate::kernels::{best_scheme, gemm, PackedActs, PackedWeights};
+use crate::kernels::{best_scheme, gemm, window_gemm_then, PackedActs, PackedWeights, WindowActs};
 use crate::layers::GemmShape;
 use crate::model::Model;
 use crate::timing::{fastest, typical_ms};
@@ -18,11 +18,22 @@ fn time_gemm(model: &Model, g: &GemmShape, now: &dyn Fn() -> f64, min_ms: f64) -
     let wmask = g.wbits.levels() as u8;
     let amask = g.abits.levels() as u8;
     let w: Vec<u8> = (0..g.rows * g.depth).map(|i| (i as u8).wrapping_mul(37) & wmask).collect();
-    let a: Vec<u8> = (0..g.cols * g.depth).map(|i| (i as u8).wrapping_mul(101) & amask).collect();
     let pw = PackedWeights::new(&w, g.rows, g.depth, g.wbits, scheme)?;
+    let (isa, threads) = (model.isa(), model.threads());
+    if let Some(win) = g.window {
+        // The window path: the image packed once, then the GEMM over the padded rows.
+        let image: Vec<u8> = (0..win.h * win.w * win.c).map(|i| (i as u8).wrapping_mul(101) & amask).collect();
+        let mut acts = WindowActs::default();
+        let mut out = vec![0i32; g.rows * win.columns()];
+        let one = fastest(now, min_ms, &mut || {
+            acts.pack(&image, win, g.abits)?;
+            window_gemm_then(isa, &pw, &mut acts, &mut out, threads, |_, _| (), &|_, _, _, ()| {})
+        })?;
+        return Ok(one * g.count as f64);
+    }
+    let a: Vec<u8> = (0..g.cols * g.depth).map(|i| (i as u8).wrapping_mul(101) & amask).collect();
     let mut pa = PackedActs::new();
     let mut out = vec![0i32; g.rows * g.cols];
-    let (isa, threads) = (model.isa(), model.threads());
     let one = fastest(now, min_ms, &mut || {
         pa.pack_threads(&a, g.cols, g.depth, g.abits, scheme, threads)?;
         gemm(isa, &pw, &pa, &mut out, threads)

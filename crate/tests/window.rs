@@ -1,0 +1,232 @@
+//! The window path (`kernels::Window`: a stride-1 convolution's Lut GEMM without an im2col)
+//! against an im2col written out here and `gemm_reference`, on every instruction set of the
+//! build and 1 and 2 threads: random and edge-case codes at every width pair, odd image sizes,
+//! kernels of 1-3 taps across and down, padding from none to more than the kernel, channel counts
+//! that are and are not multiples of 16. Natively and in the wasm builds (scripts/wasm-test.sh).
+
+use std::sync::Mutex;
+
+use anybit::format::{Precision, Width};
+use anybit::kernels::{best_scheme, gemm_reference, window_gemm_then, Isa, PackedWeights, Scheme, Window, WindowActs};
+use anybit::layers::{Context, Conv2d, Layer, QuantWeights, WidthParams};
+use anybit::{Bits, ErrorKind, Tensor};
+
+#[path = "common/suite.rs"]
+#[macro_use]
+mod suite;
+
+/// xorshift64*, as tests/kernels.rs.
+struct Rng(u64);
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() >> 33) as usize % n
+    }
+    fn codes(&mut self, n: usize, bits: u8) -> Vec<u8> {
+        (0..n).map(|_| (self.next() >> 40) as u8 & ((1u16 << bits) - 1) as u8).collect()
+    }
+}
+
+fn thread_counts() -> &'static [usize] {
+    if cfg!(feature = "threads") {
+        &[1, 2]
+    } else {
+        &[1]
+    }
+}
+
+/// `win` with its output size from the padding below and right.
+fn window(h: usize, w: usize, c: usize, kh: usize, kw: usize, [top, left, bottom, right]: [usize; 4]) -> Window {
+    Window { h, w, c, kh, kw, top, left, ho: h + top + bottom + 1 - kh, wo: w + left + right + 1 - kw }
+}
+
+/// The im2col of `img` ([h][w][c]) as [ho*wo][kh*kw*c], 0 in the padding, written plainly.
+fn im2col(img: &[u8], win: &Window) -> Vec<u8> {
+    let mut cols = Vec::with_capacity(win.ho * win.wo * win.depth());
+    for oy in 0..win.ho {
+        for ox in 0..win.wo {
+            for ky in 0..win.kh {
+                for kx in 0..win.kw {
+                    let (iy, ix) = ((oy + ky) as isize - win.top as isize, (ox + kx) as isize - win.left as isize);
+                    let inside = (0..win.h as isize).contains(&iy) && (0..win.w as isize).contains(&ix);
+                    for ch in 0..win.c {
+                        cols.push(if inside { img[(iy as usize * win.w + ix as usize) * win.c + ch] } else { 0 });
+                    }
+                }
+            }
+        }
+    }
+    cols
+}
+
+/// Runs the window path on every instruction set and thread count and asserts that every pixel
+/// reaches the epilogue once, with the products and code sum of the im2col. Returns the runs.
+fn check(weights: &[u8], img: &[u8], rows: usize, win: Window, wb: u8, ab: u8, what: &str) -> usize {
+    let (pixels, depth) = (win.ho * win.wo, win.depth());
+    let cols = im2col(img, &win);
+    let mut want = vec![0i32; rows * pixels];
+    gemm_reference(weights, &cols, rows, pixels, depth, &mut want);
+    let want_sums: Vec<i32> = cols.chunks(depth).map(|c| c.iter().map(|&x| x as i32).sum()).collect();
+    let pw = PackedWeights::new(weights, rows, depth, Bits::new(wb).unwrap(), Scheme::Lut).unwrap();
+    let mut acts = WindowActs::default();
+    acts.pack(img, win, Bits::new(ab).unwrap()).unwrap();
+    let mut runs = 0;
+    for isa in Isa::available() {
+        for &threads in thread_counts() {
+            let seen = Mutex::new(vec![None; pixels]);
+            let then = |p0: usize, acc: &[i32], sums: &[i32], p1: usize| {
+                assert_eq!((acc.len(), sums.len()), ((p1 - p0) * rows, p1 - p0), "{what}: block {p0}..{p1}");
+                let mut seen = seen.lock().unwrap();
+                for (i, p) in (p0..p1).enumerate() {
+                    assert!(seen[p].replace((acc[i * rows..(i + 1) * rows].to_vec(), sums[i])).is_none(), "{what}: pixel {p} twice");
+                }
+            };
+            let mut scratch = vec![i32::MIN + 7; rows * win.columns()];
+            window_gemm_then(isa, &pw, &mut acts, &mut scratch, threads, |_, p1| p1, &then).unwrap();
+            for (p, got) in seen.into_inner().unwrap().into_iter().enumerate() {
+                let (acc, sum) = got.unwrap_or_else(|| panic!("{what}: pixel {p} never reached the epilogue"));
+                let how = format!("{what}: {isa:?} {threads} threads w{wb}a{ab} rows={rows} {win:?}, pixel {p}");
+                assert_eq!(acc, want[p * rows..(p + 1) * rows], "{how}: products");
+                assert_eq!(sum, want_sums[p], "{how}: code sum");
+            }
+            runs += 1;
+        }
+    }
+    runs
+}
+
+suite! {
+    fn every_width_pair_on_random_windows() {
+        let mut rng = Rng::new(41);
+        let mut runs = 0;
+        for wb in 1..=8u8 {
+            for ab in 1..=8u8 {
+                let (kh, kw) = (1 + rng.below(3), 1 + rng.below(3));
+                let (h, w) = (kh + rng.below(6), kw + rng.below(6));
+                let c = 4 * (1 + rng.below(9));
+                let pads = [rng.below(kh), rng.below(kw), rng.below(kh), rng.below(kw)];
+                let win = window(h, w, c, kh, kw, pads);
+                let rows = 1 + rng.below(9);
+                let (weights, img) = (rng.codes(rows * win.depth(), wb), rng.codes(h * w * c, ab));
+                runs += check(&weights, &img, rows, win, wb, ab, "random");
+            }
+        }
+        assert!(runs >= 64);
+    }
+
+    fn shapes_of_real_layers() {
+        // A ResNet-20 stage-1 conv (16 channels, 3x3, same padding), MNIST's conv3 (7x7, 64
+        // channels: 49 pixels in 63 columns) and a 1x1 conv, at 1 and 2 bits.
+        let mut rng = Rng::new(7);
+        for (h, c, k, rows) in [(32, 16, 3, 16), (7, 64, 3, 64), (8, 32, 1, 20)] {
+            for (wb, ab) in [(1, 1), (1, 2), (2, 2)] {
+                let pad = k / 2;
+                let win = window(h, h, c, k, k, [pad; 4]);
+                let (weights, img) = (rng.codes(rows * win.depth(), wb), rng.codes(h * h * c, ab));
+                assert!(check(&weights, &img, rows, win, wb, ab, "layer shape") > 0);
+            }
+        }
+    }
+
+    fn odd_sizes_channel_tails_and_wide_padding() {
+        let mut rng = Rng::new(99);
+        // Channels 4..=36: whole 16-channel vectors, a tail of groups, or both. Images of one
+        // pixel, rows shorter than the kernel, padding wider than the kernel reaches (output rows
+        // and columns that see only padding).
+        let cases = [
+            (1, 1, 4, 1, 1, [0, 0, 0, 0]),
+            (1, 1, 20, 3, 3, [1, 1, 1, 1]),
+            (2, 5, 36, 3, 3, [2, 2, 2, 2]),
+            (5, 2, 12, 2, 3, [1, 2, 0, 0]),
+            (3, 17, 8, 3, 1, [0, 0, 2, 0]),
+            (9, 9, 16, 3, 3, [0, 0, 0, 0]),
+        ];
+        for (h, w, c, kh, kw, pads) in cases {
+            for rows in [1, 4, 5, 17] {
+                let win = window(h, w, c, kh, kw, pads);
+                for (wb, ab) in [(1, 1), (3, 2), (8, 1)] {
+                    let (weights, img) = (rng.codes(rows * win.depth(), wb), rng.codes(h * w * c, ab));
+                    assert!(check(&weights, &img, rows, win, wb, ab, "odd") > 0);
+                }
+            }
+        }
+    }
+
+    fn all_zero_and_all_max_codes() {
+        let win = window(6, 7, 24, 3, 3, [1, 1, 1, 1]);
+        for (wb, ab) in [(1, 1), (2, 2), (6, 2), (8, 8)] {
+            let (wmax, amax) = ((1u16 << wb) - 1, (1u16 << ab) - 1);
+            for (wv, av) in [(0, 0), (wmax, amax), (0, amax), (wmax, 0)] {
+                let weights = vec![wv as u8; 5 * win.depth()];
+                let img = vec![av as u8; 6 * 7 * 24];
+                assert!(check(&weights, &img, 5, win, wb, ab, "saturating") > 0);
+            }
+        }
+    }
+
+    fn bad_inputs_give_typed_errors() {
+        let mut acts = WindowActs::default();
+        let two = Bits::new(2).unwrap();
+        let win = window(4, 4, 8, 3, 3, [1, 1, 1, 1]);
+        // A code wider than the activation bits.
+        let mut img = vec![1u8; 4 * 4 * 8];
+        img[37] = 4;
+        assert_eq!(acts.pack(&img, win, two).unwrap_err().kind(), ErrorKind::BadValue);
+        // The wrong number of codes, and channels not in groups of 4.
+        assert_eq!(acts.pack(&img[1..], win, two).unwrap_err().kind(), ErrorKind::ShapeMismatch);
+        let odd = window(4, 4, 6, 3, 3, [1, 1, 1, 1]);
+        assert!(!odd.fits());
+        assert_eq!(acts.pack(&[0; 96], odd, two).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        // After a failed pack nothing is packed; weights of another scheme or depth are refused.
+        let pw = PackedWeights::new(&vec![0; 3 * win.depth()], 3, win.depth(), two, Scheme::Lut).unwrap();
+        let mut out = vec![0; 3 * win.columns()];
+        let then = |_: usize, _: &[i32], _: &[i32], _: ()| {};
+        let err = window_gemm_then(Isa::Scalar, &pw, &mut acts, &mut out, 1, |_, _| (), &then).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        acts.pack(&[0; 4 * 4 * 8], win, two).unwrap();
+        let dot16 = PackedWeights::new(&vec![0; 3 * win.depth()], 3, win.depth(), two, Scheme::Dot16).unwrap();
+        assert_eq!(window_gemm_then(Isa::Scalar, &dot16, &mut acts, &mut out, 1, |_, _| (), &then).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        let shallow = PackedWeights::new(&[0; 3 * 8], 3, 8, two, Scheme::Lut).unwrap();
+        assert_eq!(window_gemm_then(Isa::Scalar, &shallow, &mut acts, &mut out, 1, |_, _| (), &then).unwrap_err().kind(), ErrorKind::ShapeMismatch);
+        // Too little scratch for the accumulators.
+        assert_eq!(window_gemm_then(Isa::Scalar, &pw, &mut acts, &mut out[1..], 1, |_, _| (), &then).unwrap_err().kind(), ErrorKind::ShapeMismatch);
+    }
+
+    fn conv_layers_give_the_same_output_either_way() {
+        // Conv2d on the window path against the same layer through im2col (Context::window_convs
+        // off): the same integer products and the same epilogue, so the same floats exactly. The
+        // window path runs where this build multiplies the width on Lut (SIMD wasm builds at 1-2
+        // activation bits); elsewhere both runs take im2col, and the count below says so.
+        let mut rng = Rng::new(5);
+        let mut windowed = 0;
+        for (h, w, cin, cout, k, pad) in [(7, 7, 64, 64, 3, 1), (9, 6, 16, 12, 3, 1), (5, 5, 24, 3, 1, 0), (6, 6, 12, 5, 3, 0)] {
+            let depth = k * k * cin;
+            let codes8: Vec<u8> = (0..cout * depth).map(|_| rng.next() as u8).collect();
+            let x: Vec<f32> = (0..h * w * cin).map(|_| (rng.below(4000) as f32) / 1000.0 - 1.0).collect();
+            let input = Tensor::new(vec![h, w, cin], x).unwrap();
+            for (wb, ab) in [(1, 1), (1, 2), (2, 2), (4, 4)] {
+                let p = WidthParams { wscale: 0.3, clip: 2.0, bias: Some((0..cout).map(|i| i as f32 / 10.0).collect()), row_scales: None };
+                let q = QuantWeights::new("conv", codes8.clone(), 1, cout, depth, Precision::Model, vec![p]).unwrap();
+                let mut conv = Conv2d::new(q, [k, k], [1, 1], [pad; 4], [1, 1], cin).unwrap();
+                conv.set_width(0, Width::new(wb, ab).unwrap()).unwrap();
+                let mut ctx = Context::default();
+                let fast = conv.forward(&[&input], &mut ctx).unwrap();
+                ctx.window_convs = false;
+                let im2col = conv.forward(&[&input], &mut ctx).unwrap();
+                assert_eq!(fast.shape(), im2col.shape());
+                assert_eq!(fast.data(), im2col.data(), "{h}x{w}x{cin} -> {cout}, k{k} pad {pad}, w{wb}a{ab}");
+                windowed += usize::from(best_scheme(Bits::new(wb).unwrap(), Bits::new(ab).unwrap(), depth) == Scheme::Lut);
+            }
+        }
+        let simd = Isa::best() != Isa::Scalar;
+        assert!(!simd || windowed >= 12, "a SIMD build runs 1-2-bit activations on Lut, so on the window path: {windowed} cases");
+    }
+}
