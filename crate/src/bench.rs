@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
-use crate::kernels::{gemm, pack_gemm_then, ActCodes, Isa, PackedActs, PackedWeights, Scheme};
+use crate::kernels::{gemm, pack_gemm_then, window_gemm_then, ActCodes, Isa, PackedActs, PackedWeights, Scheme, Window, WindowActs};
 use crate::timing::{interleaved, Reps};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -21,11 +21,54 @@ pub struct Shape {
     pub rows: usize,
     pub depth: usize,
     pub cols: usize,
+    /// The convolution this GEMM is, when it is one (stride 1, "same" padding): its activations
+    /// are then the im2col of a random image, and Lut is also timed on the window path (no
+    /// im2col, the image packed once: `kernels::Window`), as row scheme `lut-window`.
+    #[serde(default)]
+    pub conv: Option<ConvShape>,
+}
+
+/// A square-kernel convolution of an `h x w x c` image, stride 1, padding `k / 2` on every side.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ConvShape {
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub k: usize,
+}
+
+impl ConvShape {
+    fn window(&self) -> Window {
+        let p = self.k / 2;
+        Window { h: self.h, w: self.w, c: self.c, kh: self.k, kw: self.k, top: p, left: p, ho: self.h + 2 * p + 1 - self.k, wo: self.w + 2 * p + 1 - self.k }
+    }
+
+    /// The im2col of `image` ([h][w][c]) as [ho*wo][k*k*c], 0 in the padding.
+    fn im2col(&self, image: &[u8]) -> Vec<u8> {
+        let win = self.window();
+        let mut cols = Vec::with_capacity(win.ho * win.wo * win.depth());
+        for oy in 0..win.ho {
+            for ox in 0..win.wo {
+                for ky in 0..self.k {
+                    for kx in 0..self.k {
+                        let (iy, ix) = ((oy + ky) as isize - win.top as isize, (ox + kx) as isize - win.left as isize);
+                        if (0..self.h as isize).contains(&iy) && (0..self.w as isize).contains(&ix) {
+                            let at = (iy as usize * self.w + ix as usize) * self.c;
+                            cols.extend_from_slice(&image[at..at + self.c]);
+                        } else {
+                            cols.extend(std::iter::repeat_n(0, self.c));
+                        }
+                    }
+                }
+            }
+        }
+        cols
+    }
 }
 
 impl Shape {
     fn new(name: &str, rows: usize, depth: usize, cols: usize) -> Self {
-        Shape { name: name.to_string(), rows, depth, cols }
+        Shape { name: name.to_string(), rows, depth, cols, conv: None }
     }
     fn macs(&self) -> f64 {
         self.rows as f64 * self.depth as f64 * self.cols as f64
@@ -79,7 +122,7 @@ impl Default for Config {
         }
         Config {
             shapes: vec![
-                Shape::new("conv3x3 64->64 @28x28", 64, 576, 784),
+                Shape { conv: Some(ConvShape { h: 28, w: 28, c: 64, k: 3 }), ..Shape::new("conv3x3 64->64 @28x28", 64, 576, 784) },
                 Shape::new("conv1x1 128->128 @14x14", 128, 128, 196),
                 Shape::new("dense 1024->10", 10, 1024, 1),
             ],
@@ -217,6 +260,12 @@ fn run_with(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
         if shape.rows == 0 || shape.cols == 0 || shape.depth == 0 {
             crate::bail!(ErrorKind::InvalidArgument, "bench shape '{}' has a zero dimension", shape.name);
         }
+        if let Some(conv) = shape.conv {
+            let win = conv.window();
+            if !win.fits() || win.depth() != shape.depth || win.ho * win.wo != shape.cols {
+                crate::bail!(ErrorKind::InvalidArgument, "bench shape '{}': conv {conv:?} is not a {}-deep GEMM over {} columns with channels in groups of 4", shape.name, shape.depth, shape.cols);
+            }
+        }
         // The baseline's own operands, run alongside every row (see `time_many`).
         let base_w = PackedWeights::new(&codes(shape.rows * shape.depth, 8, 1 + si as u64), shape.rows, shape.depth, Bits::MAX, Scheme::Dot16)?;
         let base_a = codes(shape.cols * shape.depth, 8, 1000 + si as u64);
@@ -227,7 +276,12 @@ fn run_with(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
         for (wb, ab) in widths {
             let (wbits, abits) = (Bits::new(wb)?, Bits::new(ab)?);
             let w = codes(shape.rows * shape.depth, wb, 1 + si as u64);
-            let a = codes(shape.cols * shape.depth, ab, 1000 + si as u64);
+            // A convolution's activations: the im2col of one image, which the window path packs.
+            let image = shape.conv.map(|c| codes(c.h * c.w * c.c, ab, 1000 + si as u64));
+            let a = match (shape.conv, &image) {
+                (Some(c), Some(image)) => c.im2col(image),
+                _ => codes(shape.cols * shape.depth, ab, 1000 + si as u64),
+            };
             let mut reference: Option<Vec<i32>> = None;
             let mut out = vec![0i32; shape.rows * shape.cols];
             let mut pa = PackedActs::new();
@@ -264,13 +318,13 @@ fn run_with(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
                     // As the layers run it: each column block packed by the thread that
                     // multiplies it, in one fork.
                     let mut run = || pack_gemm_then(isa, &pw, &mut pa, ActCodes::Ready(&a), shape.cols, abits, &mut out, t, |_, _| (), &|_, _, _, ()| {});
+                    let mut base = || {
+                        let codes = ActCodes::Ready(&base_a);
+                        pack_gemm_then(baseline_isa, &base_w, &mut base_pa, codes, shape.cols, Bits::MAX, &mut base_out, 1, |_, _| (), &|_, _, _, ()| {})
+                    };
                     let (ms, vs) = if is_base_pair && scheme == Scheme::Dot16 && isa == baseline_isa && t == 1 {
                         (time_it(now, cfg, warm, &mut run)?, 1.0)
                     } else {
-                        let mut base = || {
-                            let codes = ActCodes::Ready(&base_a);
-                            pack_gemm_then(baseline_isa, &base_w, &mut base_pa, codes, shape.cols, Bits::MAX, &mut base_out, 1, |_, _| (), &|_, _, _, ()| {})
-                        };
                         let ms = time_many(now, cfg, warm, &mut [&mut base, &mut run])?;
                         (ms[1], ms[0] / ms[1])
                     };
@@ -299,6 +353,10 @@ fn run_with(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
                         ms_pack,
                         vs_dot16_w8a8: vs,
                     });
+                    if let (Scheme::Lut, Some(conv), Some(image)) = (scheme, shape.conv, &image) {
+                        let row = window_row(now, cfg, shape, conv, image, (wbits, abits), &pw, isa, t, reference.as_deref(), &mut base)?;
+                        rows.push(row);
+                    }
                 }
             }
         }
@@ -309,6 +367,69 @@ fn run_with(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
         baseline_isa: baseline_isa.name().to_string(),
         dot8_one_plane_at_8_bits: crate::kernels::one_plane_at_8_bits(),
         rows,
+    })
+}
+
+/// The `lut-window` row of a convolution shape: the image packed for the window path and the
+/// GEMM over it (`pw`, packed for Lut), timed against the baseline `base` as every row, after a
+/// check that every pixel's products equal `reference` (the first kernel's, on the im2col).
+#[allow(clippy::too_many_arguments)]
+fn window_row(
+    now: &dyn Fn() -> f64,
+    cfg: &Config,
+    shape: &Shape,
+    conv: ConvShape,
+    image: &[u8],
+    (wbits, abits): (Bits, Bits),
+    pw: &PackedWeights,
+    isa: Isa,
+    threads: usize,
+    reference: Option<&[i32]>,
+    base: &mut dyn FnMut() -> Result<()>,
+) -> Result<Row> {
+    let win = conv.window();
+    let rows = shape.rows;
+    let mut acts = WindowActs::default();
+    let mut scratch = vec![0i32; rows * win.columns()];
+    let got = std::sync::Mutex::new(vec![0i32; rows * shape.cols]);
+    acts.pack(image, win, abits)?;
+    window_gemm_then(isa, pw, &mut acts, &mut scratch, threads, |_, _| (), &|p0, acc, _, ()| {
+        let mut got = got.lock().unwrap_or_else(|e| e.into_inner());
+        got[p0 * rows..p0 * rows + acc.len()].copy_from_slice(acc);
+    })?;
+    let got = got.into_inner().unwrap_or_else(|e| e.into_inner());
+    if reference.is_some_and(|r| r != got.as_slice()) {
+        crate::bail!(ErrorKind::InvalidArgument, "bench self-check failed: lut-window {} w{}a{} on {} disagrees with the first kernel", isa.name(), wbits.get(), abits.get(), shape.name);
+    }
+    let mut run = || {
+        acts.pack(image, win, abits)?;
+        window_gemm_then(isa, pw, &mut acts, &mut scratch, threads, |_, _| (), &|_, _, _, ()| {})
+    };
+    let ms = time_many(now, cfg, cfg.warmup_ms.max(cfg.first_warmup_ms), &mut [base, &mut run])?;
+    let (ms_gemm, ms_pack) = if cfg.gemm_only {
+        (
+            time_it(now, cfg, cfg.warmup_ms, &mut || window_gemm_then(isa, pw, &mut acts, &mut scratch, threads, |_, _| (), &|_, _, _, ()| {}))?,
+            time_it(now, cfg, cfg.warmup_ms, &mut || acts.pack(image, win, abits))?,
+        )
+    } else {
+        (0.0, 0.0)
+    };
+    Ok(Row {
+        shape: shape.name.clone(),
+        rows,
+        depth: shape.depth,
+        cols: shape.cols,
+        wbits: wbits.get(),
+        abits: abits.get(),
+        scheme: "lut-window".to_string(),
+        isa: isa.name().to_string(),
+        threads,
+        ms: ms[1],
+        gmacs: shape.macs() / (ms[1] * 1e6),
+        ms_gemm,
+        gmacs_gemm: if ms_gemm > 0.0 { shape.macs() / (ms_gemm * 1e6) } else { 0.0 },
+        ms_pack,
+        vs_dot16_w8a8: ms[0] / ms[1],
     })
 }
 
@@ -346,5 +467,41 @@ impl Report {
             ));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny(conv: ConvShape, depth: usize, cols: usize) -> Config {
+        Config {
+            shapes: vec![Shape { conv: Some(conv), ..Shape::new("tiny conv", 5, depth, cols) }],
+            widths: vec![(1, 1), (2, 2), (3, 2)],
+            schemes: vec!["lut".into(), "dot16".into()],
+            reps: 1,
+            warmup_ms: 0.0,
+            first_warmup_ms: 0.0,
+            rep_ms: 0.05,
+            gemm_only: false,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn a_conv_shape_adds_a_checked_window_row_per_lut_row() {
+        let start = std::time::Instant::now();
+        let now = || start.elapsed().as_secs_f64() * 1e3;
+        let conv = ConvShape { h: 6, w: 5, c: 8, k: 3 };
+        let report = run(&tiny(conv, 72, 30), &now).unwrap();
+        let lut = report.rows.iter().filter(|r| r.scheme == "lut").count();
+        let window: Vec<_> = report.rows.iter().filter(|r| r.scheme == "lut-window").collect();
+        assert!(lut >= 4 && window.len() == lut, "{lut} lut rows, {} window rows", window.len());
+        assert!(window.iter().all(|r| r.gmacs > 0.0 && r.cols == 30 && r.vs_dot16_w8a8 > 0.0));
+        // A conv that is not the shape's GEMM is refused before anything runs.
+        let err = run(&tiny(conv, 72, 31), &now).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        let odd = ConvShape { c: 6, ..conv };
+        assert_eq!(run(&tiny(odd, 54, 30), &now).unwrap_err().kind(), ErrorKind::InvalidArgument);
     }
 }
