@@ -287,9 +287,12 @@ impl QuantWeights {
         if self.groups != 1 || win.depth() != self.depth {
             crate::bail!(ErrorKind::InvalidArgument, "{}: the window path needs one group of depth {}", self.name, self.depth);
         }
+        let Some(n) = win.columns().checked_mul(self.rows) else {
+            crate::bail!(ErrorKind::LimitExceeded, "{}: {} columns x {} rows overflows", self.name, win.columns(), self.rows);
+        };
         let Context { isa, threads, input_codes, window, acc, .. } = ctx;
         window.pack(input_codes, win, a.abits)?;
-        let acc = scratch(acc, win.columns() * self.rows);
+        let acc = scratch(acc, n);
         let epilogue = self.epilogue(a, 0, self.rows, affine);
         let mut rest = &mut out[..win.ho * win.wo * self.rows];
         let part = |p0: usize, p1: usize| {
