@@ -269,12 +269,13 @@ impl Model {
         let (mut i16s, mut words, mut bytes) = (0, 0, 0);
         self.walk_shapes(|i, node, ins| {
             for g in node.layer.gemms(ins, width) {
-                input_codes = input_codes.max(ins.first().and_then(|s| numel(s)).unwrap_or(0));
                 if let Some(win) = g.window {
+                    // Quantized and packed in one pass: no input codes, no im2col.
                     window = window.max(win.acts_bytes(g.abits));
                     acc = acc.max(win.columns() * g.rows * 4);
                     continue;
                 }
+                input_codes = input_codes.max(ins.first().and_then(|s| numel(s)).unwrap_or(0));
                 if g.cols > 1 {
                     col_codes = col_codes.max(g.cols * g.depth);
                 }

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use anybit::format::{Precision, Width};
 use anybit::kernels::{best_scheme, gemm_reference, window_gemm_then, Isa, PackedWeights, Scheme, Window, WindowActs};
 use anybit::layers::{Context, Conv2d, Layer, QuantWeights, WidthParams};
+use anybit::quant::act_codes;
 use anybit::{Bits, ErrorKind, Tensor};
 
 #[path = "common/suite.rs"]
@@ -101,6 +102,20 @@ fn check(weights: &[u8], img: &[u8], rows: usize, win: Window, wb: u8, ab: u8, w
         }
     }
     runs
+}
+
+/// Every pixel's products and code sum on the window path, by pixel: `acts` packed already.
+fn products(isa: Isa, pw: &PackedWeights, acts: &mut WindowActs, win: Window, rows: usize) -> Vec<(Vec<i32>, i32)> {
+    let seen = Mutex::new(vec![None; win.ho * win.wo]);
+    let then = |p0: usize, acc: &[i32], sums: &[i32], (): ()| {
+        let mut seen = seen.lock().unwrap();
+        for (i, &sum) in sums.iter().enumerate() {
+            seen[p0 + i] = Some((acc[i * rows..(i + 1) * rows].to_vec(), sum));
+        }
+    };
+    let mut scratch = vec![0; rows * win.columns()];
+    window_gemm_then(isa, pw, acts, &mut scratch, 1, |_, _| (), &then).unwrap();
+    seen.into_inner().unwrap().into_iter().map(|p| p.expect("every pixel")).collect()
 }
 
 suite! {
@@ -228,5 +243,37 @@ suite! {
         }
         let simd = Isa::best() != Isa::Scalar;
         assert!(!simd || windowed >= 12, "a SIMD build runs 1-2-bit activations on Lut, so on the window path: {windowed} cases");
+    }
+
+    fn floats_pack_as_their_codes() {
+        // pack_floats quantizes on the way (SIMD: 16 values per trunc_sat and two narrows): it
+        // must pack exactly the codes quant::act_codes gives, on values below 0, above the clip,
+        // on the rounding boundaries, and NaN and infinities.
+        let mut rng = Rng::new(13);
+        for (h, w, c) in [(5, 6, 16), (3, 4, 20), (4, 4, 36), (2, 3, 4)] {
+            let win = window(h, w, c, 3, 3, [1, 1, 1, 1]);
+            for ab in 1..=8u8 {
+                let abits = Bits::new(ab).unwrap();
+                let clip = 0.5 + rng.below(300) as f32 / 100.0;
+                let k = ((1u32 << ab) - 1) as f32 / clip;
+                let special = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, clip, clip * 1.01, 0.5 / k, 1.5 / k, 2.5 / k];
+                let x: Vec<f32> = (0..h * w * c)
+                    .map(|i| if i % 7 == 3 { special[i % special.len()] } else { rng.below(4000) as f32 / 4000.0 * clip * 1.6 - 0.3 * clip })
+                    .collect();
+                let mut codes = vec![0u8; x.len()];
+                act_codes(&x, clip, abits, &mut codes);
+                let rows = 3;
+                let pw = PackedWeights::new(&rng.codes(rows * win.depth(), 2), rows, win.depth(), Bits::new(2).unwrap(), Scheme::Lut).unwrap();
+                let (mut from_codes, mut from_floats) = (WindowActs::default(), WindowActs::default());
+                from_codes.pack(&codes, win, abits).unwrap();
+                from_floats.pack_floats(&x, win, clip, abits).unwrap();
+                for isa in Isa::available() {
+                    assert_eq!(products(isa, &pw, &mut from_floats, win, rows), products(isa, &pw, &mut from_codes, win, rows), "{isa:?} a{ab} {h}x{w}x{c}");
+                }
+            }
+        }
+        let mut acts = WindowActs::default();
+        let win = window(2, 2, 8, 1, 1, [0; 4]);
+        assert_eq!(acts.pack_floats(&[0.0; 31], win, 1.0, Bits::new(2).unwrap()).unwrap_err().kind(), ErrorKind::ShapeMismatch);
     }
 }

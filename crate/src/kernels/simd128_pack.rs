@@ -410,25 +410,57 @@ pub fn dot8(src: &[u8], n: usize, n_pad: usize, depth: usize, offset: i32, split
 /// The window pack's nibble planes and pixel sums (window.rs; `planes` and `sums` zeroed by the
 /// caller), by masks as `lut_masks`: bit `j` of 16 channels' codes is one `i8x16.bitmask`, whose
 /// nibbles are the index bytes of 4 channel groups, and the sum is `Σ_j 2^j popcount`. Channels
-/// past the last 16 (a multiple of 4) go through the portable loop. Returns the OR of all codes.
+/// past the last 16 (a multiple of 4) go 4 at a time. Returns the OR of all codes.
 pub fn window_planes(codes: &[u8], win: &Window, ab: u8, planes: &mut [u8], sums: &mut [i32]) -> u8 {
-    by_bits!(ab, window_masks(codes, win, planes, sums))
+    assert!(codes.len() >= win.h * win.w * win.c);
+    // SAFETY: 16 codes from channel v * 16 of pixel p lie inside the image (c >= v * 16 + 16).
+    let vector = |p: usize, v: usize| unsafe { v128_load(codes.as_ptr().add(p * win.c + v * 16) as *const v128) };
+    let quad = |p: usize, k: usize| -> [u8; 4] { codes[p * win.c + k * 4..][..4].try_into().expect("4 codes") };
+    by_bits!(ab, window_pixels(win, planes, sums, vector, quad))
 }
 
-fn window_masks<const B: usize>(codes: &[u8], win: &Window, planes: &mut [u8], sums: &mut [i32]) -> u8 {
-    let (len, groups, c) = (win.plane_len(), win.c / lut::GROUP, win.c);
-    let vectors = c / 16;
-    assert!(codes.len() >= win.h * win.w * c && planes.len() >= B * groups * len);
+/// [`window_planes`] of an f32 image, each value quantized on the way exactly as
+/// `quant::act_code` does it (clamp to `[0, clip]` by two selects that send NaN to 0, times
+/// `levels / clip`, plus 0.5, truncated): 16 values per `i32x4.trunc_sat_f32x4` x 4 and two
+/// narrows, then as the codes. The codes are never stored.
+pub fn window_planes_floats(x: &[f32], win: &Window, clip: f32, abits: crate::bits::Bits, planes: &mut [u8], sums: &mut [i32]) {
+    assert!(x.len() >= win.h * win.w * win.c);
+    let k = crate::quant::levels(abits) as f32 / clip;
+    let (zero, half, clip4, k4) = (f32x4_splat(0.0), f32x4_splat(0.5), f32x4_splat(clip), f32x4_splat(k));
+    let vector = |p: usize, v: usize| {
+        let at = p * win.c + v * 16;
+        let code = |i: usize| {
+            // SAFETY: 16 values from channel v * 16 of pixel p lie inside the image.
+            let v = unsafe { v128_load(x.as_ptr().add(at + 4 * i) as *const v128) };
+            let y = f32x4_pmin(clip4, f32x4_pmax(zero, v));
+            i32x4_trunc_sat_f32x4(f32x4_add(f32x4_mul(y, k4), half))
+        };
+        u8x16_narrow_i16x8(i16x8_narrow_i32x4(code(0), code(1)), i16x8_narrow_i32x4(code(2), code(3)))
+    };
+    let quad = |p: usize, g: usize| -> [u8; 4] {
+        let mut q = [0u8; 4];
+        crate::quant::act_codes(&x[p * win.c + g * 4..][..4], clip, abits, &mut q);
+        q
+    };
+    by_bits!(abits.get(), window_pixels(win, planes, sums, vector, quad));
+}
+
+/// The window pack of every pixel `p` of the image, whose codes come as 16-channel vectors
+/// (`vector(p, v)`: channels `16v..16v + 16`) and, past the last whole one, 4 at a time
+/// (`quad(p, g)`: channels `4g..4g + 4`). Returns the OR of all codes.
+#[inline(always)]
+fn window_pixels<const B: usize>(win: &Window, planes: &mut [u8], sums: &mut [i32], vector: impl Fn(usize, usize) -> v128, quad: impl Fn(usize, usize) -> [u8; 4]) -> u8 {
+    let (len, groups) = (win.plane_len(), win.c / lut::GROUP);
+    let vectors = win.c / 16;
+    assert!(planes.len() >= B * groups * len);
     let mut any = u8x16_splat(0);
     let mut any_tail = 0u8;
     for y in 0..win.h {
         for x in 0..win.w {
-            let at = win.at(y, x);
-            let px = &codes[(y * win.w + x) * c..][..c];
+            let (p, at) = (y * win.w + x, win.at(y, x));
             let mut sum = 0u32;
             for v in 0..vectors {
-                // SAFETY: 16 bytes from v * 16 lie inside the pixel's c codes.
-                let codes16 = unsafe { v128_load(px.as_ptr().add(v * 16) as *const v128) };
+                let codes16 = vector(p, v);
                 any = v128_or(any, codes16);
                 for j in 0..B {
                     let m = i8x16_bitmask(i8x16_shl(codes16, 7 - j as u32)) as u32;
@@ -438,14 +470,14 @@ fn window_masks<const B: usize>(codes: &[u8], win: &Window, planes: &mut [u8], s
                     }
                 }
             }
-            for k in 4 * vectors..groups {
-                let quad = &px[k * lut::GROUP..][..lut::GROUP];
+            for g in 4 * vectors..groups {
+                let q = quad(p, g);
                 for j in 0..B {
-                    let nib = quad.iter().enumerate().fold(0u8, |n, (t, &a)| n | ((a >> j) & 1) << t);
-                    planes[(j * groups + k) * len + at] = nib;
+                    let nib = q.iter().enumerate().fold(0u8, |n, (t, &a)| n | ((a >> j) & 1) << t);
+                    planes[(j * groups + g) * len + at] = nib;
                 }
-                sum += quad.iter().map(|&a| a as u32).sum::<u32>();
-                any_tail |= quad.iter().fold(0, |m, &a| m | a);
+                sum += q.iter().map(|&a| a as u32).sum::<u32>();
+                any_tail |= q.iter().fold(0, |m, &a| m | a);
             }
             sums[at] = sum as i32;
         }

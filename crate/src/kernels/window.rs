@@ -114,30 +114,50 @@ impl WindowActs {
     /// Packs `codes` (the image, `[h][w][c]`, each `< 2^abits`) for `win`. On error nothing is
     /// packed.
     pub fn pack(&mut self, codes: &[u8], win: Window, abits: Bits) -> Result<()> {
+        self.prepare(codes.len(), win, abits)?;
+        let any = pack_planes(codes, &win, abits.get(), &mut self.planes, &mut self.pixel_sums);
+        if abits.get() < 8 && any >> abits.get() != 0 {
+            check_codes(codes, abits.get(), "activation")?;
+        }
+        self.finish(win, abits);
+        Ok(())
+    }
+
+    /// [`pack`](Self::pack) of an f32 image quantized on the way, each value to its activation
+    /// code `quant::act_code(x, clip, abits)`: one pass over the image, and no codes stored.
+    pub fn pack_floats(&mut self, x: &[f32], win: Window, clip: f32, abits: Bits) -> Result<()> {
+        self.prepare(x.len(), win, abits)?;
+        pack_planes_floats(x, &win, clip, abits, &mut self.planes, &mut self.pixel_sums);
+        self.finish(win, abits);
+        Ok(())
+    }
+
+    /// Checks an image of `values` values for `win` and clears the buffers for its pack.
+    fn prepare(&mut self, values: usize, win: Window, abits: Bits) -> Result<()> {
         self.win = None;
         if !win.fits() {
             crate::bail!(ErrorKind::InvalidArgument, "the window path cannot run {win:?}");
         }
-        if codes.len() != win.h * win.w * win.c {
-            crate::bail!(ErrorKind::ShapeMismatch, "{} activation codes for a {}x{}x{} image", codes.len(), win.h, win.w, win.c);
+        if values != win.h * win.w * win.c {
+            crate::bail!(ErrorKind::ShapeMismatch, "{values} activations for a {}x{}x{} image", win.h, win.w, win.c);
         }
         if win.depth() > super::MAX_DEPTH {
             crate::bail!(ErrorKind::LimitExceeded, "GEMM depth {} exceeds {}: the i32 accumulator could overflow", win.depth(), super::MAX_DEPTH);
         }
-        let ab = abits.get();
         let (len, groups) = (win.plane_len(), win.c / lut::GROUP);
-        let Some(n) = len.checked_mul(groups).and_then(|n| n.checked_mul(ab as usize)).filter(|&n| n <= u32::MAX as usize) else {
+        let Some(n) = len.checked_mul(groups).and_then(|n| n.checked_mul(abits.get() as usize)).filter(|&n| n <= u32::MAX as usize) else {
             crate::bail!(ErrorKind::LimitExceeded, "a {}x{}x{} image is too large for the window path", win.h, win.w, win.c);
         };
         self.planes.clear();
         self.planes.resize(n, 0);
         self.pixel_sums.clear();
         self.pixel_sums.resize(len, 0);
-        let any = pack_planes(codes, &win, ab, &mut self.planes, &mut self.pixel_sums);
-        if ab < 8 && any >> ab != 0 {
-            check_codes(codes, ab, "activation")?;
-        }
-        let p = win.pitch();
+        Ok(())
+    }
+
+    /// The group offsets and tap offsets of `win`, once its planes are packed.
+    fn finish(&mut self, win: Window, abits: Bits) {
+        let (len, groups, p) = (win.plane_len(), win.c / lut::GROUP, win.pitch());
         self.offsets.clear();
         self.taps.clear();
         for ky in 0..win.kh {
@@ -149,12 +169,6 @@ impl WindowActs {
         self.col_sums.resize(win.columns(), 0);
         self.win = Some(win);
         self.abits = abits.get();
-        Ok(())
-    }
-
-    /// The sum of GEMM column `q`'s codes: its taps' pixel sums.
-    fn col_sum(&self, q: usize) -> i32 {
-        self.taps.iter().map(|&t| self.pixel_sums[q + t]).sum()
     }
 }
 
@@ -166,25 +180,48 @@ fn pack_planes(codes: &[u8], win: &Window, ab: u8, planes: &mut [u8], sums: &mut
     pack_planes_generic(codes, win, ab, planes, sums)
 }
 
+/// `pack_planes` of an f32 image, quantized on the way (see [`WindowActs::pack_floats`]).
+fn pack_planes_floats(x: &[f32], win: &Window, clip: f32, abits: Bits, planes: &mut [u8], sums: &mut [i32]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return super::simd128_pack::window_planes_floats(x, win, clip, abits, planes, sums);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    pack_planes_floats_generic(x, win, clip, abits, planes, sums)
+}
+
 /// The portable `pack_planes`, which the SIMD one is tested against.
 pub(super) fn pack_planes_generic(codes: &[u8], win: &Window, ab: u8, planes: &mut [u8], sums: &mut [i32]) -> u8 {
-    let (len, groups) = (win.plane_len(), win.c / lut::GROUP);
     let mut any = 0u8;
     for y in 0..win.h {
         for x in 0..win.w {
-            let at = win.at(y, x);
             let px = &codes[(y * win.w + x) * win.c..][..win.c];
-            for (k, quad) in px.chunks_exact(lut::GROUP).enumerate() {
-                for j in 0..ab as usize {
-                    let nib = quad.iter().enumerate().fold(0u8, |n, (t, &a)| n | ((a >> j) & 1) << t);
-                    planes[(j * groups + k) * len + at] = nib;
-                }
-            }
-            sums[at] = px.iter().map(|&a| a as i32).sum();
+            pack_pixel(px, win, ab, win.at(y, x), planes, sums);
             any |= px.iter().fold(0, |m, &a| m | a);
         }
     }
     any
+}
+
+/// The portable `pack_planes_floats`: each pixel quantized by `quant::act_codes`, then packed.
+pub(super) fn pack_planes_floats_generic(x: &[f32], win: &Window, clip: f32, abits: Bits, planes: &mut [u8], sums: &mut [i32]) {
+    let mut codes = vec![0u8; win.c];
+    for y in 0..win.h {
+        for xx in 0..win.w {
+            crate::quant::act_codes(&x[(y * win.w + xx) * win.c..][..win.c], clip, abits, &mut codes);
+            pack_pixel(&codes, win, abits.get(), win.at(y, xx), planes, sums);
+        }
+    }
+}
+
+/// One pixel's codes (`px`, its `c` channels) into the planes at position `at`, and their sum.
+pub(super) fn pack_pixel(px: &[u8], win: &Window, ab: u8, at: usize, planes: &mut [u8], sums: &mut [i32]) {
+    let (len, groups) = (win.plane_len(), win.c / lut::GROUP);
+    for (k, quad) in px.chunks_exact(lut::GROUP).enumerate() {
+        for j in 0..ab as usize {
+            let nib = quad.iter().enumerate().fold(0u8, |n, (t, &a)| n | ((a >> j) & 1) << t);
+            planes[(j * groups + k) * len + at] = nib;
+        }
+    }
+    sums[at] = px.iter().map(|&a| a as i32).sum();
 }
 
 /// A column block of [`window_gemm_then`]: its columns, accumulators and column sums, and its
@@ -244,8 +281,12 @@ pub fn window_gemm_then<P: Send>(
     .collect();
     let rows = w.rows;
     let one = |(q0, q1, out, sums, runs): Block<'_, P>| {
-        for (q, s) in (q0..q1).zip(sums.iter_mut()) {
-            *s = shared.col_sum(q);
+        // A column's sum is its taps' pixel sums: one shifted pass per tap, which vectorizes.
+        sums.fill(0);
+        for &t in &shared.taps {
+            for (s, &p) in sums.iter_mut().zip(&shared.pixel_sums[q0 + t..]) {
+                *s += p;
+            }
         }
         let n = q1 - q0;
         let view = ActsView {

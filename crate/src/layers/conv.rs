@@ -200,11 +200,11 @@ impl Conv2d {
             }
             return Ok(out);
         }
-        self.weights.quantize_input(x.data(), ctx)?;
         if let Some(win) = self.window(dims).filter(|_| ctx.window_convs && self.weights.runs_lut()) {
-            self.weights.gemm_window(win, ctx, out.data_mut(), affine)?;
+            self.weights.gemm_window(x.data(), win, ctx, out.data_mut(), affine)?;
             return Ok(out);
         }
+        self.weights.quantize_input(x.data(), ctx)?;
         // The im2col runs column block by column block inside the GEMM's fork, each block on the
         // thread that packs and multiplies it.
         let codes = std::mem::take(&mut ctx.input_codes);

@@ -279,10 +279,10 @@ impl QuantWeights {
     }
 
     /// [`gemm_group`](Self::gemm_group) for a one-group convolution with stride and dilation 1 on
-    /// the window path ([`kernels::Window`]): its input codes (`ctx.input_codes`, the image) are
-    /// packed once as Lut index planes, where an im2col would copy them `kh * kw` times. Needs
-    /// [`runs_lut`](Self::runs_lut) and a geometry that [`Window::fits`].
-    pub(crate) fn gemm_window(&self, win: Window, ctx: &mut Context, out: &mut [f32], affine: Option<ChannelAffine<'_>>) -> Result<()> {
+    /// the window path ([`kernels::Window`]), from its f32 input `x` (the image): quantized and
+    /// packed once as Lut index planes in one pass, where an im2col would copy the codes
+    /// `kh * kw` times. Needs [`runs_lut`](Self::runs_lut) and a geometry that [`Window::fits`].
+    pub(crate) fn gemm_window(&self, x: &[f32], win: Window, ctx: &mut Context, out: &mut [f32], affine: Option<ChannelAffine<'_>>) -> Result<()> {
         let a = self.active()?;
         if self.groups != 1 || win.depth() != self.depth {
             crate::bail!(ErrorKind::InvalidArgument, "{}: the window path needs one group of depth {}", self.name, self.depth);
@@ -290,8 +290,8 @@ impl QuantWeights {
         let Some(n) = win.columns().checked_mul(self.rows) else {
             crate::bail!(ErrorKind::LimitExceeded, "{}: {} columns x {} rows overflows", self.name, win.columns(), self.rows);
         };
-        let Context { isa, threads, input_codes, window, acc, .. } = ctx;
-        window.pack(input_codes, win, a.abits)?;
+        let Context { isa, threads, window, acc, .. } = ctx;
+        window.pack_floats(x, win, a.clip, a.abits)?;
         let acc = scratch(acc, n);
         let epilogue = self.epilogue(a, 0, self.rows, affine);
         let mut rest = &mut out[..win.ho * win.wo * self.rows];
