@@ -416,7 +416,13 @@ pub fn window_planes(codes: &[u8], win: &Window, ab: u8, planes: &mut [u8], sums
     // SAFETY: 16 codes from channel v * 16 of pixel p lie inside the image (c >= v * 16 + 16).
     let vector = |p: usize, v: usize| unsafe { v128_load(codes.as_ptr().add(p * win.c + v * 16) as *const v128) };
     let quad = |p: usize, k: usize| -> [u8; 4] { codes[p * win.c + k * 4..][..4].try_into().expect("4 codes") };
-    by_bits!(ab, window_pixels(win, planes, sums, vector, quad))
+    // 1 and 2 bits are what layers run on Lut; wider codes (tests, benchmarks) take the portable
+    // packer rather than six more copies of this loop in the binary.
+    match ab {
+        1 => window_pixels::<1>(win, planes, sums, vector, quad),
+        2 => window_pixels::<2>(win, planes, sums, vector, quad),
+        _ => super::window::pack_planes_generic(codes, win, ab, planes, sums),
+    }
 }
 
 /// [`window_planes`] of an f32 image, each value quantized on the way exactly as
@@ -442,7 +448,11 @@ pub fn window_planes_floats(x: &[f32], win: &Window, clip: f32, abits: crate::bi
         crate::quant::act_codes(&x[p * win.c + g * 4..][..4], clip, abits, &mut q);
         q
     };
-    by_bits!(abits.get(), window_pixels(win, planes, sums, vector, quad));
+    match abits.get() {
+        1 => _ = window_pixels::<1>(win, planes, sums, vector, quad),
+        2 => _ = window_pixels::<2>(win, planes, sums, vector, quad),
+        _ => super::window::pack_planes_floats_generic(x, win, clip, abits, planes, sums),
+    }
 }
 
 /// The window pack of every pixel `p` of the image, whose codes come as 16-channel vectors
