@@ -392,7 +392,7 @@ fn window_row(
     let mut acts = WindowActs::default();
     let mut scratch = vec![0i32; rows * win.columns()];
     let got = std::sync::Mutex::new(vec![0i32; rows * shape.cols]);
-    acts.pack(image, win, abits)?;
+    acts.pack_threads(image, win, abits, threads)?;
     window_gemm_then(isa, pw, &mut acts, &mut scratch, threads, |_, _| (), &|p0, acc, _, ()| {
         let mut got = got.lock().unwrap_or_else(|e| e.into_inner());
         got[p0 * rows..p0 * rows + acc.len()].copy_from_slice(acc);
@@ -402,14 +402,14 @@ fn window_row(
         crate::bail!(ErrorKind::InvalidArgument, "bench self-check failed: lut-window {} w{}a{} on {} disagrees with the first kernel", isa.name(), wbits.get(), abits.get(), shape.name);
     }
     let mut run = || {
-        acts.pack(image, win, abits)?;
+        acts.pack_threads(image, win, abits, threads)?;
         window_gemm_then(isa, pw, &mut acts, &mut scratch, threads, |_, _| (), &|_, _, _, ()| {})
     };
     let ms = time_many(now, cfg, cfg.warmup_ms.max(cfg.first_warmup_ms), &mut [base, &mut run])?;
     let (ms_gemm, ms_pack) = if cfg.gemm_only {
         (
             time_it(now, cfg, cfg.warmup_ms, &mut || window_gemm_then(isa, pw, &mut acts, &mut scratch, threads, |_, _| (), &|_, _, _, ()| {}))?,
-            time_it(now, cfg, cfg.warmup_ms, &mut || acts.pack(image, win, abits))?,
+            time_it(now, cfg, cfg.warmup_ms, &mut || acts.pack_threads(image, win, abits, threads))?,
         )
     } else {
         (0.0, 0.0)

@@ -266,14 +266,21 @@ suite! {
                 let pw = PackedWeights::new(&rng.codes(rows * win.depth(), 2), rows, win.depth(), Bits::new(2).unwrap(), Scheme::Lut).unwrap();
                 let (mut from_codes, mut from_floats) = (WindowActs::default(), WindowActs::default());
                 from_codes.pack(&codes, win, abits).unwrap();
-                from_floats.pack_floats(&x, win, clip, abits).unwrap();
+                from_floats.pack_floats(&x, win, clip, abits, 1).unwrap();
+                // Split over threads (rows by thread), and from codes so: the same packs.
+                let (mut floats2, mut codes2) = (WindowActs::default(), WindowActs::default());
+                floats2.pack_floats(&x, win, clip, abits, 2).unwrap();
+                codes2.pack_threads(&codes, win, abits, 2).unwrap();
                 for isa in Isa::available() {
-                    assert_eq!(products(isa, &pw, &mut from_floats, win, rows), products(isa, &pw, &mut from_codes, win, rows), "{isa:?} a{ab} {h}x{w}x{c}");
+                    let want = products(isa, &pw, &mut from_codes, win, rows);
+                    assert_eq!(products(isa, &pw, &mut from_floats, win, rows), want, "{isa:?} a{ab} {h}x{w}x{c}");
+                    assert_eq!(products(isa, &pw, &mut floats2, win, rows), want, "{isa:?} a{ab} {h}x{w}x{c}, 2 threads");
+                    assert_eq!(products(isa, &pw, &mut codes2, win, rows), want, "{isa:?} a{ab} {h}x{w}x{c}, codes, 2 threads");
                 }
             }
         }
         let mut acts = WindowActs::default();
         let win = window(2, 2, 8, 1, 1, [0; 4]);
-        assert_eq!(acts.pack_floats(&[0.0; 31], win, 1.0, Bits::new(2).unwrap()).unwrap_err().kind(), ErrorKind::ShapeMismatch);
+        assert_eq!(acts.pack_floats(&[0.0; 31], win, 1.0, Bits::new(2).unwrap(), 1).unwrap_err().kind(), ErrorKind::ShapeMismatch);
     }
 }

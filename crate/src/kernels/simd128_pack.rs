@@ -8,7 +8,9 @@
 
 use core::arch::wasm32::*;
 
-use super::window::Window;
+use core::ops::Range;
+
+use super::window::{PackOut, Window};
 use super::{bitserial, dot16, dot8, lut};
 
 /// Calls `$f::<B>(args)` for `B` = the bit count (1..=8).
@@ -411,17 +413,17 @@ pub fn dot8(src: &[u8], n: usize, n_pad: usize, depth: usize, offset: i32, split
 /// caller), by masks as `lut_masks`: bit `j` of 16 channels' codes is one `i8x16.bitmask`, whose
 /// nibbles are the index bytes of 4 channel groups, and the sum is `Σ_j 2^j popcount`. Channels
 /// past the last 16 (a multiple of 4) go 4 at a time. Returns the OR of all codes.
-pub fn window_planes(codes: &[u8], win: &Window, ab: u8, planes: &mut [u8], sums: &mut [i32]) -> u8 {
-    assert!(codes.len() >= win.h * win.w * win.c);
+pub fn window_planes(codes: &[u8], win: &Window, ab: u8, rows: Range<usize>, out: PackOut) -> u8 {
+    assert!(codes.len() >= win.h * win.w * win.c && rows.end <= win.h);
     // SAFETY: 16 codes from channel v * 16 of pixel p lie inside the image (c >= v * 16 + 16).
     let vector = |p: usize, v: usize| unsafe { v128_load(codes.as_ptr().add(p * win.c + v * 16) as *const v128) };
     let quad = |p: usize, k: usize| -> [u8; 4] { codes[p * win.c + k * 4..][..4].try_into().expect("4 codes") };
     // 1 and 2 bits are what layers run on Lut; wider codes (tests, benchmarks) take the portable
     // packer rather than six more copies of this loop in the binary.
     match ab {
-        1 => window_pixels::<1>(win, planes, sums, vector, quad),
-        2 => window_pixels::<2>(win, planes, sums, vector, quad),
-        _ => super::window::pack_planes_generic(codes, win, ab, planes, sums),
+        1 => window_pixels::<1>(win, rows, out, vector, quad),
+        2 => window_pixels::<2>(win, rows, out, vector, quad),
+        _ => super::window::pack_planes_generic(codes, win, ab, rows, out),
     }
 }
 
@@ -429,8 +431,8 @@ pub fn window_planes(codes: &[u8], win: &Window, ab: u8, planes: &mut [u8], sums
 /// `quant::act_code` does it (clamp to `[0, clip]` by two selects that send NaN to 0, times
 /// `levels / clip`, plus 0.5, truncated): 16 values per `i32x4.trunc_sat_f32x4` x 4 and two
 /// narrows, then as the codes. The codes are never stored.
-pub fn window_planes_floats(x: &[f32], win: &Window, clip: f32, abits: crate::bits::Bits, planes: &mut [u8], sums: &mut [i32]) {
-    assert!(x.len() >= win.h * win.w * win.c);
+pub fn window_planes_floats(x: &[f32], win: &Window, clip: f32, abits: crate::bits::Bits, rows: Range<usize>, out: PackOut) {
+    assert!(x.len() >= win.h * win.w * win.c && rows.end <= win.h);
     let k = crate::quant::levels(abits) as f32 / clip;
     let (zero, half, clip4, k4) = (f32x4_splat(0.0), f32x4_splat(0.5), f32x4_splat(clip), f32x4_splat(k));
     let vector = |p: usize, v: usize| {
@@ -449,23 +451,22 @@ pub fn window_planes_floats(x: &[f32], win: &Window, clip: f32, abits: crate::bi
         q
     };
     match abits.get() {
-        1 => _ = window_pixels::<1>(win, planes, sums, vector, quad),
-        2 => _ = window_pixels::<2>(win, planes, sums, vector, quad),
-        _ => super::window::pack_planes_floats_generic(x, win, clip, abits, planes, sums),
+        1 => _ = window_pixels::<1>(win, rows, out, vector, quad),
+        2 => _ = window_pixels::<2>(win, rows, out, vector, quad),
+        _ => super::window::pack_planes_floats_generic(x, win, clip, abits, rows, out),
     }
 }
 
-/// The window pack of every pixel `p` of the image, whose codes come as 16-channel vectors
-/// (`vector(p, v)`: channels `16v..16v + 16`) and, past the last whole one, 4 at a time
-/// (`quad(p, g)`: channels `4g..4g + 4`). Returns the OR of all codes.
+/// The window pack of every pixel `p` of image rows `rows`, whose codes come as 16-channel
+/// vectors (`vector(p, v)`: channels `16v..16v + 16`) and, past the last whole one, 4 at a time
+/// (`quad(p, g)`: channels `4g..4g + 4`). Returns the OR of their codes.
 #[inline(always)]
-fn window_pixels<const B: usize>(win: &Window, planes: &mut [u8], sums: &mut [i32], vector: impl Fn(usize, usize) -> v128, quad: impl Fn(usize, usize) -> [u8; 4]) -> u8 {
+fn window_pixels<const B: usize>(win: &Window, rows: Range<usize>, out: PackOut, vector: impl Fn(usize, usize) -> v128, quad: impl Fn(usize, usize) -> [u8; 4]) -> u8 {
     let (len, groups) = (win.plane_len(), win.c / lut::GROUP);
     let vectors = win.c / 16;
-    assert!(planes.len() >= B * groups * len);
     let mut any = u8x16_splat(0);
     let mut any_tail = 0u8;
-    for y in 0..win.h {
+    for y in rows {
         for x in 0..win.w {
             let (p, at) = (y * win.w + x, win.at(y, x));
             let mut sum = 0u32;
@@ -476,7 +477,7 @@ fn window_pixels<const B: usize>(win: &Window, planes: &mut [u8], sums: &mut [i3
                     let m = i8x16_bitmask(i8x16_shl(codes16, 7 - j as u32)) as u32;
                     sum += m.count_ones() << j;
                     for t in 0..4 {
-                        planes[(j * groups + 4 * v + t) * len + at] = (m >> (4 * t) & 0xF) as u8;
+                        out.nibble((j * groups + 4 * v + t) * len + at, (m >> (4 * t) & 0xF) as u8);
                     }
                 }
             }
@@ -484,12 +485,12 @@ fn window_pixels<const B: usize>(win: &Window, planes: &mut [u8], sums: &mut [i3
                 let q = quad(p, g);
                 for j in 0..B {
                     let nib = q.iter().enumerate().fold(0u8, |n, (t, &a)| n | ((a >> j) & 1) << t);
-                    planes[(j * groups + g) * len + at] = nib;
+                    out.nibble((j * groups + g) * len + at, nib);
                 }
                 sum += q.iter().map(|&a| a as u32).sum::<u32>();
                 any_tail |= q.iter().fold(0, |m, &a| m | a);
             }
-            sums[at] = sum as i32;
+            out.sum(at, sum as i32);
         }
     }
     or_lanes(any) | any_tail

@@ -17,6 +17,9 @@ use super::acts::ActsView;
 use super::isa::Isa;
 use super::packed::{check_codes, Elem};
 use super::{job, lut, PackedWeights, Scheme};
+use core::ops::Range;
+use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
+
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
 
@@ -114,8 +117,19 @@ impl WindowActs {
     /// Packs `codes` (the image, `[h][w][c]`, each `< 2^abits`) for `win`. On error nothing is
     /// packed.
     pub fn pack(&mut self, codes: &[u8], win: Window, abits: Bits) -> Result<()> {
+        self.pack_threads(codes, win, abits, 1)
+    }
+
+    /// [`pack`](Self::pack) with the image's rows split over `threads` threads (feature
+    /// `threads`; ignored without it).
+    pub fn pack_threads(&mut self, codes: &[u8], win: Window, abits: Bits, threads: usize) -> Result<()> {
         self.prepare(codes.len(), win, abits)?;
-        let any = pack_planes(codes, &win, abits.get(), &mut self.planes, &mut self.pixel_sums);
+        let out = PackOut::new(&mut self.planes, &mut self.pixel_sums);
+        let any = AtomicU8::new(0);
+        by_rows(win.h, threads, &|rows| {
+            any.fetch_or(pack_planes(codes, &win, abits.get(), rows, out), Relaxed);
+        });
+        let any = any.into_inner();
         if abits.get() < 8 && any >> abits.get() != 0 {
             check_codes(codes, abits.get(), "activation")?;
         }
@@ -124,10 +138,12 @@ impl WindowActs {
     }
 
     /// [`pack`](Self::pack) of an f32 image quantized on the way, each value to its activation
-    /// code `quant::act_code(x, clip, abits)`: one pass over the image, and no codes stored.
-    pub fn pack_floats(&mut self, x: &[f32], win: Window, clip: f32, abits: Bits) -> Result<()> {
+    /// code `quant::act_code(x, clip, abits)`: one pass over the image, and no codes stored. The
+    /// image's rows are split over `threads` threads (feature `threads`; ignored without it).
+    pub fn pack_floats(&mut self, x: &[f32], win: Window, clip: f32, abits: Bits, threads: usize) -> Result<()> {
         self.prepare(x.len(), win, abits)?;
-        pack_planes_floats(x, &win, clip, abits, &mut self.planes, &mut self.pixel_sums);
+        let out = PackOut::new(&mut self.planes, &mut self.pixel_sums);
+        by_rows(win.h, threads, &|rows| pack_planes_floats(x, &win, clip, abits, rows, out));
         self.finish(win, abits);
         Ok(())
     }
@@ -172,29 +188,78 @@ impl WindowActs {
     }
 }
 
-/// `pack`'s nibble planes and pixel sums (both zeroed by the caller); returns the OR of all codes.
-fn pack_planes(codes: &[u8], win: &Window, ab: u8, planes: &mut [u8], sums: &mut [i32]) -> u8 {
+/// `f` on row ranges that cover `0..h`: one on one thread, else two per thread, split over them.
+fn by_rows(h: usize, threads: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
+    let parts = if threads <= 1 || !cfg!(feature = "threads") { 1 } else { (2 * threads).min(h).max(1) };
+    if parts == 1 {
+        return f(0..h);
+    }
+    let ranges: Vec<Range<usize>> = (0..parts).map(|i| i * h / parts..(i + 1) * h / parts).collect();
+    job::run_parts(ranges, threads, f);
+}
+
+/// The nibble planes and pixel sums of a pack (zeroed before it), written through raw pointers so
+/// that threads packing different image rows write at once: the positions of a row
+/// ([`Window::at`]) are its own in every plane and in the sums, so no two threads ever write the
+/// same element. Every write is bounds-checked.
+#[derive(Clone, Copy)]
+pub(super) struct PackOut {
+    planes: *mut u8,
+    planes_len: usize,
+    sums: *mut i32,
+    sums_len: usize,
+}
+
+// SAFETY: the threads that share a PackOut write disjoint elements (above), each inside its
+// buffer (checked per write); the buffers outlive the pack that creates it.
+unsafe impl Send for PackOut {}
+unsafe impl Sync for PackOut {}
+
+impl PackOut {
+    fn new(planes: &mut [u8], sums: &mut [i32]) -> PackOut {
+        PackOut { planes: planes.as_mut_ptr(), planes_len: planes.len(), sums: sums.as_mut_ptr(), sums_len: sums.len() }
+    }
+
+    /// Byte `i` of the planes.
+    #[inline(always)]
+    pub(super) fn nibble(&self, i: usize, v: u8) {
+        assert!(i < self.planes_len);
+        // SAFETY: in bounds (checked); no other thread writes byte i (see the type).
+        unsafe { self.planes.add(i).write(v) }
+    }
+
+    /// The pixel sum at position `at`.
+    #[inline(always)]
+    pub(super) fn sum(&self, at: usize, v: i32) {
+        assert!(at < self.sums_len);
+        // SAFETY: as `nibble`.
+        unsafe { self.sums.add(at).write(v) }
+    }
+}
+
+/// The nibble planes and pixel sums of image rows `rows` from codes; returns the OR of their codes.
+fn pack_planes(codes: &[u8], win: &Window, ab: u8, rows: Range<usize>, out: PackOut) -> u8 {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return super::simd128_pack::window_planes(codes, win, ab, planes, sums);
+    return super::simd128_pack::window_planes(codes, win, ab, rows, out);
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    pack_planes_generic(codes, win, ab, planes, sums)
+    pack_planes_generic(codes, win, ab, rows, out)
 }
 
 /// `pack_planes` of an f32 image, quantized on the way (see [`WindowActs::pack_floats`]).
-fn pack_planes_floats(x: &[f32], win: &Window, clip: f32, abits: Bits, planes: &mut [u8], sums: &mut [i32]) {
+fn pack_planes_floats(x: &[f32], win: &Window, clip: f32, abits: Bits, rows: Range<usize>, out: PackOut) {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return super::simd128_pack::window_planes_floats(x, win, clip, abits, planes, sums);
+    return super::simd128_pack::window_planes_floats(x, win, clip, abits, rows, out);
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    pack_planes_floats_generic(x, win, clip, abits, planes, sums)
+    pack_planes_floats_generic(x, win, clip, abits, rows, out)
 }
 
 /// The portable `pack_planes`, which the SIMD one is tested against.
-pub(super) fn pack_planes_generic(codes: &[u8], win: &Window, ab: u8, planes: &mut [u8], sums: &mut [i32]) -> u8 {
+pub(super) fn pack_planes_generic(codes: &[u8], win: &Window, ab: u8, rows: Range<usize>, out: PackOut) -> u8 {
     let mut any = 0u8;
-    for y in 0..win.h {
+    for y in rows {
         for x in 0..win.w {
             let px = &codes[(y * win.w + x) * win.c..][..win.c];
-            pack_pixel(px, win, ab, win.at(y, x), planes, sums);
+            pack_pixel(px, win, ab, win.at(y, x), out);
             any |= px.iter().fold(0, |m, &a| m | a);
         }
     }
@@ -202,26 +267,26 @@ pub(super) fn pack_planes_generic(codes: &[u8], win: &Window, ab: u8, planes: &m
 }
 
 /// The portable `pack_planes_floats`: each pixel quantized by `quant::act_codes`, then packed.
-pub(super) fn pack_planes_floats_generic(x: &[f32], win: &Window, clip: f32, abits: Bits, planes: &mut [u8], sums: &mut [i32]) {
+pub(super) fn pack_planes_floats_generic(x: &[f32], win: &Window, clip: f32, abits: Bits, rows: Range<usize>, out: PackOut) {
     let mut codes = vec![0u8; win.c];
-    for y in 0..win.h {
+    for y in rows {
         for xx in 0..win.w {
             crate::quant::act_codes(&x[(y * win.w + xx) * win.c..][..win.c], clip, abits, &mut codes);
-            pack_pixel(&codes, win, abits.get(), win.at(y, xx), planes, sums);
+            pack_pixel(&codes, win, abits.get(), win.at(y, xx), out);
         }
     }
 }
 
 /// One pixel's codes (`px`, its `c` channels) into the planes at position `at`, and their sum.
-pub(super) fn pack_pixel(px: &[u8], win: &Window, ab: u8, at: usize, planes: &mut [u8], sums: &mut [i32]) {
+fn pack_pixel(px: &[u8], win: &Window, ab: u8, at: usize, out: PackOut) {
     let (len, groups) = (win.plane_len(), win.c / lut::GROUP);
     for (k, quad) in px.chunks_exact(lut::GROUP).enumerate() {
         for j in 0..ab as usize {
             let nib = quad.iter().enumerate().fold(0u8, |n, (t, &a)| n | ((a >> j) & 1) << t);
-            planes[(j * groups + k) * len + at] = nib;
+            out.nibble((j * groups + k) * len + at, nib);
         }
     }
-    sums[at] = px.iter().map(|&a| a as i32).sum();
+    out.sum(at, px.iter().map(|&a| a as i32).sum());
 }
 
 /// A column block of [`window_gemm_then`]: its columns, accumulators and column sums, and its

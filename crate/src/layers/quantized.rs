@@ -291,7 +291,9 @@ impl QuantWeights {
             crate::bail!(ErrorKind::LimitExceeded, "{}: {} columns x {} rows overflows", self.name, win.columns(), self.rows);
         };
         let Context { isa, threads, window, acc, .. } = ctx;
-        window.pack_floats(x, win, a.clip, a.abits)?;
+        // The pack splits over the threads the GEMM will.
+        let pack_threads = kernels::split_threads(&a.packed[0], win.columns(), a.abits, *threads);
+        window.pack_floats(x, win, a.clip, a.abits, pack_threads)?;
         let acc = scratch(acc, n);
         let epilogue = self.epilogue(a, 0, self.rows, affine);
         let mut rest = &mut out[..win.ho * win.wo * self.rows];

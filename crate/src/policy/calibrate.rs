@@ -26,7 +26,7 @@ fn time_gemm(model: &Model, g: &GemmShape, now: &dyn Fn() -> f64, min_ms: f64) -
         let mut acts = WindowActs::default();
         let mut out = vec![0i32; g.rows * win.columns()];
         let one = fastest(now, min_ms, &mut || {
-            acts.pack(&image, win, g.abits)?;
+            acts.pack_threads(&image, win, g.abits, threads)?;
             window_gemm_then(isa, &pw, &mut acts, &mut out, threads, |_, _| (), &|_, _, _, ()| {})
         })?;
         return Ok(one * g.count as f64);
