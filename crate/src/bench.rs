@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
-use crate::kernels::{gemm, pack_gemm_then, window_gemm_then, ActCodes, Isa, PackedActs, PackedWeights, Scheme, Window, WindowActs};
+use crate::kernels::{gemm, im2col_reference, pack_gemm_then, window_gemm_then, ActCodes, Isa, PackedActs, PackedWeights, Scheme, Window, WindowActs};
 use crate::timing::{interleaved, Reps};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -41,28 +41,6 @@ impl ConvShape {
     fn window(&self) -> Window {
         let p = self.k / 2;
         Window { h: self.h, w: self.w, c: self.c, kh: self.k, kw: self.k, top: p, left: p, ho: self.h + 2 * p + 1 - self.k, wo: self.w + 2 * p + 1 - self.k }
-    }
-
-    /// The im2col of `image` ([h][w][c]) as [ho*wo][k*k*c], 0 in the padding.
-    fn im2col(&self, image: &[u8]) -> Vec<u8> {
-        let win = self.window();
-        let mut cols = Vec::with_capacity(win.ho * win.wo * win.depth());
-        for oy in 0..win.ho {
-            for ox in 0..win.wo {
-                for ky in 0..self.k {
-                    for kx in 0..self.k {
-                        let (iy, ix) = ((oy + ky) as isize - win.top as isize, (ox + kx) as isize - win.left as isize);
-                        if (0..self.h as isize).contains(&iy) && (0..self.w as isize).contains(&ix) {
-                            let at = (iy as usize * self.w + ix as usize) * self.c;
-                            cols.extend_from_slice(&image[at..at + self.c]);
-                        } else {
-                            cols.extend(std::iter::repeat_n(0, self.c));
-                        }
-                    }
-                }
-            }
-        }
-        cols
     }
 }
 
@@ -279,7 +257,7 @@ fn run_with(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
             // A convolution's activations: the im2col of one image, which the window path packs.
             let image = shape.conv.map(|c| codes(c.h * c.w * c.c, ab, 1000 + si as u64));
             let a = match (shape.conv, &image) {
-                (Some(c), Some(image)) => c.im2col(image),
+                (Some(c), Some(image)) => im2col_reference(image, &c.window()),
                 _ => codes(shape.cols * shape.depth, ab, 1000 + si as u64),
             };
             let mut reference: Option<Vec<i32>> = None;

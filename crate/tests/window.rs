@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 
 use anybit::format::{Precision, Width};
-use anybit::kernels::{best_scheme, gemm_reference, window_gemm_then, Isa, PackedWeights, Scheme, Window, WindowActs};
+use anybit::kernels::{best_scheme, gemm_reference, im2col_reference, window_gemm_then, Isa, PackedWeights, Scheme, Window, WindowActs};
 use anybit::layers::{Context, Conv2d, Layer, QuantWeights, WidthParams};
 use anybit::quant::act_codes;
 use anybit::{Bits, ErrorKind, Tensor};
@@ -16,25 +16,8 @@ use anybit::{Bits, ErrorKind, Tensor};
 #[macro_use]
 mod suite;
 
-/// xorshift64*, as tests/kernels.rs.
-struct Rng(u64);
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() >> 33) as usize % n
-    }
-    fn codes(&mut self, n: usize, bits: u8) -> Vec<u8> {
-        (0..n).map(|_| (self.next() >> 40) as u8 & ((1u16 << bits) - 1) as u8).collect()
-    }
-}
+mod common;
+use common::Rng;
 
 fn thread_counts() -> &'static [usize] {
     if cfg!(feature = "threads") {
@@ -49,30 +32,11 @@ fn window(h: usize, w: usize, c: usize, kh: usize, kw: usize, [top, left, bottom
     Window { h, w, c, kh, kw, top, left, ho: h + top + bottom + 1 - kh, wo: w + left + right + 1 - kw }
 }
 
-/// The im2col of `img` ([h][w][c]) as [ho*wo][kh*kw*c], 0 in the padding, written plainly.
-fn im2col(img: &[u8], win: &Window) -> Vec<u8> {
-    let mut cols = Vec::with_capacity(win.ho * win.wo * win.depth());
-    for oy in 0..win.ho {
-        for ox in 0..win.wo {
-            for ky in 0..win.kh {
-                for kx in 0..win.kw {
-                    let (iy, ix) = ((oy + ky) as isize - win.top as isize, (ox + kx) as isize - win.left as isize);
-                    let inside = (0..win.h as isize).contains(&iy) && (0..win.w as isize).contains(&ix);
-                    for ch in 0..win.c {
-                        cols.push(if inside { img[(iy as usize * win.w + ix as usize) * win.c + ch] } else { 0 });
-                    }
-                }
-            }
-        }
-    }
-    cols
-}
-
 /// Runs the window path on every instruction set and thread count and asserts that every pixel
 /// reaches the epilogue once, with the products and code sum of the im2col. Returns the runs.
 fn check(weights: &[u8], img: &[u8], rows: usize, win: Window, wb: u8, ab: u8, what: &str) -> usize {
     let (pixels, depth) = (win.ho * win.wo, win.depth());
-    let cols = im2col(img, &win);
+    let cols = im2col_reference(img, &win);
     let mut want = vec![0i32; rows * pixels];
     gemm_reference(weights, &cols, rows, pixels, depth, &mut want);
     let want_sums: Vec<i32> = cols.chunks(depth).map(|c| c.iter().map(|&x| x as i32).sum()).collect();
@@ -120,7 +84,7 @@ fn products(isa: Isa, pw: &PackedWeights, acts: &mut WindowActs, win: Window, ro
 
 suite! {
     fn every_width_pair_on_random_windows() {
-        let mut rng = Rng::new(41);
+        let mut rng = Rng(41);
         let mut runs = 0;
         for wb in 1..=8u8 {
             for ab in 1..=8u8 {
@@ -140,7 +104,7 @@ suite! {
     fn shapes_of_real_layers() {
         // A ResNet-20 stage-1 conv (16 channels, 3x3, same padding), MNIST's conv3 (7x7, 64
         // channels: 49 pixels in 63 columns) and a 1x1 conv, at 1 and 2 bits.
-        let mut rng = Rng::new(7);
+        let mut rng = Rng(7);
         for (h, c, k, rows) in [(32, 16, 3, 16), (7, 64, 3, 64), (8, 32, 1, 20)] {
             for (wb, ab) in [(1, 1), (1, 2), (2, 2)] {
                 let pad = k / 2;
@@ -152,7 +116,7 @@ suite! {
     }
 
     fn odd_sizes_channel_tails_and_wide_padding() {
-        let mut rng = Rng::new(99);
+        let mut rng = Rng(99);
         // Channels 4..=36: whole 16-channel vectors, a tail of groups, or both. Images of one
         // pixel, rows shorter than the kernel, padding wider than the kernel reaches (output rows
         // and columns that see only padding).
@@ -220,7 +184,7 @@ suite! {
         // off): the same integer products and the same epilogue, so the same floats exactly. The
         // window path runs where this build multiplies the width on Lut (SIMD wasm builds at 1-2
         // activation bits); elsewhere both runs take im2col, and the count below says so.
-        let mut rng = Rng::new(5);
+        let mut rng = Rng(5);
         let mut windowed = 0;
         for (h, w, cin, cout, k, pad) in [(7, 7, 64, 64, 3, 1), (9, 6, 16, 12, 3, 1), (5, 5, 24, 3, 1, 0), (6, 6, 12, 5, 3, 0)] {
             let depth = k * k * cin;
@@ -249,7 +213,7 @@ suite! {
         // pack_floats quantizes on the way (SIMD: 16 values per trunc_sat and two narrows): it
         // must pack exactly the codes quant::act_codes gives, on values below 0, above the clip,
         // on the rounding boundaries, and NaN and infinities.
-        let mut rng = Rng::new(13);
+        let mut rng = Rng(13);
         for (h, w, c) in [(5, 6, 16), (3, 4, 20), (4, 4, 36), (2, 3, 4)] {
             let win = window(h, w, c, 3, 3, [1, 1, 1, 1]);
             for ab in 1..=8u8 {

@@ -37,7 +37,7 @@ pub use job::{split_threads, PassThreads};
 #[cfg(feature = "threads")]
 pub use team::set_pool_ready;
 pub use packed::{PackedSize, PackedWeights, MAX_DEPTH};
-pub use reference::gemm_reference;
+pub use reference::{gemm_reference, im2col_reference};
 pub use scheme::Scheme;
 pub use window::{window_gemm_then, Window, WindowActs};
 

@@ -20,6 +20,14 @@ impl Rng {
     pub fn floats(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
         (0..n).map(|_| self.f32(lo, hi)).collect()
     }
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() >> 33) as usize % n
+    }
+    /// `n` codes of `bits` bits.
+    pub fn codes(&mut self, n: usize, bits: u8) -> Vec<u8> {
+        (0..n).map(|_| (self.next() >> 40) as u8 & ((1u16 << bits) - 1) as u8).collect()
+    }
 }
 
 /// A width from a plain number, as a test writes it.
