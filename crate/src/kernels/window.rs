@@ -109,7 +109,7 @@ pub struct WindowActs {
     offsets: Vec<u32>,
     /// Per tap, where its pixel lies relative to a column (for the column sums).
     taps: Vec<usize>,
-    /// Per GEMM column, the sum of its codes (block by block, compacted to pixels).
+    /// Per GEMM column, the sum of its codes (each block fills its own).
     col_sums: Vec<i32>,
 }
 
