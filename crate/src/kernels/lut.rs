@@ -49,6 +49,13 @@ impl Layout for Lut {
     }
 }
 
+/// The index nibble of up to `GROUP` codes of one group at bit plane `j`: bit `t` is bit `j` of
+/// code `t`. The portable packers' one definition of the index (the SIMD ones build it by mask).
+#[inline]
+pub fn nibble(quad: &[u8], j: usize) -> u8 {
+    quad.iter().enumerate().fold(0, |n, (t, &a)| n | ((a >> j) & 1) << t)
+}
+
 pub fn groups(depth: usize) -> usize {
     depth.div_ceil(GROUP)
 }
@@ -116,14 +123,9 @@ fn pack_acts(src: &[u8], cols: usize, cols_pad: usize, depth: usize, bits: u8, d
                 continue;
             }
             let s = &src[c * depth..(c + 1) * depth];
-            for g in 0..g_n {
-                let mut nib = 0u8;
-                for t in 0..GROUP {
-                    if let Some(&a) = s.get(g * GROUP + t) {
-                        nib |= ((a >> j) & 1) << t;
-                    }
-                }
-                dst[base + g * LANES] = nib;
+            // The last group may be short: its missing depths are zero.
+            for (g, quad) in s.chunks(GROUP).enumerate() {
+                dst[base + g * LANES] = nibble(quad, j);
             }
         }
     }

@@ -484,8 +484,7 @@ fn window_pixels<const B: usize>(win: &Window, rows: Range<usize>, out: PackOut,
             for g in 4 * vectors..groups {
                 let q = quad(p, g);
                 for j in 0..B {
-                    let nib = q.iter().enumerate().fold(0u8, |n, (t, &a)| n | ((a >> j) & 1) << t);
-                    out.nibble((j * groups + g) * len + at, nib);
+                    out.nibble((j * groups + g) * len + at, lut::nibble(&q, j));
                 }
                 sum += q.iter().map(|&a| a as u32).sum::<u32>();
                 any_tail |= q.iter().fold(0, |m, &a| m | a);

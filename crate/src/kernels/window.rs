@@ -188,14 +188,10 @@ impl WindowActs {
     }
 }
 
-/// `f` on row ranges that cover `0..h`: one on one thread, else two per thread, split over them.
+/// `f` on row ranges that cover `0..h`, split over `threads` threads as a GEMM's columns are
+/// ([`job::column_blocks`]).
 fn by_rows(h: usize, threads: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
-    let parts = if threads <= 1 || !cfg!(feature = "threads") { 1 } else { (2 * threads).min(h).max(1) };
-    if parts == 1 {
-        return f(0..h);
-    }
-    let ranges: Vec<Range<usize>> = (0..parts).map(|i| i * h / parts..(i + 1) * h / parts).collect();
-    job::run_parts(ranges, threads, f);
+    job::run_parts(job::column_blocks(h, 1, threads).map(|(y0, y1)| y0..y1).collect(), threads, f);
 }
 
 /// The nibble planes and pixel sums of a pack (zeroed before it), written through raw pointers so
@@ -282,8 +278,7 @@ fn pack_pixel(px: &[u8], win: &Window, ab: u8, at: usize, out: PackOut) {
     let (len, groups) = (win.plane_len(), win.c / lut::GROUP);
     for (k, quad) in px.chunks_exact(lut::GROUP).enumerate() {
         for j in 0..ab as usize {
-            let nib = quad.iter().enumerate().fold(0u8, |n, (t, &a)| n | ((a >> j) & 1) << t);
-            out.nibble((j * groups + k) * len + at, nib);
+            out.nibble((j * groups + k) * len + at, lut::nibble(quad, j));
         }
     }
     out.sum(at, px.iter().map(|&a| a as i32).sum());
@@ -367,10 +362,7 @@ pub fn window_gemm_then<P: Send>(
             then(win.pixel(q0 + at), &out[at * rows..(at + len) * rows], &sums[at..at + len], p);
         }
     };
-    match parts.len() {
-        1 => parts.into_iter().for_each(one),
-        _ => job::run_parts(parts, threads, &one),
-    }
+    job::run_parts(parts, threads, &one);
     acts.col_sums = col_sums;
     Ok(())
 }
