@@ -57,6 +57,14 @@ pub fn act_codes(x: &[f32], alpha: f32, bits: Bits, out: &mut [u8]) {
     }
 }
 
+/// [`act_codes`] as i16 (the direct convolution's padded image, kernels::DirectActs).
+pub fn act_codes_i16(x: &[f32], alpha: f32, bits: Bits, out: &mut [i16]) {
+    let k = levels(bits) as f32 / alpha;
+    for (d, &v) in out.iter_mut().zip(x) {
+        *d = act_code_scaled(v, alpha, k) as i16;
+    }
+}
+
 /// [`act_code`] with `k = L_a / alpha` computed by the caller (once per tensor).
 #[inline(always)]
 fn act_code_scaled(x: f32, alpha: f32, k: f32) -> u8 {

@@ -1,13 +1,19 @@
-//! The window path (`kernels::Window`: a stride-1 convolution's Lut GEMM without an im2col)
-//! against an im2col written out here and `gemm_reference`, on every instruction set of the
-//! build and 1 and 2 threads: random and edge-case codes at every width pair, odd image sizes,
-//! kernels of 1-3 taps across and down, padding from none to more than the kernel, channel counts
-//! that are and are not multiples of 16. Natively and in the wasm builds (scripts/wasm-test.sh).
+//! Convolutions without an im2col, against an im2col written out here and `gemm_reference`, on
+//! every instruction set of the build and 1 and 2 threads, natively and in the wasm builds
+//! (scripts/wasm-test.sh):
+//! - the window path (`kernels::Window`: a stride-1 convolution's Lut GEMM): random and edge-case
+//!   codes at every width pair, odd image sizes, kernels of 1-3 taps across and down, padding
+//!   from none to more than the kernel, channel counts that are and are not multiples of 16;
+//! - the direct path (`kernels::DirectActs`: a shallow convolution's Dot16 GEMM on the padded
+//!   image): every weight width at 8-bit and narrower activations, 1-4 channels, rows of an odd
+//!   and even number of values, up to its 8 pairs per pixel.
 
 use std::sync::Mutex;
 
 use anybit::format::{Precision, Width};
-use anybit::kernels::{best_scheme, gemm_reference, im2col_reference, window_gemm_then, Isa, PackedWeights, Scheme, Window, WindowActs};
+use anybit::kernels::{
+    best_scheme, direct_fits, direct_gemm_then, gemm_reference, im2col_reference, window_gemm_then, DirectActs, Isa, PackedWeights, Scheme, Window, WindowActs,
+};
 use anybit::layers::{Context, Conv2d, Layer, QuantWeights, WidthParams};
 use anybit::quant::act_codes;
 use anybit::{Bits, ErrorKind, Tensor};
@@ -32,17 +38,18 @@ fn window(h: usize, w: usize, c: usize, kh: usize, kw: usize, [top, left, bottom
     Window { h, w, c, kh, kw, top, left, ho: h + top + bottom + 1 - kh, wo: w + left + right + 1 - kw }
 }
 
-/// Runs the window path on every instruction set and thread count and asserts that every pixel
-/// reaches the epilogue once, with the products and code sum of the im2col. Returns the runs.
-fn check(weights: &[u8], img: &[u8], rows: usize, win: Window, wb: u8, ab: u8, what: &str) -> usize {
+/// What a path's epilogue is called with: first pixel, accumulators, code sums, the run's end.
+type Then<'a> = dyn Fn(usize, &[i32], &[i32], usize) + Sync + 'a;
+
+/// Runs a path (`run(isa, threads, then)`, `then` called per run of pixels with its end as the
+/// part) on every instruction set and thread count and asserts that every pixel reaches the
+/// epilogue once, with the products and code sum of the im2col. Returns the runs.
+fn check_path(weights: &[u8], img: &[u8], rows: usize, win: Window, what: &str, run: &dyn Fn(Isa, usize, &Then<'_>)) -> usize {
     let (pixels, depth) = (win.ho * win.wo, win.depth());
     let cols = im2col_reference(img, &win);
     let mut want = vec![0i32; rows * pixels];
     gemm_reference(weights, &cols, rows, pixels, depth, &mut want);
     let want_sums: Vec<i32> = cols.chunks(depth).map(|c| c.iter().map(|&x| x as i32).sum()).collect();
-    let pw = PackedWeights::new(weights, rows, depth, Bits::new(wb).unwrap(), Scheme::Lut).unwrap();
-    let mut acts = WindowActs::default();
-    acts.pack(img, win, Bits::new(ab).unwrap()).unwrap();
     let mut runs = 0;
     for isa in Isa::available() {
         for &threads in thread_counts() {
@@ -54,11 +61,10 @@ fn check(weights: &[u8], img: &[u8], rows: usize, win: Window, wb: u8, ab: u8, w
                     assert!(seen[p].replace((acc[i * rows..(i + 1) * rows].to_vec(), sums[i])).is_none(), "{what}: pixel {p} twice");
                 }
             };
-            let mut scratch = vec![i32::MIN + 7; rows * win.columns()];
-            window_gemm_then(isa, &pw, &mut acts, &mut scratch, threads, |_, p1| p1, &then).unwrap();
+            run(isa, threads, &then);
             for (p, got) in seen.into_inner().unwrap().into_iter().enumerate() {
                 let (acc, sum) = got.unwrap_or_else(|| panic!("{what}: pixel {p} never reached the epilogue"));
-                let how = format!("{what}: {isa:?} {threads} threads w{wb}a{ab} rows={rows} {win:?}, pixel {p}");
+                let how = format!("{what}: {isa:?} {threads} threads rows={rows} {win:?}, pixel {p}");
                 assert_eq!(acc, want[p * rows..(p + 1) * rows], "{how}: products");
                 assert_eq!(sum, want_sums[p], "{how}: code sum");
             }
@@ -66,6 +72,31 @@ fn check(weights: &[u8], img: &[u8], rows: usize, win: Window, wb: u8, ab: u8, w
         }
     }
     runs
+}
+
+/// [`check_path`] on the window path.
+fn check(weights: &[u8], img: &[u8], rows: usize, win: Window, wb: u8, ab: u8, what: &str) -> usize {
+    let pw = PackedWeights::new(weights, rows, win.depth(), Bits::new(wb).unwrap(), Scheme::Lut).unwrap();
+    let acts = Mutex::new(WindowActs::default());
+    acts.lock().unwrap().pack(img, win, Bits::new(ab).unwrap()).unwrap();
+    check_path(weights, img, rows, win, &format!("{what} w{wb}a{ab}"), &|isa, threads, then| {
+        // Poisoned scratch: every accumulator the epilogue sees must have been written.
+        let mut scratch = vec![i32::MIN + 7; rows * win.columns()];
+        window_gemm_then(isa, &pw, &mut acts.lock().unwrap(), &mut scratch, threads, |_, p1| p1, then).unwrap();
+    })
+}
+
+/// [`check_path`] on the direct path. Its input is floats: codes as f32 under a clip of the
+/// activation's top level quantize to themselves.
+fn check_direct(weights: &[u8], img: &[u8], rows: usize, win: Window, wb: u8, ab: u8, what: &str) -> usize {
+    let pw = PackedWeights::new(weights, rows, win.depth(), Bits::new(wb).unwrap(), Scheme::Dot16).unwrap();
+    let x: Vec<f32> = img.iter().map(|&a| a as f32).collect();
+    let mut acts = DirectActs::default();
+    acts.pack_floats(&x, win, ((1u32 << ab) - 1) as f32, Bits::new(ab).unwrap()).unwrap();
+    check_path(weights, img, rows, win, &format!("{what} direct w{wb}a{ab}"), &|isa, threads, then| {
+        let mut scratch = vec![i32::MIN + 7; rows * win.ho * win.wo];
+        direct_gemm_then(isa, &pw, &acts, &mut scratch, threads, |_, p1| p1, then).unwrap();
+    })
 }
 
 /// Every pixel's products and code sum on the window path, by pixel: `acts` packed already.
@@ -186,12 +217,14 @@ suite! {
         // activation bits); elsewhere both runs take im2col, and the count below says so.
         let mut rng = Rng(5);
         let mut windowed = 0;
-        for (h, w, cin, cout, k, pad) in [(7, 7, 64, 64, 3, 1), (9, 6, 16, 12, 3, 1), (5, 5, 24, 3, 1, 0), (6, 6, 12, 5, 3, 0)] {
+        let mut direct = 0;
+        // The last three are shallow (depth 9, 8 and 4): the direct path where they run Dot16.
+        for (h, w, cin, cout, k, pad) in [(7, 7, 64, 64, 3, 1), (9, 6, 16, 12, 3, 1), (5, 5, 24, 3, 1, 0), (6, 6, 12, 5, 3, 0), (28, 28, 1, 32, 3, 1), (5, 8, 2, 6, 2, 0), (4, 3, 1, 9, 2, 1)] {
             let depth = k * k * cin;
             let codes8: Vec<u8> = (0..cout * depth).map(|_| rng.next() as u8).collect();
             let x: Vec<f32> = (0..h * w * cin).map(|_| (rng.below(4000) as f32) / 1000.0 - 1.0).collect();
             let input = Tensor::new(vec![h, w, cin], x).unwrap();
-            for (wb, ab) in [(1, 1), (1, 2), (2, 2), (4, 4)] {
+            for (wb, ab) in [(1, 1), (1, 2), (2, 2), (4, 4), (8, 8)] {
                 let p = WidthParams { wscale: 0.3, clip: 2.0, bias: Some((0..cout).map(|i| i as f32 / 10.0).collect()), row_scales: None };
                 let q = QuantWeights::new("conv", codes8.clone(), 1, cout, depth, Precision::Model, vec![p]).unwrap();
                 let mut conv = Conv2d::new(q, [k, k], [1, 1], [pad; 4], [1, 1], cin).unwrap();
@@ -202,11 +235,16 @@ suite! {
                 let im2col = conv.forward(&[&input], &mut ctx).unwrap();
                 assert_eq!(fast.shape(), im2col.shape());
                 assert_eq!(fast.data(), im2col.data(), "{h}x{w}x{cin} -> {cout}, k{k} pad {pad}, w{wb}a{ab}");
-                windowed += usize::from(best_scheme(Bits::new(wb).unwrap(), Bits::new(ab).unwrap(), depth) == Scheme::Lut);
+                let scheme = best_scheme(Bits::new(wb).unwrap(), Bits::new(ab).unwrap(), depth);
+                let win = window(h, w, cin, k, k, [pad; 4]);
+                windowed += usize::from(scheme == Scheme::Lut && win.fits());
+                direct += usize::from(scheme == Scheme::Dot16 && !win.fits() && direct_fits(&win));
             }
         }
         let simd = Isa::best() != Isa::Scalar;
         assert!(!simd || windowed >= 12, "a SIMD build runs 1-2-bit activations on Lut, so on the window path: {windowed} cases");
+        // Every build runs the shallow layers' 8-bit width on Dot16 (SIMD: every width).
+        assert!(direct >= if simd { 15 } else { 3 }, "shallow layers on the direct path: {direct} cases");
     }
 
     fn floats_pack_as_their_codes() {
@@ -246,5 +284,89 @@ suite! {
         let mut acts = WindowActs::default();
         let win = window(2, 2, 8, 1, 1, [0; 4]);
         assert_eq!(acts.pack_floats(&[0.0; 31], win, 1.0, Bits::new(2).unwrap(), 1).unwrap_err().kind(), ErrorKind::ShapeMismatch);
+    }
+
+    fn direct_path_on_random_shallow_convolutions() {
+        let mut rng = Rng(23);
+        let mut runs = 0;
+        let mut cases = 0;
+        while cases < 60 {
+            let (c, kh, kw) = (1 + rng.below(4), 1 + rng.below(4), 1 + rng.below(4));
+            let (h, w) = (kh + rng.below(7), kw + rng.below(7));
+            let win = window(h, w, c, kh, kw, [rng.below(kh), rng.below(kw), rng.below(kh), rng.below(kw)]);
+            if !direct_fits(&win) {
+                continue;
+            }
+            cases += 1;
+            let (wb, ab) = (1 + rng.below(8) as u8, if cases % 2 == 0 { 8 } else { 1 + rng.below(8) as u8 });
+            let rows = 1 + rng.below(11);
+            let (weights, img) = (rng.codes(rows * win.depth(), wb), rng.codes(h * w * c, ab));
+            runs += check_direct(&weights, &img, rows, win, wb, ab, "random");
+        }
+        assert!(runs >= 60);
+    }
+
+    fn direct_path_on_first_layers_and_saturating_codes() {
+        // MNIST's and Fashion-MNIST's first convs (28x28, one channel, 3x3, same padding, 32 and
+        // 48 outputs), then all-zero and all-255 codes: the largest products the pairs sum.
+        let mut rng = Rng(3);
+        for rows in [32, 48] {
+            let win = window(28, 28, 1, 3, 3, [1; 4]);
+            let (weights, img) = (rng.codes(rows * 9, 8), rng.codes(28 * 28, 8));
+            assert!(check_direct(&weights, &img, rows, win, 8, 8, "first layer") > 0);
+        }
+        let win = window(5, 6, 2, 2, 3, [1, 1, 0, 1]);
+        for (wv, av) in [(0u8, 0u8), (255, 255), (0, 255), (255, 0)] {
+            let weights = vec![wv; 7 * win.depth()];
+            let img = vec![av; 5 * 6 * 2];
+            assert!(check_direct(&weights, &img, 7, win, 8, 8, "saturating") > 0);
+        }
+    }
+
+    fn direct_path_quantizes_floats_as_act_codes() {
+        // NaN, infinities, values below 0 and above the clip, and the rounding boundaries: the
+        // padded image holds exactly the codes quant::act_codes gives.
+        let mut rng = Rng(17);
+        for ab in 1..=8u8 {
+            let win = window(6, 5, 1, 3, 3, [1; 4]);
+            let clip = 0.5 + rng.below(300) as f32 / 100.0;
+            let k = ((1u32 << ab) - 1) as f32 / clip;
+            let special = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, clip, clip * 1.01, 0.5 / k, 1.5 / k, 2.5 / k];
+            let x: Vec<f32> = (0..30).map(|i| if i % 3 == 1 { special[i % special.len()] } else { rng.below(4000) as f32 / 4000.0 * clip * 1.6 - 0.3 * clip }).collect();
+            let mut codes = vec![0u8; x.len()];
+            act_codes(&x, clip, Bits::new(ab).unwrap(), &mut codes);
+            let rows = 5;
+            let weights = rng.codes(rows * 9, 8);
+            let pw = PackedWeights::new(&weights, rows, 9, Bits::new(8).unwrap(), Scheme::Dot16).unwrap();
+            let mut acts = DirectActs::default();
+            acts.pack_floats(&x, win, clip, Bits::new(ab).unwrap()).unwrap();
+            check_path(&weights, &codes, rows, win, &format!("floats a{ab}"), &|isa, threads, then| {
+                let mut scratch = vec![0; rows * 30];
+                direct_gemm_then(isa, &pw, &acts, &mut scratch, threads, |_, p1| p1, then).unwrap();
+            });
+        }
+    }
+
+    fn direct_path_bad_inputs_give_typed_errors() {
+        let eight = Bits::new(8).unwrap();
+        let mut acts = DirectActs::default();
+        let win = window(4, 4, 1, 3, 3, [1; 4]);
+        // Too many pairs per pixel (3 channels x 3 taps: 5 per tap row, 15 in all).
+        let wide = window(4, 4, 3, 3, 3, [1; 4]);
+        assert!(!direct_fits(&wide));
+        assert_eq!(acts.pack_floats(&[0.0; 48], wide, 1.0, eight).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert_eq!(acts.pack_floats(&[0.0; 15], win, 1.0, eight).unwrap_err().kind(), ErrorKind::ShapeMismatch);
+        // Nothing packed after a failed pack; weights of another scheme or depth; short scratch.
+        let pw = PackedWeights::new(&[1; 3 * 9], 3, 9, eight, Scheme::Dot16).unwrap();
+        let mut out = vec![0; 3 * 16];
+        let then = |_: usize, _: &[i32], _: &[i32], _: ()| {};
+        assert_eq!(direct_gemm_then(Isa::Scalar, &pw, &acts, &mut out, 1, |_, _| (), &then).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        acts.pack_floats(&[0.5; 16], win, 1.0, eight).unwrap();
+        let lut = PackedWeights::new(&[1; 3 * 9], 3, 9, eight, Scheme::Lut).unwrap();
+        assert_eq!(direct_gemm_then(Isa::Scalar, &lut, &acts, &mut out, 1, |_, _| (), &then).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        let shallow = PackedWeights::new(&[1; 3 * 8], 3, 8, eight, Scheme::Dot16).unwrap();
+        assert_eq!(direct_gemm_then(Isa::Scalar, &shallow, &acts, &mut out, 1, |_, _| (), &then).unwrap_err().kind(), ErrorKind::ShapeMismatch);
+        assert_eq!(direct_gemm_then(Isa::Scalar, &pw, &acts, &mut out[1..], 1, |_, _| (), &then).unwrap_err().kind(), ErrorKind::ShapeMismatch);
+        direct_gemm_then(Isa::Scalar, &pw, &acts, &mut out, 1, |_, _| (), &then).unwrap();
     }
 }

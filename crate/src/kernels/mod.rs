@@ -6,10 +6,12 @@
 //! (`dot16`, `bitserial`, `lut`, `dot8`) owns its memory layout and packers; one module
 //! per instruction set holds the micro-kernels for every scheme (`generic` plain Rust,
 //! `simd128`, `relaxed`). `reference` is the obviously-correct loop the tests compare
-//! everything with. `window` runs a stride-1 convolution's `Lut` GEMM without an im2col.
+//! everything with. `window` runs a stride-1 convolution's `Lut` GEMM without an im2col, `direct`
+//! a shallow one's (a first layer's) on `Dot16`.
 
 mod acts;
 mod bitserial;
+mod direct;
 mod dot16;
 mod dot8;
 mod generic;
@@ -39,6 +41,7 @@ pub use team::set_pool_ready;
 pub use packed::{PackedSize, PackedWeights, MAX_DEPTH};
 pub use reference::{gemm_reference, im2col_reference};
 pub use scheme::Scheme;
+pub use direct::{direct_fits, direct_gemm_then, DirectActs};
 pub use window::{window_gemm_then, Window, WindowActs};
 
 use crate::bits::Bits;

@@ -153,6 +153,72 @@ fn dot16_pairs<const P: usize>(job: Job<'_>) {
     }
 }
 
+/// The direct path's kernel (direct.rs) on output rows `ys`: per 4-row panel, the pair weight
+/// vectors of `dot16_pairs` (built once per call), against pairs loaded in place from the padded
+/// image instead of from packed columns.
+pub fn direct_rows(w: &super::PackedWeights, win: &super::Window, image: &[i16], ys: core::ops::Range<usize>, acc: &mut [i32]) {
+    match super::direct::pair_offsets(win).len() {
+        1 => direct_pairs::<1>(w, win, image, ys, acc),
+        2 => direct_pairs::<2>(w, win, image, ys, acc),
+        3 => direct_pairs::<3>(w, win, image, ys, acc),
+        4 => direct_pairs::<4>(w, win, image, ys, acc),
+        5 => direct_pairs::<5>(w, win, image, ys, acc),
+        6 => direct_pairs::<6>(w, win, image, ys, acc),
+        7 => direct_pairs::<7>(w, win, image, ys, acc),
+        8 => direct_pairs::<8>(w, win, image, ys, acc),
+        n => panic!("{n} pairs per pixel: the direct path takes at most {}", super::direct::MAX_PAIRS),
+    }
+}
+
+fn direct_pairs<const P: usize>(w: &super::PackedWeights, win: &super::Window, image: &[i16], ys: core::ops::Range<usize>, acc: &mut [i32]) {
+    let kp = dot16::padded_depth(w.depth);
+    let (rows, c, wo) = (w.rows, win.c, win.wo);
+    let wd = w.data::<i16>();
+    let row = (wo + win.kw - 1) * c;
+    let offsets: [usize; P] = {
+        let o = super::direct::pair_offsets(win);
+        core::array::from_fn(|j| o[j])
+    };
+    let depths: [(usize, Option<usize>); P] = core::array::from_fn(|j| super::direct::pair_depths(win, j));
+    // The farthest value any pair of row y reads is (y + kh) * row (direct.rs).
+    assert!(image.len() > (ys.end + win.kh - 1) * row && acc.len() >= ys.len() * wo * rows && wd.len() >= rows.div_ceil(dot16::MR) * dot16::MR * kp);
+    let at = |k: usize| (k / dot16::KB) * dot16::STEP + k % dot16::KB;
+    for row0 in (0..rows).step_by(dot16::MR) {
+        let panel = &wd[row0 * kp..(row0 + dot16::MR) * kp];
+        let wp: [v128; P] = core::array::from_fn(|j| {
+            let (k0, k1) = depths[j];
+            let second = |r: usize| k1.map_or(0, |k| panel[r * 8 + at(k)]);
+            i16x8(panel[at(k0)], second(0), panel[8 + at(k0)], second(1), panel[16 + at(k0)], second(2), panel[24 + at(k0)], second(3))
+        });
+        let live = (rows - row0).min(dot16::MR);
+        for (i, y) in ys.clone().enumerate() {
+            let base = unsafe { image.as_ptr().add(y * row) };
+            for x in 0..wo {
+                // SAFETY: x * c + offsets[j] + 1 <= (wo - 1) * c + (kh - 1) * row + kw * c, so
+                // every load ends at or below (y + kh) * row from the image's start, inside it
+                // (asserted).
+                let px = unsafe { base.add(x * c) };
+                let mut sum = i32x4_splat(0);
+                for (&wv, &o) in wp.iter().zip(&offsets) {
+                    let pair = unsafe { v128_load32_splat(px.add(o) as *const u32) };
+                    sum = i32x4_add(sum, i32x4_dot_i16x8(wv, pair));
+                }
+                let d = (i * wo + x) * rows + row0;
+                if live == dot16::MR {
+                    debug_assert!(d + 4 <= acc.len());
+                    // SAFETY: d + 4 <= (i * wo + x + 1) * rows <= acc.len() (asserted).
+                    unsafe { v128_store(acc.as_mut_ptr().add(d) as *mut v128, sum) };
+                } else {
+                    let mut t = [0i32; 4];
+                    // SAFETY: `t` holds exactly one v128.
+                    unsafe { v128_store(t.as_mut_ptr() as *mut v128, sum) };
+                    acc[d..d + live].copy_from_slice(&t[..live]);
+                }
+            }
+        }
+    }
+}
+
 /// Adds `2^shift * popcount(w_r & a_c)` summed over `kw` words into every (r, c) of a 4 x N
 /// tile. Byte counters take at most 8 per word, so they are widened every 31 words.
 #[inline(always)]

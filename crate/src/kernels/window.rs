@@ -284,6 +284,10 @@ fn pack_pixel(px: &[u8], win: &Window, ab: u8, at: usize, out: PackOut) {
     out.sum(at, px.iter().map(|&a| a as i32).sum());
 }
 
+/// What a convolution without im2col calls per run of output pixels: first pixel, accumulators
+/// (`rows` per pixel), code sums, what `part` gave the run.
+pub type RunThen<'a, P> = dyn Fn(usize, &[i32], &[i32], P) + Sync + 'a;
+
 /// A column block of [`window_gemm_then`]: its columns, accumulators and column sums, and its
 /// runs of pixels (first column in the block, pixels, what `part` gave them).
 type Block<'a, P> = (usize, usize, &'a mut [i32], &'a mut [i32], Vec<(usize, usize, P)>);
@@ -302,7 +306,7 @@ pub fn window_gemm_then<P: Send>(
     out: &mut [i32],
     threads: usize,
     mut part: impl FnMut(usize, usize) -> P,
-    then: &(dyn Fn(usize, &[i32], &[i32], P) + Sync),
+    then: &RunThen<'_, P>,
 ) -> Result<()> {
     let Some(win) = acts.win else {
         crate::bail!(ErrorKind::InvalidArgument, "activations were not packed for the window path");

@@ -1,9 +1,10 @@
 //! 2-D convolution on NHWC images via im2col on activation codes and the integer GEMM.
 
+use super::quantized::Path;
 use super::{gate_grad, image_dims, single, window_out, ChannelAffine, Context, Layer, QuantWeights};
 use crate::error::{ErrorKind, Result};
 use crate::format::Width;
-use crate::kernels::Window;
+use crate::kernels::{self, Scheme, Window};
 use crate::tensor::Tensor;
 
 /// An image's and its output's size: (h, w, channels, ho, wo).
@@ -168,16 +169,33 @@ impl Conv2d {
         }
     }
 
-    /// This convolution as the window path's geometry (`kernels::Window`: no im2col on the Lut
-    /// scheme), where it has one: stride and dilation 1, one group, channels in groups of 4.
-    fn window(&self, dims: Dims) -> Option<Window> {
+    /// This convolution's geometry for a path without im2col (`kernels::Window`), where it has
+    /// one: stride and dilation 1, one group.
+    fn geometry(&self, dims: Dims) -> Option<Window> {
         let (h, w, c, ho, wo) = dims;
         if self.stride != [1, 1] || self.dilation != [1, 1] || self.weights.groups() != 1 {
             return None;
         }
         let [kh, kw] = self.kernel;
-        let win = Window { h, w, c, kh, kw, top: self.padding[0], left: self.padding[1], ho, wo };
-        win.fits().then_some(win)
+        Some(Window { h, w, c, kh, kw, top: self.padding[0], left: self.padding[1], ho, wo })
+    }
+
+    /// The window path's geometry (Lut: channels in groups of 4).
+    fn window(&self, dims: Dims) -> Option<Window> {
+        self.geometry(dims).filter(Window::fits)
+    }
+
+    /// How this convolution runs at the current width without an im2col, if it can: the window
+    /// path on Lut, the direct path on Dot16 for a shallow one (a first layer).
+    fn path(&self, dims: Dims, ctx: &Context) -> Option<(Window, Path)> {
+        let win = self.geometry(dims).filter(|_| ctx.window_convs)?;
+        if win.fits() && self.weights.runs_on(Scheme::Lut) {
+            Some((win, Path::Window))
+        } else if kernels::direct_fits(&win) && self.weights.runs_on(Scheme::Dot16) {
+            Some((win, Path::Direct))
+        } else {
+            None
+        }
     }
 
     /// The forward pass, with `affine` (the next layer's, [`Layer::forward_affine`]) applied to
@@ -200,8 +218,8 @@ impl Conv2d {
             }
             return Ok(out);
         }
-        if let Some(win) = self.window(dims).filter(|_| ctx.window_convs && self.weights.runs_lut()) {
-            self.weights.gemm_window(x.data(), win, ctx, out.data_mut(), affine)?;
+        if let Some((win, path)) = self.path(dims, ctx) {
+            self.weights.gemm_conv(x.data(), win, path, ctx, out.data_mut(), affine)?;
             return Ok(out);
         }
         self.weights.quantize_input(x.data(), ctx)?;

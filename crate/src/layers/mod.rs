@@ -33,7 +33,7 @@ pub use tokens::{Attention, ClsPool, Embed, MeanPool};
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
 use crate::format::Width;
-use crate::kernels::{Isa, PackedActs, WindowActs};
+use crate::kernels::{DirectActs, Isa, PackedActs, WindowActs};
 use crate::tensor::Tensor;
 
 /// A per-channel `y * scale + bias` over the last dimension (a folded BatchNorm, [`Affine`]) that
@@ -77,9 +77,11 @@ pub struct Context {
     pub(crate) acts: PackedActs,
     pub(crate) acc: Vec<i32>,
     pub(crate) window: WindowActs,
-    /// Whether stride-1 convolutions on the Lut scheme take the window path (no im2col:
-    /// `kernels::Window`); false runs them through im2col like every other convolution (tests
-    /// compare the two).
+    pub(crate) direct: DirectActs,
+    /// Whether stride-1 convolutions skip the im2col where they can: on the Lut scheme the
+    /// window path (`kernels::Window`), shallow ones on Dot16 the direct path
+    /// (`kernels::DirectActs`); false runs them through im2col like every other convolution
+    /// (tests compare the two).
     pub window_convs: bool,
 }
 
@@ -94,6 +96,7 @@ impl Context {
             acts: PackedActs::new(),
             acc: Vec::new(),
             window: WindowActs::default(),
+            direct: DirectActs::default(),
             window_convs: true,
         }
     }
