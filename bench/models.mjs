@@ -5,7 +5,7 @@
 //   bash scripts/peer-models.sh                          # models, ONNX and TF.js files, references
 //   (cd e2e-tests && npm ci) && (cd bench && npm ci)     # playwright-core; onnxruntime-web, TF.js
 //   bash scripts/build-pkg.sh                            # pkg/wasm, if pkg/ has no wasm yet
-//   node bench/models.mjs [--workloads mnist,fashion,resnet20,conv3x3] [--engines anybit,anybit-page,ort,tfjs]
+//   node bench/models.mjs [--workloads mnist,fashion,resnet20,conv3x3] [--engines anybit,anybit-page,anybit-out,ort,tfjs]
 //                         [--widths 8,1] [--threads 1,2] [--reps 40] [--burst 1] [--warmup 5] [--tiering]
 //                         [--json out.json] [--md out.md] [--svg out.svg]
 //   node bench/models.mjs --from out.json [--md out.md] [--svg out.svg]   (re-renders a saved run)
@@ -26,7 +26,10 @@
 // Threads: one page per thread count (ORT Web and TF.js fix theirs once per page); every engine in
 // a page gets the same count: anybit the threads build with a pool of that size (1 thread: the
 // relaxed-SIMD build, else SIMD; `anybit-page`, the session with `worker: false`, runs on the
-// page's thread as ORT and TF.js do here, leading its pool's workers as they lead theirs), ORT
+// page's thread as ORT and TF.js do here, leading its pool's workers as they lead theirs;
+// `anybit-out`, the same with run()'s `output` option, each run writing into the array the first
+// returned: no new output array per run, which ORT Web 1.31.1 cannot offer on its CPU backend (a
+// pre-allocated 'cpu' output tensor comes back all zeros, microsoft/onnxruntime#25786)), ORT
 // `env.wasm.numThreads`, TF.js `setThreadsCount` before its backend starts; TF.js caps that at
 // half of navigator.hardwareConcurrency (1 here, whatever it is asked), so a page for N > 1
 // threads reports 2N (an init script); the count TF.js reports is checked and recorded.
@@ -77,7 +80,7 @@ const WORKLOADS = {
 };
 
 function parseArgs(argv) {
-  const o = { workloads: Object.keys(WORKLOADS), engines: ['anybit', 'anybit-page', 'ort', 'tfjs'], widths: ['8', '1'], threads: [1, 2], reps: 40, warmup: 5, burst: 1 };
+  const o = { workloads: Object.keys(WORKLOADS), engines: ['anybit', 'anybit-page', 'anybit-out', 'ort', 'tfjs'], widths: ['8', '1'], threads: [1, 2], reps: 40, warmup: 5, burst: 1 };
   const list = (s) => s.split(',').filter(Boolean);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -122,7 +125,7 @@ function modelFiles(workload, engine, widths) {
   throw new Error(`no model files known for engine ${engine}`);
 }
 
-const isAnybit = (engine) => engine === 'anybit' || engine === 'anybit-page';
+const isAnybit = (engine) => engine === 'anybit' || engine === 'anybit-page' || engine === 'anybit-out';
 const maxAbs = (xs) => xs.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
 const argmax = (xs) => xs.reduce((best, x, i) => (x > xs[best] ? i : best), 0);
 function cosine(a, b) {
@@ -334,7 +337,10 @@ function ratios(r) {
   return out;
 }
 
-const settingName = (engine, variant) => (engine === 'anybit' ? `anybit ${variant}-bit` : engine === 'anybit-page' ? `anybit ${variant}-bit, page's thread` : engine === 'ort' ? `ORT Web ${variant}` : `TF.js wasm ${variant}`);
+const settingName = (engine, variant) => (engine === 'anybit' ? `anybit ${variant}-bit`
+  : engine === 'anybit-page' ? `anybit ${variant}-bit, page's thread`
+    : engine === 'anybit-out' ? `anybit ${variant}-bit, page's thread, output reused`
+      : engine === 'ort' ? `ORT Web ${variant}` : `TF.js wasm ${variant}`);
 
 function markdown(r) {
   const ua = Object.values(r.pages)[0]?.userAgent ?? '';
@@ -379,7 +385,7 @@ function markdown(r) {
   s += `\nThreads: one page per count. anybit: the threads build with a pool of N for N > 1, else the relaxed-SIMD (or SIMD) build; ` +
     `ORT Web: env.wasm.numThreads = N (proxy off); TF.js: tf.wasm.setThreadsCount(N) before setBackend('wasm')` +
     `${tf.length ? ` (tf.wasm.getThreadsCount() per page: ${[...new Set(tf)].join(', ')})` : ''}; ` +
-    `ORT Web, TF.js and anybit with worker: false run on the page's thread; anybit's other page times include the trip to its worker and back (run() returns the output with, for a class vector, its probabilities and top 5 classes; conv3x3's 28x28x64 map comes back alone). ` +
+    `ORT Web, TF.js and anybit with worker: false run on the page's thread ("output reused": each run writes into the array the first run returned, run()'s output option); anybit's other page times include the trip to its worker and back (run() returns the output with, for a class vector, its probabilities and top 5 classes; conv3x3's 28x28x64 map comes back alone). ` +
     `navigator.hardwareConcurrency per page: ${Object.entries(r.pages).map(([t, p]) => `${t} thread(s): ${p.hardwareConcurrency}${p.hardwareConcurrencyRaisedTo ? ' (raised by an init script: TF.js takes at most half)' : ''}`).join(', ')}; the machine has ${r.cores} cores.\n`;
   return s;
 }

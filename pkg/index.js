@@ -59,6 +59,10 @@ export async function createSession({ build = 'auto', threads, worker, prefetch 
   // of its queue); the request then rejects with code 'aborted' once the worker has stopped it.
   const call = (type, args, onProgress, signal) => {
     if (broken) return Promise.reject(broken);
+    // The worker would fill a copy of the array: the caller's would stay as it was.
+    if (type === 'run' && args?.options?.output !== undefined) {
+      return Promise.reject(new AnybitError('invalid_argument', "output: only a session on the caller's thread (worker: false) writes into a given array; a worker session's output comes back transferred, without a copy"));
+    }
     return new Promise((resolve, reject) => {
       const id = nextId++;
       let settled = noop;

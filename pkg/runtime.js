@@ -2,7 +2,7 @@
 // (`handle(type, args, onProgress)`). worker.js runs it inside a Web Worker; node.js runs it directly.
 
 import { AnybitError, toAnybitError } from './errors.js';
-import { checkPoolSize, isImageLike } from './session.js';
+import { checkPoolSize, describe, isImageLike } from './session.js';
 
 export const BUILDS = ['scalar', 'simd', 'relaxed', 'threads'];
 
@@ -67,11 +67,17 @@ function checkAttackRequest(request) {
 const aborted = () => new AnybitError('aborted', 'the attack was cancelled');
 
 function runOne(session, input, options) {
-  if (input instanceof Float32Array) {
-    if (options !== undefined) throw new AnybitError('invalid_argument', 'options apply to images only');
-    return session.run(input);
+  // `output`: an array to write the output into (any input); the other options are an image's.
+  const { output, ...imageOptions } = options ?? {};
+  if (output !== undefined && !(output instanceof Float32Array)) {
+    throw new AnybitError('invalid_argument', `output must be a Float32Array, got ${describe(output)}`);
   }
-  if (isImageLike(input)) return session.runImage(input, options);
+  const image = Object.keys(imageOptions).length > 0 ? imageOptions : undefined;
+  if (input instanceof Float32Array) {
+    if (image !== undefined) throw new AnybitError('invalid_argument', `options ${Object.keys(image).join(', ')} apply to images only`);
+    return session.run(input, output);
+  }
+  if (isImageLike(input)) return session.runImage(input, image, output);
   throw new AnybitError('invalid_argument', 'run needs a Float32Array or an ImageData ({width, height, data})');
 }
 

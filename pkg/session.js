@@ -92,7 +92,9 @@ export class Session {
   /**
    * Runs one input. In a browser the input travels to the worker as a copy of its elements whose
    * buffer is transferred: the caller's array stays usable, and a view into a larger buffer sends
-   * only its own elements.
+   * only its own elements. `options`: an image's ({invert, fit}), and for a session on the
+   * caller's thread (Node, or `worker: false`) `output`: a Float32Array of the output's length
+   * that receives the output and comes back as `logits`, instead of a new array per run.
    */
   run(input, options) {
     return this.#request('run', options === undefined ? { input } : { input, options });
@@ -153,6 +155,9 @@ export class Session {
     if (!Array.isArray(inputs)) throw new AnybitError('invalid_argument', `runMany needs an array of inputs, got ${describe(inputs)}`);
     if (imageOptions !== undefined && (imageOptions === null || typeof imageOptions !== 'object')) {
       throw new AnybitError('invalid_argument', `imageOptions must be an object ({invert?, fit?}), got ${describe(imageOptions)}`);
+    }
+    if (imageOptions?.output !== undefined) {
+      throw new AnybitError('invalid_argument', 'runMany gives each input its own output array: output applies to run() only');
     }
     inputs.forEach((x, i) => {
       if (!(x instanceof Float32Array || isImageLike(x))) {
@@ -250,7 +255,8 @@ function untilAborted(promise, signal, cancelled) {
   });
 }
 
-function describe(value) {
+/** How a bad argument is named in an error message. */
+export function describe(value) {
   if (ArrayBuffer.isView(value)) return `a ${value.constructor.name}`;
   return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
 }

@@ -44,7 +44,9 @@ function tfjs(threads) {
 
 // anybit as an app would run it: the package's session (`inPlace`: on the page's own thread,
 // `worker: false`, else in its worker), loading only the bit planes the width needs.
-async function anybitLoad({ variant, threads, files }, inPlace) {
+// `reuse` (on the page's thread only): every run writes its output into the array the first run
+// returned (run()'s `output` option), as an app that reads each output before the next run can.
+async function anybitLoad({ variant, threads, files }, inPlace, reuse = false) {
   const { createSession } = await import('/pkg/index.js');
   // One thread: the fastest single-thread build this browser runs (relaxed SIMD, else SIMD; the
   // package's auto choice on an isolated page is the threads build); two: the threads build (on
@@ -53,13 +55,15 @@ async function anybitLoad({ variant, threads, files }, inPlace) {
   const session = threads > 1
     ? await createSession({ build: 'threads', threads, worker })
     : await createSession({ build: 'relaxed', worker }).catch(() => createSession({ build: 'simd', worker }));
+  let kept = null;
   // Only the bit planes this width needs (HTTP Range), as an app would load it.
   const info = await session.load(files[variant], { width: Number(variant) });
   return {
     info: { version: session.build.variant, threads: session.build.threadCount, width: info.width },
     // The page's Float32Array goes to the session and the result comes back: what an app waits for.
     async run(input) {
-      const r = await session.run(input);
+      const r = await session.run(input, reuse && kept ? { output: kept } : undefined);
+      if (reuse) kept = r.logits;
       return { output: r.logits, engineMs: r.ms };
     },
   };
@@ -77,8 +81,18 @@ export const ENGINES = {
     variants: ['8', '4', '2', '1'],
     load: (o) => anybitLoad(o, true),
   },
+  'anybit-out': {
+    name: "anybit (page's thread, output array reused)",
+    variants: ['8', '4', '2', '1'],
+    load: (o) => anybitLoad(o, true, true),
+  },
   ort: {
     name: 'onnxruntime-web (wasm)',
+    // No counterpart of anybit-out: ORT Web 1.31.1 leaves a pre-allocated 'cpu' output tensor
+    // (`session.run(feeds, {output: new ort.Tensor('float32', new Float32Array(n), dims)})`) all
+    // zeros, as microsoft/onnxruntime#25786 reports (tried 2026-12-05: MNIST top-1 6/32, cosine 0
+    // to the float outputs), and passing the output tensor of an earlier run keeps that run's
+    // values (3/32): an app cannot skip the output array there.
     variants: ['fp32', 'int8'],
     async load({ variant, threads, files, shape }) {
       const ort = await import(`${ORT_DIST}ort.wasm.min.mjs`);

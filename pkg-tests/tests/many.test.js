@@ -4,7 +4,8 @@
 // before, during and between chunks, typed errors naming the input, the caller's arrays left
 // intact (not detached by the transfer to the worker, views into larger buffers sent as their own
 // elements), in Node (in-process) and on a plain page in headless Chromium (in the worker,
-// threads build); and createSession's `prefetch` on the page.
+// threads build); run()'s `output` array (taken in-process, refused by a worker session); and
+// createSession's `prefetch` on the page.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -21,7 +22,8 @@ const samples = await digits(40);
 
 // Runs in Node and, as source, on the page: everything the checks below need, as plain data.
 // `pixels`: 40 digits as arrays of 784 bytes.
-async function manyScenario(session, pixels) {
+// `inProcess`: the session runs on this thread (Node), so it takes run()'s `output` array.
+async function manyScenario(session, pixels, inProcess) {
   const error = async (p) => p.then(() => null, (x) => ({ code: x.code, message: x.message, isAnybitError: x.name === 'AnybitError' }));
   const plain = (r) => ({ ...r, ms: 0, logits: Array.from(r.logits), probabilities: Array.from(r.probabilities) });
   const floats = pixels.map((p) => Float32Array.from(p, (v) => v / 255));
@@ -93,6 +95,25 @@ async function manyScenario(session, pixels) {
       badProgress: await error(session.runMany(floats, { onProgress: 5 })),
       badSignal: await error(session.runMany(floats, { signal: {} })),
     },
+    output: await (async () => {
+      // run()'s `output`: the output written into the caller's array, which comes back as logits.
+      const buf = new Float32Array(10);
+      const refused = { worker: await error(session.run(floats[0], { output: buf })) };
+      if (!inProcess) return { refused, untouched: buf.every((v) => v === 0) };
+      const a = await session.run(floats[0], { output: buf });
+      const same = a.logits === buf && JSON.stringify(plain(a)) === JSON.stringify(plain(one[0]));
+      const fresh = await session.run(image(pixels[1]));
+      const b = await session.run(image(pixels[1]), { output: buf });
+      return {
+        refused,
+        same,
+        reused: b.logits === buf && JSON.stringify(plain(b)) === JSON.stringify(plain(fresh)),
+        short: await error(session.run(floats[2], { output: new Float32Array(9) })),
+        notFloat32: await error(session.run(floats[2], { output: new Float64Array(10) })),
+        inRunMany: await error(session.runMany([floats[2]], { imageOptions: { output: buf } })),
+        kept: Array.from(buf).join() === Array.from(fresh.logits).join(),
+      };
+    })(),
     after: (await session.runMany([floats[0]]))[0].predicted,
   };
 }
@@ -122,11 +143,28 @@ function assertScenario(out, labels) {
   assert.match(e.short.message, /^inputs\[40\]: input has 100 values/);
   assert.equal(e.badImage.code, 'invalid_argument');
   assert.match(e.badImage.message, /^inputs\[1\]: image\.data must be a Uint8ClampedArray or Uint8Array/);
-  assert.deepEqual([e.optionsOnFloats.code, e.optionsOnFloats.message], ['invalid_argument', 'options apply to images only']);
+  assert.deepEqual([e.optionsOnFloats.code, e.optionsOnFloats.message], ['invalid_argument', 'options fit apply to images only']);
   assert.equal(e.badImageOptions.code, 'invalid_argument');
   assert.equal(e.badProgress.code, 'invalid_argument');
   assert.equal(e.badSignal.code, 'invalid_argument');
   assert.equal(out.after, labels[0], 'the session works after every refusal and cancel');
+}
+
+function assertOutput(o, inProcess) {
+  if (!inProcess) {
+    assert.equal(o.refused.worker.code, 'invalid_argument');
+    assert.match(o.refused.worker.message, /^output: only a session on the caller's thread \(worker: false\)/);
+    assert.equal(o.untouched, true);
+    return;
+  }
+  assert.equal(o.refused.worker, null, 'an in-process session takes output');
+  assert.equal(o.same, true, 'the logits written into the given array, which is the result\'s logits');
+  assert.equal(o.reused, true, 'the same array again, for an image input');
+  assert.equal(o.short.code, 'shape_mismatch');
+  assert.match(o.short.message, /^output holds 9 values; this model's output \[10\] has 10/);
+  assert.deepEqual([o.notFloat32.code, o.notFloat32.message], ['invalid_argument', 'output must be a Float32Array, got a Float64Array']);
+  assert.deepEqual([o.inRunMany.code, o.inRunMany.message], ['invalid_argument', 'runMany gives each input its own output array: output applies to run() only']);
+  assert.equal(o.kept, true, 'refused runs leave the array as it was');
 }
 
 const labels = samples.map((s) => s.label);
@@ -136,7 +174,9 @@ test('Node: runMany equals run() one at a time; chunks, progress, cancel, typed 
   const session = await createSession();
   try {
     await session.load(await readFile(MODEL));
-    assertScenario(await manyScenario(session, pixels), labels);
+    const out = await manyScenario(session, pixels, true);
+    assertScenario(out, labels);
+    assertOutput(out.output, true);
   } finally {
     await session.dispose();
   }
@@ -173,7 +213,7 @@ test('Chromium: the same on a plain page, in the worker (threads build); prefetc
         const loadProgress = [];
         const info = await session.load('mnist.anybit', { onProgress: (p) => loadProgress.push(p) });
         const run = (0, eval)(`(${scenario})`);
-        return { build: session.build.variant, width: info.width, loadProgress, ...(await run(session, px)) };
+        return { build: session.build.variant, width: info.width, loadProgress, ...(await run(session, px, false)) };
       } finally {
         await session.dispose();
       }
@@ -182,6 +222,7 @@ test('Chromium: the same on a plain page, in the worker (threads build); prefetc
     assert.equal(out.width, 8);
     assert.deepEqual(out.loadProgress.at(-1), { loaded: model.length, total: model.length, planes: 8, planeTotal: 8 });
     assertScenario(out, labels);
+    assertOutput(out.output, false);
     // The model was downloaded once, by the prefetch, and the wasm binary once (the worker
     // compiles it itself and hands the module to the glue and the pool's threads).
     assert.equal(server.requests.filter((r) => r === '/many/mnist.anybit').length, 1, server.requests.join(', '));
