@@ -30,7 +30,9 @@ for (let i = 0; i < argv.length; i += 2) {
 if (!['anybit', 'anybit-page', 'anybit-out'].includes(o.engine)) throw new Error('--engine: anybit, anybit-page or anybit-out');
 const dir = join(process.env.ANYBIT_CACHE ?? join(homedir(), '.cache', 'anybit'), 'peers');
 const url = `/peers/${o.workload}/model.anybit`;
-const overrides = { [url]: await readFile(join(dir, `${o.workload}.anybit`)) };
+// The shipped models are the MNIST and Fashion workloads' (as bench/models.mjs has them).
+const shipped = { mnist: 'mnist.anybit', fashion: 'fashion-mnist.anybit' }[o.workload];
+const overrides = { [url]: await readFile(shipped ? join(ROOT, 'models', shipped) : join(dir, `${o.workload}.anybit`)) };
 const ref = JSON.parse(await readFile(join(dir, o.workload, 'reference.json'), 'utf8'));
 const graph = JSON.parse(await readFile(join(dir, o.workload, 'graph.json'), 'utf8'));
 
