@@ -93,6 +93,8 @@ pub fn lut(job: Job<'_>) {
     let (wd, ad) = (w.data::<u8>(), a.data::<u8>());
     let g_n = lut::groups(w.depth);
     let (d_n, dbits) = lut::digits(w.wbits.get());
+    let vecs = lut::vectors(w.wbits.get());
+    let per = MR / vecs;
     let ab = a.abits.count();
     let rows = w.rows;
     debug_assert!(c0 % L == 0);
@@ -103,7 +105,9 @@ pub fn lut(job: Job<'_>) {
             let rt = row0 / MR;
             let mut acc = [[0i32; MR]; L];
             for d in 0..d_n {
-                let tables = &wd[(rt * d_n + d) * g_n * MR * 16..][..g_n * MR * 16];
+                let tables = &wd[(rt * d_n + d) * g_n * vecs * 16..][..g_n * vecs * 16];
+                // Row r's entry for index `nib` at group g (its nibble of a paired table).
+                let entry = |g: usize, r: usize, nib: usize| (tables[(g * vecs + r / per) * 16 + nib] >> (4 * (r % per))) & if per > 1 { 15 } else { 255 };
                 for j in 0..ab {
                     // Group g's 16 index bytes: consecutive in a column pack, at the group's
                     // offset from the column in a window pack (window.rs).
@@ -117,7 +121,7 @@ pub fn lut(job: Job<'_>) {
                         for (lane, col) in acc.iter_mut().enumerate() {
                             let nib = idx[lane] as usize;
                             for (r, x) in col.iter_mut().enumerate() {
-                                *x += (tables[(g * MR + r) * 16 + nib] as i32) << shift;
+                                *x += (entry(g, r, nib) as i32) << shift;
                             }
                         }
                     }

@@ -9,10 +9,13 @@
 //! bit-serial is linear in their product.
 //!
 //! Table entries must fit u8: `4 * max_weight <= 255` holds up to 6 bits. Wider weights are
-//! split into two 4-bit digits (`w = 16 * hi + lo`), each with its own tables.
+//! split into two 4-bit digits (`w = 16 * hi + lo`), each with its own tables. 1-bit weights'
+//! entries are at most 4, so two rows share one table, a nibble each (`lo + 16 * hi`, rows 2h and
+//! 2h+1): one lookup gives both rows, three lookups sum without a carry between the nibbles, and
+//! the tables are half as large ([`vectors`]).
 //!
-//! Layout: weights `[rows_pad / MR][digit][group][MR][16]` (a tile's tables for one group are
-//! adjacent), activations `[cols_pad / LANES][plane][group][LANES]`. Depth is zero-padded to a
+//! Layout: weights `[rows_pad / MR][digit][group][vectors][16]` (a tile's tables for one group
+//! are adjacent), activations `[cols_pad / LANES][plane][group][LANES]`. Depth is zero-padded to a
 //! multiple of 4 and padded entries are zero in the tables, so padding adds nothing.
 
 use super::scheme::Layout;
@@ -32,7 +35,7 @@ impl Layout for Lut {
     const ROW_TILE: usize = MR;
     const COL_GRANULE: usize = LANES;
     fn weight_row_len(depth: usize, wbits: u8) -> usize {
-        digits(wbits).0 * groups(depth) * 16
+        digits(wbits).0 * groups(depth) * vectors(wbits) * 16 / MR
     }
     fn act_col_len(depth: usize, abits: u8) -> usize {
         abits as usize * groups(depth)
@@ -56,6 +59,20 @@ pub fn nibble(quad: &[u8], j: usize) -> u8 {
     quad.iter().enumerate().fold(0, |n, (t, &a)| n | ((a >> j) & 1) << t)
 }
 
+/// Whether two rows share each table (1-bit weights: entries of at most 4, a nibble per row).
+pub fn paired(wbits: u8) -> bool {
+    wbits == 1
+}
+
+/// Table vectors per tile, digit and group: one per row, or one per two rows when [`paired`].
+pub fn vectors(wbits: u8) -> usize {
+    if paired(wbits) {
+        MR / 2
+    } else {
+        MR
+    }
+}
+
 pub fn groups(depth: usize) -> usize {
     depth.div_ceil(GROUP)
 }
@@ -69,12 +86,16 @@ pub fn digits(wbits: u8) -> (usize, u32) {
     }
 }
 
-/// Builds the weight tables for codes `[rows][depth]` into `dst` (len rows_pad * D * G * 16).
+/// Builds the weight tables for codes `[rows][depth]` into `dst` (len rows_pad / MR * D * G *
+/// vectors * 16).
 fn pack_weights(src: &[u8], rows: usize, rows_pad: usize, depth: usize, wbits: u8, dst: &mut [u8]) {
     let g_n = groups(depth);
     let (d_n, dbits) = digits(wbits);
     let mask = ((1u32 << dbits) - 1) as u8;
-    debug_assert!(dst.len() >= rows_pad * d_n * g_n * 16);
+    let vecs = vectors(wbits);
+    // Rows per table vector, and the bits a row's entries are shifted by within it.
+    let per = MR / vecs;
+    debug_assert!(dst.len() >= rows_pad / MR * d_n * g_n * vecs * 16);
     dst.fill(0);
     for r in 0..rows {
         let (rt, rr) = (r / MR, r % MR);
@@ -87,7 +108,8 @@ fn pack_weights(src: &[u8], rows: usize, rows_pad: usize, depth: usize, wbits: u
                         w[t] = (c >> (d as u32 * dbits)) & mask;
                     }
                 }
-                let base = (((rt * d_n + d) * g_n + g) * MR + rr) * 16;
+                let base = (((rt * d_n + d) * g_n + g) * vecs + rr / per) * 16;
+                let shift = 4 * (rr % per);
                 for idx in 0..16 {
                     let mut v = 0u32;
                     for (t, &wt) in w.iter().enumerate() {
@@ -95,7 +117,7 @@ fn pack_weights(src: &[u8], rows: usize, rows_pad: usize, depth: usize, wbits: u
                             v += wt as u32;
                         }
                     }
-                    dst[base + idx] = v as u8;
+                    dst[base + idx] |= (v << shift) as u8;
                 }
             }
         }

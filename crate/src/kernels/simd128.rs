@@ -337,6 +337,79 @@ unsafe fn lut_pass<const NB: usize, const RELAXED: bool, const WINDOW: bool>(
     }
 }
 
+/// `lut_pass` for 1-bit weights, whose tables pair two rows (lut.rs: row 2h in each entry's low
+/// nibble, 2h+1 in its high one, each at most 4). Per group: 2 table loads and 2 lookups per
+/// block where `lut_pass` takes 4 of each. Three lookups sum in one byte without a carry between
+/// the nibbles (at most 12 each); then the nibbles split into the rows' byte accumulators (mask,
+/// 16-bit shift and mask), which take 21 such splits (at most 252), u16 ones 256 flushes, before widening.
+#[inline(always)]
+unsafe fn lut_pass_paired<const NB: usize, const RELAXED: bool, const WINDOW: bool>(
+    tables: *const v128,
+    idx: [*const v128; NB],
+    offsets: *const u32,
+    g_n: usize,
+    shift: u32,
+    acc32: &mut [[[v128; 4]; lut::MR]; NB],
+) {
+    const SUMMED: usize = 3;
+    const SPLITS: usize = 21;
+    let low = u8x16_splat(0x0f);
+    let load = |b: usize, g: usize| {
+        if WINDOW {
+            v128_load((idx[b] as *const u8).add(*offsets.add(g) as usize) as *const v128)
+        } else {
+            v128_load(idx[b].add(g))
+        }
+    };
+    let mut g = 0;
+    while g < g_n {
+        let chunk_end = (g + SUMMED * SPLITS * 256).min(g_n);
+        let mut acc16 = [[[u16x8_splat(0); 2]; lut::MR]; NB];
+        while g < chunk_end {
+            let end = (g + SUMMED * SPLITS).min(chunk_end);
+            let mut acc8 = [[u8x16_splat(0); lut::MR]; NB];
+            while g < end {
+                let stop = (g + SUMMED).min(end);
+                let mut packed = [[u8x16_splat(0); 2]; NB];
+                while g < stop {
+                    let t = [v128_load(tables.add(2 * g)), v128_load(tables.add(2 * g + 1))];
+                    for b in 0..NB {
+                        let i = load(b, g);
+                        for h in 0..2 {
+                            packed[b][h] = u8x16_add(packed[b][h], swizzle::<RELAXED>(t[h], i));
+                        }
+                    }
+                    g += 1;
+                }
+                for b in 0..NB {
+                    for h in 0..2 {
+                        acc8[b][2 * h] = u8x16_add(acc8[b][2 * h], v128_and(packed[b][h], low));
+                        // A 16-bit shift and the mask: V8 lowers a byte shift to five
+                        // instructions (a shift, then a mask it builds each time).
+                        acc8[b][2 * h + 1] = u8x16_add(acc8[b][2 * h + 1], v128_and(u16x8_shr(packed[b][h], 4), low));
+                    }
+                }
+            }
+            for b in 0..NB {
+                for r in 0..lut::MR {
+                    acc16[b][r][0] = u16x8_add(acc16[b][r][0], u16x8_extend_low_u8x16(acc8[b][r]));
+                    acc16[b][r][1] = u16x8_add(acc16[b][r][1], u16x8_extend_high_u8x16(acc8[b][r]));
+                }
+            }
+        }
+        for b in 0..NB {
+            for r in 0..lut::MR {
+                let q = &mut acc32[b][r];
+                let h = acc16[b][r];
+                q[0] = i32x4_add(q[0], i32x4_shl(u32x4_extend_low_u16x8(h[0]), shift));
+                q[1] = i32x4_add(q[1], i32x4_shl(u32x4_extend_high_u16x8(h[0]), shift));
+                q[2] = i32x4_add(q[2], i32x4_shl(u32x4_extend_low_u16x8(h[1]), shift));
+                q[3] = i32x4_add(q[3], i32x4_shl(u32x4_extend_high_u16x8(h[1]), shift));
+            }
+        }
+    }
+}
+
 /// Table lookups a u8 lane can accumulate without overflow: each adds at most 4 * digit max.
 #[inline(always)]
 fn lut_u8_steps(dbits: u32) -> usize {
@@ -348,6 +421,7 @@ fn lut_tile<const NB: usize, const RELAXED: bool, const WINDOW: bool>(job: &mut 
     let (w, a) = (job.w, job.a);
     let g_n = lut::groups(w.depth);
     let (d_n, dbits) = lut::digits(w.wbits.get());
+    let (vecs, paired) = (lut::vectors(w.wbits.get()), lut::paired(w.wbits.get()));
     let ab = a.abits.count();
     let steps = lut_u8_steps(dbits);
     let (rt, cb) = (row0 / lut::MR, col0 / lut::LANES);
@@ -358,7 +432,7 @@ fn lut_tile<const NB: usize, const RELAXED: bool, const WINDOW: bool>(job: &mut 
     for d in 0..d_n {
         // SAFETY (pointers): tile (rt, d) of the tables and blocks cb..cb+NB of the indices lie
         // inside the buffers; the callers assert the buffer sizes and NB <= blocks left.
-        let tables = unsafe { wbase.add((rt * d_n + d) * g_n * lut::MR) };
+        let tables = unsafe { wbase.add((rt * d_n + d) * g_n * vecs) };
         for j in 0..ab {
             let idx: [*const v128; NB] = core::array::from_fn(|b| unsafe {
                 match a.window {
@@ -366,7 +440,12 @@ fn lut_tile<const NB: usize, const RELAXED: bool, const WINDOW: bool>(job: &mut 
                     None => abase.add(((cb + b) * ab + j) * g_n),
                 }
             });
-            unsafe { lut_pass::<NB, RELAXED, WINDOW>(tables, idx, offsets, g_n, steps, j as u32 + d as u32 * dbits, &mut acc32) };
+            let shift = j as u32 + d as u32 * dbits;
+            if paired {
+                unsafe { lut_pass_paired::<NB, RELAXED, WINDOW>(tables, idx, offsets, g_n, shift, &mut acc32) };
+            } else {
+                unsafe { lut_pass::<NB, RELAXED, WINDOW>(tables, idx, offsets, g_n, steps, shift, &mut acc32) };
+            }
         }
     }
     let rows = w.rows;
@@ -396,7 +475,7 @@ fn lut_impl<const RELAXED: bool>(mut job: Job<'_>) {
     let (w, a) = (job.w, job.a);
     let g_n = lut::groups(w.depth);
     let (d_n, _) = lut::digits(w.wbits.get());
-    assert!(w.data::<u8>().len() >= w.rows.div_ceil(lut::MR) * lut::MR * d_n * g_n * 16);
+    assert!(w.data::<u8>().len() >= w.rows.div_ceil(lut::MR) * d_n * g_n * lut::vectors(w.wbits.get()) * 16);
     let ab = a.abits.count();
     match a.window {
         // Every load of a window pack, the last plane's farthest group at the last lane, inside it.
