@@ -6,6 +6,7 @@
 //! `M + N` operand vectors must stay near 16 or the tile spills.
 
 use core::arch::wasm32::*;
+use core::ops::Range;
 
 use super::job::{drivers_by_scheme_name, Job};
 use super::{bitserial, dot16, dot8, lut};
@@ -285,38 +286,21 @@ fn swizzle<const RELAXED: bool>(table: v128, idx: v128) -> v128 {
     i8x16_swizzle(table, idx)
 }
 
-/// One 4-row x (16 * NB)-column Lut tile for one (digit, plane) pair, added into `acc32`
-/// (i32 lanes = columns, 4 vectors per 16 columns) scaled by `2^shift`. Byte accumulators
-/// take `steps` lookups, u16 ones 256 flushes, before widening.
+/// Runs `add(groups, acc8)` over the groups `0..g_n` in runs of `per8` (what a byte accumulator
+/// takes), widening each run's bytes into u16 lanes, and those every 256 runs into `acc32` (i32
+/// lanes = columns, 4 vectors per 16 columns) scaled by `2^shift`: the accumulator ladder both
+/// Lut passes climb.
 #[inline(always)]
-unsafe fn lut_pass<const NB: usize, const RELAXED: bool, const WINDOW: bool>(
-    tables: *const v128,
-    idx: [*const v128; NB],
-    offsets: *const u32,
-    g_n: usize,
-    steps: usize,
-    shift: u32,
-    acc32: &mut [[[v128; 4]; lut::MR]; NB],
-) {
+unsafe fn lut_ladder<const NB: usize>(g_n: usize, per8: usize, shift: u32, acc32: &mut [[[v128; 4]; lut::MR]; NB], mut add: impl FnMut(Range<usize>, &mut [[v128; lut::MR]; NB])) {
     let mut g = 0;
     while g < g_n {
-        let chunk_end = (g + steps * 256).min(g_n);
+        let chunk_end = (g + per8 * 256).min(g_n);
         let mut acc16 = [[[u16x8_splat(0); 2]; lut::MR]; NB];
         while g < chunk_end {
-            let end = (g + steps).min(chunk_end);
+            let end = (g + per8).min(chunk_end);
             let mut acc8 = [[u8x16_splat(0); lut::MR]; NB];
-            while g < end {
-                let t: [v128; lut::MR] = core::array::from_fn(|r| v128_load(tables.add(g * lut::MR + r)));
-                for b in 0..NB {
-                    // A window pack (window.rs) keeps each group's index bytes at an offset from
-                    // the column's, unaligned; a column pack, one after the other.
-                    let i = if WINDOW { v128_load((idx[b] as *const u8).add(*offsets.add(g) as usize) as *const v128) } else { v128_load(idx[b].add(g)) };
-                    for r in 0..lut::MR {
-                        acc8[b][r] = u8x16_add(acc8[b][r], swizzle::<RELAXED>(t[r], i));
-                    }
-                }
-                g += 1;
-            }
+            add(g..end, &mut acc8);
+            g = end;
             for b in 0..NB {
                 for r in 0..lut::MR {
                     acc16[b][r][0] = u16x8_add(acc16[b][r][0], u16x8_extend_low_u8x16(acc8[b][r]));
@@ -337,11 +321,47 @@ unsafe fn lut_pass<const NB: usize, const RELAXED: bool, const WINDOW: bool>(
     }
 }
 
+/// Group `g`'s index vector of block `b`: a window pack (window.rs) keeps each group's index
+/// bytes at an offset from the column's, unaligned; a column pack, one after the other.
+#[inline(always)]
+unsafe fn lut_index<const NB: usize, const WINDOW: bool>(idx: &[*const v128; NB], offsets: *const u32, b: usize, g: usize) -> v128 {
+    if WINDOW {
+        v128_load((idx[b] as *const u8).add(*offsets.add(g) as usize) as *const v128)
+    } else {
+        v128_load(idx[b].add(g))
+    }
+}
+
+/// One 4-row x (16 * NB)-column Lut tile for one (digit, plane) pair, added into `acc32` scaled
+/// by `2^shift`; byte accumulators take `steps` lookups (`lut_ladder`).
+#[inline(always)]
+unsafe fn lut_pass<const NB: usize, const RELAXED: bool, const WINDOW: bool>(
+    tables: *const v128,
+    idx: [*const v128; NB],
+    offsets: *const u32,
+    g_n: usize,
+    steps: usize,
+    shift: u32,
+    acc32: &mut [[[v128; 4]; lut::MR]; NB],
+) {
+    lut_ladder(g_n, steps, shift, acc32, |groups, acc8| {
+        for g in groups {
+            let t: [v128; lut::MR] = core::array::from_fn(|r| v128_load(tables.add(g * lut::MR + r)));
+            for b in 0..NB {
+                let i = lut_index::<NB, WINDOW>(&idx, offsets, b, g);
+                for r in 0..lut::MR {
+                    acc8[b][r] = u8x16_add(acc8[b][r], swizzle::<RELAXED>(t[r], i));
+                }
+            }
+        }
+    });
+}
+
 /// `lut_pass` for 1-bit weights, whose tables pair two rows (lut.rs: row 2h in each entry's low
 /// nibble, 2h+1 in its high one, each at most 4). Per group: 2 table loads and 2 lookups per
 /// block where `lut_pass` takes 4 of each. Three lookups sum in one byte without a carry between
 /// the nibbles (at most 12 each); then the nibbles split into the rows' byte accumulators (mask,
-/// 16-bit shift and mask), which take 21 such splits (at most 252), u16 ones 256 flushes, before widening.
+/// and 16-bit shift and mask), which take 21 such splits (at most 252).
 #[inline(always)]
 unsafe fn lut_pass_paired<const NB: usize, const RELAXED: bool, const WINDOW: bool>(
     tables: *const v128,
@@ -354,60 +374,31 @@ unsafe fn lut_pass_paired<const NB: usize, const RELAXED: bool, const WINDOW: bo
     const SUMMED: usize = 3;
     const SPLITS: usize = 21;
     let low = u8x16_splat(0x0f);
-    let load = |b: usize, g: usize| {
-        if WINDOW {
-            v128_load((idx[b] as *const u8).add(*offsets.add(g) as usize) as *const v128)
-        } else {
-            v128_load(idx[b].add(g))
-        }
-    };
-    let mut g = 0;
-    while g < g_n {
-        let chunk_end = (g + SUMMED * SPLITS * 256).min(g_n);
-        let mut acc16 = [[[u16x8_splat(0); 2]; lut::MR]; NB];
-        while g < chunk_end {
-            let end = (g + SUMMED * SPLITS).min(chunk_end);
-            let mut acc8 = [[u8x16_splat(0); lut::MR]; NB];
-            while g < end {
-                let stop = (g + SUMMED).min(end);
-                let mut packed = [[u8x16_splat(0); 2]; NB];
-                while g < stop {
-                    let t = [v128_load(tables.add(2 * g)), v128_load(tables.add(2 * g + 1))];
-                    for b in 0..NB {
-                        let i = load(b, g);
-                        for h in 0..2 {
-                            packed[b][h] = u8x16_add(packed[b][h], swizzle::<RELAXED>(t[h], i));
-                        }
-                    }
-                    g += 1;
-                }
+    lut_ladder(g_n, SUMMED * SPLITS, shift, acc32, |groups, acc8| {
+        let mut g = groups.start;
+        while g < groups.end {
+            let stop = (g + SUMMED).min(groups.end);
+            let mut packed = [[u8x16_splat(0); 2]; NB];
+            while g < stop {
+                let t = [v128_load(tables.add(2 * g)), v128_load(tables.add(2 * g + 1))];
                 for b in 0..NB {
+                    let i = lut_index::<NB, WINDOW>(&idx, offsets, b, g);
                     for h in 0..2 {
-                        acc8[b][2 * h] = u8x16_add(acc8[b][2 * h], v128_and(packed[b][h], low));
-                        // A 16-bit shift and the mask: V8 lowers a byte shift to five
-                        // instructions (a shift, then a mask it builds each time).
-                        acc8[b][2 * h + 1] = u8x16_add(acc8[b][2 * h + 1], v128_and(u16x8_shr(packed[b][h], 4), low));
+                        packed[b][h] = u8x16_add(packed[b][h], swizzle::<RELAXED>(t[h], i));
                     }
                 }
+                g += 1;
             }
             for b in 0..NB {
-                for r in 0..lut::MR {
-                    acc16[b][r][0] = u16x8_add(acc16[b][r][0], u16x8_extend_low_u8x16(acc8[b][r]));
-                    acc16[b][r][1] = u16x8_add(acc16[b][r][1], u16x8_extend_high_u8x16(acc8[b][r]));
+                for h in 0..2 {
+                    acc8[b][2 * h] = u8x16_add(acc8[b][2 * h], v128_and(packed[b][h], low));
+                    // A 16-bit shift and the mask: V8 lowers a byte shift to five instructions
+                    // (a shift, then a mask it builds each time).
+                    acc8[b][2 * h + 1] = u8x16_add(acc8[b][2 * h + 1], v128_and(u16x8_shr(packed[b][h], 4), low));
                 }
             }
         }
-        for b in 0..NB {
-            for r in 0..lut::MR {
-                let q = &mut acc32[b][r];
-                let h = acc16[b][r];
-                q[0] = i32x4_add(q[0], i32x4_shl(u32x4_extend_low_u16x8(h[0]), shift));
-                q[1] = i32x4_add(q[1], i32x4_shl(u32x4_extend_high_u16x8(h[0]), shift));
-                q[2] = i32x4_add(q[2], i32x4_shl(u32x4_extend_low_u16x8(h[1]), shift));
-                q[3] = i32x4_add(q[3], i32x4_shl(u32x4_extend_high_u16x8(h[1]), shift));
-            }
-        }
-    }
+    });
 }
 
 /// Table lookups a u8 lane can accumulate without overflow: each adds at most 4 * digit max.
