@@ -21,24 +21,39 @@ pub(crate) fn reduce4(a: v128, b: v128, c: v128, d: v128) -> v128 {
     i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(ab, cd), i32x4_shuffle::<2, 3, 6, 7>(ab, cd))
 }
 
+/// Stores the first `live` (at most 4) lanes of `v` at `out[at..]`: one v128 store when all 4
+/// are (a column's 4 rows of a full panel), else through a copy.
+#[inline(always)]
+fn store_rows(out: &mut [i32], at: usize, live: usize, v: v128) {
+    if live == 4 {
+        assert!(at + 4 <= out.len());
+        // SAFETY: the 4 i32 written lie inside `out` (asserted).
+        unsafe { v128_store(out.as_mut_ptr().add(at) as *mut v128, v) };
+    } else {
+        let mut t = [0i32; 4];
+        // SAFETY: `t` holds exactly one v128.
+        unsafe { v128_store(t.as_mut_ptr() as *mut v128, v) };
+        out[at..at + live].copy_from_slice(&t[..live]);
+    }
+}
+
 /// Reduces a 4-row tile of lane-partial sums and stores it (rows beyond `rows` dropped).
 #[inline(always)]
 pub(crate) fn store_tile4<const N: usize>(acc: &[[v128; 4]; N], out: &mut [i32], rows: usize, row0: usize, col_local: usize, ncols: usize) {
     for c in 0..N.min(ncols) {
         let v = reduce4(acc[c][0], acc[c][1], acc[c][2], acc[c][3]);
-        let base = (col_local + c) * rows + row0;
-        if row0 + 4 <= rows {
-            // SAFETY: base + 4 <= (col_local + c + 1) * rows <= out.len(), checked by the slice
-            // index below in debug builds.
-            debug_assert!(base + 4 <= out.len());
-            unsafe { v128_store(out.as_mut_ptr().add(base) as *mut v128, v) };
-        } else {
-            let mut t = [0i32; 4];
-            unsafe { v128_store(t.as_mut_ptr() as *mut v128, v) };
-            let m = rows - row0;
-            out[base..base + m].copy_from_slice(&t[..m]);
-        }
+        store_rows(out, (col_local + c) * rows + row0, (rows - row0).min(4), v);
     }
+}
+
+/// The shallow Dot16 kernels' weights for one pair of depths of a 4-row panel (Dot16's panel
+/// layout, dot16.rs): `[w(r, k0), w(r, k1)]` for r = 0..4, `w(r, k1)` zero without a `k1`.
+#[inline(always)]
+fn pair_weights(panel: &[i16], k0: usize, k1: Option<usize>) -> v128 {
+    // Element (i, k) of a panel: (k / 8) * 32 + (i % 4) * 8 + k % 8.
+    let at = |r: usize, k: usize| panel[(k / dot16::KB) * dot16::STEP + r * dot16::KB + k % dot16::KB];
+    let second = |r: usize| k1.map_or(0, |k| at(r, k));
+    i16x8(at(0, k0), second(0), at(1, k0), second(1), at(2, k0), second(2), at(3, k0), second(3))
 }
 
 /// One 4 x N Dot16 tile over `kcs` panel steps. `w` points at the row panel, `a` at the first of
@@ -125,10 +140,7 @@ fn dot16_pairs<const P: usize>(job: Job<'_>) {
     let at = |k: usize| (k / dot16::KB) * dot16::STEP + k % dot16::KB;
     for row0 in (0..rows).step_by(dot16::MR) {
         let panel = &wd[row0 * kp..(row0 + dot16::MR) * kp];
-        let wp: [v128; P] = core::array::from_fn(|j| {
-            let (k0, k1) = (at(2 * j), at(2 * j + 1));
-            i16x8(panel[k0], panel[k1], panel[8 + k0], panel[8 + k1], panel[16 + k0], panel[16 + k1], panel[24 + k0], panel[24 + k1])
-        });
+        let wp: [v128; P] = core::array::from_fn(|j| pair_weights(panel, 2 * j, Some(2 * j + 1)));
         let live = (rows - row0).min(dot16::MR);
         for col in c0..c1 {
             let base = (col / dot16::NR) * dot16::NR * kp + (col % dot16::NR) * dot16::KB;
@@ -139,17 +151,7 @@ fn dot16_pairs<const P: usize>(job: Job<'_>) {
                 let pair = unsafe { v128_load32_splat(ad.as_ptr().add(base + at(2 * j)) as *const u32) };
                 acc = i32x4_add(acc, i32x4_dot_i16x8(wv, pair));
             }
-            let o = (col - c0) * rows + row0;
-            if live == dot16::MR {
-                debug_assert!(o + 4 <= out.len());
-                // SAFETY: o + 4 <= (col - c0 + 1) * rows <= out.len() (the job's columns).
-                unsafe { v128_store(out.as_mut_ptr().add(o) as *mut v128, acc) };
-            } else {
-                let mut t = [0i32; 4];
-                // SAFETY: `t` holds exactly one v128.
-                unsafe { v128_store(t.as_mut_ptr() as *mut v128, acc) };
-                out[o..o + live].copy_from_slice(&t[..live]);
-            }
+            store_rows(out, (col - c0) * rows + row0, live, acc);
         }
     }
 }
@@ -183,14 +185,9 @@ fn direct_pairs<const P: usize>(w: &super::PackedWeights, win: &super::Window, i
     let depths: [(usize, Option<usize>); P] = core::array::from_fn(|j| super::direct::pair_depths(win, j));
     // The farthest value any pair of row y reads is (y + kh) * row (direct.rs).
     assert!(image.len() > (ys.end + win.kh - 1) * row && acc.len() >= ys.len() * wo * rows && wd.len() >= rows.div_ceil(dot16::MR) * dot16::MR * kp);
-    let at = |k: usize| (k / dot16::KB) * dot16::STEP + k % dot16::KB;
     for row0 in (0..rows).step_by(dot16::MR) {
         let panel = &wd[row0 * kp..(row0 + dot16::MR) * kp];
-        let wp: [v128; P] = core::array::from_fn(|j| {
-            let (k0, k1) = depths[j];
-            let second = |r: usize| k1.map_or(0, |k| panel[r * 8 + at(k)]);
-            i16x8(panel[at(k0)], second(0), panel[8 + at(k0)], second(1), panel[16 + at(k0)], second(2), panel[24 + at(k0)], second(3))
-        });
+        let wp: [v128; P] = core::array::from_fn(|j| pair_weights(panel, depths[j].0, depths[j].1));
         let live = (rows - row0).min(dot16::MR);
         for (i, y) in ys.clone().enumerate() {
             let base = unsafe { image.as_ptr().add(y * row) };
@@ -204,17 +201,7 @@ fn direct_pairs<const P: usize>(w: &super::PackedWeights, win: &super::Window, i
                     let pair = unsafe { v128_load32_splat(px.add(o) as *const u32) };
                     sum = i32x4_add(sum, i32x4_dot_i16x8(wv, pair));
                 }
-                let d = (i * wo + x) * rows + row0;
-                if live == dot16::MR {
-                    debug_assert!(d + 4 <= acc.len());
-                    // SAFETY: d + 4 <= (i * wo + x + 1) * rows <= acc.len() (asserted).
-                    unsafe { v128_store(acc.as_mut_ptr().add(d) as *mut v128, sum) };
-                } else {
-                    let mut t = [0i32; 4];
-                    // SAFETY: `t` holds exactly one v128.
-                    unsafe { v128_store(t.as_mut_ptr() as *mut v128, sum) };
-                    acc[d..d + live].copy_from_slice(&t[..live]);
-                }
+                store_rows(acc, (i * wo + x) * rows + row0, live, sum);
             }
         }
     }
