@@ -29,7 +29,7 @@
 // page's thread as ORT and TF.js do here, leading its pool's workers as they lead theirs;
 // `anybit-out`, the same with run()'s `output` option, each run writing into the array the first
 // returned: no new output array per run, which ORT Web 1.31.1 cannot offer on its CPU backend (a
-// pre-allocated 'cpu' output tensor comes back all zeros, microsoft/onnxruntime#25786)), ORT
+// pre-allocated 'cpu' output tensor comes back all zeros: BENCHMARKS.md)), ORT
 // `env.wasm.numThreads`, TF.js `setThreadsCount` before its backend starts; TF.js caps that at
 // half of navigator.hardwareConcurrency (1 here, whatever it is asked), so a page for N > 1
 // threads reports 2N (an init script); the count TF.js reports is checked and recorded.

@@ -90,9 +90,8 @@ export const ENGINES = {
     name: 'onnxruntime-web (wasm)',
     // No counterpart of anybit-out: ORT Web 1.31.1 leaves a pre-allocated 'cpu' output tensor
     // (`session.run(feeds, {output: new ort.Tensor('float32', new Float32Array(n), dims)})`) all
-    // zeros, as microsoft/onnxruntime#25786 reports (tried 2026-12-05: MNIST top-1 6/32, cosine 0
-    // to the float outputs), and passing the output tensor of an earlier run keeps that run's
-    // values (3/32): an app cannot skip the output array there.
+    // zeros, and an earlier run's output tensor passed so keeps that run's values, so an app
+    // cannot skip the output array there (measured: BENCHMARKS.md).
     variants: ['fp32', 'int8'],
     async load({ variant, threads, files, shape }) {
       const ort = await import(`${ORT_DIST}ort.wasm.min.mjs`);
