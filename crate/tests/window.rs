@@ -269,7 +269,8 @@ suite! {
                 let (mut from_codes, mut from_floats) = (WindowActs::default(), WindowActs::default());
                 from_codes.pack(&codes, win, abits).unwrap();
                 from_floats.pack_floats(&x, win, clip, abits, 1).unwrap();
-                // Split over threads (rows by thread), and from codes so: the same packs.
+                // Asked for 2 threads (an image this small stays on one; the split is
+                // a_large_image_packs_the_same_split_over_threads's), and from codes so: the same packs.
                 let (mut floats2, mut codes2) = (WindowActs::default(), WindowActs::default());
                 floats2.pack_floats(&x, win, clip, abits, 2).unwrap();
                 codes2.pack_threads(&codes, win, abits, 2).unwrap();
@@ -284,6 +285,31 @@ suite! {
         let mut acts = WindowActs::default();
         let win = window(2, 2, 8, 1, 1, [0; 4]);
         assert_eq!(acts.pack_floats(&[0.0; 31], win, 1.0, Bits::new(2).unwrap(), 1).unwrap_err().kind(), ErrorKind::ShapeMismatch);
+    }
+
+    fn a_large_image_packs_the_same_split_over_threads() {
+        // Small images pack on one thread whatever the count; from 2^18 values the rows are
+        // split (window.rs MIN_SPLIT_VALUES). Both must pack what one thread packs.
+        let mut rng = Rng(17);
+        let (h, w, c) = (64, 64, 64);
+        let win = window(h, w, c, 3, 3, [1, 1, 1, 1]);
+        let pw = PackedWeights::new(&rng.codes(win.depth(), 2), 1, win.depth(), Bits::new(2).unwrap(), Scheme::Lut).unwrap();
+        for ab in [1u8, 2, 8] {
+            let abits = Bits::new(ab).unwrap();
+            let clip = 1.5;
+            let x: Vec<f32> = (0..h * w * c).map(|_| rng.below(4000) as f32 / 4000.0 * 2.0 - 0.2).collect();
+            let mut codes = vec![0u8; x.len()];
+            act_codes(&x, clip, abits, &mut codes);
+            let mut one = WindowActs::default();
+            one.pack(&codes, win, abits).unwrap();
+            let (mut codes2, mut floats2) = (WindowActs::default(), WindowActs::default());
+            codes2.pack_threads(&codes, win, abits, 2).unwrap();
+            floats2.pack_floats(&x, win, clip, abits, 2).unwrap();
+            let isa = Isa::available()[0];
+            let want = products(isa, &pw, &mut one, win, 1);
+            assert_eq!(products(isa, &pw, &mut codes2, win, 1), want, "a{ab}, codes, 2 threads");
+            assert_eq!(products(isa, &pw, &mut floats2, win, 1), want, "a{ab}, floats, 2 threads");
+        }
     }
 
     fn direct_path_on_random_shallow_convolutions() {

@@ -99,6 +99,15 @@ pub(crate) fn run_parts<P: Send>(parts: Vec<P>, threads: usize, f: &(dyn Fn(P) +
     }
 }
 
+/// Starts the helpers a split over `threads` threads would use, without waiting for them: for a
+/// caller about to split, after some work of its own (see [`team`](super::team)).
+pub(crate) fn wake(threads: usize) {
+    #[cfg(feature = "threads")]
+    super::team::wake(threads);
+    #[cfg(not(feature = "threads"))]
+    let _ = threads;
+}
+
 /// Held for the length of a pass over a model's layers: gets up to `threads - 1` helper threads
 /// running for the splits to come and keeps them spinning between layers (see
 /// [`team`](super::team)); nothing without the `threads` feature or on one thread.

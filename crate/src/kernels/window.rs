@@ -126,7 +126,7 @@ impl WindowActs {
         self.prepare(codes.len(), win, abits)?;
         let out = PackOut::new(&mut self.planes, &mut self.pixel_sums);
         let any = AtomicU8::new(0);
-        by_rows(win.h, threads, &|rows| {
+        by_rows(&win, threads, &|rows| {
             any.fetch_or(pack_planes(codes, &win, abits.get(), rows, out), Relaxed);
         });
         let any = any.into_inner();
@@ -143,7 +143,7 @@ impl WindowActs {
     pub fn pack_floats(&mut self, x: &[f32], win: Window, clip: f32, abits: Bits, threads: usize) -> Result<()> {
         self.prepare(x.len(), win, abits)?;
         let out = PackOut::new(&mut self.planes, &mut self.pixel_sums);
-        by_rows(win.h, threads, &|rows| pack_planes_floats(x, &win, clip, abits, rows, out));
+        by_rows(&win, threads, &|rows| pack_planes_floats(x, &win, clip, abits, rows, out));
         self.finish(win, abits);
         Ok(())
     }
@@ -188,10 +188,22 @@ impl WindowActs {
     }
 }
 
-/// `f` on row ranges that cover `0..h`, split over `threads` threads as a GEMM's columns are
-/// ([`job::column_blocks`]).
-fn by_rows(h: usize, threads: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
-    job::run_parts(job::column_blocks(h, 1, threads).map(|(y0, y1)| y0..y1).collect(), threads, f);
+/// Image values below which a pack stays on the calling thread: packing 50 K codes takes about
+/// 0.01 ms on one thread, and splitting it cost more than it saved (0.037 against 0.010 ms in
+/// the kernel benchmark on two threads; BENCHMARKS.md). Such a pack instead wakes the helpers
+/// that the GEMM after it will split over, so that they are up by then.
+const MIN_SPLIT_VALUES: usize = 1 << 18;
+
+/// `f` on row ranges that cover the image's `0..h`, split over `threads` threads as a GEMM's
+/// columns are ([`job::column_blocks`]) when the image is large enough.
+fn by_rows(win: &Window, threads: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
+    let threads = if win.h * win.w * win.c < MIN_SPLIT_VALUES {
+        job::wake(threads);
+        1
+    } else {
+        threads
+    };
+    job::run_parts(job::column_blocks(win.h, 1, threads).map(|(y0, y1)| y0..y1).collect(), threads, f);
 }
 
 /// The nibble planes and pixel sums of a pack (zeroed before it), written through raw pointers so
