@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use anybit::format::{Precision, Width};
 use anybit::kernels::{
-    best_scheme, direct_fits, direct_gemm_then, gemm_reference, im2col_reference, window_gemm_then, DirectActs, Isa, PackedWeights, Scheme, Window, WindowActs,
+    best_direct_scheme, best_scheme, direct_fits, direct_gemm_then, direct_kernel, gemm_reference, im2col_reference, window_gemm_then, DirectActs, Isa, PackedWeights, Scheme, Window, WindowActs,
 };
 use anybit::layers::{Context, Conv2d, Layer, QuantWeights, WidthParams};
 use anybit::quant::act_codes;
@@ -218,8 +218,9 @@ suite! {
         let mut rng = Rng(5);
         let mut windowed = 0;
         let mut direct = 0;
-        // The last three are shallow (depth 9, 8 and 4): the direct path where they run Dot16.
-        for (h, w, cin, cout, k, pad) in [(7, 7, 64, 64, 3, 1), (9, 6, 16, 12, 3, 1), (5, 5, 24, 3, 1, 0), (6, 6, 12, 5, 3, 0), (28, 28, 1, 32, 3, 1), (5, 8, 2, 6, 2, 0), (4, 3, 1, 9, 2, 1)] {
+        // The last four are shallow (depth 9, 8, 4 and an RGB stem's 27): the direct path where
+        // they run Dot16.
+        for (h, w, cin, cout, k, pad) in [(7, 7, 64, 64, 3, 1), (9, 6, 16, 12, 3, 1), (5, 5, 24, 3, 1, 0), (6, 6, 12, 5, 3, 0), (28, 28, 1, 32, 3, 1), (5, 8, 2, 6, 2, 0), (4, 3, 1, 9, 2, 1), (9, 7, 3, 16, 3, 1)] {
             let depth = k * k * cin;
             let codes8: Vec<u8> = (0..cout * depth).map(|_| rng.next() as u8).collect();
             let x: Vec<f32> = (0..h * w * cin).map(|_| (rng.below(4000) as f32) / 1000.0 - 1.0).collect();
@@ -235,7 +236,8 @@ suite! {
                 let im2col = conv.forward(&[&input], &mut ctx).unwrap();
                 assert_eq!(fast.shape(), im2col.shape());
                 assert_eq!(fast.data(), im2col.data(), "{h}x{w}x{cin} -> {cout}, k{k} pad {pad}, w{wb}a{ab}");
-                let scheme = best_scheme(Bits::new(wb).unwrap(), Bits::new(ab).unwrap(), depth);
+                let (wbits, abits) = (Bits::new(wb).unwrap(), Bits::new(ab).unwrap());
+                let scheme = if direct_kernel(k, k, cin) { best_direct_scheme(wbits, abits, depth) } else { best_scheme(wbits, abits, depth) };
                 let win = window(h, w, cin, k, k, [pad; 4]);
                 windowed += usize::from(scheme == Scheme::Lut && win.fits());
                 direct += usize::from(scheme == Scheme::Dot16 && !win.fits() && direct_fits(&win));
@@ -243,8 +245,9 @@ suite! {
         }
         let simd = Isa::best() != Isa::Scalar;
         assert!(!simd || windowed >= 12, "a SIMD build runs 1-2-bit activations on Lut, so on the window path: {windowed} cases");
-        // Every build runs the shallow layers' 8-bit width on Dot16 (SIMD: every width).
-        assert!(direct >= if simd { 15 } else { 3 }, "shallow layers on the direct path: {direct} cases");
+        // Every build runs the shallow layers' 8-bit width on Dot16 (SIMD: every width), and the
+        // RGB stem's 3-8-bit widths too (SIMD: Dot16 there by best_direct_scheme).
+        assert!(direct >= if simd { 17 } else { 8 }, "shallow layers on the direct path: {direct} cases");
     }
 
     fn floats_pack_as_their_codes() {
@@ -341,6 +344,11 @@ suite! {
             let (weights, img) = (rng.codes(rows * 9, 8), rng.codes(28 * 28, 8));
             assert!(check_direct(&weights, &img, rows, win, 8, 8, "first layer") > 0);
         }
+        // ResNet-20's stem: 32x32 RGB, 3x3, same padding, 16 outputs (15 pairs per pixel).
+        let win = window(32, 32, 3, 3, 3, [1; 4]);
+        assert!(direct_fits(&win));
+        let (weights, img) = (rng.codes(16 * 27, 8), rng.codes(32 * 32 * 3, 8));
+        assert!(check_direct(&weights, &img, 16, win, 8, 8, "RGB stem") > 0);
         let win = window(5, 6, 2, 2, 3, [1, 1, 0, 1]);
         for (wv, av) in [(0u8, 0u8), (255, 255), (0, 255), (255, 0)] {
             let weights = vec![wv; 7 * win.depth()];
@@ -377,10 +385,10 @@ suite! {
         let eight = Bits::new(8).unwrap();
         let mut acts = DirectActs::default();
         let win = window(4, 4, 1, 3, 3, [1; 4]);
-        // Too many pairs per pixel (3 channels x 3 taps: 5 per tap row, 15 in all).
-        let wide = window(4, 4, 3, 3, 3, [1; 4]);
-        assert!(!direct_fits(&wide));
-        assert_eq!(acts.pack_floats(&[0.0; 48], wide, 1.0, eight).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        // Too many pairs per pixel (4 channels x 3 taps: 6 per tap row, 18 in all).
+        let wide = window(4, 4, 4, 3, 3, [1; 4]);
+        assert!(!direct_fits(&wide) && !direct_kernel(3, 3, 4) && direct_kernel(3, 3, 3));
+        assert_eq!(acts.pack_floats(&[0.0; 64], wide, 1.0, eight).unwrap_err().kind(), ErrorKind::InvalidArgument);
         assert_eq!(acts.pack_floats(&[0.0; 15], win, 1.0, eight).unwrap_err().kind(), ErrorKind::ShapeMismatch);
         // Nothing packed after a failed pack; weights of another scheme or depth; short scratch.
         let pw = PackedWeights::new(&[1; 3 * 9], 3, 9, eight, Scheme::Dot16).unwrap();

@@ -1,5 +1,6 @@
 //! A shallow convolution's GEMM on `Dot16` weights without an im2col: the first layer of an image
-//! model (3x3 taps of one channel, depth 9), where the packing costs more than the products.
+//! model (3x3 taps of one channel, depth 9, or of three, depth 27), where the packing costs more
+//! than the products.
 //!
 //! Through im2col, such a layer copied its image 9 times as bytes, then widened the copy into
 //! Dot16's 16-deep panels: at 28x28 with 32 outputs that packing took as long as the GEMM
@@ -23,12 +24,21 @@ use super::{dot16, job, PackedWeights, Scheme, Window};
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
 
-/// The most i16 pairs per output pixel: pair weight vectors of one 4-row panel stay in registers.
-pub const MAX_PAIRS: usize = 8;
+/// The most i16 pairs per output pixel: 15 for a 3x3 kernel over 3 channels (an RGB image's first
+/// conv). Past 8 not all of a 4-row panel's pair weight vectors stay in registers, and the
+/// kernel still beats an im2col: ResNet-20's stem (32x32x3 -> 16) took 0.047 ms against 0.092
+/// through im2col and Dot16 in Node (BENCHMARKS.md).
+pub const MAX_PAIRS: usize = 16;
 
 /// Pairs per tap row: `ceil(kw * c / 2)`.
 pub(super) fn pairs_per_row(win: &Window) -> usize {
     (win.kw * win.c).div_ceil(2)
+}
+
+/// Whether a `kh x kw` kernel over `c` channels takes at most [`MAX_PAIRS`] pairs per output
+/// pixel: the part of [`direct_fits`] a layer knows before it sees an image.
+pub fn direct_kernel(kh: usize, kw: usize, c: usize) -> bool {
+    kh.checked_mul(kw.saturating_mul(c).div_ceil(2)).is_some_and(|p| p <= MAX_PAIRS)
 }
 
 /// Whether the direct path runs `win`: stride and dilation 1 (the caller's part), an output the
@@ -41,7 +51,7 @@ pub fn direct_fits(win: &Window) -> bool {
         && win.wo > 0
         && win.top + win.h < win.ho + win.kh
         && win.left + win.w < win.wo + win.kw
-        && win.kh * pairs_per_row(win) <= MAX_PAIRS
+        && direct_kernel(win.kh, win.kw, win.c)
 }
 
 /// A shallow convolution's input packed for the direct path, in buffers reused across calls.
@@ -78,19 +88,25 @@ impl DirectActs {
         Ok(())
     }
 
-    /// The code sums of output row `y`'s pixels (what im2col's columns would sum to).
-    fn row_sums(&self, win: &Window, y: usize, sums: &mut [i32]) {
+    /// The code sums of output row `y`'s pixels (what im2col's columns would sum to). `pixels`
+    /// is scratch for a padded row's per-pixel sums over the channels.
+    fn row_sums(&self, win: &Window, y: usize, sums: &mut [i32], pixels: &mut Vec<i32>) {
         let (row, c, n) = (row_len(win), win.c, sums.len());
         sums.fill(0);
         for ky in 0..win.kh {
-            let base = (y + ky) * row;
-            // One shifted pass per value of the tap row (one channel: contiguous, vectorized).
-            for j in 0..win.kw * c {
-                let src = &self.image[base + j..];
-                if c == 1 {
-                    sums.iter_mut().zip(&src[..n]).for_each(|(s, &v)| *s += v as i32);
-                } else {
-                    sums.iter_mut().zip(src.iter().step_by(c)).for_each(|(s, &v)| *s += v as i32);
+            let src = &self.image[(y + ky) * row..(y + ky + 1) * row];
+            // One shifted pass per tap of the row over contiguous values (vectorized): the
+            // image's own for one channel, else the pixels' sums over their channels (an RGB
+            // stem's passes per channel, strided, were 28% of the layer in Node).
+            if c == 1 {
+                for kx in 0..win.kw {
+                    sums.iter_mut().zip(&src[kx..kx + n]).for_each(|(s, &v)| *s += v as i32);
+                }
+            } else {
+                pixels.clear();
+                pixels.extend(src.chunks_exact(c).map(|p| p.iter().map(|&v| v as i32).sum::<i32>()));
+                for kx in 0..win.kw {
+                    sums.iter_mut().zip(&pixels[kx..kx + n]).for_each(|(s, &v)| *s += v);
                 }
             }
         }
@@ -196,9 +212,9 @@ pub fn direct_gemm_then<P: Send>(
         .collect();
     let one = |(ys, acc, runs): (Range<usize>, &mut [i32], Vec<P>)| {
         kernel(w, &win, &acts.image, ys.clone(), acc);
-        let mut sums = vec![0i32; win.wo];
+        let (mut sums, mut pixels) = (vec![0i32; win.wo], Vec::new());
         for ((y, acc), p) in ys.zip(acc.chunks_exact(win.wo * rows)).zip(runs) {
-            acts.row_sums(&win, y, &mut sums);
+            acts.row_sums(&win, y, &mut sums, &mut pixels);
             then(y * win.wo, acc, &sums, p);
         }
     };

@@ -41,7 +41,7 @@ pub use team::set_pool_ready;
 pub use packed::{PackedSize, PackedWeights, MAX_DEPTH};
 pub use reference::{gemm_reference, im2col_reference};
 pub use scheme::Scheme;
-pub use direct::{direct_fits, direct_gemm_then, DirectActs};
+pub use direct::{direct_fits, direct_gemm_then, direct_kernel, DirectActs};
 pub use window::{window_gemm_then, Window, WindowActs};
 
 use crate::bits::Bits;
@@ -79,6 +79,18 @@ pub fn best_scheme(wbits: Bits, abits: Bits, depth: usize) -> Scheme {
         Isa::Scalar if cfg!(target_arch = "wasm32") && pairs <= 24 => Scheme::BitSerial,
         Isa::Scalar if !cfg!(target_arch = "wasm32") && pairs <= 8 => Scheme::BitSerial,
         _ => Scheme::Dot16,
+    }
+}
+
+/// [`best_scheme`] for a convolution the direct path can run ([`direct_kernel`], stride and
+/// dilation 1, one group): with SIMD it reads the image in place on Dot16 wherever
+/// `best_scheme` would multiply 3-8-bit activations on Dot8 or Dot16 through an im2col
+/// (ResNet-20's stem, depth 27: 0.047 against 0.092 ms in Node; BENCHMARKS.md). Lut's 1-2-bit
+/// activations stay on Lut (not measured against the direct path).
+pub fn best_direct_scheme(wbits: Bits, abits: Bits, depth: usize) -> Scheme {
+    match best_scheme(wbits, abits, depth) {
+        Scheme::Dot8 | Scheme::Dot16 if Isa::best() != Isa::Scalar => Scheme::Dot16,
+        s => s,
     }
 }
 

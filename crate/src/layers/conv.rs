@@ -39,6 +39,9 @@ impl Conv2d {
                 weights.depth()
             );
         }
+        let mut weights = weights;
+        let unit = stride == [1, 1] && dilation == [1, 1] && weights.groups() == 1;
+        weights.set_direct(unit && crate::kernels::direct_kernel(kernel[0], kernel[1], in_per_group));
         Ok(Conv2d { weights, kernel, stride, padding, dilation, in_per_group })
     }
 
@@ -324,7 +327,7 @@ impl Layer for Conv2d {
         match inputs.first().map(|s| self.out_dims(s)) {
             Some(Ok(dims)) => {
                 let mut g = self.weights.gemm_shape(dims.3 * dims.4, width);
-                g.window = self.window(dims).filter(|_| crate::kernels::best_scheme(g.wbits, g.abits, g.depth) == crate::kernels::Scheme::Lut);
+                g.window = self.window(dims).filter(|_| self.weights.scheme(g.wbits, g.abits) == crate::kernels::Scheme::Lut);
                 vec![g]
             }
             _ => Vec::new(),

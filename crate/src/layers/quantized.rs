@@ -92,6 +92,8 @@ pub struct QuantWeights {
     acts: ActQuant,
     widths: Vec<WidthParams>,
     active: Option<Active>,
+    /// A convolution the direct path can run ([`kernels::best_direct_scheme`]).
+    direct: bool,
 }
 
 impl QuantWeights {
@@ -129,7 +131,23 @@ impl QuantWeights {
             acts: ActQuant::Pact,
             widths,
             active: None,
+            direct: false,
         })
+    }
+
+    /// Says that these are the weights of a convolution the direct path can run (its kernel and
+    /// channels fit, stride and dilation 1, one group): they are packed for its scheme.
+    pub(crate) fn set_direct(&mut self, direct: bool) {
+        self.direct = direct;
+    }
+
+    /// The scheme these weights are packed for at a width's bits.
+    pub fn scheme(&self, wbits: Bits, abits: Bits) -> Scheme {
+        if self.direct {
+            kernels::best_direct_scheme(wbits, abits, self.depth)
+        } else {
+            kernels::best_scheme(wbits, abits, self.depth)
+        }
     }
 
     /// The same layer with activations quantized by `acts`.
@@ -172,7 +190,7 @@ impl QuantWeights {
     /// width's biases, and the weights packed for `width`.
     pub fn param_bytes(&self, width: Width) -> usize {
         let (wbits, abits) = self.bits_at(width);
-        let packed = PackedSize::of(self.rows, self.depth, wbits, kernels::best_scheme(wbits, abits, self.depth)).heap_bytes();
+        let packed = PackedSize::of(self.rows, self.depth, wbits, self.scheme(wbits, abits)).heap_bytes();
         let per_row: usize = self.widths.iter().flat_map(|p| [p.bias.as_ref(), p.row_scales.as_ref()]).flatten().map(|b| b.len() * 4).sum();
         let row_codes = if self.acts == ActQuant::Dynamic { self.outputs() * 8 } else { 0 };
         self.codes8.len() + per_row + row_codes + self.groups * packed
@@ -185,7 +203,7 @@ impl QuantWeights {
             crate::bail!(ErrorKind::UnsupportedWidth, "{}: no parameters for width #{index}", self.name);
         };
         let (wbits, abits) = self.bits_at(width);
-        let scheme = kernels::best_scheme(wbits, abits, self.depth);
+        let scheme = self.scheme(wbits, abits);
         let group_len = self.rows * self.depth;
         let mut derived = vec![0u8; group_len];
         let mut packed = Vec::with_capacity(self.groups);
