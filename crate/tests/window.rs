@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use anybit::format::{Precision, Width};
 use anybit::kernels::{
-    best_direct_scheme, best_scheme, direct_fits, direct_gemm_then, direct_kernel, gemm_reference, im2col_reference, window_gemm_then, DirectActs, Isa, PackedWeights, Scheme, Window, WindowActs,
+    best_direct_scheme, best_scheme, direct_fits, direct_gemm_then, direct_kernel_fits, gemm_reference, im2col_reference, window_gemm_then, DirectActs, Isa, PackedWeights, Scheme, Window, WindowActs,
 };
 use anybit::layers::{Context, Conv2d, Layer, QuantWeights, WidthParams};
 use anybit::quant::act_codes;
@@ -237,7 +237,7 @@ suite! {
                 assert_eq!(fast.shape(), im2col.shape());
                 assert_eq!(fast.data(), im2col.data(), "{h}x{w}x{cin} -> {cout}, k{k} pad {pad}, w{wb}a{ab}");
                 let (wbits, abits) = (Bits::new(wb).unwrap(), Bits::new(ab).unwrap());
-                let scheme = if direct_kernel(k, k, cin) { best_direct_scheme(wbits, abits, depth) } else { best_scheme(wbits, abits, depth) };
+                let scheme = if direct_kernel_fits(k, k, cin) { best_direct_scheme(wbits, abits, depth) } else { best_scheme(wbits, abits, depth) };
                 let win = window(h, w, cin, k, k, [pad; 4]);
                 windowed += usize::from(scheme == Scheme::Lut && win.fits());
                 direct += usize::from(scheme == Scheme::Dot16 && !win.fits() && direct_fits(&win));
@@ -387,7 +387,7 @@ suite! {
         let win = window(4, 4, 1, 3, 3, [1; 4]);
         // Too many pairs per pixel (4 channels x 3 taps: 6 per tap row, 18 in all).
         let wide = window(4, 4, 4, 3, 3, [1; 4]);
-        assert!(!direct_fits(&wide) && !direct_kernel(3, 3, 4) && direct_kernel(3, 3, 3));
+        assert!(!direct_fits(&wide) && !direct_kernel_fits(3, 3, 4) && direct_kernel_fits(3, 3, 3));
         assert_eq!(acts.pack_floats(&[0.0; 64], wide, 1.0, eight).unwrap_err().kind(), ErrorKind::InvalidArgument);
         assert_eq!(acts.pack_floats(&[0.0; 15], win, 1.0, eight).unwrap_err().kind(), ErrorKind::ShapeMismatch);
         // Nothing packed after a failed pack; weights of another scheme or depth; short scratch.

@@ -37,7 +37,7 @@ pub(super) fn pairs_per_row(win: &Window) -> usize {
 
 /// Whether a `kh x kw` kernel over `c` channels takes at most [`MAX_PAIRS`] pairs per output
 /// pixel: the part of [`direct_fits`] a layer knows before it sees an image.
-pub fn direct_kernel(kh: usize, kw: usize, c: usize) -> bool {
+pub fn direct_kernel_fits(kh: usize, kw: usize, c: usize) -> bool {
     kh.checked_mul(kw.saturating_mul(c).div_ceil(2)).is_some_and(|p| p <= MAX_PAIRS)
 }
 
@@ -51,7 +51,7 @@ pub fn direct_fits(win: &Window) -> bool {
         && win.wo > 0
         && win.top + win.h < win.ho + win.kh
         && win.left + win.w < win.wo + win.kw
-        && direct_kernel(win.kh, win.kw, win.c)
+        && direct_kernel_fits(win.kh, win.kw, win.c)
 }
 
 /// A shallow convolution's input packed for the direct path, in buffers reused across calls.

@@ -23,7 +23,7 @@ pub struct Conv2d {
 
 impl Conv2d {
     pub fn new(
-        weights: QuantWeights,
+        mut weights: QuantWeights,
         kernel: [usize; 2],
         stride: [usize; 2],
         padding: [usize; 4],
@@ -39,9 +39,8 @@ impl Conv2d {
                 weights.depth()
             );
         }
-        let mut weights = weights;
         let unit = stride == [1, 1] && dilation == [1, 1] && weights.groups() == 1;
-        weights.set_direct(unit && crate::kernels::direct_kernel(kernel[0], kernel[1], in_per_group));
+        weights.set_direct(unit && crate::kernels::direct_kernel_fits(kernel[0], kernel[1], in_per_group));
         Ok(Conv2d { weights, kernel, stride, padding, dilation, in_per_group })
     }
 
