@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use anybit::format::{Precision, Width};
 use anybit::kernels::{
-    best_direct_scheme, best_scheme, direct_fits, direct_gemm_then, direct_kernel_fits, gemm_reference, im2col_reference, window_gemm_then, DirectActs, Isa, PackedWeights, Scheme, Window, WindowActs,
+    best_direct_scheme, best_scheme, direct_conv, direct_fits, direct_gemm_then, direct_kernel_fits, gemm_reference, im2col_reference, window_gemm_then, DirectActs, Isa, PackedWeights, Scheme, Window, WindowActs,
 };
 use anybit::layers::{Context, Conv2d, Layer, QuantWeights, WidthParams};
 use anybit::quant::act_codes;
@@ -237,7 +237,7 @@ suite! {
                 assert_eq!(fast.shape(), im2col.shape());
                 assert_eq!(fast.data(), im2col.data(), "{h}x{w}x{cin} -> {cout}, k{k} pad {pad}, w{wb}a{ab}");
                 let (wbits, abits) = (Bits::new(wb).unwrap(), Bits::new(ab).unwrap());
-                let scheme = if direct_kernel_fits(k, k, cin) { best_direct_scheme(wbits, abits, depth) } else { best_scheme(wbits, abits, depth) };
+                let scheme = if direct_conv(k, k, cin) { best_direct_scheme(wbits, abits, depth) } else { best_scheme(wbits, abits, depth) };
                 let win = window(h, w, cin, k, k, [pad; 4]);
                 windowed += usize::from(scheme == Scheme::Lut && win.fits());
                 direct += usize::from(scheme == Scheme::Dot16 && !win.fits() && direct_fits(&win));
@@ -245,9 +245,10 @@ suite! {
         }
         let simd = Isa::best() != Isa::Scalar;
         assert!(!simd || windowed >= 12, "a SIMD build runs 1-2-bit activations on Lut, so on the window path: {windowed} cases");
-        // Every build runs the shallow layers' 8-bit width on Dot16 (SIMD: every width), and the
-        // RGB stem's 3-8-bit widths too (SIMD: Dot16 there by best_direct_scheme).
-        assert!(direct >= if simd { 17 } else { 8 }, "shallow layers on the direct path: {direct} cases");
+        // Every build runs the shallow layers' and the RGB stem's 8-bit width on Dot16 (scalar
+        // wasm runs 4-bit widths on BitSerial, native code on Dot16); SIMD builds run every
+        // width of the shallow layers there, and the stem's 3-8-bit ones (best_direct_scheme).
+        assert!(direct >= if simd { 17 } else { 4 }, "shallow layers on the direct path: {direct} cases");
     }
 
     fn floats_pack_as_their_codes() {
@@ -388,6 +389,8 @@ suite! {
         // Too many pairs per pixel (4 channels x 3 taps: 6 per tap row, 18 in all).
         let wide = window(4, 4, 4, 3, 3, [1; 4]);
         assert!(!direct_fits(&wide) && !direct_kernel_fits(3, 3, 4) && direct_kernel_fits(3, 3, 3));
+        // A 1x1 kernel fits, but its weights stay on best_scheme's choice (no im2col to save).
+        assert!(direct_kernel_fits(1, 1, 24) && !direct_conv(1, 1, 24) && direct_conv(3, 3, 3));
         assert_eq!(acts.pack_floats(&[0.0; 64], wide, 1.0, eight).unwrap_err().kind(), ErrorKind::InvalidArgument);
         assert_eq!(acts.pack_floats(&[0.0; 15], win, 1.0, eight).unwrap_err().kind(), ErrorKind::ShapeMismatch);
         // Nothing packed after a failed pack; weights of another scheme or depth; short scratch.

@@ -41,6 +41,14 @@ pub fn direct_kernel_fits(kh: usize, kw: usize, c: usize) -> bool {
     kh.checked_mul(kw.saturating_mul(c).div_ceil(2)).is_some_and(|p| p <= MAX_PAIRS)
 }
 
+/// Whether a convolution of a `kh x kw` kernel over `c` channels (stride and dilation 1, one
+/// group: the caller's part) has its weights packed for the direct path
+/// ([`best_direct_scheme`](super::best_direct_scheme)): its kernel fits, and it has more than one
+/// tap (a 1x1 convolution's im2col is its input as it is: nothing for the direct path to save).
+pub fn direct_conv(kh: usize, kw: usize, c: usize) -> bool {
+    kh.saturating_mul(kw) > 1 && direct_kernel_fits(kh, kw, c)
+}
+
 /// Whether the direct path runs `win`: stride and dilation 1 (the caller's part), an output the
 /// padded image holds, and at most [`MAX_PAIRS`] pairs per output pixel.
 pub fn direct_fits(win: &Window) -> bool {

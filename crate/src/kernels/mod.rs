@@ -41,7 +41,7 @@ pub use team::set_pool_ready;
 pub use packed::{PackedSize, PackedWeights, MAX_DEPTH};
 pub use reference::{gemm_reference, im2col_reference};
 pub use scheme::Scheme;
-pub use direct::{direct_fits, direct_gemm_then, direct_kernel_fits, DirectActs};
+pub use direct::{direct_conv, direct_fits, direct_gemm_then, direct_kernel_fits, DirectActs};
 pub use window::{window_gemm_then, Window, WindowActs};
 
 use crate::bits::Bits;
@@ -82,7 +82,7 @@ pub fn best_scheme(wbits: Bits, abits: Bits, depth: usize) -> Scheme {
     }
 }
 
-/// [`best_scheme`] for a convolution the direct path can run ([`direct_kernel_fits`], stride and
+/// [`best_scheme`] for a convolution the direct path can run ([`direct_conv`], stride and
 /// dilation 1, one group): with SIMD it reads the image in place on Dot16 wherever
 /// `best_scheme` would multiply 3-8-bit activations on Dot8 or Dot16 through an im2col
 /// (ResNet-20's stem, depth 27: 0.047 against 0.092 ms in Node; BENCHMARKS.md). Lut's 1-2-bit

@@ -40,7 +40,7 @@ impl Conv2d {
             );
         }
         let unit = stride == [1, 1] && dilation == [1, 1] && weights.groups() == 1;
-        weights.set_direct(unit && crate::kernels::direct_kernel_fits(kernel[0], kernel[1], in_per_group));
+        weights.set_direct(unit && crate::kernels::direct_conv(kernel[0], kernel[1], in_per_group));
         Ok(Conv2d { weights, kernel, stride, padding, dilation, in_per_group })
     }
 
