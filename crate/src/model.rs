@@ -4,6 +4,8 @@
 //! packed weights of every quantized layer from them, so switching needs neither the file nor
 //! calibration data.
 
+use std::borrow::Cow;
+
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
 use crate::format::names::{BIAS, CLIP, LO, SCALE, SMOOTH, STEP, WSCALE};
@@ -310,18 +312,19 @@ impl Model {
         Ok(out)
     }
 
-    /// Runs one sample (NHWC, `input_shape()` elements) and returns the last node's output.
-    pub fn run(&mut self, input: &[f32]) -> Result<Vec<f32>> {
-        let mut values = self.forward(input, false)?;
+    /// Runs one sample (NHWC, `input_shape()` elements) and returns the last node's output. An
+    /// owned input becomes the first value as it is; a borrowed one is copied.
+    pub fn run<'a>(&mut self, input: impl Into<Cow<'a, [f32]>>) -> Result<Vec<f32>> {
+        let mut values = self.forward(input.into(), false)?;
         let out = values.pop().flatten().expect("the last node's output is kept");
         Ok(out.into_data())
     }
 
     /// Runs one sample and keeps every value for backward passes. With `twin`, quantized layers
     /// run as their float twin (`layers::Context::twin`).
-    pub fn trace(&mut self, input: &[f32], twin: bool) -> Result<Trace> {
+    pub fn trace<'a>(&mut self, input: impl Into<Cow<'a, [f32]>>, twin: bool) -> Result<Trace> {
         self.ctx.twin = twin;
-        let values = self.forward(input, true);
+        let values = self.forward(input.into(), true);
         self.ctx.twin = false;
         let values: Vec<Tensor> = values?.into_iter().map(|v| v.expect("a trace keeps every value")).collect();
         // Attacks work on logits: a final softmax is differentiated by the loss, not the model.
@@ -392,7 +395,7 @@ impl Model {
 
     /// Checks the input and runs every node; `keep` keeps every value (a trace), otherwise each
     /// is freed after its last use and only the last node's output is left.
-    fn forward(&mut self, input: &[f32], keep: bool) -> Result<Vec<Option<Tensor>>> {
+    fn forward(&mut self, input: Cow<'_, [f32]>, keep: bool) -> Result<Vec<Option<Tensor>>> {
         Ok(self.forward_timed(input, keep, None)?.0)
     }
 
@@ -401,7 +404,7 @@ impl Model {
     #[allow(clippy::type_complexity)]
     fn forward_timed(
         &mut self,
-        input: &[f32],
+        input: Cow<'_, [f32]>,
         keep: bool,
         now: Option<&dyn Fn() -> f64>,
     ) -> Result<(Vec<Option<Tensor>>, Vec<(String, f64)>)> {
@@ -416,7 +419,7 @@ impl Model {
             crate::bail!(ErrorKind::BadValue, "input value #{i} is {}", input[i]);
         }
         let mut values: Vec<Option<Tensor>> = Vec::with_capacity(self.nodes.len() + 1);
-        values.push(Some(Tensor::new(shape, input.to_vec())?));
+        values.push(Some(Tensor::new(shape, input.into_owned())?));
         // Whether the node about to run was applied by the one before, in its epilogue.
         let mut folded = false;
         for (i, node) in self.nodes.iter().enumerate() {
@@ -514,14 +517,14 @@ impl Model {
             );
         }
         let input: Vec<f32> = (0..ids.len()).flat_map(|t| [ids[t] as f32, types[t] as f32, mask[t] as f32]).collect();
-        let mut values = self.forward(&input, false)?;
+        let mut values = self.forward(input.into(), false)?;
         Ok(values.pop().flatten().expect("the last node's output is kept"))
     }
 
     /// Runs one input and returns, for every node in order, its name and the time it took by
     /// `now` (ms): where a pass spends its time, for benchmarks and layer work.
     pub fn profile(&mut self, input: &[f32], now: &dyn Fn() -> f64) -> Result<Vec<(String, f64)>> {
-        Ok(self.forward_timed(input, false, Some(now))?.1)
+        Ok(self.forward_timed(input.into(), false, Some(now))?.1)
     }
 
     /// A valid input of the model's largest shape, for timing (calibration): a constant image,

@@ -43,7 +43,7 @@ fn whole_load_classifies_the_test_images() {
         let mut s = Session::load(file, 1).unwrap();
         assert_eq!((s.width(), s.planes_loaded(), s.threads(), s.kept_prefix_len()), (Bits::MAX, 8, 1, 0));
         let now = clock();
-        let right = images(imgs).iter().zip(labels(labs)).filter(|(x, &y)| s.run(x, &now).unwrap().predicted == y as usize).count();
+        let right = images(imgs).iter().zip(labels(labs)).filter(|(x, &y)| s.run(x.as_slice(), &now).unwrap().predicted == y as usize).count();
         assert!(right >= 80, "{right} of 100 right at 8 bits");
     }
 }

@@ -252,9 +252,10 @@ suite! {
     }
 
     fn floats_pack_as_their_codes() {
-        // pack_floats quantizes on the way (SIMD: 16 values per trunc_sat and two narrows): it
-        // must pack exactly the codes quant::act_codes gives, on values below 0, above the clip,
-        // on the rounding boundaries, and NaN and infinities.
+        // pack_floats quantizes on the way (SIMD at 1-2 bits: a compare per level, no
+        // truncation): it must pack exactly the codes quant::act_codes gives, on values below 0,
+        // above the clip, on the rounding boundaries and the floats either side of them, and NaN
+        // and infinities.
         let mut rng = Rng(13);
         for (h, w, c) in [(5, 6, 16), (3, 4, 20), (4, 4, 36), (2, 3, 4)] {
             let win = window(h, w, c, 3, 3, [1, 1, 1, 1]);
@@ -262,7 +263,10 @@ suite! {
                 let abits = Bits::new(ab).unwrap();
                 let clip = 0.5 + rng.below(300) as f32 / 100.0;
                 let k = ((1u32 << ab) - 1) as f32 / clip;
-                let special = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, clip, clip * 1.01, 0.5 / k, 1.5 / k, 2.5 / k];
+                let mut special = vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, clip, clip * 1.01];
+                for b in [0.5 / k, 1.5 / k, 2.5 / k, clip - 0.5 / k] {
+                    special.extend([f32::from_bits(b.to_bits() - 1), b, f32::from_bits(b.to_bits() + 1)]);
+                }
                 let x: Vec<f32> = (0..h * w * c)
                     .map(|i| if i % 7 == 3 { special[i % special.len()] } else { rng.below(4000) as f32 / 4000.0 * clip * 1.6 - 0.3 * clip })
                     .collect();

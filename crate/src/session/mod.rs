@@ -124,7 +124,7 @@ impl Session {
     }
 
     /// Runs one sample (NHWC floats, `input_shape` elements), timed with `now`.
-    pub fn run(&mut self, input: &[f32], now: Clock) -> Result<RunResult> {
+    pub fn run<'a>(&mut self, input: impl Into<std::borrow::Cow<'a, [f32]>>, now: Clock) -> Result<RunResult> {
         let start = now();
         let output = self.model.run(input)?;
         let ms = now() - start;
@@ -142,7 +142,7 @@ impl Session {
     /// Runs on `cols x rows` RGBA bytes, converted to the model input by `image::to_input`.
     pub fn run_image(&mut self, rgba: &[u8], cols: usize, rows: usize, opts: ImageOptions, now: Clock) -> Result<RunResult> {
         let input = self.image_input(rgba, cols, rows, opts)?;
-        self.run(&input, now)
+        self.run(input, now)
     }
 
     /// `cols x rows` RGBA bytes as this model's input (`image::to_input`), as `run_image` sees them.

@@ -202,7 +202,7 @@ impl Session {
     /// `output` (optional): a Float32Array of the output's length that receives the output and
     /// comes back as `logits`, in place of a new array per run (for a 28x28x64 map, allocating
     /// one costs about 0.1 ms in Chromium, a third of a 1-bit pass). Checked before the run.
-    pub fn run(&mut self, input: &[f32], output: Option<js_sys::Float32Array>) -> Result<JsValue, JsValue> {
+    pub fn run(&mut self, input: Vec<f32>, output: Option<js_sys::Float32Array>) -> Result<JsValue, JsValue> {
         self.check_output(output.as_ref())?;
         run_result(self.core.run(input, &now_ms).map_err(js_error)?, output)
     }
