@@ -240,7 +240,7 @@ fn run_with(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
         }
         if let Some(conv) = shape.conv {
             let win = conv.window();
-            if !win.fits() || win.depth() != shape.depth || win.ho * win.wo != shape.cols {
+            if !win.fits(Scheme::Lut, Bits::MIN) || win.depth() != shape.depth || win.ho * win.wo != shape.cols {
                 crate::bail!(ErrorKind::InvalidArgument, "bench shape '{}': conv {conv:?} is not a {}-deep GEMM over {} columns with channels in groups of 4", shape.name, shape.depth, shape.cols);
             }
         }
@@ -331,9 +331,11 @@ fn run_with(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
                         ms_pack,
                         vs_dot16_w8a8: vs,
                     });
-                    if let (Scheme::Lut, Some(conv), Some(image)) = (scheme, shape.conv, &image) {
-                        let row = window_row(now, cfg, shape, conv, image, (wbits, abits), &pw, isa, t, reference.as_deref(), &mut base)?;
-                        rows.push(row);
+                    if let (Some(conv), Some(image)) = (shape.conv, &image) {
+                        if conv.window().fits(scheme, abits) {
+                            let row = window_row(now, cfg, shape, conv, image, (wbits, abits), &pw, isa, t, reference.as_deref(), &mut base)?;
+                            rows.push(row);
+                        }
                     }
                 }
             }
@@ -348,9 +350,10 @@ fn run_with(cfg: &Config, now: &dyn Fn() -> f64) -> Result<Report> {
     })
 }
 
-/// The `lut-window` row of a convolution shape: the image packed for the window path and the
-/// GEMM over it (`pw`, packed for Lut), timed against the baseline `base` as every row, after a
-/// check that every pixel's products equal `reference` (the first kernel's, on the im2col).
+/// The `<scheme>-window` row of a convolution shape (`lut-window`, `dot8-window`): the image
+/// packed for the window path and the GEMM over it (`pw`, packed for Lut or Dot8), timed against
+/// the baseline `base` as every row, after a check that every pixel's products equal
+/// `reference` (the first kernel's, on the im2col).
 #[allow(clippy::too_many_arguments)]
 fn window_row(
     now: &dyn Fn() -> f64,
@@ -370,24 +373,26 @@ fn window_row(
     let mut acts = WindowActs::default();
     let mut scratch = vec![0i32; rows * win.columns()];
     let got = std::sync::Mutex::new(vec![0i32; rows * shape.cols]);
-    acts.pack_threads(image, win, abits, threads)?;
+    let scheme = pw.scheme();
+    let name = format!("{}-window", scheme.name());
+    acts.pack_threads(image, win, abits, scheme, threads)?;
     window_gemm_then(isa, pw, &mut acts, &mut scratch, threads, |_, _| (), &|p0, acc, _, ()| {
         let mut got = got.lock().unwrap_or_else(|e| e.into_inner());
         got[p0 * rows..p0 * rows + acc.len()].copy_from_slice(acc);
     })?;
     let got = got.into_inner().unwrap_or_else(|e| e.into_inner());
     if reference.is_some_and(|r| r != got.as_slice()) {
-        crate::bail!(ErrorKind::InvalidArgument, "bench self-check failed: lut-window {} w{}a{} on {} disagrees with the first kernel", isa.name(), wbits.get(), abits.get(), shape.name);
+        crate::bail!(ErrorKind::InvalidArgument, "bench self-check failed: {name} {} w{}a{} on {} disagrees with the first kernel", isa.name(), wbits.get(), abits.get(), shape.name);
     }
     let mut run = || {
-        acts.pack_threads(image, win, abits, threads)?;
+        acts.pack_threads(image, win, abits, scheme, threads)?;
         window_gemm_then(isa, pw, &mut acts, &mut scratch, threads, |_, _| (), &|_, _, _, ()| {})
     };
     let ms = time_many(now, cfg, cfg.warmup_ms.max(cfg.first_warmup_ms), &mut [base, &mut run])?;
     let (ms_gemm, ms_pack) = if cfg.gemm_only {
         (
             time_it(now, cfg, cfg.warmup_ms, &mut || window_gemm_then(isa, pw, &mut acts, &mut scratch, threads, |_, _| (), &|_, _, _, ()| {}))?,
-            time_it(now, cfg, cfg.warmup_ms, &mut || acts.pack_threads(image, win, abits, threads))?,
+            time_it(now, cfg, cfg.warmup_ms, &mut || acts.pack_threads(image, win, abits, scheme, threads))?,
         )
     } else {
         (0.0, 0.0)
@@ -399,7 +404,7 @@ fn window_row(
         cols: shape.cols,
         wbits: wbits.get(),
         abits: abits.get(),
-        scheme: "lut-window".to_string(),
+        scheme: name,
         isa: isa.name().to_string(),
         threads,
         ms: ms[1],

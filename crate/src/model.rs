@@ -271,9 +271,9 @@ impl Model {
         let (mut i16s, mut words, mut bytes) = (0, 0, 0);
         self.walk_shapes(|i, node, ins| {
             for g in node.layer.gemms(ins, width) {
-                if let Some(win) = g.window {
+                if let Some((win, scheme)) = g.window {
                     // Quantized and packed in one pass: no input codes, no im2col.
-                    window = window.max(win.acts_bytes(g.abits));
+                    window = window.max(win.acts_bytes(g.abits, scheme));
                     acc = acc.max(win.columns() * g.rows * 4);
                     continue;
                 }

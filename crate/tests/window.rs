@@ -1,9 +1,10 @@
 //! Convolutions without an im2col, against an im2col written out here and `gemm_reference`, on
 //! every instruction set of the build and 1 and 2 threads, natively and in the wasm builds
 //! (scripts/wasm-test.sh):
-//! - the window path (`kernels::Window`: a stride-1 convolution's Lut GEMM): random and edge-case
-//!   codes at every width pair, odd image sizes, kernels of 1-3 taps across and down, padding
-//!   from none to more than the kernel, channel counts that are and are not multiples of 16;
+//! - the window path (`kernels::Window`: a stride-1 convolution's Lut or Dot8 GEMM): random and
+//!   edge-case codes at every width pair, odd image sizes, kernels of 1-3 taps across and down,
+//!   padding from none to more than the kernel, channel counts that are and are not multiples of
+//!   16 (Dot8's: multiples of 16 only);
 //! - the direct path (`kernels::DirectActs`: a shallow convolution's Dot16 GEMM on the padded
 //!   image): every weight width at 8-bit and narrower activations, 1-4 channels, rows of an odd
 //!   and even number of values, up to its 8 pairs per pixel.
@@ -74,16 +75,27 @@ fn check_path(weights: &[u8], img: &[u8], rows: usize, win: Window, what: &str, 
     runs
 }
 
-/// [`check_path`] on the window path.
-fn check(weights: &[u8], img: &[u8], rows: usize, win: Window, wb: u8, ab: u8, what: &str) -> usize {
-    let pw = PackedWeights::new(weights, rows, win.depth(), Bits::new(wb).unwrap(), Scheme::Lut).unwrap();
+/// [`check_path`] on the window path, with weights and activations packed for `scheme`.
+fn check_on(scheme: Scheme, weights: &[u8], img: &[u8], rows: usize, win: Window, wb: u8, ab: u8, what: &str) -> usize {
+    let pw = PackedWeights::new(weights, rows, win.depth(), Bits::new(wb).unwrap(), scheme).unwrap();
     let acts = Mutex::new(WindowActs::default());
-    acts.lock().unwrap().pack(img, win, Bits::new(ab).unwrap()).unwrap();
-    check_path(weights, img, rows, win, &format!("{what} w{wb}a{ab}"), &|isa, threads, then| {
+    acts.lock().unwrap().pack(img, win, Bits::new(ab).unwrap(), scheme).unwrap();
+    check_path(weights, img, rows, win, &format!("{what} {} w{wb}a{ab}", scheme.name()), &|isa, threads, then| {
         // Poisoned scratch: every accumulator the epilogue sees must have been written.
         let mut scratch = vec![i32::MIN + 7; rows * win.columns()];
         window_gemm_then(isa, &pw, &mut acts.lock().unwrap(), &mut scratch, threads, |_, p1| p1, then).unwrap();
     })
+}
+
+/// [`check_on`] Lut.
+fn check(weights: &[u8], img: &[u8], rows: usize, win: Window, wb: u8, ab: u8, what: &str) -> usize {
+    check_on(Scheme::Lut, weights, img, rows, win, wb, ab, what)
+}
+
+/// Activation widths whose Dot8 pack is one plane here (the window path's): 1-7 bits, and 8
+/// where the relaxed dot product takes them as they are.
+fn dot8_widths() -> Vec<u8> {
+    (1..=8u8).filter(|&ab| window(1, 1, 16, 1, 1, [0; 4]).fits(Scheme::Dot8, Bits::new(ab).unwrap())).collect()
 }
 
 /// [`check_path`] on the direct path. Its input is floats: codes as f32 under a clip of the
@@ -146,6 +158,51 @@ suite! {
         }
     }
 
+    fn dot8_every_width_pair_on_random_windows() {
+        // Dot8 reads 16 channels of one tap per vector: channels in whole 16s, every weight
+        // width, every activation width that is one plane here.
+        let mut rng = Rng(43);
+        let mut runs = 0;
+        for wb in 1..=8u8 {
+            for ab in dot8_widths() {
+                let (kh, kw) = (1 + rng.below(3), 1 + rng.below(3));
+                let (h, w) = (kh + rng.below(6), kw + rng.below(6));
+                let c = 16 * (1 + rng.below(3));
+                let pads = [rng.below(kh + 1), rng.below(kw + 1), rng.below(kh), rng.below(kw)];
+                let win = window(h, w, c, kh, kw, pads);
+                let rows = 1 + rng.below(9);
+                let (weights, img) = (rng.codes(rows * win.depth(), wb), rng.codes(h * w * c, ab));
+                runs += check_on(Scheme::Dot8, &weights, &img, rows, win, wb, ab, "random");
+            }
+        }
+        assert!(runs >= 56);
+    }
+
+    fn dot8_shapes_of_real_layers_and_saturating_codes() {
+        // ResNet-20's three stages (16, 32, 64 channels, same padding), the 3x3 conv 64 -> 64 at
+        // 7x7 and a 1x1 conv; then all-zero and all-top codes, where the 8-bit weights' offset
+        // (code - 128, dot8.rs) and the column sums meet their extremes.
+        let mut rng = Rng(8);
+        let top = *dot8_widths().last().unwrap();
+        for (h, c, k, rows) in [(32, 16, 3, 16), (16, 32, 3, 32), (8, 64, 3, 64), (7, 64, 3, 64), (8, 32, 1, 20)] {
+            for (wb, ab) in [(8, top), (4, 4), (2, 3)] {
+                let pad = k / 2;
+                let win = window(h, h, c, k, k, [pad; 4]);
+                let (weights, img) = (rng.codes(rows * win.depth(), wb), rng.codes(h * h * c, ab));
+                assert!(check_on(Scheme::Dot8, &weights, &img, rows, win, wb, ab, "layer shape") > 0);
+            }
+        }
+        let win = window(6, 7, 48, 3, 3, [1, 1, 1, 1]);
+        for (wb, ab) in [(1, 1), (8, top), (3, 5)] {
+            let (wmax, amax) = ((1u16 << wb) - 1, (1u16 << ab) - 1);
+            for (wv, av) in [(0, 0), (wmax, amax), (0, amax), (wmax, 0)] {
+                let weights = vec![wv as u8; 5 * win.depth()];
+                let img = vec![av as u8; 6 * 7 * 48];
+                assert!(check_on(Scheme::Dot8, &weights, &img, 5, win, wb, ab, "saturating") > 0);
+            }
+        }
+    }
+
     fn odd_sizes_channel_tails_and_wide_padding() {
         let mut rng = Rng(99);
         // Channels 4..=36: whole 16-channel vectors, a tail of groups, or both. Images of one
@@ -189,21 +246,41 @@ suite! {
         // A code wider than the activation bits.
         let mut img = vec![1u8; 4 * 4 * 8];
         img[37] = 4;
-        assert_eq!(acts.pack(&img, win, two).unwrap_err().kind(), ErrorKind::BadValue);
-        // The wrong number of codes, and channels not in groups of 4.
-        assert_eq!(acts.pack(&img[1..], win, two).unwrap_err().kind(), ErrorKind::ShapeMismatch);
+        assert_eq!(acts.pack(&img, win, two, Scheme::Lut).unwrap_err().kind(), ErrorKind::BadValue);
+        // The wrong number of codes, and channels not in groups of 4 (Lut) or 16 (Dot8), and
+        // schemes without a window layout.
+        assert_eq!(acts.pack(&img[1..], win, two, Scheme::Lut).unwrap_err().kind(), ErrorKind::ShapeMismatch);
         let odd = window(4, 4, 6, 3, 3, [1, 1, 1, 1]);
-        assert!(!odd.fits());
-        assert_eq!(acts.pack(&[0; 96], odd, two).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert!(!odd.fits(Scheme::Lut, two));
+        assert_eq!(acts.pack(&[0; 96], odd, two, Scheme::Lut).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert!(win.fits(Scheme::Lut, two) && !win.fits(Scheme::Dot8, two) && !win.fits(Scheme::Dot16, two) && !win.fits(Scheme::BitSerial, two));
+        assert_eq!(acts.pack(&[0; 4 * 4 * 8], win, two, Scheme::Dot8).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert_eq!(acts.pack(&[0; 4 * 4 * 8], win, two, Scheme::Dot16).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        let wide = window(4, 4, 16, 3, 3, [1, 1, 1, 1]);
+        let mut bad = vec![3u8; 4 * 4 * 16];
+        bad[100] = 4;
+        assert_eq!(acts.pack(&bad, wide, two, Scheme::Dot8).unwrap_err().kind(), ErrorKind::BadValue);
+        if !dot8_widths().contains(&8) {
+            // 8-bit activations in two planes (no exact unsigned relaxed dot product here).
+            assert_eq!(acts.pack(&[0; 4 * 4 * 16], wide, Bits::MAX, Scheme::Dot8).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        }
         // After a failed pack nothing is packed; weights of another scheme or depth are refused.
         let pw = PackedWeights::new(&vec![0; 3 * win.depth()], 3, win.depth(), two, Scheme::Lut).unwrap();
         let mut out = vec![0; 3 * win.columns()];
         let then = |_: usize, _: &[i32], _: &[i32], _: ()| {};
         let err = window_gemm_then(Isa::Scalar, &pw, &mut acts, &mut out, 1, |_, _| (), &then).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-        acts.pack(&[0; 4 * 4 * 8], win, two).unwrap();
+        acts.pack(&[0; 4 * 4 * 8], win, two, Scheme::Lut).unwrap();
         let dot16 = PackedWeights::new(&vec![0; 3 * win.depth()], 3, win.depth(), two, Scheme::Dot16).unwrap();
         assert_eq!(window_gemm_then(Isa::Scalar, &dot16, &mut acts, &mut out, 1, |_, _| (), &then).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        // A Dot8 pack with Lut weights, and Lut's with Dot8 weights: refused, not misread.
+        let dot8 = PackedWeights::new(&vec![0; 3 * win.depth()], 3, win.depth(), two, Scheme::Dot8).unwrap();
+        assert_eq!(window_gemm_then(Isa::Scalar, &dot8, &mut acts, &mut out, 1, |_, _| (), &then).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        let mut bytes = WindowActs::default();
+        bytes.pack(&[1; 4 * 4 * 16], wide, two, Scheme::Dot8).unwrap();
+        let lut16 = PackedWeights::new(&vec![0; 3 * wide.depth()], 3, wide.depth(), two, Scheme::Lut).unwrap();
+        let mut out16 = vec![0; 3 * wide.columns()];
+        assert_eq!(window_gemm_then(Isa::Scalar, &lut16, &mut bytes, &mut out16, 1, |_, _| (), &then).unwrap_err().kind(), ErrorKind::InvalidArgument);
         let shallow = PackedWeights::new(&[0; 3 * 8], 3, 8, two, Scheme::Lut).unwrap();
         assert_eq!(window_gemm_then(Isa::Scalar, &shallow, &mut acts, &mut out, 1, |_, _| (), &then).unwrap_err().kind(), ErrorKind::ShapeMismatch);
         // Too little scratch for the accumulators.
@@ -239,8 +316,8 @@ suite! {
                 let (wbits, abits) = (Bits::new(wb).unwrap(), Bits::new(ab).unwrap());
                 let scheme = if direct_conv(k, k, cin) { best_direct_scheme(wbits, abits, depth) } else { best_scheme(wbits, abits, depth) };
                 let win = window(h, w, cin, k, k, [pad; 4]);
-                windowed += usize::from(scheme == Scheme::Lut && win.fits());
-                direct += usize::from(scheme == Scheme::Dot16 && !win.fits() && direct_fits(&win));
+                windowed += usize::from(win.fits(scheme, abits));
+                direct += usize::from(scheme == Scheme::Dot16 && !win.fits(scheme, abits) && direct_fits(&win));
             }
         }
         let simd = Isa::best() != Isa::Scalar;
@@ -257,9 +334,12 @@ suite! {
         // above the clip, on the rounding boundaries and the floats either side of them, and NaN
         // and infinities.
         let mut rng = Rng(13);
-        for (h, w, c) in [(5, 6, 16), (3, 4, 20), (4, 4, 36), (2, 3, 4)] {
+        for (h, w, c) in [(5, 6, 16), (3, 4, 20), (4, 4, 36), (2, 3, 4), (3, 4, 32)] {
             let win = window(h, w, c, 3, 3, [1, 1, 1, 1]);
-            for ab in 1..=8u8 {
+            for (scheme, ab) in (1..=8u8).map(|ab| (Scheme::Lut, ab)).chain(dot8_widths().into_iter().map(|ab| (Scheme::Dot8, ab))) {
+                if !win.fits(scheme, Bits::new(ab).unwrap()) {
+                    continue;
+                }
                 let abits = Bits::new(ab).unwrap();
                 let clip = 0.5 + rng.below(300) as f32 / 100.0;
                 let k = ((1u32 << ab) - 1) as f32 / clip;
@@ -273,26 +353,27 @@ suite! {
                 let mut codes = vec![0u8; x.len()];
                 act_codes(&x, clip, abits, &mut codes);
                 let rows = 3;
-                let pw = PackedWeights::new(&rng.codes(rows * win.depth(), 2), rows, win.depth(), Bits::new(2).unwrap(), Scheme::Lut).unwrap();
+                let pw = PackedWeights::new(&rng.codes(rows * win.depth(), 2), rows, win.depth(), Bits::new(2).unwrap(), scheme).unwrap();
                 let (mut from_codes, mut from_floats) = (WindowActs::default(), WindowActs::default());
-                from_codes.pack(&codes, win, abits).unwrap();
-                from_floats.pack_floats(&x, win, clip, abits, 1).unwrap();
+                from_codes.pack(&codes, win, abits, scheme).unwrap();
+                from_floats.pack_floats(&x, win, clip, abits, scheme, 1).unwrap();
                 // Asked for 2 threads (an image this small stays on one; the split is
                 // a_large_image_packs_the_same_split_over_threads's), and from codes so: the same packs.
                 let (mut floats2, mut codes2) = (WindowActs::default(), WindowActs::default());
-                floats2.pack_floats(&x, win, clip, abits, 2).unwrap();
-                codes2.pack_threads(&codes, win, abits, 2).unwrap();
+                floats2.pack_floats(&x, win, clip, abits, scheme, 2).unwrap();
+                codes2.pack_threads(&codes, win, abits, scheme, 2).unwrap();
+                let s = scheme.name();
                 for isa in Isa::available() {
                     let want = products(isa, &pw, &mut from_codes, win, rows);
-                    assert_eq!(products(isa, &pw, &mut from_floats, win, rows), want, "{isa:?} a{ab} {h}x{w}x{c}");
-                    assert_eq!(products(isa, &pw, &mut floats2, win, rows), want, "{isa:?} a{ab} {h}x{w}x{c}, 2 threads");
-                    assert_eq!(products(isa, &pw, &mut codes2, win, rows), want, "{isa:?} a{ab} {h}x{w}x{c}, codes, 2 threads");
+                    assert_eq!(products(isa, &pw, &mut from_floats, win, rows), want, "{s} {isa:?} a{ab} {h}x{w}x{c}");
+                    assert_eq!(products(isa, &pw, &mut floats2, win, rows), want, "{s} {isa:?} a{ab} {h}x{w}x{c}, 2 threads");
+                    assert_eq!(products(isa, &pw, &mut codes2, win, rows), want, "{s} {isa:?} a{ab} {h}x{w}x{c}, codes, 2 threads");
                 }
             }
         }
         let mut acts = WindowActs::default();
         let win = window(2, 2, 8, 1, 1, [0; 4]);
-        assert_eq!(acts.pack_floats(&[0.0; 31], win, 1.0, Bits::new(2).unwrap(), 1).unwrap_err().kind(), ErrorKind::ShapeMismatch);
+        assert_eq!(acts.pack_floats(&[0.0; 31], win, 1.0, Bits::new(2).unwrap(), Scheme::Lut, 1).unwrap_err().kind(), ErrorKind::ShapeMismatch);
     }
 
     fn a_large_image_packs_the_same_split_over_threads() {
@@ -301,22 +382,22 @@ suite! {
         let mut rng = Rng(17);
         let (h, w, c) = (64, 64, 64);
         let win = window(h, w, c, 3, 3, [1, 1, 1, 1]);
-        let pw = PackedWeights::new(&rng.codes(win.depth(), 2), 1, win.depth(), Bits::new(2).unwrap(), Scheme::Lut).unwrap();
-        for ab in [1u8, 2, 8] {
+        for (scheme, ab) in [(Scheme::Lut, 1u8), (Scheme::Lut, 2), (Scheme::Lut, 8), (Scheme::Dot8, 4), (Scheme::Dot8, 7)] {
+            let pw = PackedWeights::new(&rng.codes(win.depth(), 2), 1, win.depth(), Bits::new(2).unwrap(), scheme).unwrap();
             let abits = Bits::new(ab).unwrap();
             let clip = 1.5;
             let x: Vec<f32> = (0..h * w * c).map(|_| rng.below(4000) as f32 / 4000.0 * 2.0 - 0.2).collect();
             let mut codes = vec![0u8; x.len()];
             act_codes(&x, clip, abits, &mut codes);
             let mut one = WindowActs::default();
-            one.pack(&codes, win, abits).unwrap();
+            one.pack(&codes, win, abits, scheme).unwrap();
             let (mut codes2, mut floats2) = (WindowActs::default(), WindowActs::default());
-            codes2.pack_threads(&codes, win, abits, 2).unwrap();
-            floats2.pack_floats(&x, win, clip, abits, 2).unwrap();
+            codes2.pack_threads(&codes, win, abits, scheme, 2).unwrap();
+            floats2.pack_floats(&x, win, clip, abits, scheme, 2).unwrap();
             let isa = Isa::available()[0];
             let want = products(isa, &pw, &mut one, win, 1);
-            assert_eq!(products(isa, &pw, &mut codes2, win, 1), want, "a{ab}, codes, 2 threads");
-            assert_eq!(products(isa, &pw, &mut floats2, win, 1), want, "a{ab}, floats, 2 threads");
+            assert_eq!(products(isa, &pw, &mut codes2, win, 1), want, "{} a{ab}, codes, 2 threads", scheme.name());
+            assert_eq!(products(isa, &pw, &mut floats2, win, 1), want, "{} a{ab}, floats, 2 threads", scheme.name());
         }
     }
 

@@ -56,7 +56,8 @@ pub(crate) struct ActsView<'a> {
     pub(super) col_sums: &'a [i32],
     pub(super) data: Elems<'a>,
     /// A window pack's (window.rs) instead of a column pack: per group, the offset of its
-    /// nibbles from a column's, and the bytes from one bit plane to the next. `Lut` only.
+    /// nibbles (`Lut`) or codes (`Dot8`) from a column's; and the bytes from one bit plane to the
+    /// next (`Lut`: a column is a byte in each) or from one column to the next (`Dot8`).
     pub(super) window: Option<(&'a [u32], usize)>,
 }
 

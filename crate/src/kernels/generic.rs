@@ -142,21 +142,26 @@ pub fn dot8(job: Job<'_>) {
     let offset = dot8::weight_offset(w.wbits.get());
     let rows = w.rows;
     debug_assert!(c0 % P == 0);
+    assert!(a.window.is_none() || planes == 1, "a window pack holds one plane");
     for col0 in (c0..c1).step_by(P) {
         let ncols = P.min(c1 - col0);
-        let ap = &ad[(col0 / P) * planes * kcs * dot8::STEP..][..planes * kcs * dot8::STEP];
+        // Column c's 16 codes of depth chunk k in plane `plane`: in the panel, or at the chunk's
+        // offset from the column in a window pack (window.rs).
+        let vector = |plane: usize, k: usize, c: usize| match a.window {
+            None => &ad[((col0 / P) * planes + plane) * kcs * dot8::STEP + k * dot8::STEP + c * KB..][..KB],
+            Some((offsets, stride)) => &ad[(col0 + c) * stride + offsets[k] as usize..][..KB],
+        };
         for row0 in (0..rows).step_by(P) {
             let wp = &wd[(row0 / P) * kcs * dot8::STEP..][..kcs * dot8::STEP];
             let mut acc = [[0i32; P]; P];
             // Plane by plane, most significant first: acc = 2 acc + Σ w a_plane.
-            // (max(1): an empty depth gives an empty `ap`, and no planes to walk.)
-            for plane in ap.chunks_exact((kcs * dot8::STEP).max(1)) {
-                if planes > 1 {
+            for plane in 0..planes {
+                if plane > 0 {
                     acc.iter_mut().flatten().for_each(|x| *x *= 2);
                 }
-                for (ws, as_) in wp.chunks_exact(dot8::STEP).zip(plane.chunks_exact(dot8::STEP)) {
+                for (k, ws) in wp.chunks_exact(dot8::STEP).enumerate() {
                     for (c, accc) in acc.iter_mut().enumerate() {
-                        let av = &as_[c * KB..][..KB];
+                        let av = vector(plane, k, c);
                         for (r, x) in accc.iter_mut().enumerate() {
                             let wv = &ws[r * KB..][..KB];
                             *x += wv.iter().zip(av).map(|(&p, &q)| p as i8 as i32 * q as i32).sum::<i32>();

@@ -63,7 +63,6 @@ pub fn or_codes(s: &[u8]) -> u8 {
 }
 
 /// Sum of u8 codes; u32 lanes cannot overflow for depth <= MAX_DEPTH (255 * 32768 < 2^32).
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 #[inline]
 pub fn sum_codes(s: &[u8]) -> i32 {
     s.iter().map(|&c| c as u32).sum::<u32>() as i32

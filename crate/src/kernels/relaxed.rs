@@ -20,21 +20,25 @@ pub fn driver(scheme: Scheme) -> Driver {
     }
 }
 
-#[inline(always)]
-unsafe fn dot8_tile<const N: usize>(mut w: *const u8, mut a: *const u8, kcs: usize) -> [[v128; 4]; N] {
-    let mut acc = [[i32x4_splat(0); 4]; N];
-    for _ in 0..kcs {
-        let wv: [v128; 4] = core::array::from_fn(|r| v128_load(w.add(r * dot8::KB) as *const v128));
-        for c in 0..N {
-            let av = v128_load(a.add(c * dot8::KB) as *const v128);
-            for r in 0..4 {
-                acc[c][r] = i32x4_relaxed_dot_i8x16_i7x16_add(wv[r], av, acc[c][r]);
+/// The Dot8 tile on the relaxed dot product: one instruction per 16 depth, row and column.
+struct RelaxedDot;
+
+impl simd128::Dot8Tile for RelaxedDot {
+    #[inline(always)]
+    unsafe fn tile<A: simd128::Dot8Acts>(w: *const u8, a: A, kcs: usize) -> [[v128; 4]; 2] {
+        let mut acc = [[i32x4_splat(0); 4]; 2];
+        for k in 0..kcs {
+            let wk = w.add(k * dot8::STEP);
+            let wv: [v128; 4] = core::array::from_fn(|r| v128_load(wk.add(r * dot8::KB) as *const v128));
+            for (c, accc) in acc.iter_mut().enumerate() {
+                let av = v128_load(a.at(k, c) as *const v128);
+                for (x, &wr) in accc.iter_mut().zip(&wv) {
+                    *x = i32x4_relaxed_dot_i8x16_i7x16_add(wr, av, *x);
+                }
             }
         }
-        w = w.add(dot8::STEP);
-        a = a.add(dot8::STEP);
+        acc
     }
-    acc
 }
 
 /// Whether this engine's `i32x4.relaxed_dot_i8x16_i7x16_add` takes second-operand bytes of
@@ -80,6 +84,5 @@ fn bytes(b: [u8; 16]) -> v128 {
 pub fn dot8(job: Job<'_>) {
     // Every activation plane holds at most 7 bits (8-bit activations come as two, dot8.rs), or 8
     // where the engine's dot product is exact for them (`unsigned_dot_is_exact`).
-    // SAFETY: as in simd128::dot8.
-    simd128::dot8_driver(job, |w, a, kcs| unsafe { dot8_tile::<2>(w, a, kcs) })
+    simd128::dot8_driver::<RelaxedDot>(job)
 }

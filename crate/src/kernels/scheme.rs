@@ -6,7 +6,7 @@
 use super::packed::Elem;
 
 /// How codes are packed, which decides the arithmetic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scheme {
     /// Codes widened to i16, `i32x4.dot_i16x8_s`: cost independent of the widths.
     Dot16,

@@ -513,53 +513,123 @@ pub(crate) fn store_tile4_offset<const N: usize>(acc: &[[v128; 4]; N], out: &mut
     store_tile4(&acc, out, rows, row0, col0 - c0, ncols);
 }
 
-/// One 4 x N Dot8 tile, bytes widened to i16 at use (plain SIMD128 has no 8-bit dot product).
-#[inline(always)]
-unsafe fn dot8_tile<const N: usize>(mut w: *const u8, mut a: *const u8, kcs: usize) -> [[v128; 4]; N] {
-    let mut acc = [[i32x4_splat(0); 4]; N];
-    for _ in 0..kcs {
-        let wv: [v128; 4] = core::array::from_fn(|r| v128_load(w.add(r * dot8::KB) as *const v128));
-        for c in 0..N {
-            let av = v128_load(a.add(c * dot8::KB) as *const v128);
-            let (alo, ahi) = (u16x8_extend_low_u8x16(av), u16x8_extend_high_u8x16(av));
-            for r in 0..4 {
-                let lo = i32x4_dot_i16x8(i16x8_extend_low_i8x16(wv[r]), alo);
-                let hi = i32x4_dot_i16x8(i16x8_extend_high_i8x16(wv[r]), ahi);
-                acc[c][r] = i32x4_add(acc[c][r], i32x4_add(lo, hi));
-            }
-        }
-        w = w.add(dot8::STEP);
-        a = a.add(dot8::STEP);
-    }
-    acc
+/// Where a Dot8 tile reads its activations: [`Panel`] or [`Windowed`].
+pub(crate) trait Dot8Acts: Copy {
+    /// Column `c`'s 16 bytes of depth chunk `k`.
+    unsafe fn at(self, k: usize, c: usize) -> *const u8;
 }
 
-/// Walks a Dot8 problem in 4 x 2 tiles, calling `tile` for each (shared with the relaxed kernel).
+/// A column pack's panel (dot8.rs), from a tile's first column.
+#[derive(Clone, Copy)]
+pub(crate) struct Panel(*const u8);
+
+impl Dot8Acts for Panel {
+    #[inline(always)]
+    unsafe fn at(self, k: usize, c: usize) -> *const u8 {
+        self.0.add(k * dot8::STEP + c * dot8::KB)
+    }
+}
+
+/// A window pack's padded image of codes (window.rs), from a tile's first column: chunk `k` at
+/// `offsets[k]`, columns `stride` bytes apart.
+#[derive(Clone, Copy)]
+pub(crate) struct Windowed {
+    a: *const u8,
+    offsets: *const u32,
+    stride: usize,
+}
+
+impl Dot8Acts for Windowed {
+    #[inline(always)]
+    unsafe fn at(self, k: usize, c: usize) -> *const u8 {
+        self.a.add(*self.offsets.add(k) as usize + c * self.stride)
+    }
+}
+
+/// A 4-row x 2-column Dot8 tile over `kcs` depth chunks (the SIMD128 and relaxed-SIMD kernels).
+pub(crate) trait Dot8Tile {
+    /// # Safety
+    /// `w` and `a` must hold `kcs` chunks of the tile's rows and columns.
+    unsafe fn tile<A: Dot8Acts>(w: *const u8, a: A, kcs: usize) -> [[v128; 4]; 2];
+}
+
+/// Bytes widened to i16 at use (plain SIMD128 has no 8-bit dot product).
+struct Widened;
+
+impl Dot8Tile for Widened {
+    #[inline(always)]
+    unsafe fn tile<A: Dot8Acts>(w: *const u8, a: A, kcs: usize) -> [[v128; 4]; 2] {
+        let mut acc = [[i32x4_splat(0); 4]; 2];
+        for k in 0..kcs {
+            let wk = w.add(k * dot8::STEP);
+            let wv: [v128; 4] = core::array::from_fn(|r| v128_load(wk.add(r * dot8::KB) as *const v128));
+            for (c, accc) in acc.iter_mut().enumerate() {
+                let av = v128_load(a.at(k, c) as *const v128);
+                let (alo, ahi) = (u16x8_extend_low_u8x16(av), u16x8_extend_high_u8x16(av));
+                for (x, &wr) in accc.iter_mut().zip(&wv) {
+                    let lo = i32x4_dot_i16x8(i16x8_extend_low_i8x16(wr), alo);
+                    let hi = i32x4_dot_i16x8(i16x8_extend_high_i8x16(wr), ahi);
+                    *x = i32x4_add(*x, i32x4_add(lo, hi));
+                }
+            }
+        }
+        acc
+    }
+}
+
+/// Walks a Dot8 problem in 4 x 2 tiles of `T` (shared with the relaxed kernel), on a column pack
+/// or a window pack.
 #[inline(always)]
-pub(crate) fn dot8_driver(job: Job<'_>, tile: impl Fn(*const u8, *const u8, usize) -> [[v128; 4]; 2]) {
+pub(crate) fn dot8_driver<T: Dot8Tile>(job: Job<'_>) {
+    let kp = dot8::padded_depth(job.w.depth);
+    let kcs = kp / dot8::KB;
+    // Two activation planes (8-bit activations, dot8.rs): acc = 2 Σ w (a >> 1) + Σ w (a & 1).
+    let split = dot8::act_planes(job.a.abits.get()) == 2;
+    let wd = job.w.data::<u8>();
+    let ad = job.a.data::<u8>();
+    assert!(wd.len() >= job.w.rows.div_ceil(dot8::P) * dot8::P * kp && job.c1 <= job.a.cols_pad && job.c0 % dot8::P == 0);
+    match job.a.window {
+        None => {
+            let akp = if split { 2 * kp } else { kp };
+            assert!(ad.len() >= job.a.cols_pad * akp);
+            // SAFETY (every pointer below): columns below cols_pad and kcs chunks (twice when
+            // split: the second plane's steps follow the first's in the panel) lie in the pack.
+            dot8_walk::<T, Panel>(job, kcs, |col0| {
+                let p = unsafe { ad.as_ptr().add((col0 / dot8::P) * dot8::P * akp + (col0 % dot8::P) * dot8::KB) };
+                (Panel(p), split.then(|| Panel(unsafe { p.add(kcs * dot8::STEP) })))
+            })
+        }
+        Some((offsets, stride)) => {
+            // A window pack holds one plane; its farthest load, the last padded column's last
+            // chunk, lies inside it.
+            let far = offsets.iter().map(|&o| o as usize).max().unwrap_or(0) + dot8::KB;
+            assert!(!split && offsets.len() == kcs && (job.a.cols_pad == 0 || ad.len() >= (job.a.cols_pad - 1) * stride + far));
+            dot8_walk::<T, Windowed>(job, kcs, |col0| (Windowed { a: unsafe { ad.as_ptr().add(col0 * stride) }, offsets: offsets.as_ptr(), stride }, None))
+        }
+    }
+}
+
+/// The tiles of [`dot8_driver`]: `acts(col0)` gives a tile's activations and, for 8-bit
+/// activations in two planes, the second plane's.
+#[inline(always)]
+fn dot8_walk<T: Dot8Tile, A: Dot8Acts>(job: Job<'_>, kcs: usize, acts: impl Fn(usize) -> (A, Option<A>)) {
     const N: usize = 2;
     let Job { w, a, c0, c1, out } = job;
-    let kp = dot8::padded_depth(w.depth);
-    let kcs = kp / dot8::KB;
     let rows = w.rows;
+    let kp = kcs * dot8::KB;
     let offset = dot8::weight_offset(w.wbits.get());
-    // Two activation planes (8-bit activations, dot8.rs): acc = 2 Σ w (a >> 1) + Σ w (a & 1).
-    let split = dot8::act_planes(a.abits.get()) == 2;
-    let akp = if split { 2 * kp } else { kp };
-    let (wd, ad) = (w.data::<u8>(), a.data::<u8>());
-    assert!(ad.len() >= a.cols_pad * akp && wd.len() >= w.rows.div_ceil(dot8::P) * dot8::P * kp && c1 <= a.cols_pad);
-    assert!(c0 % dot8::P == 0);
+    let wd = w.data::<u8>();
     for cb0 in (c0..c1).step_by(DOT16_COL_BLOCK) {
         let cb1 = (cb0 + DOT16_COL_BLOCK).min(c1);
         for row0 in (0..rows).step_by(dot8::P) {
             let wp = unsafe { wd.as_ptr().add(row0 * kp) };
             for col0 in (cb0..cb1).step_by(N) {
                 let ncols = N.min(c1 - col0);
-                let ap = unsafe { ad.as_ptr().add((col0 / dot8::P) * dot8::P * akp + (col0 % dot8::P) * dot8::KB) };
-                let mut acc = tile(wp, ap, kcs);
-                if split {
-                    // SAFETY: the second plane's kcs steps follow the first's in the panel.
-                    let low = tile(wp, unsafe { ap.add(kcs * dot8::STEP) }, kcs);
+                let (ap, low) = acts(col0);
+                // SAFETY: as dot8_driver asserts.
+                let mut acc = unsafe { T::tile(wp, ap, kcs) };
+                if let Some(low) = low {
+                    let low = unsafe { T::tile(wp, low, kcs) };
                     for (ac, lc) in acc.iter_mut().zip(&low) {
                         for (x, &l) in ac.iter_mut().zip(lc) {
                             *x = i32x4_add(i32x4_shl(*x, 1), l);
@@ -573,6 +643,5 @@ pub(crate) fn dot8_driver(job: Job<'_>, tile: impl Fn(*const u8, *const u8, usiz
 }
 
 pub fn dot8(job: Job<'_>) {
-    // SAFETY: the driver hands panel pointers with kcs steps inside the buffers (asserted).
-    dot8_driver(job, |w, a, kcs| unsafe { dot8_tile::<2>(w, a, kcs) })
+    dot8_driver::<Widened>(job)
 }

@@ -464,6 +464,43 @@ fn codes16<const LEVELS: usize>(load: impl Fn(usize) -> v128, clip: f32, k: f32)
     i8x16_neg(i8x16_narrow_i16x8(i16x8_narrow_i32x4(minus(0), minus(1)), i16x8_narrow_i32x4(minus(2), minus(3))))
 }
 
+/// The `Dot8` window image of an f32 image (window.rs `pack_bytes_floats`), each value quantized
+/// as `quant::act_code` does it, 16 at a time: two selects that send NaN to 0, a multiply-add,
+/// the truncation (relaxed SIMD's where the build has it: `y * k + 0.5` lies in
+/// `[0.5, levels + 0.5]`, where it equals `trunc_sat` and V8 emits one `cvttps2dq` instead of
+/// about 8 instructions), two narrows; each pixel's sum from the i32 lanes. Channels come in
+/// whole 16s (`Window::fits`).
+pub fn window_bytes_floats(x: &[f32], win: &Window, clip: f32, abits: crate::bits::Bits, rows: Range<usize>, out: PackOut) {
+    assert!(x.len() >= win.h * win.w * win.c && rows.end <= win.h && win.c % 16 == 0);
+    let k = crate::quant::levels(abits) as f32 / clip;
+    let (zero, half, clip4, k4) = (f32x4_splat(0.0), f32x4_splat(0.5), f32x4_splat(clip), f32x4_splat(k));
+    for y in rows {
+        for xx in 0..win.w {
+            let (p, at) = (y * win.w + xx, win.at(y, xx));
+            let dst = out.bytes(at * win.c, win.c);
+            let mut sum = i32x4_splat(0);
+            for (v, d) in dst.chunks_exact_mut(16).enumerate() {
+                let code = |i: usize| {
+                    // SAFETY: 16 values from channel v * 16 of pixel p lie inside the image.
+                    let v = unsafe { v128_load(x.as_ptr().add(p * win.c + v * 16 + 4 * i) as *const v128) };
+                    let f = f32x4_add(f32x4_mul(f32x4_pmin(clip4, f32x4_pmax(zero, v)), k4), half);
+                    #[cfg(target_feature = "relaxed-simd")]
+                    return i32x4_relaxed_trunc_f32x4(f);
+                    #[cfg(not(target_feature = "relaxed-simd"))]
+                    i32x4_trunc_sat_f32x4(f)
+                };
+                let c = [code(0), code(1), code(2), code(3)];
+                sum = i32x4_add(sum, i32x4_add(i32x4_add(c[0], c[1]), i32x4_add(c[2], c[3])));
+                let bytes = u8x16_narrow_i16x8(i16x8_narrow_i32x4(c[0], c[1]), i16x8_narrow_i32x4(c[2], c[3]));
+                // SAFETY: `d` is 16 bytes.
+                unsafe { v128_store(d.as_mut_ptr() as *mut v128, bytes) };
+            }
+            let total = i32x4_extract_lane::<0>(sum) + i32x4_extract_lane::<1>(sum) + i32x4_extract_lane::<2>(sum) + i32x4_extract_lane::<3>(sum);
+            out.sum(at, total);
+        }
+    }
+}
+
 /// The window pack of every pixel `p` of image rows `rows`, whose codes come as 16-channel
 /// vectors (`vector(p, v)`: channels `16v..16v + 16`) and, past the last whole one, 4 at a time
 /// (`quad(p, g)`: channels `4g..4g + 4`). Returns the OR of their codes.

@@ -1,4 +1,4 @@
-//! A stride-1 convolution's GEMM on the `Lut` scheme without an im2col.
+//! A stride-1 convolution's GEMM on the `Lut` or `Dot8` scheme without an im2col.
 //!
 //! `Lut` reads activations as index vectors: 16 columns' nibbles of one group of 4 depths, for one
 //! bit plane (lut.rs). In a convolution with stride and dilation 1 and one group, whose input
@@ -12,11 +12,18 @@
 //! The price: the GEMM's columns run along the padded rows, `wo + kw - 1` per output row, and the
 //! last `kw - 1` of each row are no pixel; their results are dropped before the epilogue
 //! (7% more columns at 28x28, 29% at 7x7, where Lut's 16-column granule pads 49 to 64 anyway).
+//!
+//! `Dot8` reads a column as 16-byte vectors of codes along depth (dot8.rs). With channels in
+//! whole groups of 16, each vector is 16 channels of one tap, which are 16 contiguous codes of
+//! one input pixel: the input is packed once as the padded image of codes (`[position][c]`
+//! bytes), and the GEMM loads each vector from it at an offset fixed per depth chunk, where the
+//! im2col path copied the image 9 times and then interleaved it into panels (a third of
+//! ResNet-20's pass at 8 bits in Chromium).
 
 use super::acts::ActsView;
 use super::isa::Isa;
 use super::packed::{check_codes, Elem};
-use super::{job, lut, PackedWeights, Scheme};
+use super::{dot8, job, lut, PackedWeights, Scheme};
 use core::ops::Range;
 use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
@@ -41,12 +48,25 @@ pub struct Window {
     pub wo: usize,
 }
 
+/// Channels per index nibble (`Lut`) or per byte vector (`Dot8`): the window path's schemes.
+fn channel_group(scheme: Scheme) -> Option<usize> {
+    match scheme {
+        Scheme::Lut => Some(lut::GROUP),
+        Scheme::Dot8 => Some(dot8::KB),
+        Scheme::Dot16 | Scheme::BitSerial => None,
+    }
+}
+
 impl Window {
-    /// Whether the window path can run this geometry: channels in whole groups of 4, and an output
-    /// that the padded image holds (`ho + kh - 1` rows of `wo + kw - 1`, the image inside them).
-    pub fn fits(&self) -> bool {
-        self.c > 0
-            && self.c % lut::GROUP == 0
+    /// Whether the window path can run this geometry on `scheme` at `abits`: channels in whole
+    /// groups of 4 (`Lut`) or 16 (`Dot8`, whose activations must then be one plane: dot8.rs),
+    /// and an output that the padded image holds (`ho + kh - 1` rows of `wo + kw - 1`, the image
+    /// inside them).
+    pub fn fits(&self, scheme: Scheme, abits: Bits) -> bool {
+        let Some(group) = channel_group(scheme) else { return false };
+        (scheme != Scheme::Dot8 || dot8::act_planes(abits.get()) == 1)
+            && self.c > 0
+            && self.c % group == 0
             && self.kh > 0
             && self.kw > 0
             && self.ho > 0
@@ -77,17 +97,23 @@ impl Window {
         (q / p) * self.wo + (q % p).min(self.wo)
     }
 
-    /// Bytes of one nibble plane: the padded image and, past it, what the last groups' loads
-    /// read for columns that are no pixel (up to `kw - 1` taps across and a 16-lane granule).
+    /// Positions of one plane: the padded image and, past it, what the last groups' loads read
+    /// for columns that are no pixel (up to `kw - 1` taps across and a 16-lane granule). A
+    /// `Lut` nibble plane has a byte per position, a `Dot8` image `c`.
     pub(super) fn plane_len(&self) -> usize {
         (self.ho + self.kh - 1) * self.pitch() + self.kw + lut::LANES
     }
 
-    /// Heap bytes of a [`WindowActs`] packed for this window at `abits` (its buffers at this size).
-    pub fn acts_bytes(&self, abits: Bits) -> usize {
+    /// Heap bytes of a [`WindowActs`] packed for this window at `abits` on `scheme` (its
+    /// buffers at this size).
+    pub fn acts_bytes(&self, abits: Bits, scheme: Scheme) -> usize {
         let len = self.plane_len();
-        let groups = self.depth() / lut::GROUP;
-        abits.get() as usize * (self.c / lut::GROUP) * len + 4 * len + 4 * groups + 8 * self.kh * self.kw + 4 * self.columns()
+        let group = channel_group(scheme).unwrap_or(lut::GROUP);
+        let planes = match scheme {
+            Scheme::Dot8 => self.c * len,
+            _ => abits.get() as usize * (self.c / lut::GROUP) * len,
+        };
+        planes + 4 * len + 4 * (self.depth() / group) + 8 * self.kh * self.kw + 4 * self.columns()
     }
 
     /// Where input pixel `(y, x)` lies in a plane.
@@ -99,13 +125,16 @@ impl Window {
 /// A convolution's input packed for the window path, in buffers reused across layers and calls.
 #[derive(Clone, Debug, Default)]
 pub struct WindowActs {
-    win: Option<Window>,
+    /// The packed window and the scheme whose layout it holds.
+    win: Option<(Window, Scheme)>,
     abits: u8,
-    /// `[plane j][channel group k][plane_len]` nibbles, zero outside the image.
+    /// `Lut`: `[plane j][channel group k][plane_len]` nibbles; `Dot8`: `[plane_len][c]` codes;
+    /// zero outside the image.
     planes: Vec<u8>,
     /// Per position of the padded image, the sum of the pixel's codes (zero outside the image).
     pixel_sums: Vec<i32>,
-    /// Per GEMM group (the weights' depth order), where its nibbles lie relative to a column.
+    /// Per GEMM group of 4 depths (`Lut`) or 16 (`Dot8`), in the weights' depth order: where its
+    /// nibbles (codes) lie relative to a column's.
     offsets: Vec<u32>,
     /// Per tap, where its pixel lies relative to a column (for the column sums).
     taps: Vec<usize>,
@@ -114,45 +143,52 @@ pub struct WindowActs {
 }
 
 impl WindowActs {
-    /// Packs `codes` (the image, `[h][w][c]`, each `< 2^abits`) for `win`. On error nothing is
-    /// packed.
-    pub fn pack(&mut self, codes: &[u8], win: Window, abits: Bits) -> Result<()> {
-        self.pack_threads(codes, win, abits, 1)
+    /// Packs `codes` (the image, `[h][w][c]`, each `< 2^abits`) for `win` in `scheme`'s layout
+    /// (`Lut` or `Dot8`). On error nothing is packed.
+    pub fn pack(&mut self, codes: &[u8], win: Window, abits: Bits, scheme: Scheme) -> Result<()> {
+        self.pack_threads(codes, win, abits, scheme, 1)
     }
 
     /// [`pack`](Self::pack) with the image's rows split over `threads` threads (feature
     /// `threads`; ignored without it).
-    pub fn pack_threads(&mut self, codes: &[u8], win: Window, abits: Bits, threads: usize) -> Result<()> {
-        self.prepare(codes.len(), win, abits)?;
+    pub fn pack_threads(&mut self, codes: &[u8], win: Window, abits: Bits, scheme: Scheme, threads: usize) -> Result<()> {
+        self.prepare(codes.len(), win, abits, scheme)?;
         let out = PackOut::new(&mut self.planes, &mut self.pixel_sums);
         let any = AtomicU8::new(0);
         by_rows(&win, threads, &|rows| {
-            any.fetch_or(pack_planes(codes, &win, abits.get(), rows, out), Relaxed);
+            let or = match scheme {
+                Scheme::Dot8 => pack_bytes(codes, &win, rows, out),
+                _ => pack_planes(codes, &win, abits.get(), rows, out),
+            };
+            any.fetch_or(or, Relaxed);
         });
         let any = any.into_inner();
         if abits.get() < 8 && any >> abits.get() != 0 {
             check_codes(codes, abits.get(), "activation")?;
         }
-        self.finish(win, abits);
+        self.finish(win, abits, scheme);
         Ok(())
     }
 
     /// [`pack`](Self::pack) of an f32 image quantized on the way, each value to its activation
     /// code `quant::act_code(x, clip, abits)`: one pass over the image, and no codes stored. The
     /// image's rows are split over `threads` threads (feature `threads`; ignored without it).
-    pub fn pack_floats(&mut self, x: &[f32], win: Window, clip: f32, abits: Bits, threads: usize) -> Result<()> {
-        self.prepare(x.len(), win, abits)?;
+    pub fn pack_floats(&mut self, x: &[f32], win: Window, clip: f32, abits: Bits, scheme: Scheme, threads: usize) -> Result<()> {
+        self.prepare(x.len(), win, abits, scheme)?;
         let out = PackOut::new(&mut self.planes, &mut self.pixel_sums);
-        by_rows(&win, threads, &|rows| pack_planes_floats(x, &win, clip, abits, rows, out));
-        self.finish(win, abits);
+        by_rows(&win, threads, &|rows| match scheme {
+            Scheme::Dot8 => pack_bytes_floats(x, &win, clip, abits, rows, out),
+            _ => pack_planes_floats(x, &win, clip, abits, rows, out),
+        });
+        self.finish(win, abits, scheme);
         Ok(())
     }
 
     /// Checks an image of `values` values for `win` and clears the buffers for its pack.
-    fn prepare(&mut self, values: usize, win: Window, abits: Bits) -> Result<()> {
+    fn prepare(&mut self, values: usize, win: Window, abits: Bits, scheme: Scheme) -> Result<()> {
         self.win = None;
-        if !win.fits() {
-            crate::bail!(ErrorKind::InvalidArgument, "the window path cannot run {win:?}");
+        if !win.fits(scheme, abits) {
+            crate::bail!(ErrorKind::InvalidArgument, "the window path cannot run {win:?} on {} at {abits}-bit activations", scheme.name());
         }
         if values != win.h * win.w * win.c {
             crate::bail!(ErrorKind::ShapeMismatch, "{values} activations for a {}x{}x{} image", win.h, win.w, win.c);
@@ -160,8 +196,10 @@ impl WindowActs {
         if win.depth() > super::MAX_DEPTH {
             crate::bail!(ErrorKind::LimitExceeded, "GEMM depth {} exceeds {}: the i32 accumulator could overflow", win.depth(), super::MAX_DEPTH);
         }
-        let (len, groups) = (win.plane_len(), win.c / lut::GROUP);
-        let Some(n) = len.checked_mul(groups).and_then(|n| n.checked_mul(abits.get() as usize)).filter(|&n| n <= u32::MAX as usize) else {
+        let len = win.plane_len();
+        // Bytes per position: a nibble per bit plane and channel group, or a code per channel.
+        let per = if scheme == Scheme::Dot8 { Some(win.c) } else { (win.c / lut::GROUP).checked_mul(abits.get() as usize) };
+        let Some(n) = per.and_then(|per| len.checked_mul(per)).filter(|&n| n <= u32::MAX as usize) else {
             crate::bail!(ErrorKind::LimitExceeded, "a {}x{}x{} image is too large for the window path", win.h, win.w, win.c);
         };
         self.planes.clear();
@@ -172,18 +210,22 @@ impl WindowActs {
     }
 
     /// The group offsets and tap offsets of `win`, once its planes are packed.
-    fn finish(&mut self, win: Window, abits: Bits) {
-        let (len, groups, p) = (win.plane_len(), win.c / lut::GROUP, win.pitch());
+    fn finish(&mut self, win: Window, abits: Bits, scheme: Scheme) {
+        let (len, p) = (win.plane_len(), win.pitch());
         self.offsets.clear();
         self.taps.clear();
         for ky in 0..win.kh {
             for kx in 0..win.kw {
-                self.taps.push(ky * p + kx);
-                self.offsets.extend((0..groups).map(|k| (k * len + ky * p + kx) as u32));
+                let tap = ky * p + kx;
+                self.taps.push(tap);
+                match scheme {
+                    Scheme::Dot8 => self.offsets.extend((0..win.c / dot8::KB).map(|k| (tap * win.c + k * dot8::KB) as u32)),
+                    _ => self.offsets.extend((0..win.c / lut::GROUP).map(|k| (k * len + tap) as u32)),
+                }
             }
         }
         self.col_sums.resize(win.columns(), 0);
-        self.win = Some(win);
+        self.win = Some((win, scheme));
         self.abits = abits.get();
     }
 }
@@ -236,6 +278,16 @@ impl PackOut {
         unsafe { self.planes.add(i).write(v) }
     }
 
+    /// The `n` bytes of the planes from `i`, to write: a `Dot8` pixel's codes.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    pub(super) fn bytes(&self, i: usize, n: usize) -> &mut [u8] {
+        assert!(i + n <= self.planes_len);
+        // SAFETY: in bounds (checked); each pixel's bytes are written by the one thread that
+        // packs its row, and read by no one until the pack is done (see the type).
+        unsafe { core::slice::from_raw_parts_mut(self.planes.add(i), n) }
+    }
+
     /// The pixel sum at position `at`.
     #[inline(always)]
     pub(super) fn sum(&self, at: usize, v: i32) {
@@ -285,6 +337,43 @@ pub(super) fn pack_planes_floats_generic(x: &[f32], win: &Window, clip: f32, abi
     }
 }
 
+/// The `Dot8` image of image rows `rows` from codes: each pixel's `c` codes at its position, and
+/// their sum. Returns the OR of their codes.
+fn pack_bytes(codes: &[u8], win: &Window, rows: Range<usize>, out: PackOut) -> u8 {
+    let mut any = 0u8;
+    for y in rows {
+        for x in 0..win.w {
+            let px = &codes[(y * win.w + x) * win.c..][..win.c];
+            let at = win.at(y, x);
+            out.bytes(at * win.c, win.c).copy_from_slice(px);
+            out.sum(at, super::panel::sum_codes(px));
+            any |= px.iter().fold(0, |m, &a| m | a);
+        }
+    }
+    any
+}
+
+/// `pack_bytes` of an f32 image, quantized on the way (see [`WindowActs::pack_floats`]).
+fn pack_bytes_floats(x: &[f32], win: &Window, clip: f32, abits: Bits, rows: Range<usize>, out: PackOut) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return super::simd128_pack::window_bytes_floats(x, win, clip, abits, rows, out);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    pack_bytes_floats_generic(x, win, clip, abits, rows, out)
+}
+
+/// The portable `pack_bytes_floats`: each pixel quantized by `quant::act_codes` into its place.
+#[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))]
+fn pack_bytes_floats_generic(x: &[f32], win: &Window, clip: f32, abits: Bits, rows: Range<usize>, out: PackOut) {
+    for y in rows {
+        for xx in 0..win.w {
+            let at = win.at(y, xx);
+            let px = out.bytes(at * win.c, win.c);
+            crate::quant::act_codes(&x[(y * win.w + xx) * win.c..][..win.c], clip, abits, px);
+            out.sum(at, super::panel::sum_codes(px));
+        }
+    }
+}
+
 /// One pixel's codes (`px`, its `c` channels) into the planes at position `at`, and their sum.
 fn pack_pixel(px: &[u8], win: &Window, ab: u8, at: usize, out: PackOut) {
     let (len, groups) = (win.plane_len(), win.c / lut::GROUP);
@@ -305,7 +394,7 @@ pub type RunThen<'a, P> = dyn Fn(usize, &[i32], &[i32], P) + Sync + 'a;
 type Block<'a, P> = (usize, usize, &'a mut [i32], &'a mut [i32], Vec<(usize, usize, P)>);
 
 /// The window path's counterpart of [`pack_gemm_then`](super::pack_gemm_then), on an input that
-/// `acts` holds packed: the GEMM of `w` (packed for `Lut`, at `win`'s depth), `out` as scratch
+/// `acts` holds packed: the GEMM of `w` (packed for the scheme of the pack, at `win`'s depth), `out` as scratch
 /// for the accumulators (`rows` per GEMM column), and `then(p0, acc, sums, part)` right after the
 /// GEMM of each column block on each of its runs of pixels (an output row's, or the part of one
 /// in the block): `p0` the run's first pixel, `acc` and `sums` per pixel, `part` what
@@ -320,13 +409,13 @@ pub fn window_gemm_then<P: Send>(
     mut part: impl FnMut(usize, usize) -> P,
     then: &RunThen<'_, P>,
 ) -> Result<()> {
-    let Some(win) = acts.win else {
+    let Some((win, scheme)) = acts.win else {
         crate::bail!(ErrorKind::InvalidArgument, "activations were not packed for the window path");
     };
-    if w.scheme != Scheme::Lut {
-        crate::bail!(ErrorKind::InvalidArgument, "the window path runs Lut weights, not {}", w.scheme.name());
+    if w.scheme != scheme {
+        crate::bail!(ErrorKind::InvalidArgument, "the window pack holds {} activations, the weights are packed for {}", scheme.name(), w.scheme.name());
     }
-    let driver = super::driver(isa, w, Scheme::Lut, win.depth())?;
+    let driver = super::driver(isa, w, scheme, win.depth())?;
     let cols = win.columns();
     let abits = Bits::new(acts.abits)?;
     let Some(out) = super::output(out, w.rows, cols)? else { return Ok(()) };
@@ -365,13 +454,19 @@ pub fn window_gemm_then<P: Send>(
             }
         }
         let n = q1 - q0;
+        // Lut: a byte per column in each plane, planes `len / abits` apart; Dot8: `c` codes per
+        // column, one plane.
+        let (granule, first, stride) = match scheme {
+            Scheme::Dot8 => (dot8::P, q0 * win.c, win.c),
+            _ => (lut::LANES, q0, shared.planes.len() / shared.abits as usize),
+        };
         let view = ActsView {
             cols: n,
-            cols_pad: n.div_ceil(lut::LANES) * lut::LANES,
+            cols_pad: n.div_ceil(granule) * granule,
             abits,
             col_sums: sums,
-            data: <u8 as Elem>::elems(&shared.planes[q0..]),
-            window: Some((&shared.offsets, shared.planes.len() / shared.abits as usize)),
+            data: <u8 as Elem>::elems(&shared.planes[first..]),
+            window: Some((&shared.offsets, stride)),
         };
         driver(job::Job { w, a: view, c0: 0, c1: n, out: &mut *out });
         for (at, len, p) in runs {

@@ -182,16 +182,11 @@ impl Conv2d {
         Some(Window { h, w, c, kh, kw, top: self.padding[0], left: self.padding[1], ho, wo })
     }
 
-    /// The window path's geometry (Lut: channels in groups of 4).
-    fn window(&self, dims: Dims) -> Option<Window> {
-        self.geometry(dims).filter(Window::fits)
-    }
-
     /// How this convolution runs at the current width without an im2col, if it can: the window
-    /// path on Lut, the direct path on Dot16 for a shallow one (a first layer).
+    /// path on Lut or Dot8, the direct path on Dot16 for a shallow one (a first layer).
     fn path(&self, dims: Dims, ctx: &Context) -> Option<(Window, Path)> {
         let win = self.geometry(dims).filter(|_| ctx.window_convs)?;
-        if win.fits() && self.weights.runs_on(Scheme::Lut) {
+        if self.weights.window_scheme(&win).is_some() {
             Some((win, Path::Window))
         } else if kernels::direct_fits(&win) && self.weights.runs_on(Scheme::Dot16) {
             Some((win, Path::Direct))
@@ -326,7 +321,8 @@ impl Layer for Conv2d {
         match inputs.first().map(|s| self.out_dims(s)) {
             Some(Ok(dims)) => {
                 let mut g = self.weights.gemm_shape(dims.3 * dims.4, width);
-                g.window = self.window(dims).filter(|_| self.weights.scheme(g.wbits, g.abits) == crate::kernels::Scheme::Lut);
+                let scheme = self.weights.scheme(g.wbits, g.abits);
+                g.window = self.geometry(dims).filter(|w| w.fits(scheme, g.abits)).map(|w| (w, scheme));
                 vec![g]
             }
             _ => Vec::new(),

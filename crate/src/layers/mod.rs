@@ -174,10 +174,10 @@ pub struct GemmShape {
     pub wbits: Bits,
     pub abits: Bits,
     pub count: usize,
-    /// A convolution that runs on the window path (no im2col: `kernels::Window`), its geometry:
-    /// its columns are then `window.columns()`, not `cols`.
+    /// A convolution that runs on the window path (no im2col: `kernels::Window`), its geometry
+    /// and the scheme of its pack: its columns are then `window.columns()`, not `cols`.
     #[serde(skip)]
-    pub window: Option<crate::kernels::Window>,
+    pub window: Option<(crate::kernels::Window, crate::kernels::Scheme)>,
 }
 
 impl GemmShape {

@@ -44,7 +44,7 @@ pub enum ActQuant {
 /// How a convolution without an im2col packs its input ([`QuantWeights::gemm_conv`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Path {
-    /// Lut index planes over the padded image (`kernels::Window`).
+    /// Lut index planes or Dot8 codes over the padded image (`kernels::Window`).
     Window,
     /// A padded i16 image read in place by Dot16's pairs (`kernels::DirectActs`).
     Direct,
@@ -338,7 +338,7 @@ impl QuantWeights {
             Path::Window => {
                 // The pack splits over the threads the GEMM will.
                 let pack_threads = kernels::split_threads(&a.packed[0], columns, a.abits, *threads);
-                window.pack_floats(x, win, a.clip, a.abits, pack_threads)?;
+                window.pack_floats(x, win, a.clip, a.abits, a.packed[0].scheme(), pack_threads)?;
                 kernels::window_gemm_then(*isa, &a.packed[0], window, acc, *threads, part, &then)
             }
             Path::Direct => {
@@ -348,8 +348,15 @@ impl QuantWeights {
         }
     }
 
-    /// Whether the current width multiplies on `scheme` (Lut for the window path, Dot16 for the
-    /// direct one).
+    /// The scheme the window path runs the current width on for `win`, if it does: Lut, or Dot8
+    /// with its activations in one plane ([`Window::fits`]).
+    pub(crate) fn window_scheme(&self, win: &Window) -> Option<Scheme> {
+        let a = self.active.as_ref()?;
+        let scheme = a.packed.first()?.scheme();
+        (a.packed.iter().all(|p| p.scheme() == scheme) && win.fits(scheme, a.abits)).then_some(scheme)
+    }
+
+    /// Whether the current width multiplies on `scheme` (Dot16 for the direct path).
     pub(crate) fn runs_on(&self, scheme: Scheme) -> bool {
         self.active.as_ref().is_some_and(|a| a.packed.iter().all(|p| p.scheme() == scheme))
     }

@@ -20,13 +20,13 @@ fn time_gemm(model: &Model, g: &GemmShape, now: &dyn Fn() -> f64, min_ms: f64) -
     let w: Vec<u8> = (0..g.rows * g.depth).map(|i| (i as u8).wrapping_mul(37) & wmask).collect();
     let pw = PackedWeights::new(&w, g.rows, g.depth, g.wbits, scheme)?;
     let (isa, threads) = (model.isa(), model.threads());
-    if let Some(win) = g.window {
+    if let Some((win, _)) = g.window.filter(|&(w, s)| s == scheme && w.fits(scheme, g.abits)) {
         // The window path: the image packed once, then the GEMM over the padded rows.
         let image: Vec<u8> = (0..win.h * win.w * win.c).map(|i| (i as u8).wrapping_mul(101) & amask).collect();
         let mut acts = WindowActs::default();
         let mut out = vec![0i32; g.rows * win.columns()];
         let one = fastest(now, min_ms, &mut || {
-            acts.pack_threads(&image, win, g.abits, threads)?;
+            acts.pack_threads(&image, win, g.abits, scheme, threads)?;
             window_gemm_then(isa, &pw, &mut acts, &mut out, threads, |_, _| (), &|_, _, _, ()| {})
         })?;
         return Ok(one * g.count as f64);
