@@ -6,7 +6,7 @@
 //! (`dot16`, `bitserial`, `lut`, `dot8`) owns its memory layout and packers; one module
 //! per instruction set holds the micro-kernels for every scheme (`generic` plain Rust,
 //! `simd128`, `relaxed`). `reference` is the obviously-correct loop the tests compare
-//! everything with. `window` runs a stride-1 convolution's `Lut` GEMM without an im2col, `direct`
+//! everything with. `window` runs a stride-1 convolution's `Lut` or `Dot8` GEMM without an im2col, `direct`
 //! a shallow one's (a first layer's) on `Dot16`.
 
 mod acts;

@@ -27,14 +27,18 @@ impl simd128::Dot8Tile for RelaxedDot {
     #[inline(always)]
     unsafe fn tile<A: simd128::Dot8Acts>(w: *const u8, a: A, kcs: usize) -> [[v128; 4]; 2] {
         let mut acc = [[i32x4_splat(0); 4]; 2];
-        for k in 0..kcs {
-            let wk = w.add(k * dot8::STEP);
-            let wv: [v128; 4] = core::array::from_fn(|r| v128_load(wk.add(r * dot8::KB) as *const v128));
-            for (c, accc) in acc.iter_mut().enumerate() {
-                let av = v128_load(a.at(k, c) as *const v128);
-                for (x, &wr) in accc.iter_mut().zip(&wv) {
-                    *x = i32x4_relaxed_dot_i8x16_i7x16_add(wr, av, *x);
+        let (runs, len) = a.runs(kcs);
+        let mut wk = w;
+        for r in 0..runs {
+            for j in 0..len {
+                let wv: [v128; 4] = core::array::from_fn(|i| v128_load(wk.add(i * dot8::KB) as *const v128));
+                for (c, accc) in acc.iter_mut().enumerate() {
+                    let av = v128_load(a.at(r, j, c) as *const v128);
+                    for (x, &wr) in accc.iter_mut().zip(&wv) {
+                        *x = i32x4_relaxed_dot_i8x16_i7x16_add(wr, av, *x);
+                    }
                 }
+                wk = wk.add(dot8::STEP);
             }
         }
         acc

@@ -308,8 +308,8 @@ impl QuantWeights {
     /// [`gemm_group`](Self::gemm_group) for a one-group convolution with stride and dilation 1
     /// without an im2col, from its f32 input `x` (the image), quantized and packed once in one
     /// pass where an im2col would copy the codes `kh * kw` times:
-    /// - `Path::Window`, as Lut index planes ([`kernels::Window`]): needs
-    ///   [`runs_on`](Self::runs_on) Lut and a geometry that [`Window::fits`];
+    /// - `Path::Window`, as Lut index planes or the Dot8 image of codes ([`kernels::Window`]):
+    ///   needs a [`window_scheme`](Self::window_scheme);
     /// - `Path::Direct`, as a padded i16 image ([`kernels::DirectActs`]): needs Dot16 and a
     ///   geometry that [`kernels::direct_fits`] (a shallow first layer).
     pub(crate) fn gemm_conv(&self, x: &[f32], win: Window, path: Path, ctx: &mut Context, out: &mut [f32], affine: Option<ChannelAffine<'_>>) -> Result<()> {
