@@ -8,7 +8,7 @@ use core::arch::wasm32::*;
 use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
 use super::job::{Driver, Job};
-use super::{dot8, simd128, Scheme};
+use super::{simd128, Scheme};
 
 /// Dot16 and BitSerial gain nothing from relaxed SIMD and run the SIMD128 kernels.
 pub fn driver(scheme: Scheme) -> Driver {
@@ -17,31 +17,6 @@ pub fn driver(scheme: Scheme) -> Driver {
         Scheme::BitSerial => simd128::bitserial,
         Scheme::Lut => simd128::lut_relaxed,
         Scheme::Dot8 => dot8,
-    }
-}
-
-/// The Dot8 tile on the relaxed dot product: one instruction per 16 depth, row and column.
-struct RelaxedDot;
-
-impl simd128::Dot8Tile for RelaxedDot {
-    #[inline(always)]
-    unsafe fn tile<A: simd128::Dot8Acts>(w: *const u8, a: A, kcs: usize) -> [[v128; 4]; 2] {
-        let mut acc = [[i32x4_splat(0); 4]; 2];
-        let (runs, len) = a.runs(kcs);
-        let mut wk = w;
-        for r in 0..runs {
-            for j in 0..len {
-                let wv: [v128; 4] = core::array::from_fn(|i| v128_load(wk.add(i * dot8::KB) as *const v128));
-                for (c, accc) in acc.iter_mut().enumerate() {
-                    let av = v128_load(a.at(r, j, c) as *const v128);
-                    for (x, &wr) in accc.iter_mut().zip(&wv) {
-                        *x = i32x4_relaxed_dot_i8x16_i7x16_add(wr, av, *x);
-                    }
-                }
-                wk = wk.add(dot8::STEP);
-            }
-        }
-        acc
     }
 }
 
@@ -88,5 +63,6 @@ fn bytes(b: [u8; 16]) -> v128 {
 pub fn dot8(job: Job<'_>) {
     // Every activation plane holds at most 7 bits (8-bit activations come as two, dot8.rs), or 8
     // where the engine's dot product is exact for them (`unsigned_dot_is_exact`).
-    simd128::dot8_driver::<RelaxedDot>(job)
+    // One instruction per 16 depth, row and column.
+    simd128::dot8_driver(job, |w, a, acc| i32x4_relaxed_dot_i8x16_i7x16_add(w, a, acc))
 }

@@ -572,45 +572,45 @@ impl Dot8Acts for Windowed {
     }
 }
 
-/// A 4-row x 2-column Dot8 tile over `kcs` depth chunks (the SIMD128 and relaxed-SIMD kernels).
-pub(crate) trait Dot8Tile {
-    /// # Safety
-    /// `w` and `a` must hold `kcs` chunks of the tile's rows and columns.
-    unsafe fn tile<A: Dot8Acts>(w: *const u8, a: A, kcs: usize) -> [[v128; 4]; 2];
-}
-
-/// Bytes widened to i16 at use (plain SIMD128 has no 8-bit dot product).
-struct Widened;
-
-impl Dot8Tile for Widened {
-    #[inline(always)]
-    unsafe fn tile<A: Dot8Acts>(w: *const u8, a: A, kcs: usize) -> [[v128; 4]; 2] {
-        let mut acc = [[i32x4_splat(0); 4]; 2];
-        let (runs, len) = a.runs(kcs);
-        let mut wk = w;
-        for r in 0..runs {
-            for j in 0..len {
-                let wv: [v128; 4] = core::array::from_fn(|i| v128_load(wk.add(i * dot8::KB) as *const v128));
-                for (c, accc) in acc.iter_mut().enumerate() {
-                    let av = v128_load(a.at(r, j, c) as *const v128);
-                    let (alo, ahi) = (u16x8_extend_low_u8x16(av), u16x8_extend_high_u8x16(av));
-                    for (x, &wr) in accc.iter_mut().zip(&wv) {
-                        let lo = i32x4_dot_i16x8(i16x8_extend_low_i8x16(wr), alo);
-                        let hi = i32x4_dot_i16x8(i16x8_extend_high_i8x16(wr), ahi);
-                        *x = i32x4_add(*x, i32x4_add(lo, hi));
-                    }
-                }
-                wk = wk.add(dot8::STEP);
-            }
-        }
-        acc
-    }
-}
-
-/// Walks a Dot8 problem in 4 x 2 tiles of `T` (shared with the relaxed kernel), on a column pack
-/// or a window pack.
+/// One 4-row x 2-column Dot8 tile over `kcs` depth chunks: `mac(w, a, acc)` adds the products
+/// of one row's 16 weight bytes and one column's 16 activation bytes into that pair's i32 lanes
+/// (the SIMD128 and relaxed-SIMD kernels differ only there).
+///
+/// # Safety
+/// `w` and `a` must hold `kcs` chunks of the tile's rows and columns.
 #[inline(always)]
-pub(crate) fn dot8_driver<T: Dot8Tile>(job: Job<'_>) {
+unsafe fn dot8_tile<A: Dot8Acts>(w: *const u8, a: A, kcs: usize, mac: impl Fn(v128, v128, v128) -> v128) -> [[v128; 4]; 2] {
+    let mut acc = [[i32x4_splat(0); 4]; 2];
+    let (runs, len) = a.runs(kcs);
+    let mut wk = w;
+    for r in 0..runs {
+        for j in 0..len {
+            let wv: [v128; 4] = core::array::from_fn(|i| v128_load(wk.add(i * dot8::KB) as *const v128));
+            for (c, accc) in acc.iter_mut().enumerate() {
+                let av = v128_load(a.at(r, j, c) as *const v128);
+                for (x, &wr) in accc.iter_mut().zip(&wv) {
+                    *x = mac(wr, av, *x);
+                }
+            }
+            wk = wk.add(dot8::STEP);
+        }
+    }
+    acc
+}
+
+/// Plain SIMD128's multiply-add for [`dot8_tile`]: the bytes widened to i16 (it has no 8-bit
+/// dot product).
+#[inline(always)]
+fn widened_mac(w: v128, a: v128, acc: v128) -> v128 {
+    let lo = i32x4_dot_i16x8(i16x8_extend_low_i8x16(w), u16x8_extend_low_u8x16(a));
+    let hi = i32x4_dot_i16x8(i16x8_extend_high_i8x16(w), u16x8_extend_high_u8x16(a));
+    i32x4_add(acc, i32x4_add(lo, hi))
+}
+
+/// Walks a Dot8 problem in 4 x 2 tiles of [`dot8_tile`] with `mac` (shared with the relaxed
+/// kernel), on a column pack or a window pack.
+#[inline(always)]
+pub(crate) fn dot8_driver(job: Job<'_>, mac: impl Fn(v128, v128, v128) -> v128 + Copy) {
     let kp = dot8::padded_depth(job.w.depth);
     let kcs = kp / dot8::KB;
     // Two activation planes (8-bit activations, dot8.rs): acc = 2 Σ w (a >> 1) + Σ w (a & 1).
@@ -624,7 +624,7 @@ pub(crate) fn dot8_driver<T: Dot8Tile>(job: Job<'_>) {
             assert!(ad.len() >= job.a.cols_pad * akp);
             // SAFETY (every pointer below): columns below cols_pad and kcs chunks (twice when
             // split: the second plane's steps follow the first's in the panel) lie in the pack.
-            dot8_walk::<T, Panel>(job, kcs, |col0| {
+            dot8_walk(job, kcs, mac, |col0| {
                 let p = unsafe { ad.as_ptr().add((col0 / dot8::P) * dot8::P * akp + (col0 % dot8::P) * dot8::KB) };
                 (Panel(p), split.then(|| Panel(unsafe { p.add(kcs * dot8::STEP) })))
             })
@@ -635,7 +635,7 @@ pub(crate) fn dot8_driver<T: Dot8Tile>(job: Job<'_>) {
             let far = offsets.iter().map(|&o| o as usize).max().unwrap_or(0) + dot8::KB;
             assert!(!split && offsets.len() == kcs && (job.a.cols_pad == 0 || ad.len() >= (job.a.cols_pad - 1) * stride + far));
             let runs = Windowed::new(ad.as_ptr(), offsets, stride);
-            dot8_walk::<T, Windowed>(job, kcs, |col0| (Windowed { a: unsafe { ad.as_ptr().add(col0 * stride) }, ..runs }, None))
+            dot8_walk(job, kcs, mac, |col0| (Windowed { a: unsafe { ad.as_ptr().add(col0 * stride) }, ..runs }, None))
         }
     }
 }
@@ -643,7 +643,7 @@ pub(crate) fn dot8_driver<T: Dot8Tile>(job: Job<'_>) {
 /// The tiles of [`dot8_driver`]: `acts(col0)` gives a tile's activations and, for 8-bit
 /// activations in two planes, the second plane's.
 #[inline(always)]
-fn dot8_walk<T: Dot8Tile, A: Dot8Acts>(job: Job<'_>, kcs: usize, acts: impl Fn(usize) -> (A, Option<A>)) {
+fn dot8_walk<A: Dot8Acts>(job: Job<'_>, kcs: usize, mac: impl Fn(v128, v128, v128) -> v128 + Copy, acts: impl Fn(usize) -> (A, Option<A>)) {
     const N: usize = 2;
     let Job { w, a, c0, c1, out } = job;
     let rows = w.rows;
@@ -658,9 +658,9 @@ fn dot8_walk<T: Dot8Tile, A: Dot8Acts>(job: Job<'_>, kcs: usize, acts: impl Fn(u
                 let ncols = N.min(c1 - col0);
                 let (ap, low) = acts(col0);
                 // SAFETY: as dot8_driver asserts.
-                let mut acc = unsafe { T::tile(wp, ap, kcs) };
+                let mut acc = unsafe { dot8_tile(wp, ap, kcs, mac) };
                 if let Some(low) = low {
-                    let low = unsafe { T::tile(wp, low, kcs) };
+                    let low = unsafe { dot8_tile(wp, low, kcs, mac) };
                     for (ac, lc) in acc.iter_mut().zip(&low) {
                         for (x, &l) in ac.iter_mut().zip(lc) {
                             *x = i32x4_add(i32x4_shl(*x, 1), l);
@@ -674,5 +674,5 @@ fn dot8_walk<T: Dot8Tile, A: Dot8Acts>(job: Job<'_>, kcs: usize, acts: impl Fn(u
 }
 
 pub fn dot8(job: Job<'_>) {
-    dot8_driver::<Widened>(job)
+    dot8_driver(job, widened_mac)
 }
