@@ -109,11 +109,17 @@ impl Window {
     pub fn acts_bytes(&self, abits: Bits, scheme: Scheme) -> usize {
         let len = self.plane_len();
         let group = channel_group(scheme).unwrap_or(lut::GROUP);
-        let planes = match scheme {
-            Scheme::Dot8 => self.c * len,
-            _ => abits.get() as usize * (self.c / lut::GROUP) * len,
-        };
+        let planes = self.position_bytes(abits, scheme).unwrap_or(0) * len;
         planes + 4 * len + 4 * (self.depth() / group) + 8 * self.kh * self.kw + 4 * self.columns()
+    }
+
+    /// Bytes per position of a pack on `scheme` at `abits`: a nibble byte per bit plane and
+    /// channel group (`Lut`), or a code per channel (`Dot8`); `None` on overflow.
+    fn position_bytes(&self, abits: Bits, scheme: Scheme) -> Option<usize> {
+        match scheme {
+            Scheme::Dot8 => Some(self.c),
+            _ => (self.c / lut::GROUP).checked_mul(abits.get() as usize),
+        }
     }
 
     /// Where input pixel `(y, x)` lies in a plane.
@@ -197,9 +203,7 @@ impl WindowActs {
             crate::bail!(ErrorKind::LimitExceeded, "GEMM depth {} exceeds {}: the i32 accumulator could overflow", win.depth(), super::MAX_DEPTH);
         }
         let len = win.plane_len();
-        // Bytes per position: a nibble per bit plane and channel group, or a code per channel.
-        let per = if scheme == Scheme::Dot8 { Some(win.c) } else { (win.c / lut::GROUP).checked_mul(abits.get() as usize) };
-        let Some(n) = per.and_then(|per| len.checked_mul(per)).filter(|&n| n <= u32::MAX as usize) else {
+        let Some(n) = win.position_bytes(abits, scheme).and_then(|per| len.checked_mul(per)).filter(|&n| n <= u32::MAX as usize) else {
             crate::bail!(ErrorKind::LimitExceeded, "a {}x{}x{} image is too large for the window path", win.h, win.w, win.c);
         };
         self.planes.clear();
