@@ -347,4 +347,17 @@ fn files_without_digests_load_and_malformed_digests_are_refused() {
     assert_eq!(format::read(&not_hex).unwrap_err().kind(), ErrorKind::BadGraph);
     let wrong = with_graph(&bytes, |g| g["sha256"]["tensors"] = serde_json::Value::String("0".repeat(64)));
     assert_eq!(format::read(&wrong).unwrap_err().kind(), ErrorKind::Corrupt);
+    // Hex digits of either case spell the same digest; one digit off in the last byte does not.
+    let upper = with_graph(&bytes, |g| {
+        for d in g["sha256"]["planes"].as_array_mut().unwrap() {
+            *d = serde_json::Value::String(d.as_str().unwrap().to_uppercase());
+        }
+    });
+    assert_eq!(file_layers(&format::read(&upper).unwrap()), given_layers(&codes(4)));
+    let last_digit = with_graph(&bytes, |g| {
+        let d = g["sha256"]["planes"][7].as_str().unwrap().to_string();
+        let flipped = if d.ends_with('0') { '1' } else { '0' };
+        g["sha256"]["planes"][7] = serde_json::Value::String(format!("{}{flipped}", &d[..63]));
+    });
+    assert_eq!(format::read(&last_digit).unwrap_err().kind(), ErrorKind::Corrupt);
 }
