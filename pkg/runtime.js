@@ -439,8 +439,9 @@ export function createRuntime(env = {}) {
 
   /**
    * Starts fetching and compiling the build that init with build 'auto' will choose (and imports
-   * its glue), before init arrives: a worker started early (the web app starts it before its page
-   * has laid out) gets the worker's message {type: 'warm'}. Init with another build ignores it.
+   * its glue), before init arrives: a worker started early (say, from a classic script in its
+   * page's head, before the page has laid out) gets the worker's message {type: 'warm'}. Init
+   * with another build ignores it.
    * Nothing to do where the binary is given (Node) or once init has run.
    */
   function warm() {

@@ -36,7 +36,7 @@ describe('served cross-origin isolated (COOP/COEP)', () => {
     await server?.close();
   });
 
-  test('loads the MNIST model in the threads build and classifies real digits at 8 bits', async () => {
+  test('loads the MNIST model on the page\'s thread and classifies real digits at 8 bits', async () => {
     const { page } = browser;
     const wall = await open(page, server.origin);
     const cold = await marks(page);
@@ -44,26 +44,22 @@ describe('served cross-origin isolated (COOP/COEP)', () => {
     const wallWarm = await open(page, server.origin);
     const warm = await marks(page);
     const fmt = (m) => Object.entries(m).map(([k, v]) => `${k} ${v}`).join(', ');
-    console.log(`# navigation to first prediction (MNIST, threads build): ${cold['first-prediction']} ms cold, ${warm['first-prediction']} ms warm (in-page marks: ${fmt(cold)} | ${fmt(warm)}; page.goto to ready: ${wall} / ${wallWarm} ms)`);
+    console.log(`# navigation to first prediction (MNIST, page's thread): ${cold['first-prediction']} ms cold, ${warm['first-prediction']} ms warm (in-page marks: ${fmt(cold)} | ${fmt(warm)}; page.goto to ready: ${wall} / ${wallWarm} ms)`);
     assert.ok(cold['first-prediction'] > 0 && warm['first-prediction'] > 0, 'the first prediction was shown');
-    // Per navigation one worker (early.js's, which boot.js's session takes) and one download of
-    // the build (the compile its warm message started is the one the session uses).
+    // The images are classified on the page's thread: no worker is started for them (attacks and
+    // text start their own when used), and each navigation downloads the one build it runs.
     const asked = (path) => server.requests.filter((r) => r === path).length;
-    assert.equal(asked('/anybit/worker.js'), 2, server.requests.join(', '));
+    assert.equal(asked('/anybit/worker.js'), 0, server.requests.join(', '));
     const p = await panel(page);
     assert.equal(p.error, null);
     assert.equal(p.isolated, true);
     assert.equal(p.width, 8, 'starts at the widest width');
     assert.equal(p.model, 'mnist-cnn');
-    if (p.cores >= 2) {
-      assert.equal(p.variant, 'threads');
-      assert.equal(asked('/anybit/wasm/threads/anybit_bg.wasm'), 2, server.requests.join(', '));
-      assert.match(p.buildText, /relaxed SIMD \+ threads/);
-      assert.equal(p.threads, Math.min(p.cores, 8), `threads build uses ${p.threads} threads`);
-      assert.equal(p.threadsText, String(p.threads));
-    } else {
-      assert.equal(p.variant, 'relaxed', 'one core: single-thread relaxed-SIMD build');
-    }
+    assert.equal(p.variant, 'relaxed', 'single-thread relaxed-SIMD build on the page');
+    assert.equal(asked('/anybit/wasm/relaxed/anybit_bg.wasm'), 2, server.requests.join(', '));
+    assert.equal(p.buildText, 'relaxed SIMD');
+    assert.equal(p.threads, 1);
+    assert.equal(p.threadsText, '1');
     assert.ok(p.latencyMs > 0, `latency shown: ${p.latencyText}`);
     assert.match(p.latencyText, /ms inference/);
     const load = await page.locator('#load-text').textContent();
@@ -115,10 +111,19 @@ describe('served cross-origin isolated (COOP/COEP)', () => {
 
   test('Auto: the policy decides on this device, says why, and the prediction is the chosen width\'s', async () => {
     const { page } = browser;
+    // With ?threads=2 the page's session runs the threads build (the page's thread leads a pool
+    // of two), so the policy weighs thread counts too.
+    await open(page, server.origin, '?threads=2');
+    const pool = await panel(page);
+    assert.equal(pool.variant, 'threads');
+    assert.match(pool.buildText, /relaxed SIMD \+ threads/);
+    assert.equal(pool.threads, 2);
     await classify(page, 0);
     await page.fill('#budget', '1000');
     await page.check('#widths input[value="auto"]');
     await page.waitForSelector('#auto-decision[data-width]', { timeout: 30_000 });
+    // The timing ran in the worker twin of the page's session (the page's thread stays free).
+    assert.ok(server.requests.includes('/anybit/worker.js'), 'Auto started the twin worker');
     const chosen = Number(await page.locator('#auto-decision').getAttribute('data-width'));
     const auto = await prediction(page, 'sample:0', chosen);
     const p = await panel(page);
@@ -356,12 +361,19 @@ describe('broken model files', () => {
   });
 });
 
-describe('a runtime worker that cannot start', () => {
+describe('a runtime that cannot start', () => {
   let server;
   let browser;
   before(async () => {
-    // Served as JavaScript but throwing at once: the page must say so, not wait forever.
-    server = await serve(DIST, { isolated: true, overrides: { '/anybit/worker.js': Buffer.from('throw new Error("broken worker");') } });
+    // Served but unusable: the page must say so, not wait forever. The page's own build is a
+    // broken binary; the worker (attacks) throws at once.
+    server = await serve(DIST, {
+      isolated: true,
+      overrides: {
+        '/anybit/wasm/relaxed/anybit_bg.wasm': Buffer.from('not wasm'),
+        '/anybit/worker.js': Buffer.from('throw new Error("broken worker");'),
+      },
+    });
     browser = await launch();
   });
   after(async () => {
@@ -369,13 +381,27 @@ describe('a runtime worker that cannot start', () => {
     await server?.close();
   });
 
-  test('shows that the runtime could not start, with what to do', async () => {
+  test('a broken build: the page says the runtime could not start, with what to do', async () => {
     const { page } = browser;
     await open(page, server.origin);
     assert.equal(await page.evaluate(() => document.body.dataset.state), 'error');
     const box = page.locator('#error');
     assert.equal(await box.getAttribute('data-code'), 'runtime_unavailable');
-    assert.match(await box.textContent(), /Could not start the runtime.*anybit worker failed.*anybit\/ folder/s);
+    assert.match(await box.textContent(), /Could not start the runtime.*cannot load the relaxed build.*anybit\/ folder/s);
+    await shot(page, 'error-build');
+  });
+
+  test('a broken worker: images are classified on the page, and an attack says why it cannot run', async () => {
+    const { page } = browser;
+    await open(page, server.origin, '?build=simd');
+    assert.equal((await panel(page)).error, null);
+    assert.equal(await classify(page, 0), labels[0]);
+    await page.click('#attack-run');
+    const box = page.locator('#attack-error');
+    await box.waitFor({ state: 'visible', timeout: 30_000 });
+    assert.equal(await box.getAttribute('data-code'), 'runtime_unavailable');
+    assert.match(await box.textContent(), /Attacks are not available: .*anybit worker failed/);
+    assert.equal(await page.locator('#attack-card').getAttribute('data-state'), 'idle');
     await shot(page, 'error-worker');
   });
 });

@@ -262,7 +262,8 @@ test('Chromium: prefetch that fails or is not used: load() reports as without it
 test('Chromium: a worker warmed before its session compiles the auto build once; another build ignores it', async () => {
   await onPage(async ({ browser, server }) => {
     const wasmAsked = () => server.requests.filter((r) => r.endsWith('.wasm'));
-    // As the web app's early.js: the worker started and warmed first, the session created later.
+    // As a page that starts the worker from a classic script in its head: the worker started and
+    // warmed first, the session created later.
     const warmed = await browser.page.evaluate(async () => {
       const worker = new Worker('/node_modules/anybit/worker.js', { type: 'module' });
       worker.postMessage({ type: 'warm' });

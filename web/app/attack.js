@@ -1,6 +1,6 @@
 // The adversarial-example demo: the visitor picks an image (a test image, the drawing on the pad
-// or an image file), an attack and its settings and the width to attack at; the session's
-// attack() runs in the worker (progress, Cancel through an AbortSignal), and the page shows the
+// or an image file), an attack and its settings and the width to attack at; attack() runs in a
+// worker session of the same model (progress, Cancel through an AbortSignal), and the page shows the
 // original, the perturbation on a diverging colour scale with its L2 and Linf norms, the
 // adversarial image, the prediction at every width for both, and a PNG of the adversarial image.
 //
@@ -52,8 +52,9 @@ export class AttackDemo {
   #attacks = 0;
 
   /**
-   * `ctx`: {session(): the Session, model(): {info, labels, samples, entry}, pad: the Pad}. The
-   * demo reads them when it runs, so a model switch needs only reset() and ready().
+   * `ctx`: {session(): a promise of the worker Session with the page's model loaded, model():
+   * {info, labels, samples, entry}, pad: the Pad}. The demo reads them when it runs, so a model
+   * switch needs only reset() and ready().
    */
   constructor(ctx) {
     this.#ctx = ctx;
@@ -113,6 +114,19 @@ export class AttackDemo {
     $('attack-run').disabled = false;
     $('attack-status').textContent = 'Pick an image and an attack, then press Attack.';
     this.#showSource();
+  }
+
+  /**
+   * Starts the attacks' worker session at the section's first use (focus, a press, a file dragged
+   * over it), so that the first attack waits less for it; not at its first sight, which would load
+   * the model a second time for visitors who never attack. Called once the page's first
+   * prediction is on screen: the worker's start would compete with it. A failure is shown by the
+   * attack that needs the session.
+   */
+  watch() {
+    const card = $('attack-card');
+    const start = () => this.#ctx.session().catch(() => {});
+    for (const ev of ['focusin', 'pointerdown', 'dragenter']) card.addEventListener(ev, start, { once: true });
   }
 
   /** The test image picked in the input strip becomes the one to attack (unless one runs). */
@@ -271,11 +285,6 @@ export class AttackDemo {
       this.#alert(e, 'Check the attack settings');
       return;
     }
-    const session = this.#ctx.session();
-    if (typeof session?.attack !== 'function') {
-      this.#alert({ code: 'runtime_unavailable', message: 'this build of the runtime has no attack()' }, 'Attacks are not available');
-      return;
-    }
     const me = { controller: new AbortController(), done: 0, total: 0 };
     this.#running = me;
     // Attack is disabled while it runs: a keyboard user's focus moves to Cancel, and back after.
@@ -286,6 +295,13 @@ export class AttackDemo {
     $('attack-status').textContent = `Running ${ATTACKS[request.attack].name} on ${what.name} at ${bits(request.width)}…`;
     let result;
     try {
+      // The first attack starts the worker and loads the model into it (a cancel meanwhile makes
+      // attack() refuse at once).
+      const session = await this.#ctx.session();
+      if (this.#running !== me) return; // a model switch dropped it
+      if (typeof session?.attack !== 'function') {
+        throw Object.assign(new Error('this build of the runtime has no attack()'), { code: 'runtime_unavailable' });
+      }
       result = await session.attack(request, {
         signal: me.controller.signal,
         onProgress: ({ done, total }) => {
@@ -300,6 +316,8 @@ export class AttackDemo {
         $('attack-status').textContent = `Cancelled after ${me.done} of ${me.total} gradient steps.`;
       } else if (e?.code === 'invalid_argument') {
         this.#alert(e, 'Check the attack settings');
+      } else if (e?.code === 'runtime_unavailable') {
+        this.#alert(e, 'Attacks are not available');
       } else {
         this.#alert(e ?? {}, 'The attack failed');
       }

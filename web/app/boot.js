@@ -1,9 +1,12 @@
-// Starts the session before anything else on the page, as its own small module graph (index.html
-// loads it with `async`, so it runs as soon as the package's modules are in, not after the whole
-// app's), on the worker early.js started: a Web Worker takes long to start (150-400 ms cold on
-// the busy 2-core test machine), and the first model's download (`prefetch`: the worker fetches
-// it while it loads its wasm build and parses it once the runtime is up) should not wait for the
-// app's own modules. main.js takes the session from here.
+// Starts the page's session before anything else on the page, as its own small module graph
+// (index.html loads it with `async`, so it runs as soon as the package's modules are in, not after
+// the whole app's). The session runs on the page's own thread (`worker: false`): an image pass
+// takes well under a millisecond, and a Web Worker takes long to start (110-150 ms from `new
+// Worker` to its first line cold on the 2-core test machine, and its modules and build after
+// that), which was the largest step on the way to the first prediction (BENCHMARKS.md, "First
+// prediction"). The first model's download (`prefetch`) runs while the build loads, and is parsed
+// once the runtime is up. Attacks, which take seconds, run in a worker session of their own
+// (main.js, attackSession); so does the text demo (text.js). main.js takes the session from here.
 //
 // URL parameters read here (main.js documents them all): ?model, ?build, ?threads, ?width.
 
@@ -22,6 +25,10 @@ export const startWidth = params.has('width') ? Number(params.get('width')) : un
 // prefetch whole.
 const prefetch = startWidth === undefined ? customUrl ?? MODELS[startKey].url : undefined;
 
-// The worker early.js started (and warmed), when it could.
-export const starting = createSession({ build: params.get('build') ?? 'auto', threads, prefetch, worker: self.anybitWorker });
+/** The build asked for: ?build, or the threads build when ?threads asks for more than one. */
+export const build = params.get('build') ?? (threads > 1 ? 'threads' : 'auto');
+
+// On this thread; with the threads build it leads its pool's workers (and spins, never blocks,
+// while they finish their parts).
+export const starting = createSession({ build, threads, prefetch, worker: false });
 starting.catch(() => {}); // reported by the model load, which awaits it

@@ -1,5 +1,7 @@
-// The demo page: loads a model in the runtime worker and classifies a drawing, a test image or an
-// image file at the chosen width; switching width re-runs the same input at once.
+// The demo page: loads a model in the page's session (boot.js: on this thread) and classifies a
+// drawing, a test image or an image file at the chosen width; switching width re-runs the same
+// input at once. What takes long (attacks, and Auto's timing of this device) runs on the same model
+// in a worker session that mirrors the page's (twinSession), so the page never stalls for it.
 //
 // URL parameters (for trying builds and for the e2e tests):
 //   ?model=<key>     start with a shipped model: mnist (default) or fashion
@@ -11,8 +13,9 @@
 //   ?cf=<url>        the counterfactual demo's model (text.js; default models/counterfactual.anybit)
 //   ?cf-width=<bits> start the counterfactual model at this width (progressive, as ?width)
 
+import { createSession } from '../anybit/index.js';
 import { AttackDemo } from './attack.js';
-import { customUrl, params, startKey, starting, startWidth, threads } from './boot.js';
+import { build, customUrl, params, startKey, starting, startWidth, threads } from './boot.js';
 import { renderAccuracy, renderLatency } from './charts.js';
 import { Pad } from './draw.js';
 import { loadSamples, toInput } from './idx.js';
@@ -25,11 +28,17 @@ import * as view from './view.js';
 // module graph was even loaded.
 let client = null;
 
+// The worker twin of the page's session: {session: its promise, url: the model it has or is
+// loading, loaded: the promise of the session once that model is in}, or null before first use.
+let twin = null;
+let watching = false; // attack.watch() called
+
 // Latency samples kept per width for the chart's median.
 const KEEP_RUNS = 50;
 
 const state = {
   key: startKey,
+  url: null, // of the loaded model
   gen: 0, // bumped per model load; results of an older load are dropped
   info: null,
   labels: null,
@@ -51,9 +60,9 @@ const state = {
 
 const $ = (id) => document.getElementById(id);
 const pad = new Pad($('pad'), onDraw);
-// The adversarial-example section (attack.js) uses the same session, model and inputs.
+// The adversarial-example section (attack.js) uses the same model and inputs, in its own session.
 const attack = new AttackDemo({
-  session: () => client,
+  session: twinSession,
   model: () => ({ info: state.info, labels: state.labels, samples: state.samples, entry: MODELS[state.key] }),
   pad,
 });
@@ -208,8 +217,9 @@ async function useFile(file) {
   }, () => view.showInput(decoded.canvas, `${file.name} (${decoded.image.width}x${decoded.image.height}, ${how})`));
 }
 
-// Auto: calibrate once per loaded model (the worker times the model's kernels at every width),
-// then ask the policy for the budget in the box, switch to its width and re-run the input.
+// Auto: calibrate once per loaded model (the twin times the model's kernels at every width, off
+// the page's thread), then ask the policy for the budget in the box, switch the page's session to
+// its width and thread count and re-run the input.
 async function pickAuto(note = null) {
   const { gen } = state;
   state.auto = true;
@@ -217,12 +227,15 @@ async function pickAuto(note = null) {
   const saving = asked > 0 && batteryLow();
   const budget = saving ? asked / 2 : asked;
   try {
-    if (!state.calibration) {
-      state.calibration = await client.calibrate(5);
+    const timer = await twinSession();
+    if (gen !== state.gen) return;
+    // A twin started anew (the one before failed) has no calibration of its own.
+    if (!state.calibration || state.calibration.on !== timer) {
+      state.calibration = { on: timer, result: await timer.calibrate(5) };
       state.calibrations += 1;
     }
     if (gen !== state.gen) return;
-    const decision = await client.decide(budget > 0 ? { latencyMs: budget } : {});
+    const decision = await timer.decide(budget > 0 ? { latencyMs: budget } : {});
     if (gen !== state.gen || !state.auto) return;
     const power = saving ? `battery at ${Math.round(battery.level * 100)}% and discharging: the ${asked} ms budget is halved to ${budget} ms, so Auto takes a width that does the work in fewer cycles` : null;
     view.renderDecision(decision, (w) => median(state.runs.get(w)), { note, power, budget, calibrations: state.calibrations });
@@ -294,7 +307,7 @@ async function loadModel(key, url = MODELS[key].url) {
   const entry = MODELS[key];
   const gen = ++state.gen;
   pendingShow = null;
-  Object.assign(state, { key, info: null, input: null, prev: null, last: null, runs: new Map(), auto: false, calibration: null, calibrations: 0 });
+  Object.assign(state, { key, url, info: null, input: null, prev: null, last: null, runs: new Map(), auto: false, calibration: null, calibrations: 0 });
   pad.clear();
   attack.reset(entry);
   view.clearResult();
@@ -342,8 +355,7 @@ async function loadModel(key, url = MODELS[key].url) {
       failure = { error: { code: 'shape_mismatch', message }, what: 'This model does not fit the test images' };
     }
   }
-  // The first prediction is asked for before the panels below render: the worker runs it while
-  // this thread draws them (30-50 ms on a cold start), rather than after.
+  // The first prediction is asked for before the panels below render.
   let first = null;
   if (!failure) {
     state.samples = samples;
@@ -359,11 +371,47 @@ async function loadModel(key, url = MODELS[key].url) {
     return;
   }
   // The strip (100 small canvases) is drawn once the first prediction is on screen: drawing it
-  // first would hold up the worker's answer on this thread.
+  // first would hold the prediction up.
   await first;
   if (gen !== state.gen) return;
+  if (!watching) {
+    watching = true;
+    attack.watch();
+  }
   view.renderSamples(samples, pickSample, state.labels);
   if (state.input?.kind === 'sample') view.selectSample(samples, state.input.index, state.labels);
+}
+
+/**
+ * A worker session with the page session's build, thread count and model: attacks (seconds of
+ * gradient steps) and Auto's calibration (most of a second of timed passes) run there, so that
+ * the page's thread stays free for drawing and classifying. Its timings stand for the page's
+ * session: the same kernels on the same kind of thread. Started at the first attack or Auto (or
+ * the attack section's first use, attack.js), and told to load each model it is asked for. A
+ * start or load that fails is tried again at the next use.
+ */
+function twinSession() {
+  const { url } = state;
+  if (!twin) {
+    const { variant, threadCount } = client.build;
+    const session = createSession({ build: variant, threads: threadCount });
+    twin = { session, url: null, loaded: null };
+    session.catch(() => {
+      twin = null;
+    });
+  }
+  if (twin.url !== url) {
+    const mine = twin;
+    mine.url = url;
+    mine.loaded = mine.session.then(async (s) => {
+      await s.load(url);
+      return s;
+    });
+    mine.loaded.catch(() => {
+      if (mine.url === url) mine.url = null;
+    });
+  }
+  return twin.loaded;
 }
 
 function wireInputs() {

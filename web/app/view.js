@@ -60,7 +60,7 @@ function hintFor(code) {
   }
 }
 
-/** The build panel rows; known as soon as the worker has loaded a build, before any model. */
+/** The build panel rows; known as soon as the session has loaded a build, before any model. */
 export function renderBuild(build, reason) {
   $('rt-build').textContent = VARIANT_NAMES[build.variant] ?? build.variant;
   $('rt-build').dataset.variant = build.variant;
@@ -69,7 +69,7 @@ export function renderBuild(build, reason) {
   $('rt-reason').textContent = reason;
 }
 
-/** `last` is the latest run: {ms: inference in the worker, roundTrip: page to page} or null. */
+/** `last` is the latest run: {ms: inference in the engine, roundTrip: as the page waited for it} or null. */
 export function renderRuntime(info, last) {
   renderBuild(info.build, info.reason);
   $('rt-model').textContent = info.name;
@@ -81,7 +81,7 @@ export function renderRuntime(info, last) {
   $('rt-threads').dataset.threads = String(info.threads);
   const lat = $('rt-latency');
   if (last) {
-    lat.textContent = `${last.ms.toFixed(2)} ms inference, ${last.roundTrip.toFixed(2)} ms with the trip to the worker`;
+    lat.textContent = `${last.ms.toFixed(2)} ms inference, ${last.roundTrip.toFixed(2)} ms as the page waits for it`;
     lat.dataset.ms = String(last.ms);
     lat.dataset.roundTrip = String(last.roundTrip); // read by bench/trip.mjs --app
   } else {
