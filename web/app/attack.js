@@ -117,9 +117,9 @@ export class AttackDemo {
   }
 
   /**
-   * Starts the attacks' worker session at the section's first use (focus, a press, a file dragged
-   * over it), so that the first attack waits less for it; not at its first sight, which would load
-   * the model a second time for visitors who never attack. Called once the page's first
+   * Starts the worker session attacks run in at the section's first use (focus, a press, a file
+   * dragged over it), so that the first attack waits less for it; not at its first sight, which
+   * would load the model a second time for visitors who never attack. Called once the page's first
    * prediction is on screen: the worker's start would compete with it. A failure is shown by the
    * attack that needs the session.
    */

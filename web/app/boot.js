@@ -5,8 +5,9 @@
 // Worker` to its first line cold on the 2-core test machine, and its modules and build after
 // that), which was the largest step on the way to the first prediction (BENCHMARKS.md, "First
 // prediction"). The first model's download (`prefetch`) runs while the build loads, and is parsed
-// once the runtime is up. Attacks, which take seconds, run in a worker session of their own
-// (main.js, attackSession); so does the text demo (text.js). main.js takes the session from here.
+// once the runtime is up. Attacks and Auto's calibration, which take seconds, run in a worker
+// twin of this session (main.js, twinSession); the text demo has a worker session of its own
+// (text.js). main.js takes the session from here.
 //
 // URL parameters read here (main.js documents them all): ?model, ?build, ?threads, ?width.
 

@@ -53,7 +53,7 @@ const state = {
   files: 0,
   firstShown: false,
   auto: false,
-  calibration: null,
+  calibration: null, // the twin holding a calibration of this model, if any
   saving: false, // Auto's budget is halved for a low battery
   calibrations: 0, // of the loaded model, shown with Auto's decision
 };
@@ -230,11 +230,12 @@ async function pickAuto(note = null) {
     const timer = await twinSession();
     if (gen !== state.gen) return;
     // A twin started anew (the one before failed) has no calibration of its own.
-    if (!state.calibration || state.calibration.on !== timer) {
-      state.calibration = { on: timer, result: await timer.calibrate(5) };
+    if (state.calibration !== timer) {
+      await timer.calibrate(5);
+      if (gen !== state.gen) return;
+      state.calibration = timer;
       state.calibrations += 1;
     }
-    if (gen !== state.gen) return;
     const decision = await timer.decide(budget > 0 ? { latencyMs: budget } : {});
     if (gen !== state.gen || !state.auto) return;
     const power = saving ? `battery at ${Math.round(battery.level * 100)}% and discharging: the ${asked} ms budget is halved to ${budget} ms, so Auto takes a width that does the work in fewer cycles` : null;
