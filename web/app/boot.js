@@ -26,8 +26,8 @@ export const startWidth = params.has('width') ? Number(params.get('width')) : un
 // prefetch whole.
 const prefetch = startWidth === undefined ? customUrl ?? MODELS[startKey].url : undefined;
 
-/** The build asked for: ?build, or the threads build when ?threads asks for more than one. */
-export const build = params.get('build') ?? (threads > 1 ? 'threads' : 'auto');
+// The build asked for: ?build, or the threads build when ?threads asks for more than one.
+const build = params.get('build') ?? (threads > 1 ? 'threads' : 'auto');
 
 // On this thread; with the threads build it leads its pool's workers (and spins, never blocks,
 // while they finish their parts).

@@ -7,7 +7,8 @@
 //   ?model=<key>     start with a shipped model: mnist (default) or fashion
 //   ?model=<url>     load another .anybit file, shown with the digit test images
 //   ?build=<variant> force scalar | simd | relaxed | threads instead of auto-detection
-//   ?threads=<n>     thread count for the threads build
+//   ?threads=<n>     thread count: more than one runs the threads build (the page's thread leads
+//                    its pool; the text demo's worker takes the same count)
 //   ?width=<bits>    start at this width and download only the bit planes it needs (HTTP Range);
 //                    a wider width picked later fetches the missing planes
 //   ?cf=<url>        the counterfactual demo's model (text.js; default models/counterfactual.anybit)
@@ -15,7 +16,7 @@
 
 import { createSession } from '../anybit/index.js';
 import { AttackDemo } from './attack.js';
-import { build, customUrl, params, startKey, starting, startWidth, threads } from './boot.js';
+import { customUrl, params, startKey, starting, startWidth, threads } from './boot.js';
 import { renderAccuracy, renderLatency } from './charts.js';
 import { Pad } from './draw.js';
 import { loadSamples, toInput } from './idx.js';
