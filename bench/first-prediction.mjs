@@ -9,7 +9,8 @@
 // fresh profile opens the page (cold: nothing cached, nothing compiled), waits for the first
 // prediction, then opens it again in the same browser (warm: a returning visitor). The figure is
 // the page's own mark `anybit:first-prediction` (ms since navigation start), the one the e2e test
-// prints; the runtime-ready mark is reported beside it. Sites take turns every round, so drift on
+// prints; beside it `anybit:first-prediction-painted` (the end of the frame that paints it; '-'
+// for a site built before that mark) and the runtime-ready mark. Sites take turns every round, so drift on
 // this shared machine falls on all alike. Printed: per site, the median and range of each.
 import { join } from 'node:path';
 
@@ -30,10 +31,15 @@ for (let i = 0; i < argv.length; i += 2) {
 }
 if (!(o.rounds >= 1 && o.per >= 1)) throw new Error('--rounds and --per must be at least 1');
 
+// After each navigation, every site waits alike before its marks are read and the next
+// navigation starts (the painted mark comes a frame after the prediction; a site built before it
+// has none, and waiting for it only there would give its warm start a quieter machine).
+const SETTLE_MS = 1000;
+
 const start = load();
 busy('first-prediction');
 const sites = [];
-for (const s of o.sites) sites.push({ name: s, server: await serve(s.startsWith('/') ? s : join(ROOT, s), { isolated: true }), cold: [], warm: [], readyCold: [], readyWarm: [] });
+for (const s of o.sites) sites.push({ name: s, server: await serve(s.startsWith('/') ? s : join(ROOT, s), { isolated: true }), cold: [], warm: [], readyCold: [], readyWarm: [], paintedCold: [], paintedWarm: [] });
 try {
   for (let r = 0; r < o.rounds; r++) {
     for (const site of sites) {
@@ -41,14 +47,18 @@ try {
         const b = await launch();
         try {
           await open(b.page, site.server.origin);
-          const cold = await marks(b.page);
+          await b.page.waitForTimeout(SETTLE_MS);
+          const cold = await marks(b.page, { paintedWaitMs: 0 });
           await open(b.page, site.server.origin);
-          const warm = await marks(b.page);
+          await b.page.waitForTimeout(SETTLE_MS);
+          const warm = await marks(b.page, { paintedWaitMs: 0 });
           if (!cold['first-prediction'] || !warm['first-prediction']) throw new Error(`${site.name}: no first prediction (errors: ${b.errors.join('; ')})`);
           site.cold.push(cold['first-prediction']);
           site.warm.push(warm['first-prediction']);
           site.readyCold.push(cold['runtime-ready']);
           site.readyWarm.push(warm['runtime-ready']);
+          if (cold['first-prediction-painted']) site.paintedCold.push(cold['first-prediction-painted']);
+          if (warm['first-prediction-painted']) site.paintedWarm.push(warm['first-prediction-painted']);
         } finally {
           await b.close();
         }
@@ -59,8 +69,8 @@ try {
   for (const s of sites) await s.server.close();
 }
 
-const fmt = (xs) => `${median(xs)} (${Math.min(...xs)} - ${Math.max(...xs)})`;
+const fmt = (xs) => (xs.length ? `${median(xs)} (${Math.min(...xs)} - ${Math.max(...xs)})` : '-');
 console.log(`Navigation to the first MNIST prediction, ms: median (range) of ${o.rounds * o.per} fresh browsers per site, sites alternated; load average ${start} -> ${load()}\n`);
-console.log('| site | cold | warm | runtime ready, cold | runtime ready, warm |');
-console.log('|---|---|---|---|---|');
-for (const s of sites) console.log(`| ${s.name} | ${fmt(s.cold)} | ${fmt(s.warm)} | ${fmt(s.readyCold)} | ${fmt(s.readyWarm)} |`);
+console.log('| site | cold | warm | painted, cold | painted, warm | runtime ready, cold | runtime ready, warm |');
+console.log('|---|---|---|---|---|---|---|');
+for (const s of sites) console.log(`| ${s.name} | ${fmt(s.cold)} | ${fmt(s.warm)} | ${fmt(s.paintedCold)} | ${fmt(s.paintedWarm)} | ${fmt(s.readyCold)} | ${fmt(s.readyWarm)} |`);

@@ -47,8 +47,16 @@ export async function open(page, origin, query = '') {
   return Date.now() - t0;
 }
 
-/** The page's own timing marks (ms since navigation start), e.g. {'first-prediction': 412}. */
-export async function marks(page) {
+/**
+ * The page's own timing marks (ms since navigation start), e.g. {'first-prediction': 412}. The
+ * mark 'first-prediction-painted' comes a frame after the first prediction: waited for up to
+ * `paintedWaitMs` (a site built before it never sets it).
+ */
+export async function marks(page, { paintedWaitMs = 2000 } = {}) {
+  if (paintedWaitMs > 0) {
+    await page.waitForFunction(() => performance.getEntriesByName('anybit:first-prediction-painted').length > 0, null, { timeout: paintedWaitMs })
+      .catch(() => {});
+  }
   return page.evaluate(() => Object.fromEntries(
     performance.getEntriesByType('mark').filter((m) => m.name.startsWith('anybit:'))
       .map((m) => [m.name.slice(7), Math.round(m.startTime)]),
