@@ -374,9 +374,8 @@ async function loadModel(key, url = MODELS[key].url) {
     view.showError(failure.error, failure.what);
     return;
   }
-  // The strip (100 small canvases) is drawn once the first prediction is on screen, a frame after
-  // it: drawn in the same task, it held up the frame that paints the prediction (painted 72 ms
-  // after it was written, against 35 ms with this frame between; medians of 8 cold starts).
+  // The strip (100 small canvases) is drawn a frame after the first prediction: drawn in the same
+  // task, it would hold up the frame that paints the prediction (BENCHMARKS.md, "Painted").
   await first;
   if (gen !== state.gen) return;
   await new Promise((r) => requestAnimationFrame(() => setTimeout(r)));

@@ -250,8 +250,8 @@ fn read_parsed(bytes: &[u8], h: header::Header, min_planes: u8) -> Result<ModelF
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Bytes hashed per call. A wasm engine runs a function's first calls in its baseline tier and
-/// switches to optimized code only at a later call (V8 has no on-stack replacement for wasm), so
-/// one call over a whole tensor section ran in the slow tier throughout.
+/// switches to optimized code only at a later call (V8 has no on-stack replacement for wasm): one
+/// call over a whole tensor section would run in the slow tier to its end.
 const HASH_CHUNK: usize = 64 << 10;
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -261,7 +261,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Whether `hex` (64 hex digits of either case: parse_header checked) spells `digest`. Compared
 /// digit by digit rather than through a hex string: a model's first parse runs in V8's baseline
-/// code, where formatting 9 x 32 bytes cost milliseconds.
+/// code, where formatting 9 x 32 bytes costs milliseconds.
 fn digest_is(digest: &[u8], hex: &str) -> bool {
     let hex = hex.as_bytes();
     hex.len() == 2 * digest.len()
