@@ -254,9 +254,18 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// call over a whole tensor section would run in the slow tier to its end.
 const HASH_CHUNK: usize = 64 << 10;
 
-fn sha256_hex(bytes: &[u8]) -> String {
+/// The one way a file's digests are computed, written and checked alike.
+fn sha256(bytes: &[u8]) -> [u8; 32] {
     use sha2::{Digest, Sha256};
-    Sha256::digest(bytes).iter().flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]).map(char::from).collect()
+    let mut h = Sha256::new();
+    for c in bytes.chunks(HASH_CHUNK) {
+        h.update(c);
+    }
+    h.finalize().into()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    sha256(bytes).iter().flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]).map(char::from).collect()
 }
 
 /// Whether `hex` (64 hex digits of either case: parse_header checked) spells `digest`. Compared
@@ -273,12 +282,7 @@ fn digest_is(digest: &[u8], hex: &str) -> bool {
 /// A progressive loader's bytes arrive in pieces from a server; one that does not match the
 /// header's digest is refused before any of it is used.
 fn verify(bytes: &[u8], want: &str, what: &str) -> Result<()> {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for c in bytes.chunks(HASH_CHUNK) {
-        h.update(c);
-    }
-    if !digest_is(&h.finalize(), want) {
+    if !digest_is(&sha256(bytes), want) {
         bail!(ErrorKind::Corrupt, "{what} ({} bytes) do not match the SHA-256 digest in the header: the download is corrupt; fetch the file again", bytes.len());
     }
     Ok(())
@@ -452,7 +456,11 @@ mod tests {
         assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         // Several hash pieces and a partial last one, against the one-call digest.
         let bytes: Vec<u8> = (0..3 * HASH_CHUNK + 17).map(|i| (i * 31 % 251) as u8).collect();
-        let want = sha256_hex(&bytes);
+        let want: String = {
+            use sha2::{Digest, Sha256};
+            Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+        };
+        assert_eq!(sha256_hex(&bytes), want);
         verify(&bytes, &want, "bytes").unwrap();
         verify(&bytes, &want.to_uppercase(), "bytes").unwrap();
         for at in [0, HASH_CHUNK - 1, HASH_CHUNK, bytes.len() - 1] {
