@@ -158,9 +158,10 @@ fn check_table(
     }
     let n_f32 = names.len() - n_u8;
     let table_of = |name: &str| table_names.iter().position(|(t, _)| t == name);
-    let is_u8_name = |name: &str| {
-        (has_fixed && name == FIXED8) || (0..PLANES).any(|b| name == plane_name(b)) || table_of(name).is_some()
-    };
+    // Spelt once: formatting them per tensor was most of a header's parse.
+    let plane_names: [String; PLANES as usize] = std::array::from_fn(|b| plane_name(b as u8));
+    let plane_of = |name: &str| plane_names.iter().position(|p| p == name);
+    let is_u8_name = |name: &str| (has_fixed && name == FIXED8) || plane_of(name).is_some() || table_of(name).is_some();
     let mut tables: Vec<(String, usize, usize)> = Vec::new();
     let mut f32s = Vec::with_capacity(n_f32);
     let mut channels: HashMap<usize, usize> = HashMap::new();
@@ -208,8 +209,8 @@ fn check_table(
                 tables.push((node.clone(), start, end));
             } else if name == FIXED8 {
                 fixed = Some((start, end));
-            } else if let Some(bit) = (0..PLANES).find(|&b| *name == plane_name(b)) {
-                planes[bit as usize] = Some(start);
+            } else if let Some(bit) = plane_of(name) {
+                planes[bit] = Some(start);
             }
             continue;
         }
