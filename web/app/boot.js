@@ -5,13 +5,15 @@
 // Worker` to its first line cold on the 2-core test machine, and its modules and build after
 // that), which was the largest step on the way to the first prediction (BENCHMARKS.md, "First
 // prediction"). The first model's download (`prefetch`) runs while the build loads, and is parsed
-// once the runtime is up. Attacks and Auto's calibration, which take seconds, run in a worker
+// once the runtime is up. The first model's test images are asked for here too: main.js's graph
+// comes in later, and the first prediction needs one of them. Attacks and Auto's calibration, which take seconds, run in a worker
 // twin of this session (main.js, twinSession); the text demo has a worker session of its own
 // (text.js). main.js takes the session from here.
 //
 // URL parameters read here (main.js documents them all): ?model, ?build, ?threads, ?width.
 
 import { createSession } from '../anybit/index.js';
+import { loadSamples } from './idx.js';
 import { DEFAULT_MODEL, MODELS } from './models.js';
 
 export const params = new URLSearchParams(location.search);
@@ -33,3 +35,14 @@ const build = params.get('build') ?? (threads > 1 ? 'threads' : 'auto');
 // while they finish their parts).
 export const starting = createSession({ build, threads, prefetch, worker: false });
 starting.catch(() => {}); // reported by the model load, which awaits it
+
+// The test images of the first model (a model by URL is shown with the default model's).
+let firstSamples = loadSamples(MODELS[startKey].samples.images, MODELS[startKey].samples.labels);
+firstSamples.catch(() => {}); // reported by the model load that takes it
+
+/** The test images asked for at boot, for the first load of `key` only; else null. */
+export function takeFirstSamples(key) {
+  const p = key === startKey ? firstSamples : null;
+  firstSamples = null;
+  return p;
+}

@@ -15,14 +15,12 @@
 //   ?cf-width=<bits> start the counterfactual model at this width (progressive, as ?width)
 
 import { createSession } from '../anybit/index.js';
-import { AttackDemo } from './attack.js';
-import { customUrl, params, startKey, starting, startWidth, threads } from './boot.js';
+import { customUrl, params, startKey, starting, startWidth, takeFirstSamples, threads } from './boot.js';
 import { renderAccuracy, renderLatency } from './charts.js';
 import { Pad } from './draw.js';
 import { loadSamples, toInput } from './idx.js';
 import { decodeImageFile } from './imagefile.js';
 import { MODELS } from './models.js';
-import { TextDemo } from './text.js';
 import * as view from './view.js';
 
 // The session (the npm package's, pkg/, served from anybit/) was started by boot.js, before this
@@ -32,7 +30,6 @@ let client = null;
 // The worker twin of the page's session: {session: its promise, url: the model it has or is
 // loading, loaded: the promise of the session once that model is in}, or null before first use.
 let twin = null;
-let watching = false; // attack.watch() called
 
 // Latency samples kept per width for the chart's median.
 const KEEP_RUNS = 50;
@@ -61,12 +58,11 @@ const state = {
 
 const $ = (id) => document.getElementById(id);
 const pad = new Pad($('pad'), onDraw);
-// The adversarial-example section (attack.js) uses the same model and inputs, in its own session.
-const attack = new AttackDemo({
-  session: twinSession,
-  model: () => ({ info: state.info, labels: state.labels, samples: state.samples, entry: MODELS[state.key] }),
-  pad,
-});
+// The adversarial-example section (attack.js: the same model and inputs, in the twin session)
+// once startSections has loaded it; until then it has nothing to follow.
+let attack = null;
+let attackReadyGen = -1; // the model load whose test images the attack section may use
+let watching = false; // attack.watch() called: after a first prediction is on screen
 const bits = (w) => `${w} bit${w === 1 ? '' : 's'}`;
 const labelOf = (i) => state.labels?.[i] ?? String(i);
 
@@ -178,7 +174,7 @@ function setInput(input, show = null) {
 function pickSample(index) {
   return setInput({ kind: 'sample', key: `sample:${index}`, index, what: `Test image ${index + 1}` }, () => {
     view.selectSample(state.samples, index, state.labels);
-    attack.followSample(index);
+    attack?.followSample(index);
   });
 }
 
@@ -313,12 +309,12 @@ async function loadModel(key, url = MODELS[key].url) {
   pendingShow = null;
   Object.assign(state, { key, url, info: null, input: null, prev: null, last: null, runs: new Map(), auto: false, calibration: null, calibrations: 0 });
   pad.clear();
-  attack.reset(entry);
+  attack?.reset(entry);
   view.clearResult();
   view.showPad(entry.draw, entry.name);
   $('widths').disabled = true;
   view.setState('loading', `Loading ${entry.name} (${url})…`);
-  const samplesP = loadSamples(entry.samples.images, entry.samples.labels);
+  const samplesP = takeFirstSamples(key) ?? loadSamples(entry.samples.images, entry.samples.labels);
   samplesP.catch(() => {}); // reported below, after the model
   let info;
   try {
@@ -363,7 +359,8 @@ async function loadModel(key, url = MODELS[key].url) {
   let first = null;
   if (!failure) {
     state.samples = samples;
-    attack.ready();
+    attackReadyGen = gen;
+    attack?.ready();
     first = pickSample(0);
   }
   view.renderRuntime(info, null);
@@ -380,10 +377,7 @@ async function loadModel(key, url = MODELS[key].url) {
   if (gen !== state.gen) return;
   await new Promise((r) => requestAnimationFrame(() => setTimeout(r)));
   if (gen !== state.gen) return;
-  if (!watching) {
-    watching = true;
-    attack.watch();
-  }
+  watchAttacks();
   view.renderSamples(samples, pickSample, state.labels);
   if (state.input?.kind === 'sample') view.selectSample(samples, state.input.index, state.labels);
 }
@@ -459,11 +453,45 @@ starting.then(({ build }) => {
 // A model given by URL is none of the listed ones, so every radio button can switch to its model.
 view.renderModels(MODELS, customUrl ? null : state.key, (key) => loadModel(key));
 wireInputs();
-loadModel(state.key, customUrl);
-// The counterfactual demo has its own session and model, loaded when its section is reached.
-new TextDemo({
-  build: params.get('build') ?? 'auto',
-  threads,
-  url: params.get('cf') ?? undefined,
-  width: params.has('cf-width') ? Number(params.get('cf-width')) : undefined,
-});
+loadModel(state.key, customUrl).finally(startSections);
+
+// The twin starts at the attack section's first use once a prediction is on screen (attack.js).
+function watchAttacks() {
+  if (!attack || watching || !state.firstShown) return;
+  watching = true;
+  attack.watch();
+}
+
+/**
+ * The attack and text sections, loaded once the first model's load has ended (its prediction is
+ * painted, or it failed): their modules are fetched and compiled only then, so they do not compete
+ * with the first prediction for this thread (BENCHMARKS.md, "First prediction"). Their forms stay
+ * disabled until then, as they are until their models are in. The attack section takes up the
+ * model and the test image the page has by then.
+ */
+async function startSections() {
+  let modules;
+  try {
+    modules = await Promise.all([import('./attack.js'), import('./text.js')]);
+  } catch (e) {
+    view.showError({ code: 'fetch_failed', message: e.message }, 'Could not load the attack and text sections');
+    return;
+  }
+  const [{ AttackDemo }, { TextDemo }] = modules;
+  attack = new AttackDemo({
+    session: twinSession,
+    model: () => ({ info: state.info, labels: state.labels, samples: state.samples, entry: MODELS[state.key] }),
+    pad,
+  });
+  attack.reset(MODELS[state.key]);
+  if (attackReadyGen === state.gen) attack.ready();
+  if (state.input?.kind === 'sample') attack.followSample(state.input.index);
+  watchAttacks();
+  // The counterfactual demo has its own session and model, loaded when its section is reached.
+  new TextDemo({
+    build: params.get('build') ?? 'auto',
+    threads,
+    url: params.get('cf') ?? undefined,
+    width: params.has('cf-width') ? Number(params.get('cf-width')) : undefined,
+  });
+}
