@@ -395,6 +395,29 @@ async function fetchPrefix(wasm, url, planes, onProgress, counter) {
   return { bytes, ranged, layout };
 }
 
+/**
+ * A whole model file as a wasm Session. Its sections' SHA-256 digests are computed by WebCrypto
+ * where there is one (a secure context, Node): at native speed and off this thread, where wasm
+ * hashes in the engine's baseline tier on a first load (BENCHMARKS.md, "Digests by WebCrypto");
+ * the wasm module compares them with the file's. Without WebCrypto, or where it refuses the bytes,
+ * the wasm module hashes them itself.
+ */
+async function loadWhole(wasm, bytes) {
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle) return wasm.Session.load(bytes);
+  const file = wasm.Unhashed.parse(bytes);
+  let digests;
+  try {
+    const s = file.sections();
+    const parts = [];
+    for (let i = 0; i < s.length; i += 2) parts.push(subtle.digest('SHA-256', bytes.subarray(s[i], s[i + 1])));
+    digests = concat((await Promise.all(parts)).map((d) => new Uint8Array(d)));
+  } catch {
+    digests = undefined;
+  }
+  return file.load(digests);
+}
+
 function asBytes(bytes) {
   if (bytes instanceof Uint8Array) return bytes;
   if (bytes instanceof ArrayBuffer || (typeof SharedArrayBuffer === 'function' && bytes instanceof SharedArrayBuffer)) {
@@ -504,9 +527,9 @@ export function createRuntime(env = {}) {
   }
 
   // A model's bytes as a wasm Session, or the error it gives.
-  function parseModel(bytes) {
+  async function parseModel(bytes) {
     try {
-      return { bytes, session: wasm.Session.load(bytes) };
+      return { bytes, session: await loadWhole(wasm, bytes) };
     } catch (e) {
       return { bytes, error: e };
     }
@@ -603,7 +626,7 @@ export function createRuntime(env = {}) {
           counter.learn(data);
           onProgress?.({ loaded: data.length, total: data.length, ...counter.at(data.length) });
         }
-        next = wasm.Session.load(data);
+        next = await loadWhole(wasm, data);
       }
       if (width !== undefined) {
         // The widest width the fetched planes serve, up to the one asked for.

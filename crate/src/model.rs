@@ -67,7 +67,7 @@ impl Model {
 
     /// `file` is checked (names, wiring, widths, parameters, per-width tensors: `format`), so
     /// only what needs the layers themselves can fail here.
-    fn from_file(file: ModelFile) -> Result<Model> {
+    pub fn from_file(file: ModelFile) -> Result<Model> {
         let graph = file.graph().clone();
         let mut shapes: Vec<Vec<usize>> = vec![graph.input_shape.clone()];
         let mut nodes = Vec::with_capacity(graph.nodes.len());

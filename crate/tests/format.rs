@@ -332,6 +332,54 @@ fn digests_catch_corrupt_tensors_and_planes() {
     assert_eq!(format::read_prefix(&c[..p1], 1).unwrap().planes_present(), 1);
 }
 
+/// The SHA-256 of each range, as a caller that hashes for itself (WebCrypto) gives them.
+fn digests_of(bytes: &[u8], sections: &[std::ops::Range<usize>]) -> Vec<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    sections.iter().map(|r| Sha256::digest(&bytes[r.clone()]).into()).collect()
+}
+
+#[test]
+fn a_callers_digests_stand_for_hashing_here() {
+    let g = graph();
+    let bytes = format::write(&g, &codes(5), &tensors(&g, 5)).unwrap();
+    let sections = format::Unhashed::parse(&bytes).unwrap().sections();
+    // The tensors section, then the 8 planes in file order, tiling the data section.
+    assert_eq!(sections.len(), 9);
+    assert_eq!(sections[0].start, format::header_len(&bytes).unwrap());
+    assert_eq!(sections[1].start, format::prefix_len(&bytes, 0).unwrap());
+    assert!(sections.windows(2).all(|w| w[0].end == w[1].start));
+    assert_eq!(sections[8].end, bytes.len());
+    let digests = digests_of(&bytes, &sections);
+    let read = |b: &[u8], d: &[[u8; 32]]| format::Unhashed::parse(b).and_then(|u| u.read(b, Some(d)));
+    assert_eq!(read(&bytes, &digests).unwrap(), format::read(&bytes).unwrap());
+    // A digest of other bytes than the header's is refused, naming the section.
+    for (k, what) in [(0, "per-width tensors"), (1, "bit plane 7"), (8, "bit plane 0")] {
+        let mut wrong = digests.clone();
+        wrong[k][31] ^= 1;
+        let e = read(&bytes, &wrong).unwrap_err();
+        assert!(e.kind() == ErrorKind::Corrupt && e.message().contains(what), "section {k}: {e}");
+    }
+    // Bytes damaged after hashing them right are still caught: the caller's digests are of
+    // what it hashed, and the damaged bytes' own digest differs from the header's.
+    let mut damaged = bytes.clone();
+    damaged[sections[3].start] ^= 4;
+    let e = read(&damaged, &digests_of(&damaged, &sections)).unwrap_err();
+    assert!(e.kind() == ErrorKind::Corrupt && e.message().contains("bit plane 5"), "{e}");
+    // One digest too few or too many: the caller's mistake, not the file's.
+    for n in [8, 10] {
+        let d: Vec<[u8; 32]> = (0..n).map(|k| digests[k % 9]).collect();
+        assert_eq!(read(&bytes, &d).unwrap_err().kind(), ErrorKind::InvalidArgument, "{n} digests");
+    }
+    // A file without digests has no sections to hash; a truncated one fails at parse.
+    let plain = with_graph(&bytes, |g| {
+        g.as_object_mut().unwrap().remove("sha256");
+    });
+    assert!(format::Unhashed::parse(&plain).unwrap().sections().is_empty());
+    assert_eq!(read(&plain, &[]).unwrap(), format::read(&plain).unwrap());
+    let e = format::Unhashed::parse(&bytes[..bytes.len() - 1]).err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Truncated);
+}
+
 #[test]
 fn files_without_digests_load_and_malformed_digests_are_refused() {
     let g = graph();

@@ -88,6 +88,33 @@ test('errors are AnybitError with a code', async () => {
   assert.equal(await codeOf(session.info()), 'disposed');
 });
 
+test('a damaged file is corrupt, whether WebCrypto or the wasm module hashes it', async () => {
+  const session = await createSession();
+  const bytes = await readFile(MODEL);
+  const codeOf = (promise) => promise.then(() => 'loaded', (e) => e.code);
+  // The last byte is in the least significant plane, and 9 bytes on from the header's JSON in
+  // the tensors section: a flip in either is a digest mismatch (the tensor values stay finite
+  // for a flipped low mantissa bit, and any plane byte is a valid code).
+  const headerEnd = 8 + Number(bytes.readBigUInt64LE(0));
+  for (const at of [bytes.length - 1, headerEnd + 8]) {
+    const bad = Uint8Array.from(bytes);
+    bad[at] ^= 1;
+    assert.equal(await codeOf(session.load(bad)), 'corrupt', `flipped byte ${at}, WebCrypto`);
+    // WebCrypto refuses views of shared memory: the wasm module hashes those itself.
+    const shared = new Uint8Array(new SharedArrayBuffer(bad.length));
+    shared.set(bad);
+    assert.equal(await codeOf(session.load(shared)), 'corrupt', `flipped byte ${at}, wasm`);
+  }
+  const shared = new Uint8Array(new SharedArrayBuffer(bytes.length));
+  shared.set(bytes);
+  for (const b of [bytes, shared]) {
+    await session.load(b);
+    const [{ pixels, label }] = await digits(1);
+    assert.equal((await session.run(input(pixels))).predicted, label);
+  }
+  await session.dispose();
+});
+
 test('loads a model over HTTP with byte progress; a 404 is fetch_failed', async () => {
   const bytes = await readFile(MODEL);
   // Sent in 16 KiB pieces with a Content-Length, as a static server streams a file.

@@ -4,8 +4,8 @@
 //! are one contiguous prefix of the file (progressive loading).
 //!
 //! Reading validates everything and returns typed errors; no allocation exceeds a small multiple
-//! of the bytes given. A [`ModelFile`] comes only from [`read`] or [`read_prefix`], so whoever
-//! holds one (the model) may trust it without checking again.
+//! of the bytes given. A [`ModelFile`] comes only from [`read`], [`read_prefix`] or
+//! [`Unhashed::read`], so whoever holds one (the model) may trust it without checking again.
 
 mod graph;
 mod graph_check;
@@ -154,16 +154,46 @@ impl ModelFile {
 
 /// Reads a whole file (all 8 planes; nothing may follow them).
 pub fn read(bytes: &[u8]) -> Result<ModelFile> {
-    let h = parse_header(bytes)?;
-    if bytes.len() < h.total_len {
-        bail!(
-            ErrorKind::Truncated,
-            "the file is {} bytes, its header describes {}",
-            bytes.len(),
-            h.total_len
-        );
+    Unhashed::parse(bytes)?.read(bytes, None)
+}
+
+/// A whole file whose header is parsed and checked, read once its sections are hashed: a caller
+/// that hashes faster than this crate can (a browser's WebCrypto, at native speed and off the
+/// page's thread, where wasm hashes in the engine's baseline tier on a first load) hashes
+/// [`Unhashed::sections`] itself and hands the digests to [`Unhashed::read`], which compares them
+/// with the header's. The digests only guard against a damaged download (the header that holds
+/// them is in the same file), so a caller's own are as good as this crate's.
+pub struct Unhashed {
+    header: header::Header,
+}
+
+impl Unhashed {
+    /// Parses and checks the header of the whole file `bytes` (`truncated` when bytes are missing).
+    pub fn parse(bytes: &[u8]) -> Result<Unhashed> {
+        let h = parse_header(bytes)?;
+        if bytes.len() < h.total_len {
+            bail!(
+                ErrorKind::Truncated,
+                "the file is {} bytes, its header describes {}",
+                bytes.len(),
+                h.total_len
+            );
+        }
+        Ok(Unhashed { header: h })
     }
-    read_parsed(bytes, h, PLANES)
+
+    /// The byte ranges the header holds a SHA-256 digest of, in the order [`Unhashed::read`]
+    /// takes their digests: none for a file without digests.
+    pub fn sections(&self) -> Vec<std::ops::Range<usize>> {
+        hashed_sections(&self.header, PLANES).into_iter().map(|(range, _, _)| range).collect()
+    }
+
+    /// Reads the file (the same `bytes`) into a [`ModelFile`]. `digests`: the SHA-256 of each of
+    /// [`Unhashed::sections`], in order, or None to hash them here. A count other than the
+    /// sections' is `invalid_argument`; a digest that differs from the header's, `corrupt`.
+    pub fn read(self, bytes: &[u8], digests: Option<&[[u8; 32]]>) -> Result<ModelFile> {
+        read_parsed(bytes, self.header, PLANES, digests)
+    }
 }
 
 /// Reads a prefix of a file that holds at least `min_planes` (1..=8) most significant planes.
@@ -173,7 +203,7 @@ pub fn read_prefix(bytes: &[u8], min_planes: u8) -> Result<ModelFile> {
         bail!(ErrorKind::InvalidArgument, "min_planes {min_planes} is outside 1..=8");
     }
     let h = parse_header(bytes)?;
-    read_parsed(bytes, h, min_planes)
+    read_parsed(bytes, h, min_planes, None)
 }
 
 /// End (exclusive byte offset) of the file prefix that holds the header, every F32 tensor, the
@@ -185,7 +215,7 @@ pub fn prefix_len(header_bytes: &[u8], planes: u8) -> Result<usize> {
     Ok(Layout::of(&parse_header(header_bytes)?).prefix_ends[planes as usize] as usize)
 }
 
-fn read_parsed(bytes: &[u8], h: header::Header, min_planes: u8) -> Result<ModelFile> {
+fn read_parsed(bytes: &[u8], h: header::Header, min_planes: u8, digests: Option<&[[u8; 32]]>) -> Result<ModelFile> {
     let layout = Layout::of(&h);
     if bytes.len() > h.total_len {
         bail!(
@@ -214,11 +244,17 @@ fn read_parsed(bytes: &[u8], h: header::Header, min_planes: u8) -> Result<ModelF
         );
     }
 
-    if let Some(d) = &h.graph.sha256 {
-        verify(&bytes[h.data_start..h.planes_start], &d.tensors, "the per-width tensors and fixed 8-bit codes")?;
-        for k in 0..present as usize {
-            let s = h.planes_start + k * h.plane_len;
-            verify(&bytes[s..s + h.plane_len], &d.planes[k], &format!("bit plane {}", 7 - k))?;
+    let sections = hashed_sections(&h, present);
+    if let Some(given) = digests {
+        if given.len() != sections.len() {
+            bail!(ErrorKind::InvalidArgument, "{} digests were given; the file has {} hashed sections", given.len(), sections.len());
+        }
+    }
+    for (k, (range, want, what)) in sections.into_iter().enumerate() {
+        let len = range.len();
+        let got = digests.map_or_else(|| sha256(&bytes[range]), |d| d[k]);
+        if !digest_is(&got, want) {
+            bail!(ErrorKind::Corrupt, "{what} ({len} bytes) do not match the SHA-256 digest in the header: the download is corrupt; fetch the file again");
         }
     }
 
@@ -279,13 +315,18 @@ fn digest_is(digest: &[u8], hex: &str) -> bool {
         })
 }
 
-/// A progressive loader's bytes arrive in pieces from a server; one that does not match the
-/// header's digest is refused before any of it is used.
-fn verify(bytes: &[u8], want: &str, what: &str) -> Result<()> {
-    if !digest_is(&sha256(bytes), want) {
-        bail!(ErrorKind::Corrupt, "{what} ({} bytes) do not match the SHA-256 digest in the header: the download is corrupt; fetch the file again", bytes.len());
-    }
-    Ok(())
+/// The sections of a file holding its first `present` planes that its header has digests of:
+/// (bytes, the header's hex digest, what they hold), in file order. A progressive loader's bytes
+/// arrive in pieces from a server; one that does not match its digest is refused before any of it
+/// is used.
+fn hashed_sections(h: &header::Header, present: u8) -> Vec<(std::ops::Range<usize>, &str, String)> {
+    let Some(d) = &h.graph.sha256 else { return Vec::new() };
+    let tensors = (h.data_start..h.planes_start, d.tensors.as_str(), "the per-width tensors and fixed 8-bit codes".to_string());
+    let planes = (0..present as usize).map(|k| {
+        let s = h.planes_start + k * h.plane_len;
+        (s..s + h.plane_len, d.planes[k].as_str(), format!("bit plane {}", 7 - k))
+    });
+    std::iter::once(tensors).chain(planes).collect()
 }
 
 fn check_values(name: &str, data: &[f32], rule: Rule) -> Result<()> {
@@ -461,13 +502,13 @@ mod tests {
             Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
         };
         assert_eq!(sha256_hex(&bytes), want);
-        verify(&bytes, &want, "bytes").unwrap();
-        verify(&bytes, &want.to_uppercase(), "bytes").unwrap();
+        assert!(digest_is(&sha256(&bytes), &want));
+        assert!(digest_is(&sha256(&bytes), &want.to_uppercase()));
         for at in [0, HASH_CHUNK - 1, HASH_CHUNK, bytes.len() - 1] {
             let mut bad = bytes.clone();
             bad[at] ^= 1;
-            assert_eq!(verify(&bad, &want, "bytes").unwrap_err().kind(), ErrorKind::Corrupt, "flipped byte {at}");
+            assert!(!digest_is(&sha256(&bad), &want), "flipped byte {at}");
         }
-        assert_eq!(verify(&bytes[..bytes.len() - 1], &want, "bytes").unwrap_err().kind(), ErrorKind::Corrupt);
+        assert!(!digest_is(&sha256(&bytes[..bytes.len() - 1]), &want));
     }
 }

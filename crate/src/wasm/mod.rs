@@ -23,7 +23,7 @@ mod session;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-pub use session::Session;
+pub use session::{Session, Unhashed};
 
 use crate::error::{Error, ErrorKind};
 

@@ -378,3 +378,52 @@ fn run_result(r: RunResult, output: Option<js_sys::Float32Array>) -> Result<JsVa
     set("logits", &logits.into()).and_then(|_| set("probabilities", &js_sys::Float32Array::from(r.probabilities.as_slice()).into()))?;
     Ok(obj)
 }
+
+/// A whole `.anybit` file whose header is parsed and checked, made a [`Session`] once the caller
+/// has hashed its sections (`format::Unhashed`): the JS runtime hashes them with WebCrypto, at
+/// native speed and off the calling thread, where a first load's hashing in wasm runs in the
+/// engine's baseline tier.
+#[wasm_bindgen]
+pub struct Unhashed {
+    bytes: Vec<u8>,
+    parsed: crate::format::Unhashed,
+}
+
+#[wasm_bindgen]
+impl Unhashed {
+    /// Parses and checks the header of a whole file (the errors of `Session.load` for a bad one).
+    pub fn parse(bytes: Vec<u8>) -> Result<Unhashed, JsValue> {
+        let parsed = crate::format::Unhashed::parse(&bytes).map_err(js_error)?;
+        Ok(Unhashed { bytes, parsed })
+    }
+
+    /// `[start, end)` of every section to hash, flat (`[s0, e0, s1, e1, ...]`), in the order
+    /// `load` takes their digests; empty for a file without digests.
+    pub fn sections(&self) -> Vec<f64> {
+        self.parsed.sections().into_iter().flat_map(|r| [r.start as f64, r.end as f64]).collect()
+    }
+
+    /// The session. `digests`: the SHA-256 of each section, 32 bytes each in the order of
+    /// `sections()`, or undefined to hash them here. A wrong count is `invalid_argument`; a digest
+    /// that differs from the header's is `corrupt`.
+    pub fn load(self, digests: Option<Vec<u8>>) -> Result<Session, JsValue> {
+        let given: Option<Vec<[u8; 32]>> = match &digests {
+            None => None,
+            Some(d) if d.len() % 32 != 0 => {
+                return Err(invalid(format!("digests must be 32 bytes each; got {} bytes", d.len())))
+            }
+            Some(d) => Some(
+                d.chunks_exact(32)
+                    .map(|c| {
+                        let mut a = [0u8; 32];
+                        a.copy_from_slice(c);
+                        a
+                    })
+                    .collect(),
+            ),
+        };
+        let file = self.parsed.read(&self.bytes, given.as_deref()).map_err(js_error)?;
+        let core = crate::session::Session::from_file(file, pool_threads()).map_err(js_error)?;
+        Ok(Session { core })
+    }
+}
