@@ -63,6 +63,28 @@ export async function marks(page, { paintedWaitMs = 2000 } = {}) {
   ));
 }
 
+/**
+ * Px by which the page, or the content of any card, is wider than the screen (0 or less: it
+ * fits). The cards below the first screen clip their overflow (paint containment, from
+ * content-visibility), so the page's width alone would not show theirs: each card is scrolled
+ * into view, rendered, and measured; the page is scrolled back to where it was.
+ */
+export async function overflow(page) {
+  return page.evaluate(async () => {
+    const { scrollX, scrollY } = window;
+    const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+    let worst = document.documentElement.scrollWidth - document.documentElement.clientWidth;
+    for (const card of document.querySelectorAll('.card')) {
+      card.scrollIntoView();
+      await frame();
+      worst = Math.max(worst, card.scrollWidth - card.clientWidth);
+    }
+    window.scrollTo(scrollX, scrollY);
+    await frame();
+    return Math.max(worst, document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  });
+}
+
 /** The "What runs" panel, raw values and shown text. */
 export async function panel(page) {
   return page.evaluate(() => {

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import {
-  chooseWidth, classify, DIST, idxLabels, marks, modelGraph, open, panel, prediction, prepare, shot,
+  chooseWidth, classify, DIST, idxLabels, marks, modelGraph, open, overflow, panel, prediction, prepare, shot,
 } from '../lib/app.js';
 import { launch } from '../lib/chromium.js';
 import { serve } from '../lib/server.js';
@@ -240,8 +240,8 @@ describe('served cross-origin isolated (COOP/COEP)', () => {
     await page.setViewportSize({ width: 375, height: 812 });
     try {
       await open(page, server.origin);
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-      assert.ok(overflow <= 0, `page is ${overflow} px wider than the screen`);
+      const wider = await overflow(page);
+      assert.ok(wider <= 0, `the page or a card is ${wider} px wider than the screen`);
       const pad = await page.locator('#pad').boundingBox();
       assert.ok(pad.x >= 0 && pad.x + pad.width <= 375, 'drawing pad fits');
       await shot(page, 'phone-375');

@@ -21,7 +21,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { classify, DIST, marks, open, prepare, ROOT, SHOTS, shot } from '../lib/app.js';
+import { classify, DIST, marks, open, overflow, prepare, ROOT, SHOTS, shot } from '../lib/app.js';
 import { launch } from '../lib/chromium.js';
 import { serve } from '../lib/server.js';
 import { parseRows, RESULT_COLUMNS } from '../../web/app/csv.js';
@@ -463,8 +463,8 @@ describe('counterfactual demo mechanics on the tiny fixture (random weights)', {
     await page.setViewportSize({ width: 375, height: 812 });
     try {
       await detect(page, 'If they had, I doubt he would have done so well.');
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-      assert.ok(overflow <= 0, `page is ${overflow} px wider than the screen`);
+      const wider = await overflow(page);
+      assert.ok(wider <= 0, `the page or a card is ${wider} px wider than the screen`);
       const box = await page.locator('#cf-card').boundingBox();
       assert.ok(box.x >= 0 && box.x + box.width <= 375, 'the section fits');
       await page.locator('#cf-card').screenshot({ path: join(SHOTS, 'cf-phone-375.png') });
