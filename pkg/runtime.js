@@ -398,8 +398,8 @@ async function fetchPrefix(wasm, url, planes, onProgress, counter) {
 /**
  * A whole model file as a wasm Session. Its sections' SHA-256 digests are computed by WebCrypto
  * where there is one (a secure context, Node): at native speed and off this thread, where wasm
- * hashes in the engine's baseline tier on a first load (BENCHMARKS.md, "Digests by WebCrypto");
- * the wasm module compares them with the file's. Without WebCrypto, or where it refuses the bytes,
+ * hashes in the engine's baseline tier on a first load (BENCHMARKS.md, "Later sections, WebCrypto
+ * digests, a cheaper header"); the wasm module compares them with the file's. Without WebCrypto, or where it refuses the bytes,
  * the wasm module hashes them itself.
  */
 async function loadWhole(wasm, bytes) {

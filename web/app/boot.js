@@ -6,9 +6,9 @@
 // that), which was the largest step on the way to the first prediction (BENCHMARKS.md, "First
 // prediction"). The first model's download (`prefetch`) runs while the build loads, and is parsed
 // once the runtime is up. The first model's test images are asked for here too: main.js's graph
-// comes in later, and the first prediction needs one of them. Attacks and Auto's calibration, which take seconds, run in a worker
-// twin of this session (main.js, twinSession); the text demo has a worker session of its own
-// (text.js). main.js takes the session from here.
+// comes in later, and the first prediction needs one of them. Attacks and Auto's calibration,
+// which take seconds, run in a worker twin of this session (main.js, twinSession); the text demo
+// has a worker session of its own (text.js). main.js takes the session from here.
 //
 // URL parameters read here (main.js documents them all): ?model, ?build, ?threads, ?width.
 
