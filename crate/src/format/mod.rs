@@ -185,7 +185,7 @@ impl Unhashed {
     /// The byte ranges the header holds a SHA-256 digest of, in the order [`Unhashed::read`]
     /// takes their digests: none for a file without digests.
     pub fn sections(&self) -> Vec<std::ops::Range<usize>> {
-        hashed_sections(&self.header, PLANES).into_iter().map(|(range, _, _)| range).collect()
+        hashed_sections(&self.header, PLANES).into_iter().map(|(range, _)| range).collect()
     }
 
     /// Reads the file (the same `bytes`) into a [`ModelFile`]. `digests`: the SHA-256 of each of
@@ -250,10 +250,11 @@ fn read_parsed(bytes: &[u8], h: header::Header, min_planes: u8, digests: Option<
             bail!(ErrorKind::InvalidArgument, "{} digests were given; the file has {} hashed sections", given.len(), sections.len());
         }
     }
-    for (k, (range, want, what)) in sections.into_iter().enumerate() {
+    for (k, (range, want)) in sections.into_iter().enumerate() {
         let len = range.len();
         let got = digests.map_or_else(|| sha256(&bytes[range]), |d| d[k]);
         if !digest_is(&got, want) {
+            let what = if k == 0 { "the per-width tensors and fixed 8-bit codes".to_string() } else { format!("bit plane {}", 8 - k) };
             bail!(ErrorKind::Corrupt, "{what} ({len} bytes) do not match the SHA-256 digest in the header: the download is corrupt; fetch the file again");
         }
     }
@@ -316,17 +317,16 @@ fn digest_is(digest: &[u8], hex: &str) -> bool {
 }
 
 /// The sections of a file holding its first `present` planes that its header has digests of:
-/// (bytes, the header's hex digest, what they hold), in file order. A progressive loader's bytes
-/// arrive in pieces from a server; one that does not match its digest is refused before any of it
-/// is used.
-fn hashed_sections(h: &header::Header, present: u8) -> Vec<(std::ops::Range<usize>, &str, String)> {
+/// (bytes, the header's hex digest), in file order: the tensors, then the planes, most
+/// significant first. A progressive loader's bytes arrive in pieces from a server; one that does
+/// not match its digest is refused before any of it is used.
+fn hashed_sections(h: &header::Header, present: u8) -> Vec<(std::ops::Range<usize>, &str)> {
     let Some(d) = &h.graph.sha256 else { return Vec::new() };
-    let tensors = (h.data_start..h.planes_start, d.tensors.as_str(), "the per-width tensors and fixed 8-bit codes".to_string());
     let planes = (0..present as usize).map(|k| {
         let s = h.planes_start + k * h.plane_len;
-        (s..s + h.plane_len, d.planes[k].as_str(), format!("bit plane {}", 7 - k))
+        (s..s + h.plane_len, d.planes[k].as_str())
     });
-    std::iter::once(tensors).chain(planes).collect()
+    std::iter::once((h.data_start..h.planes_start, d.tensors.as_str())).chain(planes).collect()
 }
 
 fn check_values(name: &str, data: &[f32], rule: Rule) -> Result<()> {
