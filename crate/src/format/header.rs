@@ -158,7 +158,7 @@ fn check_table(
     }
     let n_f32 = names.len() - n_u8;
     let table_of = |name: &str| table_names.iter().position(|(t, _)| t == name);
-    // Spelt once: formatting them per tensor was most of a header's parse.
+    // Spelt once: formatting them for every tensor would cost more than the rest of the parse.
     let plane_names: [String; PLANES as usize] = std::array::from_fn(|b| plane_name(b as u8));
     let plane_of = |name: &str| plane_names.iter().position(|p| p == name);
     let is_u8_name = |name: &str| (has_fixed && name == FIXED8) || plane_of(name).is_some() || table_of(name).is_some();
