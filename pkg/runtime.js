@@ -396,26 +396,34 @@ async function fetchPrefix(wasm, url, planes, onProgress, counter) {
 }
 
 /**
- * A whole model file as a wasm Session. Its sections' SHA-256 digests are computed by WebCrypto
- * where there is one (a secure context, Node): at native speed and off this thread, where wasm
- * hashes in the engine's baseline tier on a first load (BENCHMARKS.md, "Later sections, WebCrypto
- * digests, a cheaper header"); the wasm module compares them with the file's. Without WebCrypto, or where it refuses the bytes,
- * the wasm module hashes them itself.
+ * SHA-256 of each section of a model file by WebCrypto: at native speed and off this thread,
+ * where wasm hashes in the engine's baseline tier on a first load (BENCHMARKS.md, "Later
+ * sections, WebCrypto digests, a cheaper header"); the wasm module compares them with the file's.
+ * `sections`: flat `[start, end)` pairs in file offsets, `bytes` starting at file offset `at`.
+ * Returns the digests, 32 bytes each in one array, or undefined for the wasm module to hash the
+ * sections itself: without WebCrypto, where it refuses the bytes (views of shared memory), or for
+ * a section that began in bytes sent earlier.
  */
-async function loadWhole(wasm, bytes) {
+async function digestsOf(bytes, sections, at = 0) {
   const subtle = globalThis.crypto?.subtle;
-  if (!subtle) return wasm.Session.load(bytes);
-  const file = wasm.Unhashed.parse(bytes);
-  let digests;
+  if (!subtle || sections.some((x) => x < at)) return undefined;
   try {
-    const s = file.sections();
     const parts = [];
-    for (let i = 0; i < s.length; i += 2) parts.push(subtle.digest('SHA-256', bytes.subarray(s[i], s[i + 1])));
-    digests = concat((await Promise.all(parts)).map((d) => new Uint8Array(d)));
+    for (let i = 0; i < sections.length; i += 2) parts.push(subtle.digest('SHA-256', bytes.subarray(sections[i] - at, sections[i + 1] - at)));
+    return concat((await Promise.all(parts)).map((d) => new Uint8Array(d)));
   } catch {
-    digests = undefined;
+    return undefined;
   }
-  return file.load(digests);
+}
+
+/**
+ * A wasm Session of a whole model file, or of a prefix holding at least `planes` bit planes
+ * (progressive loading), its sections hashed by `digestsOf`.
+ */
+async function loadChecked(wasm, bytes, planes) {
+  if (!globalThis.crypto?.subtle) return planes === undefined ? wasm.Session.load(bytes) : wasm.Session.loadPrefix(bytes, planes);
+  const file = planes === undefined ? wasm.Unhashed.parse(bytes) : wasm.Unhashed.parsePrefix(bytes, planes);
+  return file.load(await digestsOf(bytes, file.sections()));
 }
 
 function asBytes(bytes) {
@@ -529,7 +537,7 @@ export function createRuntime(env = {}) {
   // A model's bytes as a wasm Session, or the error it gives.
   async function parseModel(bytes) {
     try {
-      return { bytes, session: await loadWhole(wasm, bytes) };
+      return { bytes, session: await loadChecked(wasm, bytes) };
     } catch (e) {
       return { bytes, error: e };
     }
@@ -618,7 +626,7 @@ export function createRuntime(env = {}) {
       const local = url !== undefined ? await env.readUrl?.(url, onProgress) : undefined;
       if (local === undefined && url !== undefined && width !== undefined) {
         const got = await fetchPrefix(wasm, url, width, onProgress, counter);
-        next = wasm.Session.loadPrefix(got.bytes, width);
+        next = await loadChecked(wasm, got.bytes, width);
         from = { url, length: got.bytes.length, layout: got.layout, transfer: { ranged: got.ranged, bytes: got.bytes.length } };
       } else {
         const data = url !== undefined ? local ?? (await fetchBytes(url, onProgress, null, 0, counter)).bytes : asBytes(bytes);
@@ -626,7 +634,7 @@ export function createRuntime(env = {}) {
           counter.learn(data);
           onProgress?.({ loaded: data.length, total: data.length, ...counter.at(data.length) });
         }
-        next = await loadWhole(wasm, data);
+        next = await loadChecked(wasm, data);
       }
       if (width !== undefined) {
         // The widest width the fetched planes serve, up to the one asked for.
@@ -653,7 +661,7 @@ export function createRuntime(env = {}) {
       if (source?.layout && width > s.planesLoaded && s.widths().some((w) => w.w === width)) {
         // The worker's session holds the bytes so far; only the new ones travel to it.
         const got = await fetchRest(source.url, source.length, source.layout.prefixEnds[width]);
-        s.extend(got.more, width);
+        s.extend(got.more, width, await digestsOf(got.more, s.extendSections(got.more.length), source.length));
         source.length += got.more.length;
         source.transfer.bytes += got.received;
         source.transfer.ranged &&= got.ranged;

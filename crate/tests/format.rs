@@ -381,6 +381,52 @@ fn a_callers_digests_stand_for_hashing_here() {
 }
 
 #[test]
+fn a_prefix_is_read_with_a_callers_digests_and_checked_sections_are_not_hashed_again() {
+    let g = graph();
+    let bytes = format::write(&g, &codes(6), &tensors(&g, 6)).unwrap();
+    for planes in 1..=8u8 {
+        let end = format::prefix_len(&bytes, planes).unwrap();
+        // A partial plane after the complete ones is neither hashed nor read.
+        let prefix = &bytes[..if planes < 8 { end + 3 } else { end }];
+        let u = format::Unhashed::parse_prefix(prefix, planes).unwrap();
+        assert_eq!(u.planes(), planes);
+        let sections = u.sections();
+        assert_eq!(sections.len(), 1 + planes as usize);
+        assert_eq!(sections.last().unwrap().end, end);
+        let digests = digests_of(prefix, &sections);
+        assert_eq!(u.read(prefix, Some(&digests)).unwrap(), format::read_prefix(prefix, planes).unwrap());
+        // Fewer planes than asked for is a truncation, as for read_prefix.
+        if planes > 1 {
+            let short = format::prefix_len(&bytes, planes - 1).unwrap();
+            assert_eq!(format::Unhashed::parse_prefix(&bytes[..short], planes).err().unwrap().kind(), ErrorKind::Truncated);
+        }
+    }
+    assert_eq!(format::Unhashed::parse_prefix(&bytes, 0).err().unwrap().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(format::Unhashed::parse_prefix(&bytes, 9).err().unwrap().kind(), ErrorKind::InvalidArgument);
+
+    // Sections an earlier read checked are skipped: with the first 3 (tensors, planes 7 and 6)
+    // counted as checked, damage in plane 6 goes unseen, damage in plane 5 does not.
+    let end = format::prefix_len(&bytes, 4).unwrap();
+    let sections = format::Unhashed::parse_prefix(&bytes[..end], 4).unwrap().sections();
+    let after = |b: &[u8], checked: usize, d: Option<&[[u8; 32]]>| format::Unhashed::parse_prefix(b, 4).and_then(|u| u.read_after(b, checked, d));
+    let mut in_checked = bytes[..end].to_vec();
+    in_checked[sections[2].start] ^= 1;
+    assert!(after(&in_checked, 3, None).is_ok());
+    assert_eq!(after(&in_checked, 0, None).unwrap_err().kind(), ErrorKind::Corrupt);
+    let mut in_new = bytes[..end].to_vec();
+    in_new[sections[3].start] ^= 1;
+    let e = after(&in_new, 3, None).unwrap_err();
+    assert!(e.kind() == ErrorKind::Corrupt && e.message().contains("bit plane 5"), "{e}");
+    // The caller's digests are of the sections after the checked ones only.
+    let rest = digests_of(&bytes[..end], &sections[3..]);
+    assert_eq!(after(&bytes[..end], 3, Some(&rest)).unwrap(), format::read_prefix(&bytes[..end], 4).unwrap());
+    let e = after(&bytes[..end], 3, Some(&digests_of(&bytes[..end], &sections))).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    // More sections counted as checked than the bytes hold is the caller's mistake.
+    assert_eq!(after(&bytes[..end], 6, None).unwrap_err().kind(), ErrorKind::InvalidArgument);
+}
+
+#[test]
 fn files_without_digests_load_and_malformed_digests_are_refused() {
     let g = graph();
     let bytes = format::write(&g, &codes(4), &tensors(&g, 4)).unwrap();

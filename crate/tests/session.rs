@@ -83,19 +83,19 @@ fn progressive_load_runs_as_the_whole_file() {
         // A wider width needs more planes first.
         assert_eq!(part.set_width(Bits::MAX).unwrap_err().kind(), ErrorKind::Truncated);
         let have = part.kept_prefix_len();
-        let four = part.extend(&file[have..l.bytes_for(b(4)) as usize], 4).unwrap();
+        let four = part.extend(&file[have..l.bytes_for(b(4)) as usize], 4, None).unwrap();
         assert_eq!(four, 4);
         assert_eq!(part.width(), narrowest, "extending keeps the width");
         part.set_width(b(4)).unwrap();
         whole.set_width(b(4)).unwrap();
         assert_eq!(part.run(x, &now).unwrap().logits, whole.run(x, &now).unwrap().logits);
         let have = part.kept_prefix_len();
-        assert_eq!(part.extend(&file[have..], 8).unwrap(), 8);
+        assert_eq!(part.extend(&file[have..], 8, None).unwrap(), 8);
         assert_eq!(part.kept_prefix_len(), 0, "nothing is kept once every plane is in");
         part.set_width(Bits::MAX).unwrap();
         whole.set_width(Bits::MAX).unwrap();
         assert_eq!(part.run(x, &now).unwrap().logits, whole.run(x, &now).unwrap().logits);
-        assert_eq!(part.extend(&[], 8).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert_eq!(part.extend(&[], 8, None).unwrap_err().kind(), ErrorKind::InvalidArgument);
     }
 }
 
@@ -106,10 +106,46 @@ fn a_bad_piece_is_refused_and_the_session_stays() {
     let end = l.prefix_ends[2] as usize;
     let mut bad = MNIST[l.prefix_ends[1] as usize..end].to_vec();
     bad[0] ^= 1;
-    assert_eq!(part.extend(&bad, 2).unwrap_err().kind(), ErrorKind::Corrupt);
-    assert_eq!(part.extend(&MNIST[l.prefix_ends[1] as usize..end - 1], 2).unwrap_err().kind(), ErrorKind::Truncated);
+    assert_eq!(part.extend(&bad, 2, None).unwrap_err().kind(), ErrorKind::Corrupt);
+    assert_eq!(part.extend(&MNIST[l.prefix_ends[1] as usize..end - 1], 2, None).unwrap_err().kind(), ErrorKind::Truncated);
     assert_eq!(part.planes_loaded(), 1);
-    assert_eq!(part.extend(&MNIST[l.prefix_ends[1] as usize..end], 2).unwrap(), 2);
+    assert_eq!(part.extend(&MNIST[l.prefix_ends[1] as usize..end], 2, None).unwrap(), 2);
+}
+
+#[test]
+fn extend_checks_the_planes_it_adds_with_a_callers_digests() {
+    use sha2::{Digest, Sha256};
+    let l = complete(MNIST);
+    let (one, three) = (l.prefix_ends[1] as usize, l.prefix_ends[3] as usize);
+    let mut part = Session::load_prefix(&MNIST[..one], 1, 1).unwrap();
+    // Three more bytes than two planes: the partial third is not checked yet.
+    let more = &MNIST[one..three + 3];
+    let ranges = part.extend_planes(more.len()).unwrap();
+    assert_eq!(ranges, vec![one..l.prefix_ends[2] as usize, l.prefix_ends[2] as usize..three]);
+    let digest = |r: &std::ops::Range<usize>| -> [u8; 32] { Sha256::digest(&MNIST[r.clone()]).into() };
+    let digests: Vec<[u8; 32]> = ranges.iter().map(digest).collect();
+    // A wrong count, or a digest of other bytes: refused, and the session stays.
+    assert_eq!(part.extend(more, 3, Some(&digests[..1])).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    let mut wrong = digests.clone();
+    wrong[1][0] ^= 1;
+    let e = part.extend(more, 3, Some(&wrong)).unwrap_err();
+    assert!(e.kind() == ErrorKind::Corrupt && e.message().contains("bit plane 5"), "{e}");
+    assert_eq!(part.planes_loaded(), 1);
+    assert_eq!(part.extend(more, 3, Some(&digests)).unwrap(), 3);
+    let mut whole = Session::load(MNIST, 1).unwrap();
+    let now = clock();
+    let x = &images(MNIST_IMAGES)[0];
+    part.set_width(b(3)).unwrap();
+    whole.set_width(b(3)).unwrap();
+    assert_eq!(part.run(x, &now).unwrap().logits, whole.run(x, &now).unwrap().logits);
+    // The rest: from the partial plane on, to the end.
+    let rest = &MNIST[part.kept_prefix_len()..];
+    let ranges = part.extend_planes(rest.len()).unwrap();
+    assert_eq!(ranges.len(), 5);
+    assert_eq!((ranges[0].start, ranges[4].end), (three, MNIST.len()));
+    let digests: Vec<[u8; 32]> = ranges.iter().map(digest).collect();
+    assert_eq!(part.extend(rest, 8, Some(&digests)).unwrap(), 8);
+    assert_eq!(part.extend_planes(0).unwrap_err().kind(), ErrorKind::InvalidArgument, "a whole file has nothing to extend");
 }
 
 #[test]

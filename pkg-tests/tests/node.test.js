@@ -115,6 +115,47 @@ test('a damaged file is corrupt, whether WebCrypto or the wasm module hashes it'
   await session.dispose();
 });
 
+test('a progressive load checks each plane once it is in, whether WebCrypto or the wasm module hashes it', async () => {
+  const bytes = await readFile(MODEL);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+  const [p7, p7end] = header['planes.0_bit7'].data_offsets;
+  const planeAt = (k) => 8 + n + p7 + k * (p7end - p7); // where plane k (most significant first) starts
+  const bad = Buffer.from(bytes);
+  bad[planeAt(2) + 5] ^= 1; // inside the third plane (bit 5)
+  const server = await serve(dirname(MODEL), { overrides: { '/bad.anybit': bad } });
+  const [{ pixels, label }] = await digits(1);
+  const subtle = Object.getOwnPropertyDescriptor(globalThis, 'crypto');
+  try {
+    for (const hasher of ['WebCrypto', 'wasm']) {
+      // Without WebCrypto (an insecure context), the wasm module hashes every piece itself.
+      if (hasher === 'wasm') Object.defineProperty(globalThis, 'crypto', { value: undefined, configurable: true });
+      const session = await createSession();
+      const whole = await createSession();
+      await whole.load(bytes);
+      const good = await session.load(`${server.origin}/mnist.anybit`, { width: 2 });
+      assert.deepEqual([good.width, good.planesLoaded], [2, 2], hasher);
+      for (const w of [4, 8]) {
+        await session.setWidth(w);
+        await whole.setWidth(w);
+        const [a, b] = [await session.run(input(pixels)), await whole.run(input(pixels))];
+        assert.deepEqual([...a.logits], [...b.logits], `${hasher}, ${w} bits: as the whole file`);
+        assert.equal(a.predicted, label);
+      }
+      // The corrupt plane is refused when a width first needs it, and the session keeps its width.
+      await session.load(`${server.origin}/bad.anybit`, { width: 2 });
+      await assert.rejects(session.setWidth(3), (e) => e.code === 'corrupt' && /bit plane 5/.test(e.message), hasher);
+      assert.equal((await session.info()).width, 2);
+      await assert.rejects(session.load(`${server.origin}/bad.anybit`, { width: 3 }), (e) => e.code === 'corrupt', hasher);
+      await session.dispose();
+      await whole.dispose();
+    }
+  } finally {
+    Object.defineProperty(globalThis, 'crypto', subtle);
+    await server.close();
+  }
+});
+
 test('loads a model over HTTP with byte progress; a 404 is fetch_failed', async () => {
   const bytes = await readFile(MODEL);
   // Sent in 16 KiB pieces with a Content-Length, as a static server streams a file.

@@ -157,14 +157,22 @@ pub fn read(bytes: &[u8]) -> Result<ModelFile> {
     Unhashed::parse(bytes)?.read(bytes, None)
 }
 
-/// A whole file whose header is parsed and checked, read once its sections are hashed: a caller
-/// that hashes faster than this crate can (a browser's WebCrypto, at native speed and off the
-/// page's thread, where wasm hashes in the engine's baseline tier on a first load) hashes
-/// [`Unhashed::sections`] itself and hands the digests to [`Unhashed::read`], which compares them
-/// with the header's. The digests only guard against a damaged download (the header that holds
-/// them is in the same file), so a caller's own are as good as this crate's.
+/// Reads a prefix of a file that holds at least `min_planes` (1..=8) most significant planes.
+/// A partial plane after the complete ones is ignored.
+pub fn read_prefix(bytes: &[u8], min_planes: u8) -> Result<ModelFile> {
+    Unhashed::parse_prefix(bytes, min_planes)?.read(bytes, None)
+}
+
+/// A file (or a prefix of one) whose header is parsed and checked, read once its sections are
+/// hashed: a caller that hashes faster than this crate can (a browser's WebCrypto, at native
+/// speed and off the page's thread, where wasm hashes in the engine's baseline tier on a first
+/// load) hashes [`Unhashed::sections`] itself and hands the digests to [`Unhashed::read`], which
+/// compares them with the header's. The digests only guard against a damaged download (the
+/// header that holds them is in the same file), so a caller's own are as good as this crate's.
 pub struct Unhashed {
     header: header::Header,
+    /// Complete bit planes in the bytes parsed.
+    planes: u8,
 }
 
 impl Unhashed {
@@ -179,31 +187,47 @@ impl Unhashed {
                 h.total_len
             );
         }
-        Ok(Unhashed { header: h })
+        let planes = planes_present(&h, bytes.len(), PLANES)?;
+        Ok(Unhashed { header: h, planes })
+    }
+
+    /// Parses and checks the header of a prefix of a file that holds at least `min_planes`
+    /// (1..=8) most significant planes (`truncated` when it holds fewer).
+    pub fn parse_prefix(bytes: &[u8], min_planes: u8) -> Result<Unhashed> {
+        if !(1..=PLANES).contains(&min_planes) {
+            bail!(ErrorKind::InvalidArgument, "min_planes {min_planes} is outside 1..=8");
+        }
+        let h = parse_header(bytes)?;
+        let planes = planes_present(&h, bytes.len(), min_planes)?;
+        Ok(Unhashed { header: h, planes })
+    }
+
+    /// Complete bit planes in the bytes parsed: 8 for a whole file.
+    pub fn planes(&self) -> u8 {
+        self.planes
     }
 
     /// The byte ranges the header holds a SHA-256 digest of, in the order [`Unhashed::read`]
-    /// takes their digests: none for a file without digests.
+    /// takes their digests: the tensors, then each complete plane, most significant first; none
+    /// for a file without digests.
     pub fn sections(&self) -> Vec<std::ops::Range<usize>> {
-        hashed_sections(&self.header, PLANES).into_iter().map(|(range, _)| range).collect()
+        hashed_sections(&self.header, self.planes).into_iter().map(|(range, _)| range).collect()
     }
 
-    /// Reads the file (the same `bytes`) into a [`ModelFile`]. `digests`: the SHA-256 of each of
-    /// [`Unhashed::sections`], in order, or None to hash them here. A count other than the
+    /// Reads the bytes parsed (the same `bytes`) into a [`ModelFile`]. `digests`: the SHA-256 of
+    /// each of [`Unhashed::sections`], in order, or None to hash them here. A count other than the
     /// sections' is `invalid_argument`; a digest that differs from the header's, `corrupt`.
     pub fn read(self, bytes: &[u8], digests: Option<&[[u8; 32]]>) -> Result<ModelFile> {
-        read_parsed(bytes, self.header, PLANES, digests)
+        self.read_after(bytes, 0, digests)
     }
-}
 
-/// Reads a prefix of a file that holds at least `min_planes` (1..=8) most significant planes.
-/// A partial plane after the complete ones is ignored.
-pub fn read_prefix(bytes: &[u8], min_planes: u8) -> Result<ModelFile> {
-    if !(1..=PLANES).contains(&min_planes) {
-        bail!(ErrorKind::InvalidArgument, "min_planes {min_planes} is outside 1..=8");
+    /// [`read`](Self::read) of bytes whose first `checked` sections an earlier read checked: a
+    /// progressive session that appends planes to the prefix it holds checks only the sections
+    /// they complete. `digests`: those of the sections after the first `checked`, or None to hash
+    /// them here.
+    pub fn read_after(self, bytes: &[u8], checked: usize, digests: Option<&[[u8; 32]]>) -> Result<ModelFile> {
+        read_parsed(bytes, self.header, self.planes, checked, digests)
     }
-    let h = parse_header(bytes)?;
-    read_parsed(bytes, h, min_planes, None)
 }
 
 /// End (exclusive byte offset) of the file prefix that holds the header, every F32 tensor, the
@@ -215,27 +239,17 @@ pub fn prefix_len(header_bytes: &[u8], planes: u8) -> Result<usize> {
     Ok(Layout::of(&parse_header(header_bytes)?).prefix_ends[planes as usize] as usize)
 }
 
-fn read_parsed(bytes: &[u8], h: header::Header, min_planes: u8, digests: Option<&[[u8; 32]]>) -> Result<ModelFile> {
-    let layout = Layout::of(&h);
-    if bytes.len() > h.total_len {
-        bail!(
-            ErrorKind::BadLayout,
-            "{} bytes follow the end of the data the header describes",
-            bytes.len() - h.total_len
-        );
+/// Complete bit planes in a prefix of `len` bytes of the file `h` heads, which must hold at least
+/// `min_planes` of them and nothing past the file's end.
+fn planes_present(h: &header::Header, len: usize, min_planes: u8) -> Result<u8> {
+    if len > h.total_len {
+        bail!(ErrorKind::BadLayout, "{} bytes follow the end of the data the header describes", len - h.total_len);
     }
-    if bytes.len() < h.planes_start {
-        bail!(
-            ErrorKind::Truncated,
-            "the file needs {} bytes before its planes, only {} are present",
-            h.planes_start,
-            bytes.len()
-        );
+    if len < h.planes_start {
+        bail!(ErrorKind::Truncated, "the file needs {} bytes before its planes, only {len} are present", h.planes_start);
     }
-    let available = bytes.len() - h.planes_start;
     // Empty planes (a model without quantized layers) are all present once the F32 tensors are.
-    let present =
-        available.checked_div(h.plane_len).map_or(PLANES, |n| n.min(PLANES as usize) as u8);
+    let present = (len - h.planes_start).checked_div(h.plane_len).map_or(PLANES, |n| n.min(PLANES as usize) as u8);
     if present < min_planes {
         bail!(
             ErrorKind::Truncated,
@@ -243,16 +257,29 @@ fn read_parsed(bytes: &[u8], h: header::Header, min_planes: u8, digests: Option<
             h.planes_start + min_planes as usize * h.plane_len
         );
     }
+    Ok(present)
+}
 
+/// Reads `bytes`, which hold `planes` complete planes of the file `h` heads, after checking every
+/// hashed section but the first `checked` against its digest.
+fn read_parsed(bytes: &[u8], h: header::Header, planes: u8, checked: usize, digests: Option<&[[u8; 32]]>) -> Result<ModelFile> {
+    let layout = Layout::of(&h);
+    let present = planes_present(&h, bytes.len(), planes)?;
+    if present != planes {
+        bail!(ErrorKind::InvalidArgument, "the bytes hold {present} complete bit planes; {planes} were parsed");
+    }
     let sections = hashed_sections(&h, present);
+    let Some(unchecked) = sections.len().checked_sub(checked) else {
+        bail!(ErrorKind::InvalidArgument, "{checked} sections were checked before; the bytes hold {}", sections.len());
+    };
     if let Some(given) = digests {
-        if given.len() != sections.len() {
-            bail!(ErrorKind::InvalidArgument, "{} digests were given; the file has {} hashed sections", given.len(), sections.len());
+        if given.len() != unchecked {
+            bail!(ErrorKind::InvalidArgument, "{} digests were given; the bytes hold {unchecked} sections to check", given.len());
         }
     }
-    for (k, (range, want)) in sections.into_iter().enumerate() {
+    for (k, (range, want)) in sections.into_iter().enumerate().skip(checked) {
         let len = range.len();
-        let got = digests.map_or_else(|| sha256(&bytes[range]), |d| d[k]);
+        let got = digests.map_or_else(|| sha256(&bytes[range]), |d| d[k - checked]);
         if !digest_is(&got, want) {
             let what = if k == 0 { "the per-width tensors and fixed 8-bit codes".to_string() } else { format!("bit plane {}", 8 - k) };
             bail!(ErrorKind::Corrupt, "{what} ({len} bytes) do not match the SHA-256 digest in the header: the download is corrupt; fetch the file again");

@@ -16,7 +16,7 @@ pub use text::{encode_text, utf16_offsets, Encoded, TextClasses, TextRun, TokenC
 
 use crate::bits::Bits;
 use crate::error::{ErrorKind, Result};
-use crate::format::{Layout, ModelFile, Op};
+use crate::format::{Layout, Op};
 use crate::image::{self, ImageOptions};
 use crate::model::Model;
 use crate::policy::{Budget, Calibration, Decision};
@@ -40,11 +40,6 @@ impl Session {
     /// Parses and validates a whole `.anybit` file; it runs on `threads` threads at its widest width.
     pub fn load(bytes: &[u8], threads: usize) -> Result<Session> {
         Ok(Session::new(Model::from_bytes(bytes)?, Vec::new(), threads))
-    }
-
-    /// A session of a file read by the caller (`format::Unhashed`: digests hashed elsewhere).
-    pub fn from_file(file: ModelFile, threads: usize) -> Result<Session> {
-        Ok(Session::new(Model::from_file(file)?, Vec::new(), threads))
     }
 
     fn new(mut model: Model, prefix: Vec<u8>, threads: usize) -> Session {

@@ -4,7 +4,7 @@
 
 use super::Session;
 use crate::error::{ErrorKind, Result};
-use crate::format::PLANES;
+use crate::format::{ModelFile, Unhashed, PLANES};
 use crate::model::Model;
 
 impl Session {
@@ -17,23 +17,57 @@ impl Session {
         Ok(Session::new(model, keep, threads))
     }
 
+    /// A session of a file or prefix the caller read (`format::Unhashed`: digests hashed
+    /// elsewhere) from `bytes`, which a prefix's session keeps to [`extend`](Self::extend).
+    pub fn from_file(file: ModelFile, bytes: Vec<u8>, threads: usize) -> Result<Session> {
+        let model = Model::from_file(file)?;
+        let keep = if model.planes_loaded() < PLANES { bytes } else { Vec::new() };
+        Ok(Session::new(model, keep, threads))
+    }
+
     /// Appends the next bytes of the file (they start where the loaded prefix ends) and rebuilds
-    /// the model with the planes they complete, keeping the width, threads and calibration. A
-    /// corrupt or short piece is refused (`corrupt`, `truncated`) and the session stays as it
-    /// was. Returns the planes now loaded.
-    pub fn extend(&mut self, more: &[u8], min_planes: u8) -> Result<u8> {
+    /// the model with the planes they complete, keeping the width, threads and calibration. Only
+    /// the planes `more` completes are checked against their digests (the prefix held was checked
+    /// when it was loaded): `digests` holds their SHA-256, most significant first, or None to hash
+    /// them here ([`extend_planes`](Self::extend_planes) says which they are). A corrupt or short
+    /// piece is refused (`corrupt`, `truncated`) and the session stays as it was. Returns the
+    /// planes now loaded.
+    pub fn extend(&mut self, more: &[u8], min_planes: u8, digests: Option<&[[u8; 32]]>) -> Result<u8> {
         if self.prefix.is_empty() {
             crate::bail!(ErrorKind::InvalidArgument, "this session holds the whole file; there is nothing to extend");
         }
         let mut bytes = Vec::with_capacity(self.prefix.len() + more.len());
         bytes.extend_from_slice(&self.prefix);
         bytes.extend_from_slice(more);
-        let mut model = Model::from_prefix(&bytes, min_planes)?;
+        let file = Unhashed::parse_prefix(&bytes, min_planes)?;
+        // The tensors and the planes loaded were checked with the prefix (none in a file without
+        // digests).
+        let checked = (1 + self.model.planes_loaded() as usize).min(file.sections().len());
+        let mut model = Model::from_file(file.read_after(&bytes, checked, digests)?)?;
         model.set_threads(self.model.threads());
         model.set_width(self.model.width())?;
         self.model = model;
         self.prefix = if self.model.planes_loaded() < PLANES { bytes } else { Vec::new() };
         Ok(self.model.planes_loaded())
+    }
+
+    /// The byte ranges, in the whole file, that [`extend`](Self::extend) with `more_len` more
+    /// bytes would check (the planes they complete), in the order it takes their digests; `[]`
+    /// for a file without digests or bytes that complete no plane. Needs only the prefix held.
+    pub fn extend_planes(&self, more_len: usize) -> Result<Vec<std::ops::Range<usize>>> {
+        if self.prefix.is_empty() {
+            crate::bail!(ErrorKind::InvalidArgument, "this session holds the whole file; there is nothing to extend");
+        }
+        let l = self.model.layout();
+        if self.model.graph().sha256.is_none() {
+            return Ok(Vec::new());
+        }
+        let end = self.prefix.len().saturating_add(more_len);
+        let from = self.model.planes_loaded() as usize;
+        Ok((from..PLANES as usize)
+            .map(|k| l.prefix_ends[k] as usize..l.prefix_ends[k + 1] as usize)
+            .filter(|r| r.end <= end)
+            .collect())
     }
 
     /// Bit planes loaded: 8 for a whole file.

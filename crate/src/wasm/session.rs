@@ -91,10 +91,21 @@ impl Session {
 
     /// Appends the next bytes of the file (they must start where the loaded prefix ends) and
     /// rebuilds the model with the planes they complete, keeping the width, threads and
-    /// calibration. A corrupt or short piece is refused (`corrupt`, `truncated`) and the session
-    /// stays as it was. Returns the new `planesLoaded`.
-    pub fn extend(&mut self, more: &[u8], min_planes: f64) -> Result<u8, JsValue> {
-        self.core.extend(more, planes_arg(min_planes)?).map_err(js_error)
+    /// calibration. Only those planes are checked against the file's digests: `digests` holds
+    /// their SHA-256 (32 bytes each, in the order of `extendSections(more.length)`), or is
+    /// undefined to hash them here. A corrupt or short piece is refused (`corrupt`, `truncated`)
+    /// and the session stays as it was. Returns the new `planesLoaded`.
+    pub fn extend(&mut self, more: &[u8], min_planes: f64, digests: Option<Vec<u8>>) -> Result<u8, JsValue> {
+        let given = digests_arg(digests)?;
+        self.core.extend(more, planes_arg(min_planes)?, given.as_deref()).map_err(js_error)
+    }
+
+    /// `[start, end)` in the file of each plane that `extend` with `moreLen` more bytes would
+    /// check, flat, in the order it takes their digests; empty for a file without digests.
+    #[wasm_bindgen(js_name = extendSections)]
+    pub fn extend_sections(&self, more_len: f64) -> Result<Vec<f64>, JsValue> {
+        let ranges = self.core.extend_planes(count_arg(more_len, "moreLen")?).map_err(js_error)?;
+        Ok(flat_ranges(ranges))
     }
 
     /// Bit planes loaded: 8 for a whole file.
@@ -379,10 +390,32 @@ fn run_result(r: RunResult, output: Option<js_sys::Float32Array>) -> Result<JsVa
     Ok(obj)
 }
 
-/// A whole `.anybit` file whose header is parsed and checked, made a [`Session`] once the caller
-/// has hashed its sections (`format::Unhashed`): the JS runtime hashes them with WebCrypto, at
-/// native speed and off the calling thread, where a first load's hashing in wasm runs in the
-/// engine's baseline tier.
+/// Digests handed from JS: 32 bytes each, in one array (None: hash in wasm).
+fn digests_arg(digests: Option<Vec<u8>>) -> Result<Option<Vec<[u8; 32]>>, JsValue> {
+    match digests {
+        None => Ok(None),
+        Some(d) if d.len() % 32 != 0 => Err(invalid(format!("digests must be 32 bytes each; got {} bytes", d.len()))),
+        Some(d) => Ok(Some(
+            d.chunks_exact(32)
+                .map(|c| {
+                    let mut a = [0u8; 32];
+                    a.copy_from_slice(c);
+                    a
+                })
+                .collect(),
+        )),
+    }
+}
+
+/// Byte ranges as JS numbers, flat: `[s0, e0, s1, e1, ...]`.
+fn flat_ranges(ranges: Vec<core::ops::Range<usize>>) -> Vec<f64> {
+    ranges.into_iter().flat_map(|r| [r.start as f64, r.end as f64]).collect()
+}
+
+/// An `.anybit` file, or a prefix of one (progressive loading), whose header is parsed and
+/// checked, made a [`Session`] once the caller has hashed its sections (`format::Unhashed`): the
+/// JS runtime hashes them with WebCrypto, at native speed and off the calling thread, where a
+/// first load's hashing in wasm runs in the engine's baseline tier.
 #[wasm_bindgen]
 pub struct Unhashed {
     bytes: Vec<u8>,
@@ -397,33 +430,28 @@ impl Unhashed {
         Ok(Unhashed { bytes, parsed })
     }
 
-    /// `[start, end)` of every section to hash, flat (`[s0, e0, s1, e1, ...]`), in the order
-    /// `load` takes their digests; empty for a file without digests.
-    pub fn sections(&self) -> Vec<f64> {
-        self.parsed.sections().into_iter().flat_map(|r| [r.start as f64, r.end as f64]).collect()
+    /// Parses and checks the header of a prefix holding at least `minPlanes` bit planes (the
+    /// errors of `Session.loadPrefix` for a bad one).
+    #[wasm_bindgen(js_name = parsePrefix)]
+    pub fn parse_prefix(bytes: Vec<u8>, min_planes: f64) -> Result<Unhashed, JsValue> {
+        let parsed = crate::format::Unhashed::parse_prefix(&bytes, planes_arg(min_planes)?).map_err(js_error)?;
+        Ok(Unhashed { bytes, parsed })
     }
 
-    /// The session. `digests`: the SHA-256 of each section, 32 bytes each in the order of
-    /// `sections()`, or undefined to hash them here. A wrong count is `invalid_argument`; a digest
-    /// that differs from the header's is `corrupt`.
+    /// `[start, end)` of every section to hash, flat (`[s0, e0, s1, e1, ...]`), in the order
+    /// `load` takes their digests: the tensors, then each complete plane; empty for a file
+    /// without digests.
+    pub fn sections(&self) -> Vec<f64> {
+        flat_ranges(self.parsed.sections())
+    }
+
+    /// The session (of a prefix: one that `extend` adds planes to). `digests`: the SHA-256 of
+    /// each section, 32 bytes each in the order of `sections()`, or undefined to hash them here.
+    /// A wrong count is `invalid_argument`; a digest that differs from the header's is `corrupt`.
     pub fn load(self, digests: Option<Vec<u8>>) -> Result<Session, JsValue> {
-        let given: Option<Vec<[u8; 32]>> = match &digests {
-            None => None,
-            Some(d) if d.len() % 32 != 0 => {
-                return Err(invalid(format!("digests must be 32 bytes each; got {} bytes", d.len())))
-            }
-            Some(d) => Some(
-                d.chunks_exact(32)
-                    .map(|c| {
-                        let mut a = [0u8; 32];
-                        a.copy_from_slice(c);
-                        a
-                    })
-                    .collect(),
-            ),
-        };
+        let given = digests_arg(digests)?;
         let file = self.parsed.read(&self.bytes, given.as_deref()).map_err(js_error)?;
-        let core = crate::session::Session::from_file(file, pool_threads()).map_err(js_error)?;
+        let core = crate::session::Session::from_file(file, self.bytes, pool_threads()).map_err(js_error)?;
         Ok(Session { core })
     }
 }
