@@ -39,11 +39,50 @@ export async function shot(page, name) {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
 
+/**
+ * Evaluates `expression` (JavaScript whose value is a promise) in the page through the DevTools
+ * protocol and resolves with its value once it settles, or rejects after `timeoutMs`. For waiting
+ * on the page while it loads: Playwright's own waits (`waitForSelector`, `waitForFunction`) first
+ * compile its injected script, hundreds of KB, on the page's thread, which a first visit's
+ * measured path then shares (BENCHMARKS.md, "The harness's waits"); this adds one small expression.
+ */
+async function settled(page, expression, timeoutMs) {
+  const cdp = await page.context().newCDPSession(page);
+  let timer;
+  try {
+    const evaluated = cdp.send('Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true });
+    // Rejects when the session is detached after a timeout; the race has been decided by then.
+    evaluated.catch(() => {});
+    const late = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`not settled after ${timeoutMs} ms: ${expression.slice(0, 80)}`)), timeoutMs);
+    });
+    const r = await Promise.race([evaluated, late]);
+    if (r.exceptionDetails) throw new Error(`in the page: ${r.exceptionDetails.exception?.description ?? r.exceptionDetails.text}`);
+    return r.result.value;
+  } finally {
+    clearTimeout(timer);
+    await cdp.detach().catch(() => {});
+  }
+}
+
+// Resolves once <body data-state> is ready or error (view.js sets it), watched by a
+// MutationObserver: no polling on the page's thread.
+const SHOWN = `new Promise((resolve) => {
+  const done = () => ['ready', 'error'].includes(document.body?.dataset.state);
+  if (done()) return resolve(true);
+  new MutationObserver((_, o) => {
+    if (done()) {
+      o.disconnect();
+      resolve(true);
+    }
+  }).observe(document.body, { attributes: true, attributeFilter: ['data-state'] });
+})`;
+
 /** Opens the page; resolves when the first prediction (or an error) is shown, with the wall time. */
 export async function open(page, origin, query = '') {
   const t0 = Date.now();
   await page.goto(`${origin}/index.html${query}`);
-  await page.waitForSelector('body[data-state="ready"], body[data-state="error"]', { timeout: LOAD_TIMEOUT });
+  await settled(page, SHOWN, LOAD_TIMEOUT);
   return Date.now() - t0;
 }
 
@@ -54,13 +93,20 @@ export async function open(page, origin, query = '') {
  */
 export async function marks(page, { paintedWaitMs = 2000 } = {}) {
   if (paintedWaitMs > 0) {
-    await page.waitForFunction(() => performance.getEntriesByName('anybit:first-prediction-painted').length > 0, null, { timeout: paintedWaitMs })
-      .catch(() => {});
+    const painted = `new Promise((resolve) => {
+      if (performance.getEntriesByName('anybit:first-prediction-painted').length) return resolve(true);
+      new PerformanceObserver((list, o) => {
+        if (list.getEntriesByName('anybit:first-prediction-painted').length) {
+          o.disconnect();
+          resolve(true);
+        }
+      }).observe({ type: 'mark' });
+    })`;
+    await settled(page, painted, paintedWaitMs).catch(() => {});
   }
-  return page.evaluate(() => Object.fromEntries(
+  return settled(page, `Promise.resolve(Object.fromEntries(
     performance.getEntriesByType('mark').filter((m) => m.name.startsWith('anybit:'))
-      .map((m) => [m.name.slice(7), Math.round(m.startTime)]),
-  ));
+      .map((m) => [m.name.slice(7), Math.round(m.startTime)])))`, 10_000);
 }
 
 /**
