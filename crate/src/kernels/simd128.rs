@@ -181,9 +181,9 @@ pub fn direct_rows(w: &super::PackedWeights, win: &super::Window, image: &[i16],
     }
 }
 
-// Out of line: V8 compiles a wasm function on its first call, whole, and the 16 counts inlined
-// into `direct_rows` made it the largest function of a first prediction (38 KB, 3.6 ms of
-// compiling on the page's thread cold, of which a model uses one count).
+// Out of line: V8 compiles a wasm function whole, on its first call, and with the 16 counts
+// inlined `direct_rows` was the largest function a first prediction compiles (38 KB), of which a
+// model uses one count.
 #[inline(never)]
 fn direct_pairs<const P: usize>(w: &super::PackedWeights, win: &super::Window, image: &[i16], ys: core::ops::Range<usize>, acc: &mut [i32]) {
     let kp = dot16::padded_depth(w.depth);
