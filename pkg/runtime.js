@@ -418,10 +418,9 @@ async function digestsOf(bytes, sections, at = 0) {
 
 /**
  * A wasm Session of a whole model file, or of a prefix holding at least `planes` bit planes
- * (progressive loading), its sections hashed by `digestsOf`.
+ * (progressive loading), its sections hashed by `digestsOf` (or by wasm, where that gives none).
  */
 async function loadChecked(wasm, bytes, planes) {
-  if (!globalThis.crypto?.subtle) return planes === undefined ? wasm.Session.load(bytes) : wasm.Session.loadPrefix(bytes, planes);
   const file = planes === undefined ? wasm.Unhashed.parse(bytes) : wasm.Unhashed.parsePrefix(bytes, planes);
   return file.load(await digestsOf(bytes, file.sections()));
 }

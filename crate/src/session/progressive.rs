@@ -2,9 +2,11 @@
 //! first bit planes) that runs the narrow widths at once and is extended with more planes later,
 //! exactly as the whole file would run.
 
+use std::borrow::Cow;
+
 use super::Session;
 use crate::error::{ErrorKind, Result};
-use crate::format::{ModelFile, Unhashed, PLANES};
+use crate::format::{self, ModelFile, Unhashed, PLANES};
 use crate::model::Model;
 
 impl Session {
@@ -12,16 +14,15 @@ impl Session {
     /// (`format::Layout::prefix_ends[min_planes]` bytes); every piece present is checked against the
     /// file's SHA-256 digests first. It runs the widths those planes serve, at the widest one.
     pub fn load_prefix(bytes: &[u8], min_planes: u8, threads: usize) -> Result<Session> {
-        let model = Model::from_prefix(bytes, min_planes)?;
-        let keep = if model.planes_loaded() < PLANES { bytes.to_vec() } else { Vec::new() };
-        Ok(Session::new(model, keep, threads))
+        Session::from_file(format::read_prefix(bytes, min_planes)?, bytes.into(), threads)
     }
 
     /// A session of a file or prefix the caller read (`format::Unhashed`: digests hashed
-    /// elsewhere) from `bytes`, which a prefix's session keeps to [`extend`](Self::extend).
-    pub fn from_file(file: ModelFile, bytes: Vec<u8>, threads: usize) -> Result<Session> {
+    /// elsewhere) from `bytes`, which a prefix's session keeps to [`extend`](Self::extend) (a
+    /// whole file's are not copied).
+    pub fn from_file(file: ModelFile, bytes: Cow<'_, [u8]>, threads: usize) -> Result<Session> {
         let model = Model::from_file(file)?;
-        let keep = if model.planes_loaded() < PLANES { bytes } else { Vec::new() };
+        let keep = if model.planes_loaded() < PLANES { bytes.into_owned() } else { Vec::new() };
         Ok(Session::new(model, keep, threads))
     }
 

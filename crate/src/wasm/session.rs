@@ -451,7 +451,7 @@ impl Unhashed {
     pub fn load(self, digests: Option<Vec<u8>>) -> Result<Session, JsValue> {
         let given = digests_arg(digests)?;
         let file = self.parsed.read(&self.bytes, given.as_deref()).map_err(js_error)?;
-        let core = crate::session::Session::from_file(file, self.bytes, pool_threads()).map_err(js_error)?;
+        let core = crate::session::Session::from_file(file, self.bytes.into(), pool_threads()).map_err(js_error)?;
         Ok(Session { core })
     }
 }
